@@ -1,0 +1,31 @@
+# Developer entry points. Every target runs from a clean clone; see README.md.
+export GOTOOLCHAIN ?= local
+
+STACK ?= minikube
+E2E_TIMEOUT ?= 75m
+
+.PHONY: deploy preview destroy test e2e bench
+
+## deploy: create/select the stack (default: minikube) and deploy it to its cluster.
+deploy:
+	pulumi stack select --create $(STACK)
+	pulumi up --yes --stack $(STACK)
+
+## preview: what `pulumi up` would change (what reviewers run on a pull request).
+preview:
+	pulumi preview --diff --stack $(STACK)
+
+## destroy: remove the stack's objects; the registry data is kept (see README, Operations).
+destroy:
+	pulumi destroy --yes --stack $(STACK)
+
+## test: build, vet and the offline unit tests (seconds, no cluster).
+test:
+	go build ./...
+	go vet ./...
+	go vet -tags e2e ./e2e/
+	go test -count=1 ./...
+
+## e2e: the end-to-end suite against the cluster of the current KUBECONFIG (real pulumi CLI).
+e2e:
+	go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./e2e/

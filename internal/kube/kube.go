@@ -1,0 +1,84 @@
+// Package kube holds the Kubernetes conventions every component shares: recommended labels, the
+// restricted security context and resource requirements.
+package kube
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// PartOf is the app.kubernetes.io/part-of value of every object of the stack.
+const PartOf = "registry-stack"
+
+// Labels are the app.kubernetes.io/* labels of one component instance.
+func Labels(app, instance, component string) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":       app,
+		"app.kubernetes.io/instance":   instance,
+		"app.kubernetes.io/component":  component,
+		"app.kubernetes.io/part-of":    PartOf,
+		"app.kubernetes.io/managed-by": "pulumi",
+	}
+}
+
+// Selector is the immutable subset of Labels used in Deployment and Service selectors.
+func Selector(app, instance string) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":     app,
+		"app.kubernetes.io/instance": instance,
+	}
+}
+
+// PodSecurityContext runs every container of a pod as the given non-root user with the runtime's
+// default seccomp profile. fsGroup makes volumes that support ownership management writable.
+func PodSecurityContext(uid int) *corev1.PodSecurityContextArgs {
+	return &corev1.PodSecurityContextArgs{
+		RunAsNonRoot:   pulumi.Bool(true),
+		RunAsUser:      pulumi.Int(uid),
+		RunAsGroup:     pulumi.Int(uid),
+		FsGroup:        pulumi.Int(uid),
+		SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
+	}
+}
+
+// ContainerSecurityContext is the restricted Pod Security Standard for one container.
+func ContainerSecurityContext() *corev1.SecurityContextArgs {
+	return &corev1.SecurityContextArgs{
+		AllowPrivilegeEscalation: pulumi.Bool(false),
+		ReadOnlyRootFilesystem:   pulumi.Bool(true),
+		RunAsNonRoot:             pulumi.Bool(true),
+		Capabilities:             &corev1.CapabilitiesArgs{Drop: pulumi.ToStringArray([]string{"ALL"})},
+		SeccompProfile:           &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
+	}
+}
+
+// Resources builds requests (and a memory limit when memoryLimit is set). CPU is never limited:
+// throttling a registry stretches uploads without protecting anything.
+func Resources(cpuRequest, memoryRequest, memoryLimit string) *corev1.ResourceRequirementsArgs {
+	r := &corev1.ResourceRequirementsArgs{
+		Requests: pulumi.StringMap{"cpu": pulumi.String(cpuRequest), "memory": pulumi.String(memoryRequest)},
+	}
+	if memoryLimit != "" {
+		r.Limits = pulumi.StringMap{"memory": pulumi.String(memoryLimit)}
+	}
+	return r
+}
+
+// StringMap converts plain labels to a Pulumi input.
+func StringMap(m map[string]string) pulumi.StringMap {
+	return pulumi.ToStringMap(m)
+}
+
+// Checksum is the SHA-256 of a rendered configuration, for a pod template annotation that rolls the
+// pods when the configuration changes. The hash of high-entropy secrets reveals nothing usable, so
+// it is unsecreted: previews then show which pods will roll instead of "[secret]".
+func Checksum(rendered pulumi.StringOutput) pulumi.StringOutput {
+	sum := rendered.ApplyT(func(s string) string {
+		h := sha256.Sum256([]byte(s))
+		return hex.EncodeToString(h[:])
+	}).(pulumi.StringOutput)
+	return pulumi.Unsecret(sum).(pulumi.StringOutput)
+}

@@ -1,0 +1,257 @@
+// Package testutil runs Pulumi programs against an in-memory mock engine and records every resource
+// registration, so tests can assert on kinds, names, parents, options and (secret) inputs.
+package testutil
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Project and Stack of every mocked run.
+const (
+	Project = "registry-stack"
+	Stack   = "unit"
+)
+
+// Resource is one registration seen by the mock engine.
+type Resource struct {
+	Type           string
+	Name           string
+	Custom         bool
+	Parent         string // URN of the parent
+	Provider       string
+	RetainOnDelete bool
+	Protect        bool
+	Inputs         resource.PropertyMap
+}
+
+// Mocks implements pulumi.MockResourceMonitor and computes the outputs real providers would.
+type Mocks struct {
+	mu        sync.Mutex
+	resources []Resource
+}
+
+// NewResource records the registration and returns inputs plus computed outputs.
+func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	r := Resource{Type: args.TypeToken, Name: args.Name, Custom: args.Custom, Provider: args.Provider, Inputs: args.Inputs}
+	if rpc := args.RegisterRPC; rpc != nil {
+		r.Parent, r.RetainOnDelete, r.Protect = rpc.GetParent(), rpc.GetRetainOnDelete(), rpc.GetProtect()
+	}
+	m.mu.Lock()
+	m.resources = append(m.resources, r)
+	m.mu.Unlock()
+
+	outs := args.Inputs.Copy()
+	secret := func(s string) resource.PropertyValue { return resource.MakeSecret(resource.NewStringProperty(s)) }
+	switch args.TypeToken {
+	case "random:index/randomPassword:RandomPassword":
+		outs["result"] = secret("mock-password-" + args.Name)
+		outs["bcryptHash"] = secret("$2a$10$mockbcrypthashfor" + args.Name)
+	case "tls:index/privateKey:PrivateKey":
+		outs["privateKeyPem"] = secret("-----BEGIN EC PRIVATE KEY-----\nmock-" + args.Name + "\n-----END EC PRIVATE KEY-----\n")
+		outs["publicKeyPem"] = resource.NewStringProperty("-----BEGIN PUBLIC KEY-----\nmock-" + args.Name + "\n-----END PUBLIC KEY-----\n")
+	case "tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert":
+		outs["certPem"] = resource.NewStringProperty("-----BEGIN CERTIFICATE-----\nmock-" + args.Name + "\n-----END CERTIFICATE-----\n")
+	case "tls:index/certRequest:CertRequest":
+		outs["certRequestPem"] = resource.NewStringProperty("-----BEGIN CERTIFICATE REQUEST-----\nmock-" + args.Name + "\n-----END CERTIFICATE REQUEST-----\n")
+	case "kubernetes:core/v1:PersistentVolumeClaim":
+		// The provider waits for the claim to bind; a dynamic claim then names its new PV.
+		spec := outs["spec"].ObjectValue()
+		if _, ok := spec["volumeName"]; !ok {
+			spec["volumeName"] = resource.NewStringProperty("pvc-mock-" + args.Name)
+		}
+	}
+	return args.Name + "_id", outs, nil
+}
+
+// Call answers invokes by echoing their arguments.
+func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	return args.Args, nil
+}
+
+// Resources returns every registration so far.
+func (m *Mocks) Resources() []Resource {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Resource(nil), m.resources...)
+}
+
+// OfType returns the registrations of one type token.
+func (m *Mocks) OfType(typ string) []Resource {
+	var out []Resource
+	for _, r := range m.Resources() {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Get returns the one registration of type typ and logical name name, failing the test otherwise.
+func (m *Mocks) Get(t testing.TB, typ, name string) Resource {
+	t.Helper()
+	for _, r := range m.Resources() {
+		if r.Type == typ && r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no %s named %q registered; have: %s", typ, name, m.summary())
+	return Resource{}
+}
+
+func (m *Mocks) summary() string {
+	var parts []string
+	for _, r := range m.Resources() {
+		parts = append(parts, r.Type+"/"+r.Name)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Run runs program with the mock engine and the given stack config (keys without the project
+// prefix, values as `pulumi config set` stores them).
+func Run(t testing.TB, config map[string]string, program pulumi.RunFunc) (*Mocks, error) {
+	t.Helper()
+	full := make(map[string]string, len(config))
+	for k, v := range config {
+		full[Project+":"+k] = v
+	}
+	raw, err := json.Marshal(full)
+	if err != nil {
+		t.Fatalf("marshal config: %v", err)
+	}
+	t.Setenv("PULUMI_CONFIG", string(raw))
+	m := &Mocks{}
+	err = pulumi.RunErr(program, pulumi.WithMocks(Project, Stack, m))
+	return m, err
+}
+
+// MustRun is Run that fails the test on a program error.
+func MustRun(t testing.TB, config map[string]string, program pulumi.RunFunc) *Mocks {
+	t.Helper()
+	m, err := Run(t, config, program)
+	if err != nil {
+		t.Fatalf("program failed: %v", err)
+	}
+	return m
+}
+
+// Lookup walks an input tree by object keys and array indexes (secrets and outputs unwrapped) and
+// returns the plain Go value (string, float64, bool, []any, map[string]any) or nil when absent.
+func (r Resource) Lookup(path ...any) any {
+	v := resource.NewObjectProperty(r.Inputs)
+	for _, p := range path {
+		v = unwrap(v)
+		switch k := p.(type) {
+		case string:
+			if !v.IsObject() {
+				return nil
+			}
+			next, ok := v.ObjectValue()[resource.PropertyKey(k)]
+			if !ok {
+				return nil
+			}
+			v = next
+		case int:
+			if !v.IsArray() || k >= len(v.ArrayValue()) {
+				return nil
+			}
+			v = v.ArrayValue()[k]
+		default:
+			panic(fmt.Sprintf("Lookup: path element %v is neither string nor int", p))
+		}
+	}
+	return Plain(v)
+}
+
+// String is Lookup for a string value ("" when absent).
+func (r Resource) String(path ...any) string {
+	s, _ := r.Lookup(path...).(string)
+	return s
+}
+
+// IsSecret reports whether the input at path is marked secret (itself, an enclosing value or a
+// value inside it).
+func (r Resource) IsSecret(path ...any) bool {
+	v := resource.NewObjectProperty(r.Inputs)
+	for _, p := range path {
+		if v.IsSecret() {
+			return true
+		}
+		v = unwrap(v)
+		switch k := p.(type) {
+		case string:
+			if !v.IsObject() {
+				return false
+			}
+			v = v.ObjectValue()[resource.PropertyKey(k)]
+		case int:
+			if !v.IsArray() || k >= len(v.ArrayValue()) {
+				return false
+			}
+			v = v.ArrayValue()[k]
+		}
+	}
+	return v.ContainsSecrets()
+}
+
+func unwrap(v resource.PropertyValue) resource.PropertyValue {
+	for {
+		switch {
+		case v.IsSecret():
+			v = v.SecretValue().Element
+		case v.IsOutput():
+			v = v.OutputValue().Element
+		default:
+			return v
+		}
+	}
+}
+
+// Plain converts a property value to plain Go values, unwrapping secrets and outputs.
+func Plain(v resource.PropertyValue) any {
+	v = unwrap(v)
+	switch {
+	case v.IsNull():
+		return nil
+	case v.IsString():
+		return v.StringValue()
+	case v.IsNumber():
+		return v.NumberValue()
+	case v.IsBool():
+		return v.BoolValue()
+	case v.IsArray():
+		out := make([]any, len(v.ArrayValue()))
+		for i, e := range v.ArrayValue() {
+			out[i] = Plain(e)
+		}
+		return out
+	case v.IsObject():
+		out := map[string]any{}
+		for k, e := range v.ObjectValue() {
+			out[string(k)] = Plain(e)
+		}
+		return out
+	case v.IsComputed():
+		return "<computed>"
+	}
+	return fmt.Sprintf("<%s>", v.TypeString())
+}
+
+// Dump renders every input of every registration as JSON, for "no secret anywhere" checks.
+func (m *Mocks) Dump(filter func(Resource) bool) string {
+	var b strings.Builder
+	for _, r := range m.Resources() {
+		if filter != nil && !filter(r) {
+			continue
+		}
+		j, _ := json.Marshal(Plain(resource.NewObjectProperty(r.Inputs)))
+		fmt.Fprintf(&b, "%s/%s %s\n", r.Type, r.Name, j)
+	}
+	return b.String()
+}

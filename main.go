@@ -1,0 +1,174 @@
+// Command registry-stack deploys a private Docker/OCI registry on Kubernetes: storage, a Redis
+// cache, CNCF distribution v3 replicas, an Ingress with a generated CA, and a safe GC CronJob.
+// This file only wires the components; stackconfig holds every setting.
+package main
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/gc"
+	"github.com/regstack/registry-stack/ingress"
+	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/redis"
+	"github.com/regstack/registry-stack/registry"
+	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/storage"
+)
+
+// Names of the component instances; the Kubernetes objects are named after them.
+const (
+	registryName = "registry"
+	storageName  = "registry-data"
+	redisName    = "registry-redis"
+	gcName       = "registry-gc"
+)
+
+func main() {
+	pulumi.Run(func(ctx *pulumi.Context) error {
+		cfg, err := stackconfig.Load(ctx)
+		if err != nil {
+			return err
+		}
+		outputs, err := deploy(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		for k, v := range outputs {
+			ctx.Export(k, v)
+		}
+		return nil
+	})
+}
+
+// deploy registers every component and returns the stack outputs.
+func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
+
+	// An explicit provider: the stack deploys to the context it names, never to whatever kubectl
+	// context happens to be current (empty kubeContext = current, said out loud in the config).
+	providerArgs := &kubernetes.ProviderArgs{}
+	if cfg.KubeContext != "" {
+		providerArgs.Context = pulumi.String(cfg.KubeContext)
+	}
+	provider, err := kubernetes.NewProvider(ctx, "k8s", providerArgs)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes provider: %w", err)
+	}
+	k8s := pulumi.Provider(provider)
+
+	namespace := pulumi.String(cfg.Namespace).ToStringOutput()
+	if cfg.CreateNamespace {
+		ns, err := corev1.NewNamespace(ctx, cfg.Namespace, &corev1.NamespaceArgs{
+			Metadata: &metav1.ObjectMetaArgs{
+				Name:   pulumi.String(cfg.Namespace),
+				Labels: kube.StringMap(kube.Labels("registry", registryName, "namespace")),
+			},
+		}, k8s)
+		if err != nil {
+			return nil, fmt.Errorf("namespace %q: %w", cfg.Namespace, err)
+		}
+		namespace = ns.Metadata.Name().Elem()
+	}
+
+	data, err := storage.NewStorage(ctx, storageName, &storage.StorageArgs{
+		Namespace:        namespace,
+		Mode:             cfg.StorageMode,
+		VolumeSize:       cfg.PVSize,
+		ClaimSize:        cfg.PVCSize,
+		AccessMode:       cfg.StorageAccessMode,
+		HostPath:         cfg.StorageHostPath,
+		StorageClassName: cfg.StorageClassName,
+		VolumeName:       cfg.StorageVolumeName,
+	}, k8s)
+	if err != nil {
+		return nil, err
+	}
+
+	var cache *redis.Redis
+	if cfg.CacheEnabled {
+		maxMemoryBytes, err := stackconfig.RedisMaxMemoryBytes(cfg.RedisMaxMemory)
+		if err != nil {
+			return nil, fmt.Errorf("config redisMaxMemory: %w", err)
+		}
+		cache, err = redis.NewRedis(ctx, redisName, &redis.RedisArgs{
+			Namespace:       namespace,
+			Image:           cfg.RedisImage,
+			MaxMemory:       cfg.RedisMaxMemory,
+			MaxMemoryBytes:  maxMemoryBytes,
+			CPURequest:      cfg.RedisCPURequest,
+			MemoryRequest:   cfg.RedisMemoryRequest,
+			ClientSelectors: []map[string]string{registry.PodSelector(registryName), gc.PodSelector(gcName)},
+		}, k8s)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	regArgs := &registry.RegistryArgs{
+		Namespace:          namespace,
+		ClaimName:          data.ClaimName,
+		Image:              cfg.RegistryImage,
+		Replicas:           cfg.Replicas,
+		Username:           cfg.Username,
+		LogLevel:           cfg.LogLevel,
+		ServiceType:        cfg.ServiceType,
+		FixVolumeOwnership: cfg.StorageMode == stackconfig.StorageHostPath,
+		CPURequest:         cfg.RegistryCPURequest,
+		MemoryRequest:      cfg.RegistryMemoryRequest,
+		MemoryLimit:        cfg.RegistryMemoryLimit,
+	}
+	if cache != nil {
+		regArgs.CacheEnabled, regArgs.RedisAddr, regArgs.RedisPassword = true, cache.Address, cache.Password
+	}
+	reg, err := registry.NewRegistry(ctx, registryName, regArgs, k8s)
+	if err != nil {
+		return nil, err
+	}
+
+	ing, err := ingress.NewIngress(ctx, registryName, &ingress.IngressArgs{
+		Namespace:         namespace,
+		Hostname:          cfg.Hostname,
+		ExtraDNSNames:     cfg.ExtraDNSNames,
+		ExtraIPAddresses:  cfg.ExtraIPAddresses,
+		IngressClassName:  cfg.IngressClassName,
+		SourceRanges:      cfg.IngressSourceRanges,
+		ServiceName:       reg.ServiceName,
+		ServicePort:       registry.Port,
+		CertValidityHours: cfg.CertValidityHours,
+	}, k8s)
+	if err != nil {
+		return nil, err
+	}
+
+	gcArgs := &gc.GCArgs{
+		Namespace:        namespace,
+		Schedule:         cfg.GCSchedule,
+		Suspend:          cfg.GCSuspend,
+		DeploymentName:   reg.DeploymentName,
+		ContainerName:    registry.ContainerName,
+		RegistrySelector: registry.PodSelector(registryName),
+		RegistryImage:    cfg.RegistryImage,
+		RegistryUID:      registry.UID,
+		ConfigSecretName: reg.ConfigSecretName,
+		ClaimName:        data.ClaimName,
+		KubectlImage:     cfg.GCKubectlImage,
+	}
+	if cache != nil {
+		gcArgs.CacheEnabled = true
+		gcArgs.RedisHost = pulumi.String(redisName)
+		gcArgs.RedisPort = redis.Port
+		gcArgs.RedisImage = cfg.RedisImage
+		gcArgs.RedisPasswordSecret = cache.SecretName
+		gcArgs.RedisPasswordKey = redis.PasswordKey
+	}
+	collector, err := gc.NewGC(ctx, gcName, gcArgs, k8s)
+	if err != nil {
+		return nil, err
+	}
+
+	return stackOutputs(cfg, reg, ing, collector, data, cache), nil
+}

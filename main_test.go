@@ -1,0 +1,358 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/stackconfig"
+)
+
+const (
+	tDeployment = "kubernetes:apps/v1:Deployment"
+	tService    = "kubernetes:core/v1:Service"
+	tSecret     = "kubernetes:core/v1:Secret"
+	tConfigMap  = "kubernetes:core/v1:ConfigMap"
+	tPV         = "kubernetes:core/v1:PersistentVolume"
+	tPVPatch    = "kubernetes:core/v1:PersistentVolumePatch"
+	tPVC        = "kubernetes:core/v1:PersistentVolumeClaim"
+	tIngress    = "kubernetes:networking.k8s.io/v1:Ingress"
+	tCronJob    = "kubernetes:batch/v1:CronJob"
+	tPDB        = "kubernetes:policy/v1:PodDisruptionBudget"
+	tNetPol     = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+	tCSR        = "tls:index/certRequest:CertRequest"
+	tPassword   = "random:index/randomPassword:RandomPassword"
+)
+
+// program is the stack program as main runs it, also handing the outputs to the test.
+func program(outputs *pulumi.Map) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		cfg, err := stackconfig.Load(ctx)
+		if err != nil {
+			return err
+		}
+		out, err := deploy(ctx, cfg)
+		if outputs != nil {
+			*outputs = out
+		}
+		return err
+	}
+}
+
+func run(t *testing.T, config map[string]string) *testutil.Mocks {
+	t.Helper()
+	return testutil.MustRun(t, config, program(nil))
+}
+
+func TestDefaultStackRegistersEveryComponent(t *testing.T) {
+	m := run(t, nil)
+
+	wantKinds := map[string]int{
+		"kubernetes:core/v1:Namespace":      1,
+		tPV:                                 1,
+		tPVC:                                1,
+		tSecret:                             3, // registry config, redis, TLS
+		tDeployment:                         2,
+		tService:                            2,
+		tPDB:                                1,
+		tNetPol:                             1,
+		tIngress:                            1,
+		tCronJob:                            1,
+		tConfigMap:                          1,
+		"kubernetes:core/v1:ServiceAccount": 1,
+		"kubernetes:rbac.authorization.k8s.io/v1:Role":        1,
+		"kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": 1,
+		tPassword:                                 3, // htpasswd, http.secret, redis
+		"tls:index/privateKey:PrivateKey":         2,
+		"tls:index/selfSignedCert:SelfSignedCert": 1,
+		tCSR: 1,
+		"tls:index/locallySignedCert:LocallySignedCert": 1,
+		"registry-stack:index:Storage":                  1,
+		"registry-stack:index:Redis":                    1,
+		"registry-stack:index:Registry":                 1,
+		"registry-stack:index:Ingress":                  1,
+		"registry-stack:index:GC":                       1,
+	}
+	for kind, n := range wantKinds {
+		if got := len(m.OfType(kind)); got != n {
+			t.Errorf("%s: %d registered, want %d", kind, got, n)
+		}
+	}
+}
+
+func TestEveryKubernetesObjectUsesTheExplicitProviderAndIsLabelled(t *testing.T) {
+	m := run(t, nil)
+	for _, r := range m.Resources() {
+		if !strings.HasPrefix(r.Type, "kubernetes:") || r.Type == "pulumi:providers:kubernetes" {
+			continue
+		}
+		if !strings.Contains(r.Provider, "pulumi:providers:kubernetes::k8s") {
+			t.Errorf("%s/%s: provider %q, want the stack's explicit provider", r.Type, r.Name, r.Provider)
+		}
+		if r.Type == tPVPatch {
+			continue
+		}
+		for _, key := range []string{"name", "instance", "component", "part-of", "managed-by"} {
+			if r.String("metadata", "labels", "app.kubernetes.io/"+key) == "" {
+				t.Errorf("%s/%s: missing label app.kubernetes.io/%s", r.Type, r.Name, key)
+			}
+		}
+	}
+}
+
+func TestComponentChildrenAreParented(t *testing.T) {
+	m := run(t, nil)
+	topLevel := map[string]bool{"pulumi:providers:kubernetes": true, "kubernetes:core/v1:Namespace": true}
+	for _, r := range m.Resources() {
+		if topLevel[r.Type] || strings.HasPrefix(r.Type, "registry-stack:index:") {
+			continue
+		}
+		if !strings.Contains(r.Parent, "registry-stack:index:") {
+			t.Errorf("%s/%s: parent %q, want a component", r.Type, r.Name, r.Parent)
+		}
+	}
+}
+
+func TestConfigValuesReachTheResources(t *testing.T) {
+	m := run(t, map[string]string{
+		"replicas":         "3",
+		"hostname":         "registry.example.com",
+		"extraDnsNames":    `["registry.internal"]`,
+		"extraIpAddresses": `["10.1.2.3"]`,
+		"pvSize":           "20Gi",
+		"pvcSize":          "15Gi",
+		"namespace":        "images",
+		"ingressClassName": "traefik",
+		"storageHostPath":  "/srv/registry",
+	})
+
+	dep := m.Get(t, tDeployment, "registry")
+	if got := dep.Lookup("spec", "replicas"); got != 3.0 {
+		t.Errorf("replicas = %v, want 3", got)
+	}
+	if got := dep.String("metadata", "namespace"); got != "images" {
+		t.Errorf("namespace = %q", got)
+	}
+	pv := m.Get(t, tPV, "registry-data")
+	if got := pv.String("spec", "capacity", "storage"); got != "20Gi" {
+		t.Errorf("PV capacity = %q, want 20Gi", got)
+	}
+	if got := pv.String("spec", "hostPath", "path"); got != "/srv/registry" {
+		t.Errorf("PV hostPath = %q", got)
+	}
+	if got := pv.String("metadata", "name"); got != "images-registry-data" {
+		t.Errorf("PV name = %q, want the namespace-qualified images-registry-data", got)
+	}
+	pvc := m.Get(t, tPVC, "registry-data")
+	if got := pvc.String("spec", "resources", "requests", "storage"); got != "15Gi" {
+		t.Errorf("PVC request = %q, want 15Gi", got)
+	}
+
+	ing := m.Get(t, tIngress, "registry")
+	if got := ing.String("spec", "rules", 0, "host"); got != "registry.example.com" {
+		t.Errorf("ingress host = %q", got)
+	}
+	if got := ing.String("spec", "ingressClassName"); got != "traefik" {
+		t.Errorf("ingress class = %q", got)
+	}
+	tlsHosts := ing.Lookup("spec", "tls", 0, "hosts")
+	if fmt.Sprint(tlsHosts) != "[registry.example.com registry.internal]" {
+		t.Errorf("ingress TLS hosts = %v", tlsHosts)
+	}
+	csr := m.Get(t, tCSR, "registry-server-csr")
+	if got := fmt.Sprint(csr.Lookup("dnsNames")); got != "[registry.example.com registry.internal]" {
+		t.Errorf("certificate DNS SANs = %s, want the hostname first", got)
+	}
+	if got := fmt.Sprint(csr.Lookup("ipAddresses")); got != "[10.1.2.3]" {
+		t.Errorf("certificate IP SANs = %s", got)
+	}
+}
+
+func TestDataSurvivesDestroy(t *testing.T) {
+	m := run(t, nil)
+	for _, r := range []testutil.Resource{m.Get(t, tPV, "registry-data"), m.Get(t, tPVC, "registry-data")} {
+		if !r.RetainOnDelete {
+			t.Errorf("%s: retainOnDelete is off: pulumi destroy would delete the images", r.Type)
+		}
+	}
+	if got := m.Get(t, tPV, "registry-data").String("spec", "persistentVolumeReclaimPolicy"); got != "Retain" {
+		t.Errorf("PV reclaim policy = %q, want Retain", got)
+	}
+}
+
+func TestSecretsAreSecretAndNeverInConfigMaps(t *testing.T) {
+	m := run(t, nil)
+	for _, c := range []struct{ name, key string }{
+		{"registry-config", "config.yml"},
+		{"registry-config", "htpasswd"},
+		{"registry-redis", "password"},
+		{"registry-redis", "redis.conf"},
+		{"registry-tls", "tls.key"},
+	} {
+		if !m.Get(t, tSecret, c.name).IsSecret("stringData", c.key) {
+			t.Errorf("Secret %s key %s is not marked secret", c.name, c.key)
+		}
+	}
+	configMaps := m.Dump(func(r testutil.Resource) bool { return r.Type == tConfigMap })
+	if configMaps == "" {
+		t.Fatal("no ConfigMap registered: the check below would prove nothing")
+	}
+	for _, secret := range []string{"mock-password-", "$2a$", "PRIVATE KEY", "requirepass"} {
+		if strings.Contains(configMaps, secret) {
+			t.Errorf("a ConfigMap contains secret material %q", secret)
+		}
+	}
+}
+
+func TestOutputsHideThePassword(t *testing.T) {
+	var outputs pulumi.Map
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	plain := map[string]string{}
+	secret := map[string]bool{}
+	_, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
+		if err := program(&outputs)(ctx); err != nil {
+			return err
+		}
+		for k, v := range outputs {
+			out := pulumi.ToOutput(v)
+			secret[k] = pulumi.IsSecret(out)
+			wg.Add(1)
+			out.ApplyT(func(x any) any {
+				defer wg.Done()
+				mu.Lock()
+				defer mu.Unlock()
+				plain[k] = fmt.Sprint(x)
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stack outputs did not resolve")
+	}
+	for _, k := range []string{"url", "hostname", "username", "password", "caCertPem", "dockerLoginCommand", "trustCaCommands", "cranePushExample"} {
+		if _, ok := plain[k]; !ok {
+			t.Errorf("output %q missing", k)
+		}
+	}
+	if !secret["password"] {
+		t.Error("output password is not secret")
+	}
+	for k, v := range plain {
+		if k != "password" && (secret[k] || strings.Contains(v, "mock-password-")) {
+			t.Errorf("output %q is secret or holds a password: %q", k, v)
+		}
+	}
+	if plain["url"] != "https://registry.minikube.test" {
+		t.Errorf("url = %q", plain["url"])
+	}
+}
+
+func TestRenderedRegistryConfigIsAcceptedByTheRegistry(t *testing.T) {
+	m := run(t, nil)
+	raw := m.Get(t, tSecret, "registry-config").String("stringData", "config.yml")
+	cfg, err := configuration.Parse(strings.NewReader(raw))
+	if err != nil {
+		t.Fatalf("registry rejects its config: %v\n%s", err, raw)
+	}
+	if got := cfg.Redis.Options.Addrs; !slices.Equal(got, []string{"registry-redis:6379"}) {
+		t.Errorf("redis addrs = %v, want the redis Service", got)
+	}
+	if got := cfg.Redis.Options.Password; got != "mock-password-registry-redis-password" {
+		t.Errorf("redis password = %q, want the generated Redis password", got)
+	}
+	if got := cfg.HTTP.Secret; got != "mock-password-registry-http-secret" {
+		t.Errorf("http.secret = %q, want the shared generated secret", got)
+	}
+	if got := cfg.Storage["cache"]["blobdescriptor"]; got != "redis" {
+		t.Errorf("storage.cache.blobdescriptor = %v", got)
+	}
+	htpasswd := m.Get(t, tSecret, "registry-config").String("stringData", "htpasswd")
+	if htpasswd != "admin:$2a$10$mockbcrypthashforregistry-password\n" {
+		t.Errorf("htpasswd = %q, want user:bcrypt of the generated password", htpasswd)
+	}
+}
+
+func TestSingleReplicaHasNoDisruptionBudget(t *testing.T) {
+	m := run(t, map[string]string{"replicas": "1"})
+	if n := len(m.OfType(tPDB)); n != 0 {
+		t.Errorf("%d PodDisruptionBudgets with one replica; it would block every node drain", n)
+	}
+}
+
+func TestCacheDisabledRemovesRedis(t *testing.T) {
+	m := run(t, map[string]string{"cacheEnabled": "false"})
+	if n := len(m.OfType("registry-stack:index:Redis")); n != 0 {
+		t.Errorf("Redis registered with cacheEnabled=false")
+	}
+	raw := m.Get(t, tSecret, "registry-config").String("stringData", "config.yml")
+	cfg, err := configuration.Parse(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Redis.Options.Addrs) != 0 || cfg.Storage["cache"] != nil {
+		t.Errorf("config still uses redis: %s", raw)
+	}
+	for _, c := range m.Get(t, tCronJob, "registry-gc").Lookup("spec", "jobTemplate", "spec", "template", "spec", "initContainers").([]any) {
+		if c.(map[string]any)["name"] == "flush-cache" {
+			t.Error("GC flushes a cache that does not exist")
+		}
+	}
+}
+
+func TestDynamicStorageRetainsTheProvisionedVolume(t *testing.T) {
+	m := run(t, map[string]string{"storageMode": "dynamic", "storageClassName": "fast"})
+	if n := len(m.OfType(tPV)); n != 0 {
+		t.Errorf("dynamic mode registered %d static PVs", n)
+	}
+	if got := m.Get(t, tPVC, "registry-data").String("spec", "storageClassName"); got != "fast" {
+		t.Errorf("claim class = %q, want fast", got)
+	}
+	patch := m.Get(t, tPVPatch, "registry-data-retain")
+	if got := patch.String("spec", "persistentVolumeReclaimPolicy"); got != "Retain" {
+		t.Errorf("PV patch reclaim policy = %q", got)
+	}
+	if got := patch.String("metadata", "name"); got != "pvc-mock-registry-data" {
+		t.Errorf("PV patch targets %q, want the claim's bound volume", got)
+	}
+}
+
+func TestExistingStorageBindsTheNamedVolume(t *testing.T) {
+	m := run(t, map[string]string{"storageMode": "existing", "storageVolumeName": "old-registry-pv", "storageClassName": ""})
+	if n := len(m.OfType(tPV)); n != 0 {
+		t.Errorf("existing mode registered %d PVs", n)
+	}
+	if got := m.Get(t, tPVC, "registry-data").String("spec", "volumeName"); got != "old-registry-pv" {
+		t.Errorf("claim volumeName = %q", got)
+	}
+}
+
+func TestInvalidConfigRegistersNothing(t *testing.T) {
+	m, err := testutil.Run(t, map[string]string{"replicas": "0", "hostname": "not a host"}, program(nil))
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{`"replicas"`, `"hostname"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	if n := len(m.Resources()); n != 0 {
+		t.Errorf("%d resources registered before validation failed", n)
+	}
+}

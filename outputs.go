@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/gc"
+	"github.com/regstack/registry-stack/ingress"
+	"github.com/regstack/registry-stack/redis"
+	"github.com/regstack/registry-stack/registry"
+	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/storage"
+)
+
+// stackOutputs is what a user needs to log in, trust the CA and push; the password only as a secret.
+func stackOutputs(cfg *stackconfig.Config, reg *registry.Registry, ing *ingress.Ingress,
+	collector *gc.GC, data *storage.Storage, cache *redis.Redis) pulumi.Map {
+	host := cfg.Hostname
+	out := pulumi.Map{
+		"url":                ing.URL,
+		"hostname":           pulumi.String(host),
+		"namespace":          pulumi.String(cfg.Namespace),
+		"username":           reg.Username,
+		"password":           pulumi.ToSecret(reg.Password),
+		"caCertPem":          ing.CACertPem,
+		"dockerLoginCommand": pulumi.String(DockerLoginCommand(host, cfg.Username)),
+		"trustCaCommands":    pulumi.String(TrustCACommands(host)),
+		"cranePushExample":   pulumi.String(CranePushExample(host, cfg.Username)),
+		"deploymentName":     reg.DeploymentName,
+		"serviceName":        reg.ServiceName,
+		"gcCronJobName":      collector.CronJobName,
+		"claimName":          data.ClaimName,
+		"volumeName":         data.VolumeName,
+	}
+	if cache != nil {
+		out["redisDeploymentName"] = cache.DeploymentName
+	}
+	return out
+}
+
+// DockerLoginCommand logs in without putting the password on a command line.
+func DockerLoginCommand(host, username string) string {
+	return fmt.Sprintf("pulumi stack output password --show-secrets | docker login %s --username %s --password-stdin", host, username)
+}
+
+// TrustCACommands installs the CA where docker, containerd and the OS look for it.
+func TrustCACommands(host string) string {
+	return strings.Join([]string{
+		"# docker (per registry host):",
+		fmt.Sprintf("sudo mkdir -p /etc/docker/certs.d/%s && pulumi stack output caCertPem | sudo tee /etc/docker/certs.d/%s/ca.crt", host, host),
+		"# containerd (config_path = /etc/containerd/certs.d):",
+		fmt.Sprintf("sudo mkdir -p /etc/containerd/certs.d/%s && pulumi stack output caCertPem | sudo tee /etc/containerd/certs.d/%s/ca.crt", host, host),
+		"# Debian/Ubuntu system trust (curl, crane, Go programs):",
+		"pulumi stack output caCertPem | sudo tee /usr/local/share/ca-certificates/registry-stack.crt && sudo update-ca-certificates",
+	}, "\n")
+}
+
+// CranePushExample copies a public image into the registry with crane.
+func CranePushExample(host, username string) string {
+	return fmt.Sprintf("pulumi stack output password --show-secrets | crane auth login %s -u %s --password-stdin && crane copy busybox:1.36 %s/library/busybox:1.36", host, username, host)
+}

@@ -1,0 +1,174 @@
+package registry
+
+import (
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Paths and ports inside the registry pod.
+const (
+	ConfigDir    = "/etc/distribution"
+	ConfigFile   = ConfigDir + "/config.yml"
+	HtpasswdFile = ConfigDir + "/htpasswd"
+	DataDir      = "/var/lib/registry"
+	Port         = 5000
+	DebugPort    = 5001
+	MetricsPath  = "/metrics"
+)
+
+// ConfigInput is what the rendered config.yml depends on.
+type ConfigInput struct {
+	LogLevel      string
+	HTTPSecret    string
+	RedisAddr     string
+	RedisPassword string
+	CacheEnabled  bool
+}
+
+// The structs below mirror the distribution v3 configuration schema (configuration.Configuration)
+// for the parts we set. Unknown keys are silently dropped by the registry, so a test parses the
+// rendered file with the registry's own parser and checks every value arrived.
+
+type fileConfig struct {
+	Version string        `yaml:"version"`
+	Log     logConfig     `yaml:"log"`
+	Storage storageConfig `yaml:"storage"`
+	Auth    authConfig    `yaml:"auth"`
+	HTTP    httpConfig    `yaml:"http"`
+	Redis   *redisConfig  `yaml:"redis,omitempty"`
+	Health  healthConfig  `yaml:"health"`
+}
+
+type logConfig struct {
+	Level     string            `yaml:"level"`
+	Formatter string            `yaml:"formatter"`
+	Fields    map[string]string `yaml:"fields,omitempty"`
+	AccessLog struct {
+		Disabled bool `yaml:"disabled"`
+	} `yaml:"accesslog"`
+}
+
+type storageConfig struct {
+	Filesystem  map[string]string `yaml:"filesystem"`
+	Delete      map[string]bool   `yaml:"delete"`
+	Cache       map[string]string `yaml:"cache,omitempty"`
+	Maintenance maintenanceConfig `yaml:"maintenance"`
+}
+
+type maintenanceConfig struct {
+	UploadPurging uploadPurging `yaml:"uploadpurging"`
+}
+
+type uploadPurging struct {
+	Enabled  bool   `yaml:"enabled"`
+	Age      string `yaml:"age"`
+	Interval string `yaml:"interval"`
+	DryRun   bool   `yaml:"dryrun"`
+}
+
+type authConfig struct {
+	Htpasswd htpasswdConfig `yaml:"htpasswd"`
+}
+
+type htpasswdConfig struct {
+	Realm string `yaml:"realm"`
+	Path  string `yaml:"path"`
+}
+
+type httpConfig struct {
+	Addr         string              `yaml:"addr"`
+	Secret       string              `yaml:"secret"`
+	DrainTimeout string              `yaml:"draintimeout"`
+	Headers      map[string][]string `yaml:"headers"`
+	Debug        debugConfig         `yaml:"debug"`
+}
+
+type debugConfig struct {
+	Addr       string           `yaml:"addr"`
+	Prometheus prometheusConfig `yaml:"prometheus"`
+}
+
+type prometheusConfig struct {
+	Enabled bool   `yaml:"enabled"`
+	Path    string `yaml:"path"`
+}
+
+// redisConfig is the v3 schema (go-redis options): addrs is a list; there is no addr and no pool block.
+type redisConfig struct {
+	Addrs           []string `yaml:"addrs"`
+	Password        string   `yaml:"password"`
+	DB              int      `yaml:"db"`
+	DialTimeout     string   `yaml:"dialtimeout"`
+	ReadTimeout     string   `yaml:"readtimeout"`
+	WriteTimeout    string   `yaml:"writetimeout"`
+	PoolSize        int      `yaml:"poolsize"`
+	MinIdleConns    int      `yaml:"minidleconns"`
+	MaxIdleConns    int      `yaml:"maxidleconns"`
+	ConnMaxIdleTime string   `yaml:"connmaxidletime"`
+}
+
+type healthConfig struct {
+	StorageDriver storageDriverHealth `yaml:"storagedriver"`
+}
+
+type storageDriverHealth struct {
+	Enabled   bool   `yaml:"enabled"`
+	Interval  string `yaml:"interval"`
+	Threshold int    `yaml:"threshold"`
+}
+
+// RenderConfig renders the registry's whole config.yml.
+func RenderConfig(in ConfigInput) (string, error) {
+	cfg := fileConfig{
+		Version: "0.1",
+		Log: logConfig{
+			Level:     in.LogLevel,
+			Formatter: "text",
+			Fields:    map[string]string{"service": "registry"},
+		},
+		Storage: storageConfig{
+			Filesystem: map[string]string{"rootdirectory": DataDir},
+			Delete:     map[string]bool{"enabled": true},
+			Maintenance: maintenanceConfig{UploadPurging: uploadPurging{
+				// Abandoned uploads are removed after a week; a live upload never lasts that long.
+				Enabled: true, Age: "168h", Interval: "24h",
+			}},
+		},
+		Auth: authConfig{Htpasswd: htpasswdConfig{Realm: "registry", Path: HtpasswdFile}},
+		HTTP: httpConfig{
+			Addr:   fmt.Sprintf(":%d", Port),
+			Secret: in.HTTPSecret,
+			// In-flight uploads finish before a pod stops (rolling updates, GC's read-only switch).
+			DrainTimeout: "25s",
+			Headers:      map[string][]string{"X-Content-Type-Options": {"nosniff"}},
+			// Metrics and pprof are served without auth: own port, never in the Service or Ingress.
+			Debug: debugConfig{
+				Addr:       fmt.Sprintf(":%d", DebugPort),
+				Prometheus: prometheusConfig{Enabled: true, Path: MetricsPath},
+			},
+		},
+		Health: healthConfig{StorageDriver: storageDriverHealth{Enabled: true, Interval: "10s", Threshold: 3}},
+	}
+	if in.CacheEnabled {
+		cfg.Storage.Cache = map[string]string{"blobdescriptor": "redis"}
+		cfg.Redis = &redisConfig{
+			Addrs:    []string{in.RedisAddr},
+			Password: in.RedisPassword,
+			// Short timeouts: when Redis is down every lookup falls back to storage, and a slow
+			// fallback would stall every pull.
+			DialTimeout:     "1s",
+			ReadTimeout:     "1s",
+			WriteTimeout:    "1s",
+			PoolSize:        16,
+			MinIdleConns:    2,
+			MaxIdleConns:    8,
+			ConnMaxIdleTime: "300s",
+		}
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", fmt.Errorf("render registry config: %w", err)
+	}
+	return string(out), nil
+}

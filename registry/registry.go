@@ -1,0 +1,348 @@
+// Package registry runs CNCF distribution v3: config.yml and htpasswd in a Secret, a Deployment of
+// replicas that share storage, the Redis cache and one http.secret, a Service and a
+// PodDisruptionBudget.
+package registry
+
+import (
+	"fmt"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
+	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/internal/kube"
+)
+
+const (
+	// ContainerName is the registry container of every pod (GC patches its env by this name).
+	ContainerName = "registry"
+	// UID runs the registry; volumes must be writable by it.
+	UID = 1000
+	// ConfigKey and HtpasswdKey are the keys of the config Secret.
+	ConfigKey   = "config.yml"
+	HtpasswdKey = "htpasswd"
+)
+
+// RegistryArgs configures the registry.
+type RegistryArgs struct {
+	// Required: namespace of every object.
+	Namespace pulumi.StringInput
+	// Required: the PersistentVolumeClaim holding the images.
+	ClaimName pulumi.StringInput
+	// Optional: defaults to "registry:3.1.2". Must be distribution v3 (config at /etc/distribution).
+	Image string
+	// Optional: defaults to 2.
+	Replicas int
+	// Optional: defaults to "admin". htpasswd user.
+	Username string
+	// Optional: defaults to "info".
+	LogLevel string
+	// Optional: defaults to "ClusterIP".
+	ServiceType string
+	// Optional: defaults to false. When true, blob descriptors are cached in Redis at RedisAddr.
+	CacheEnabled bool
+	// Required when CacheEnabled: host:port of Redis.
+	RedisAddr pulumi.StringInput
+	// Required when CacheEnabled: the Redis password (secret).
+	RedisPassword pulumi.StringInput
+	// Optional: defaults to false. Adds a root init container that chowns the data directory:
+	// hostPath volumes are created root-owned and ignore fsGroup.
+	FixVolumeOwnership bool
+	// Optional: defaults to "100m".
+	CPURequest string
+	// Optional: defaults to "128Mi".
+	MemoryRequest string
+	// Optional: defaults to "1Gi".
+	MemoryLimit string
+}
+
+// Registry is the registry Deployment and everything it needs.
+type Registry struct {
+	pulumi.ResourceState
+
+	// DeploymentName names the registry Deployment.
+	DeploymentName pulumi.StringOutput `pulumi:"deploymentName"`
+	// ServiceName names the Service in front of the pods (port Port).
+	ServiceName pulumi.StringOutput `pulumi:"serviceName"`
+	// ConfigSecretName names the Secret with config.yml and htpasswd.
+	ConfigSecretName pulumi.StringOutput `pulumi:"configSecretName"`
+	// Username is the htpasswd user.
+	Username pulumi.StringOutput `pulumi:"username"`
+	// Password is the generated htpasswd password (secret).
+	Password pulumi.StringOutput `pulumi:"password"`
+}
+
+func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
+	out := *a
+	if out.Namespace == nil || out.ClaimName == nil {
+		return nil, fmt.Errorf("registry: Namespace and ClaimName are required")
+	}
+	if out.CacheEnabled && (out.RedisAddr == nil || out.RedisPassword == nil) {
+		return nil, fmt.Errorf("registry: RedisAddr and RedisPassword are required when CacheEnabled")
+	}
+	if out.Image == "" {
+		out.Image = "registry:3.1.2"
+	}
+	if out.Replicas == 0 {
+		out.Replicas = 2
+	}
+	if out.Replicas < 1 {
+		return nil, fmt.Errorf("registry: Replicas must be at least 1, got %d", out.Replicas)
+	}
+	if out.Username == "" {
+		out.Username = "admin"
+	}
+	if out.LogLevel == "" {
+		out.LogLevel = "info"
+	}
+	if out.ServiceType == "" {
+		out.ServiceType = "ClusterIP"
+	}
+	if out.CPURequest == "" {
+		out.CPURequest = "100m"
+	}
+	if out.MemoryRequest == "" {
+		out.MemoryRequest = "128Mi"
+	}
+	if out.MemoryLimit == "" {
+		out.MemoryLimit = "1Gi"
+	}
+	return &out, nil
+}
+
+// NewRegistry registers the registry.
+func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...pulumi.ResourceOption) (*Registry, error) {
+	a, err := args.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	comp := &Registry{}
+	if err := ctx.RegisterComponentResource("registry-stack:index:Registry", name, comp, opts...); err != nil {
+		return nil, fmt.Errorf("registry: register component %q: %w", name, err)
+	}
+	parent := pulumi.Parent(comp)
+	labels := kube.StringMap(PodLabels(name))
+	selector := kube.StringMap(PodSelector(name))
+
+	// Special characters limited to ones that need no quoting in a shell or a docker login prompt.
+	password, err := random.NewRandomPassword(ctx, name+"-password", &random.RandomPasswordArgs{
+		Length: pulumi.Int(32), OverrideSpecial: pulumi.String("-_.~"), MinSpecial: pulumi.Int(2),
+		MinUpper: pulumi.Int(2), MinLower: pulumi.Int(2), MinNumeric: pulumi.Int(2),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("registry: htpasswd password: %w", err)
+	}
+	// One secret for every replica: upload state is HMAC-signed with it, and an upload's requests
+	// land on different replicas.
+	httpSecret, err := random.NewRandomPassword(ctx, name+"-http-secret", &random.RandomPasswordArgs{
+		Length: pulumi.Int(64), Special: pulumi.Bool(false),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("registry: http secret: %w", err)
+	}
+
+	redisAddr, redisPassword := pulumi.String("").ToStringOutput(), pulumi.String("").ToStringOutput()
+	if a.CacheEnabled {
+		redisAddr, redisPassword = a.RedisAddr.ToStringOutput(), a.RedisPassword.ToStringOutput()
+	}
+	rendered := pulumi.All(httpSecret.Result, redisAddr, redisPassword).ApplyT(func(v []any) (string, error) {
+		return RenderConfig(ConfigInput{
+			LogLevel:      a.LogLevel,
+			HTTPSecret:    v[0].(string),
+			RedisAddr:     v[1].(string),
+			RedisPassword: v[2].(string),
+			CacheEnabled:  a.CacheEnabled,
+		})
+	}).(pulumi.StringOutput)
+	htpasswd := pulumi.Sprintf("%s:%s\n", a.Username, password.BcryptHash)
+	configSecret, err := corev1.NewSecret(ctx, name+"-config", &corev1.SecretArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-config"), Namespace: a.Namespace, Labels: labels},
+		Type:     pulumi.String("Opaque"),
+		StringData: pulumi.StringMap{
+			ConfigKey:   pulumi.ToSecret(rendered).(pulumi.StringOutput),
+			HtpasswdKey: pulumi.ToSecret(htpasswd).(pulumi.StringOutput),
+		},
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("registry: config secret: %w", err)
+	}
+
+	checksum := kube.Checksum(pulumi.Sprintf("%s\n%s", rendered, htpasswd))
+	deployment, err := appsv1.NewDeployment(ctx, name, &appsv1.DeploymentArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
+		Spec: &appsv1.DeploymentSpecArgs{
+			Replicas: pulumi.Int(a.Replicas),
+			Selector: &metav1.LabelSelectorArgs{MatchLabels: selector},
+			// Never below the wanted count: a new pod must be Ready before an old one goes.
+			Strategy: &appsv1.DeploymentStrategyArgs{
+				Type: pulumi.String("RollingUpdate"),
+				RollingUpdate: &appsv1.RollingUpdateDeploymentArgs{
+					MaxUnavailable: pulumi.Int(0), MaxSurge: pulumi.Int(1),
+				},
+			},
+			Template: &corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{
+					Labels:      labels,
+					Annotations: pulumi.StringMap{"checksum/config": checksum},
+				},
+				Spec: PodSpec(a, configSecret.Metadata.Name().Elem(), PodSelector(name)),
+			},
+		},
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("registry: deployment: %w", err)
+	}
+
+	service, err := corev1.NewService(ctx, name, &corev1.ServiceArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
+		Spec: &corev1.ServiceSpecArgs{
+			Type:     pulumi.String(a.ServiceType),
+			Selector: selector,
+			// Only the API port: the debug port (metrics, pprof) has no auth.
+			Ports: corev1.ServicePortArray{&corev1.ServicePortArgs{
+				Name: pulumi.String("http"), Port: pulumi.Int(Port), TargetPort: pulumi.String("http"),
+			}},
+		},
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("registry: service: %w", err)
+	}
+
+	if a.Replicas > 1 {
+		if _, err := policyv1.NewPodDisruptionBudget(ctx, name, &policyv1.PodDisruptionBudgetArgs{
+			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
+			Spec: &policyv1.PodDisruptionBudgetSpecArgs{
+				MaxUnavailable: pulumi.Int(1),
+				Selector:       &metav1.LabelSelectorArgs{MatchLabels: selector},
+			},
+		}, parent); err != nil {
+			return nil, fmt.Errorf("registry: pod disruption budget: %w", err)
+		}
+	}
+
+	comp.DeploymentName = deployment.Metadata.Name().Elem()
+	comp.ServiceName = service.Metadata.Name().Elem()
+	comp.ConfigSecretName = configSecret.Metadata.Name().Elem()
+	comp.Username = pulumi.String(a.Username).ToStringOutput()
+	comp.Password = password.Result
+	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
+		"deploymentName":   comp.DeploymentName,
+		"serviceName":      comp.ServiceName,
+		"configSecretName": comp.ConfigSecretName,
+		"username":         comp.Username,
+		"password":         comp.Password,
+	}); err != nil {
+		return nil, fmt.Errorf("registry: register outputs: %w", err)
+	}
+	return comp, nil
+}
+
+// PodLabels are the labels of the registry pods of the instance name.
+func PodLabels(name string) map[string]string {
+	return kube.Labels("registry", name, "registry")
+}
+
+// PodSelector selects the registry pods of the instance name.
+func PodSelector(name string) map[string]string {
+	return kube.Selector("registry", name)
+}
+
+// PodSpec is the registry pod.
+func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[string]string) *corev1.PodSpecArgs {
+	spec := &corev1.PodSpecArgs{
+		// A Service named "registry" would inject REGISTRY_* variables, which the registry reads
+		// as configuration overrides.
+		EnableServiceLinks:            pulumi.Bool(false),
+		AutomountServiceAccountToken:  pulumi.Bool(false),
+		TerminationGracePeriodSeconds: pulumi.Int(40),
+		SecurityContext:               kube.PodSecurityContext(UID),
+		TopologySpreadConstraints: corev1.TopologySpreadConstraintArray{&corev1.TopologySpreadConstraintArgs{
+			MaxSkew:           pulumi.Int(1),
+			TopologyKey:       pulumi.String("kubernetes.io/hostname"),
+			WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
+			LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(selector)},
+		}},
+		Containers: corev1.ContainerArray{Container(a)},
+		Volumes: corev1.VolumeArray{
+			&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
+				SecretName: configSecretName, DefaultMode: pulumi.Int(0o440),
+			}},
+			&corev1.VolumeArgs{Name: pulumi.String("data"), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{
+				ClaimName: a.ClaimName,
+			}},
+			&corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
+		},
+	}
+	if a.FixVolumeOwnership {
+		spec.InitContainers = corev1.ContainerArray{VolumeOwnershipContainer(a.Image, DataDir)}
+	}
+	return spec
+}
+
+// Container is the registry container: probes on / (200 unless a health check fails; /v2/ is 401
+// with auth), liveness on the TCP port only, so a storage outage makes pods unready instead of
+// restarting them in a loop.
+func Container(a *RegistryArgs) *corev1.ContainerArgs {
+	return &corev1.ContainerArgs{
+		Name:            pulumi.String(ContainerName),
+		Image:           pulumi.String(a.Image),
+		ImagePullPolicy: pulumi.String("IfNotPresent"),
+		Command:         pulumi.ToStringArray([]string{"registry", "serve", ConfigFile}),
+		Env: corev1.EnvVarArray{
+			// v3 exports traces to localhost:4318 by default and logs an error every few seconds.
+			&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
+		},
+		Ports: corev1.ContainerPortArray{
+			&corev1.ContainerPortArgs{Name: pulumi.String("http"), ContainerPort: pulumi.Int(Port)},
+			&corev1.ContainerPortArgs{Name: pulumi.String("debug"), ContainerPort: pulumi.Int(DebugPort)},
+		},
+		ReadinessProbe: &corev1.ProbeArgs{
+			HttpGet:          &corev1.HTTPGetActionArgs{Path: pulumi.String("/"), Port: pulumi.String("http")},
+			PeriodSeconds:    pulumi.Int(5),
+			TimeoutSeconds:   pulumi.Int(3),
+			FailureThreshold: pulumi.Int(3),
+		},
+		LivenessProbe: &corev1.ProbeArgs{
+			TcpSocket:           &corev1.TCPSocketActionArgs{Port: pulumi.String("http")},
+			InitialDelaySeconds: pulumi.Int(10),
+			PeriodSeconds:       pulumi.Int(10),
+			FailureThreshold:    pulumi.Int(6),
+		},
+		Resources:       kube.Resources(a.CPURequest, a.MemoryRequest, a.MemoryLimit),
+		SecurityContext: kube.ContainerSecurityContext(),
+		VolumeMounts: corev1.VolumeMountArray{
+			&corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String(ConfigDir), ReadOnly: pulumi.Bool(true)},
+			&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(DataDir)},
+			&corev1.VolumeMountArgs{Name: pulumi.String("tmp"), MountPath: pulumi.String("/tmp")},
+		},
+	}
+}
+
+// VolumeOwnershipContainer hands the data directory to UID. It is the one container that runs as
+// root, with CHOWN as its only capability; it never touches the contents.
+func VolumeOwnershipContainer(image, dir string) *corev1.ContainerArgs {
+	return &corev1.ContainerArgs{
+		Name:            pulumi.String("volume-ownership"),
+		Image:           pulumi.String(image),
+		ImagePullPolicy: pulumi.String("IfNotPresent"),
+		Command:         pulumi.ToStringArray([]string{"chown", fmt.Sprintf("%d:%d", UID, UID), dir}),
+		Resources:       kube.Resources("10m", "16Mi", "64Mi"),
+		SecurityContext: &corev1.SecurityContextArgs{
+			RunAsUser:                pulumi.Int(0),
+			RunAsNonRoot:             pulumi.Bool(false),
+			AllowPrivilegeEscalation: pulumi.Bool(false),
+			ReadOnlyRootFilesystem:   pulumi.Bool(true),
+			Capabilities: &corev1.CapabilitiesArgs{
+				Drop: pulumi.ToStringArray([]string{"ALL"}),
+				Add:  pulumi.ToStringArray([]string{"CHOWN"}),
+			},
+			SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
+		},
+		VolumeMounts: corev1.VolumeMountArray{
+			&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(dir)},
+		},
+	}
+}

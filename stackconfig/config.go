@@ -1,0 +1,195 @@
+// Package stackconfig reads the stack configuration once, applies defaults in one place and validates
+// every value before any resource is registered. Components never read configuration themselves.
+package stackconfig
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Storage modes.
+const (
+	// StorageHostPath makes a static hostPath PersistentVolume bound to the claim (minikube default).
+	StorageHostPath = "hostPath"
+	// StorageDynamic asks a StorageClass for a volume.
+	StorageDynamic = "dynamic"
+	// StorageExisting binds the claim to a PersistentVolume that already exists (restore, NFS, ...).
+	StorageExisting = "existing"
+)
+
+// Config is the whole, validated stack configuration.
+type Config struct {
+	KubeContext     string
+	Namespace       string
+	CreateNamespace bool
+
+	Hostname            string
+	ExtraDNSNames       []string
+	ExtraIPAddresses    []string
+	IngressClassName    string
+	IngressSourceRanges []string
+	CertValidityHours   int
+
+	Replicas              int
+	RegistryImage         string
+	Username              string
+	LogLevel              string
+	ServiceType           string
+	CacheEnabled          bool
+	RegistryCPURequest    string
+	RegistryMemoryRequest string
+	RegistryMemoryLimit   string
+
+	StorageMode       string
+	StorageClassName  string
+	StorageHostPath   string
+	StorageVolumeName string
+	StorageAccessMode string
+	PVSize            string
+	PVCSize           string
+
+	RedisImage         string
+	RedisMaxMemory     string
+	RedisCPURequest    string
+	RedisMemoryRequest string
+
+	GCSchedule     string
+	GCSuspend      bool
+	GCKubectlImage string
+}
+
+// key describes one stack config key: its name, default and how it is stored into Config.
+type key struct {
+	name string
+	def  string
+	set  func(c *Config, raw string) error
+}
+
+// keys is the single list of config keys with their defaults. Pulumi.yaml declares the same keys;
+// a test keeps the two in step.
+var keys = []key{
+	{"kubeContext", "", str(func(c *Config) *string { return &c.KubeContext })},
+	{"namespace", "registry", str(func(c *Config) *string { return &c.Namespace })},
+	{"createNamespace", "true", boolean(func(c *Config) *bool { return &c.CreateNamespace })},
+	{"hostname", "registry.minikube.test", str(func(c *Config) *string { return &c.Hostname })},
+	{"extraDnsNames", "[]", list(func(c *Config) *[]string { return &c.ExtraDNSNames })},
+	{"extraIpAddresses", "[]", list(func(c *Config) *[]string { return &c.ExtraIPAddresses })},
+	{"ingressClassName", "nginx", str(func(c *Config) *string { return &c.IngressClassName })},
+	{"ingressSourceRanges", "[]", list(func(c *Config) *[]string { return &c.IngressSourceRanges })},
+	{"certValidityHours", "8760", integer(func(c *Config) *int { return &c.CertValidityHours })},
+	{"replicas", "2", integer(func(c *Config) *int { return &c.Replicas })},
+	{"registryImage", "registry:3.1.2", str(func(c *Config) *string { return &c.RegistryImage })},
+	{"username", "admin", str(func(c *Config) *string { return &c.Username })},
+	{"logLevel", "info", str(func(c *Config) *string { return &c.LogLevel })},
+	{"serviceType", "ClusterIP", str(func(c *Config) *string { return &c.ServiceType })},
+	{"cacheEnabled", "true", boolean(func(c *Config) *bool { return &c.CacheEnabled })},
+	{"registryCpuRequest", "100m", str(func(c *Config) *string { return &c.RegistryCPURequest })},
+	{"registryMemoryRequest", "128Mi", str(func(c *Config) *string { return &c.RegistryMemoryRequest })},
+	{"registryMemoryLimit", "1Gi", str(func(c *Config) *string { return &c.RegistryMemoryLimit })},
+	{"storageMode", StorageHostPath, str(func(c *Config) *string { return &c.StorageMode })},
+	{"storageClassName", "standard", str(func(c *Config) *string { return &c.StorageClassName })},
+	{"storageHostPath", "/data/registry", str(func(c *Config) *string { return &c.StorageHostPath })},
+	{"storageVolumeName", "", str(func(c *Config) *string { return &c.StorageVolumeName })},
+	{"storageAccessMode", "ReadWriteOnce", str(func(c *Config) *string { return &c.StorageAccessMode })},
+	{"pvSize", "10Gi", str(func(c *Config) *string { return &c.PVSize })},
+	{"pvcSize", "10Gi", str(func(c *Config) *string { return &c.PVCSize })},
+	{"redisImage", "redis:7.0.15-alpine", str(func(c *Config) *string { return &c.RedisImage })},
+	{"redisMaxMemory", "64mb", str(func(c *Config) *string { return &c.RedisMaxMemory })},
+	{"redisCpuRequest", "50m", str(func(c *Config) *string { return &c.RedisCPURequest })},
+	{"redisMemoryRequest", "96Mi", str(func(c *Config) *string { return &c.RedisMemoryRequest })},
+	{"gcSchedule", "0 3 * * 0", str(func(c *Config) *string { return &c.GCSchedule })},
+	{"gcSuspend", "false", boolean(func(c *Config) *bool { return &c.GCSuspend })},
+	{"gcKubectlImage", "registry.k8s.io/kubectl:v1.33.13", str(func(c *Config) *string { return &c.GCKubectlImage })},
+}
+
+// Defaults returns every key's default value, as Pulumi.yaml declares them.
+func Defaults() map[string]string {
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		out[k.name] = k.def
+	}
+	return out
+}
+
+// Load reads the stack configuration of the current project and validates it.
+func Load(ctx *pulumi.Context) (*Config, error) {
+	return Parse(func(name string) (string, bool) {
+		return ctx.GetConfig(ctx.Project() + ":" + name)
+	})
+}
+
+// Parse builds a Config from a lookup of raw values (as stored by `pulumi config set`), with
+// defaults for missing keys, and validates it. All problems are reported together.
+func Parse(lookup func(name string) (string, bool)) (*Config, error) {
+	c := &Config{}
+	var errs []error
+	for _, k := range keys {
+		raw, ok := lookup(k.name)
+		if !ok {
+			raw = k.def
+		}
+		if err := k.set(c, raw); err != nil {
+			errs = append(errs, fmt.Errorf("config %q: %w", k.name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, joinErrors(errs)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func joinErrors(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return errors.New("invalid stack configuration:\n  " + strings.Join(msgs, "\n  "))
+}
+
+func str(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, raw string) error {
+		*field(c) = strings.TrimSpace(raw)
+		return nil
+	}
+}
+
+func integer(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, raw string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(raw))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", raw)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, raw string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(raw))
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean (allowed: true, false)", raw)
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+func list(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, raw string) error {
+		var out []string
+		if err := json.Unmarshal([]byte(raw), &out); err != nil {
+			return fmt.Errorf("%q is not a list of strings (set it with `pulumi config set --path 'KEY[0]' VALUE`)", raw)
+		}
+		*field(c) = out
+		return nil
+	}
+}

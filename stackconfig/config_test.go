@@ -1,0 +1,242 @@
+package stackconfig
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func parse(values map[string]string) (*Config, error) {
+	return Parse(func(name string) (string, bool) {
+		v, ok := values[name]
+		return v, ok
+	})
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	c, err := parse(nil)
+	if err != nil {
+		t.Fatalf("defaults rejected: %v", err)
+	}
+	if c.Replicas != 2 || c.Hostname != "registry.minikube.test" || c.StorageMode != StorageHostPath ||
+		!c.CacheEnabled || !c.CreateNamespace || c.IngressClassName != "nginx" || c.ExtraDNSNames == nil {
+		t.Errorf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestValidValuesAreAccepted(t *testing.T) {
+	c, err := parse(map[string]string{
+		"replicas":            "5",
+		"hostname":            "registry.example.com",
+		"extraDnsNames":       `["registry.internal","r.example.org"]`,
+		"extraIpAddresses":    `["127.0.0.1","::1"]`,
+		"ingressSourceRanges": `["10.0.0.0/8"]`,
+		"storageMode":         "dynamic",
+		"storageClassName":    "fast-ssd",
+		"pvcSize":             "100Gi",
+		"pvSize":              "1Gi", // ignored outside hostPath mode
+		"gcSchedule":          "@weekly",
+		"registryImage":       "ghcr.io/org/registry@sha256:" + strings.Repeat("a", 64),
+		"redisMaxMemory":      "1GB",
+		"logLevel":            "debug",
+		"cacheEnabled":        "false",
+		"username":            "ci-bot@example.com",
+	})
+	if err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+	if c.Replicas != 5 || len(c.ExtraIPAddresses) != 2 || c.CacheEnabled {
+		t.Errorf("values not stored: %+v", c)
+	}
+}
+
+// Every invalid value is rejected with a message naming the key, the value and what is allowed.
+func TestInvalidValuesAreRejected(t *testing.T) {
+	cases := []struct {
+		key, value string
+		extra      map[string]string
+		allowed    string
+	}{
+		{key: "replicas", value: "0", allowed: "from 1 to"},
+		{key: "replicas", value: "-2", allowed: "from 1 to"},
+		{key: "replicas", value: "21", allowed: "from 1 to 20"},
+		{key: "replicas", value: "two", allowed: "whole number"},
+		{key: "hostname", value: "registry", allowed: "at least one dot"},
+		{key: "hostname", value: "Registry.Example.com", allowed: "lower-case DNS name"},
+		{key: "hostname", value: "reg_istry.example.com", allowed: "DNS name"},
+		{key: "hostname", value: "-registry.example.com", allowed: "DNS name"},
+		{key: "hostname", value: "10.0.0.1", allowed: "DNS name"},
+		{key: "hostname", value: "", allowed: "DNS name"},
+		{key: "hostname", value: "https://registry.example.com", allowed: "DNS name"},
+		{key: "extraDnsNames", value: `["ok.example.com","bad name"]`, allowed: "DNS name"},
+		{key: "extraDnsNames", value: `registry.example.com`, allowed: "list of strings"},
+		{key: "extraIpAddresses", value: `["300.1.1.1"]`, allowed: "IPv4 or IPv6"},
+		{key: "ingressSourceRanges", value: `["10.0.0.0"]`, allowed: "CIDR"},
+		{key: "ingressSourceRanges", value: `["10.0.0.0/33"]`, allowed: "CIDR"},
+		{key: "ingressClassName", value: "Nginx!", allowed: "DNS-1123"},
+		{key: "namespace", value: "Registry", allowed: "DNS-1123 label"},
+		{key: "namespace", value: "a.b", allowed: "DNS-1123 label"},
+		{key: "certValidityHours", value: "1", allowed: "from 24 to"},
+		{key: "pvSize", value: "10 GB", allowed: "Kubernetes quantity"},
+		{key: "pvSize", value: "0", allowed: "positive"},
+		{key: "pvcSize", value: "lots", allowed: "Kubernetes quantity"},
+		{key: "pvcSize", value: "-1Gi", allowed: "positive"},
+		{key: "pvcSize", value: "20Gi", extra: map[string]string{"pvSize": "10Gi"}, allowed: "no larger than pvSize"},
+		{key: "storageMode", value: "nfs", allowed: "hostPath, dynamic, existing"},
+		{key: "storageMode", value: "HostPath", allowed: "hostPath, dynamic, existing"},
+		{key: "storageClassName", value: "", extra: map[string]string{"storageMode": "dynamic"}, allowed: "DNS-1123"},
+		{key: "storageVolumeName", value: "", extra: map[string]string{"storageMode": "existing"}, allowed: "required when storageMode is existing"},
+		{key: "storageHostPath", value: "data/registry", allowed: "absolute"},
+		{key: "storageHostPath", value: "/", allowed: "other than /"},
+		{key: "storageHostPath", value: "/data/../etc", allowed: "clean"},
+		{key: "storageAccessMode", value: "ReadWriteOncePod", allowed: "ReadWriteOnce, ReadWriteMany"},
+		{key: "gcSchedule", value: "every sunday", allowed: "cron schedule"},
+		{key: "gcSchedule", value: "0 3 * *", allowed: "cron schedule"},
+		{key: "gcSchedule", value: "61 3 * * 0", allowed: "cron schedule"},
+		{key: "gcSchedule", value: "TZ=UTC 0 3 * * 0", allowed: "without TZ"},
+		{key: "gcSuspend", value: "yes", allowed: "true, false"},
+		{key: "createNamespace", value: "maybe", allowed: "true, false"},
+		{key: "cacheEnabled", value: "on", allowed: "true, false"},
+		{key: "username", value: "", allowed: "1-64 characters"},
+		{key: "username", value: "ad:min", allowed: "1-64 characters"},
+		{key: "username", value: "ad min", allowed: "1-64 characters"},
+		{key: "registryImage", value: "registry", allowed: "pinned"},
+		{key: "registryImage", value: "registry:latest", allowed: "pinned"},
+		{key: "registryImage", value: "Registry:3", allowed: "image reference"},
+		{key: "registryImage", value: "registry:3 --privileged", allowed: "image reference"},
+		{key: "redisImage", value: "redis:", allowed: "image reference"},
+		{key: "gcKubectlImage", value: "http://example.com/kubectl", allowed: "image reference"},
+		{key: "redisMaxMemory", value: "64MiB", allowed: "Redis memory size"},
+		{key: "redisMaxMemory", value: "0", allowed: "Redis memory size"},
+		{key: "redisMaxMemory", value: "-5mb", allowed: "Redis memory size"},
+		{key: "redisCpuRequest", value: "fast", allowed: "Kubernetes quantity"},
+		{key: "redisMemoryRequest", value: "1x", allowed: "Kubernetes quantity"},
+		{key: "registryCpuRequest", value: "0", allowed: "positive"},
+		{key: "registryMemoryRequest", value: "128MB!", allowed: "Kubernetes quantity"},
+		{key: "registryMemoryLimit", value: "64Mi", extra: map[string]string{"registryMemoryRequest": "128Mi"}, allowed: "at least registryMemoryRequest"},
+		{key: "logLevel", value: "verbose", allowed: "error, warn, info, debug"},
+		{key: "serviceType", value: "ExternalName", allowed: "ClusterIP, NodePort, LoadBalancer"},
+		{key: "kubeContext", value: "my context", allowed: "without spaces"},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s=%s", tc.key, tc.value), func(t *testing.T) {
+			values := map[string]string{tc.key: tc.value}
+			for k, v := range tc.extra {
+				values[k] = v
+			}
+			_, err := parse(values)
+			if err == nil {
+				t.Fatalf("accepted %s=%q", tc.key, tc.value)
+			}
+			msg := err.Error()
+			for _, want := range []string{`config "` + tc.key, tc.allowed} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("message lacks %q:\n%s", want, msg)
+				}
+			}
+			if tc.value != "" && !strings.Contains(msg, tc.value) && !strings.Contains(msg, fmt.Sprintf("%q", tc.value)) &&
+				!strings.HasPrefix(tc.value, "[") {
+				t.Errorf("message does not quote the bad value %q:\n%s", tc.value, msg)
+			}
+		})
+	}
+}
+
+func TestAllProblemsAreReportedTogether(t *testing.T) {
+	_, err := parse(map[string]string{"replicas": "0", "hostname": "x", "gcSchedule": "never"})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, key := range []string{`"replicas"`, `"hostname"`, `"gcSchedule"`} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("%s not reported: %v", key, err)
+		}
+	}
+}
+
+func TestRedisMaxMemoryBytes(t *testing.T) {
+	for in, want := range map[string]int64{"64mb": 64 << 20, "1GB": 1 << 30, "100k": 100_000, "512": 512, "2g": 2_000_000_000} {
+		got, err := RedisMaxMemoryBytes(in)
+		if err != nil || got != want {
+			t.Errorf("RedisMaxMemoryBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+// Pulumi.yaml declares every key with the same default the program applies, and nothing else.
+func TestPulumiYamlDeclaresEveryKeyWithTheSameDefault(t *testing.T) {
+	raw, err := os.ReadFile("../Pulumi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var project struct {
+		Name   string `yaml:"name"`
+		Config map[string]struct {
+			Type        string `yaml:"type"`
+			Default     any    `yaml:"default"`
+			Description string `yaml:"description"`
+		} `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(raw, &project); err != nil {
+		t.Fatal(err)
+	}
+	defaults := Defaults()
+	for name, def := range defaults {
+		decl, ok := project.Config[name]
+		if !ok {
+			t.Errorf("Pulumi.yaml does not declare %q", name)
+			continue
+		}
+		if decl.Description == "" || decl.Type == "" {
+			t.Errorf("Pulumi.yaml %q lacks a type or description", name)
+		}
+		got := fmt.Sprint(decl.Default)
+		if decl.Type == "array" {
+			got = "[]"
+			if items, _ := decl.Default.([]any); len(items) > 0 {
+				got = fmt.Sprint(items)
+			}
+		}
+		if got != def {
+			t.Errorf("%q: Pulumi.yaml default %q, program default %q", name, got, def)
+		}
+	}
+	for name := range project.Config {
+		if _, ok := defaults[name]; !ok {
+			t.Errorf("Pulumi.yaml declares %q, which the program does not read", name)
+		}
+	}
+}
+
+// The minikube stack file only sets keys the program knows, to values it accepts.
+func TestMinikubeStackConfigIsValid(t *testing.T) {
+	raw, err := os.ReadFile("../Pulumi.minikube.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stack struct {
+		Config map[string]string `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(raw, &stack); err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]string{}
+	defaults := Defaults()
+	for k, v := range stack.Config {
+		name, ok := strings.CutPrefix(k, "registry-stack:")
+		if _, known := defaults[name]; !ok || !known {
+			t.Errorf("Pulumi.minikube.yaml sets unknown key %q", k)
+		}
+		values[name] = v
+	}
+	c, err := parse(values)
+	if err != nil {
+		t.Fatalf("minikube stack config rejected: %v", err)
+	}
+	if c.IngressClassName != "nginx" || c.StorageMode != StorageHostPath || c.KubeContext != "minikube" {
+		t.Errorf("minikube stack does not target minikube's defaults: %+v", c)
+	}
+}

@@ -1,0 +1,196 @@
+package stackconfig
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/robfig/cron/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Limits enforced by Validate.
+const (
+	MaxReplicas          = 20
+	MinCertValidityHours = 24
+	MaxCertValidityHours = 10 * 8760
+)
+
+var (
+	usernamePattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+	redisMemoryPattern = regexp.MustCompile(`^(?i)([1-9][0-9]*)(b|k|kb|m|mb|g|gb)?$`)
+	logLevels          = []string{"error", "warn", "info", "debug"}
+	serviceTypes       = []string{"ClusterIP", "NodePort", "LoadBalancer"}
+	storageModes       = []string{StorageHostPath, StorageDynamic, StorageExisting}
+	accessModes        = []string{"ReadWriteOnce", "ReadWriteMany"}
+)
+
+// Validate checks every value and reports all problems at once; each line names the key, the value
+// and what is allowed.
+func (c *Config) Validate() error {
+	v := &validator{}
+
+	if c.KubeContext != "" && strings.ContainsAny(c.KubeContext, " \t\n") {
+		v.bad("kubeContext", c.KubeContext, "a kubeconfig context name without spaces, or empty for the current context")
+	}
+	v.dnsLabel("namespace", c.Namespace)
+	v.hostname("hostname", c.Hostname)
+	for i, n := range c.ExtraDNSNames {
+		v.hostname(fmt.Sprintf("extraDnsNames[%d]", i), n)
+	}
+	for i, ip := range c.ExtraIPAddresses {
+		if net.ParseIP(ip) == nil {
+			v.bad(fmt.Sprintf("extraIpAddresses[%d]", i), ip, "an IPv4 or IPv6 address")
+		}
+	}
+	v.dnsSubdomain("ingressClassName", c.IngressClassName)
+	for i, r := range c.IngressSourceRanges {
+		if _, _, err := net.ParseCIDR(r); err != nil {
+			v.bad(fmt.Sprintf("ingressSourceRanges[%d]", i), r, "a CIDR such as 10.0.0.0/8 or 192.168.1.7/32")
+		}
+	}
+	v.intRange("certValidityHours", c.CertValidityHours, MinCertValidityHours, MaxCertValidityHours)
+
+	v.intRange("replicas", c.Replicas, 1, MaxReplicas)
+	v.image("registryImage", c.RegistryImage)
+	if !usernamePattern.MatchString(c.Username) {
+		v.bad("username", c.Username, "1-64 characters of letters, digits and . _ @ -, starting with a letter or digit")
+	}
+	v.oneOf("logLevel", c.LogLevel, logLevels)
+	v.oneOf("serviceType", c.ServiceType, serviceTypes)
+	v.quantity("registryCpuRequest", c.RegistryCPURequest)
+	memReq := v.quantity("registryMemoryRequest", c.RegistryMemoryRequest)
+	memLim := v.quantity("registryMemoryLimit", c.RegistryMemoryLimit)
+	if memReq != nil && memLim != nil && memLim.Cmp(*memReq) < 0 {
+		v.bad("registryMemoryLimit", c.RegistryMemoryLimit,
+			fmt.Sprintf("a quantity at least registryMemoryRequest (%s)", c.RegistryMemoryRequest))
+	}
+
+	v.oneOf("storageMode", c.StorageMode, storageModes)
+	v.oneOf("storageAccessMode", c.StorageAccessMode, accessModes)
+	pv := v.quantity("pvSize", c.PVSize)
+	pvc := v.quantity("pvcSize", c.PVCSize)
+	switch c.StorageMode {
+	case StorageHostPath:
+		if !path.IsAbs(c.StorageHostPath) || path.Clean(c.StorageHostPath) != c.StorageHostPath || c.StorageHostPath == "/" {
+			v.bad("storageHostPath", c.StorageHostPath, "an absolute, clean directory path other than / (e.g. /data/registry)")
+		}
+		if pv != nil && pvc != nil && pvc.Cmp(*pv) > 0 {
+			v.bad("pvcSize", c.PVCSize, fmt.Sprintf("a size no larger than pvSize (%s): the claim must fit its volume", c.PVSize))
+		}
+	case StorageDynamic:
+		v.dnsSubdomain("storageClassName", c.StorageClassName)
+	case StorageExisting:
+		if c.StorageVolumeName == "" {
+			v.bad("storageVolumeName", c.StorageVolumeName, "the name of an existing PersistentVolume (required when storageMode is existing)")
+		} else {
+			v.dnsSubdomain("storageVolumeName", c.StorageVolumeName)
+		}
+		if c.StorageClassName != "" {
+			v.dnsSubdomain("storageClassName", c.StorageClassName)
+		}
+	}
+
+	v.image("redisImage", c.RedisImage)
+	if _, err := RedisMaxMemoryBytes(c.RedisMaxMemory); err != nil {
+		v.bad("redisMaxMemory", c.RedisMaxMemory, "a Redis memory size such as 64mb, 512mb or 1gb (units b, kb, mb, gb)")
+	}
+	v.quantity("redisCpuRequest", c.RedisCPURequest)
+	v.quantity("redisMemoryRequest", c.RedisMemoryRequest)
+
+	if strings.Contains(c.GCSchedule, "TZ") {
+		v.bad("gcSchedule", c.GCSchedule, "a 5-field cron schedule without TZ= (Kubernetes rejects time zones in the schedule)")
+	} else if _, err := cron.ParseStandard(c.GCSchedule); err != nil {
+		v.bad("gcSchedule", c.GCSchedule, "a 5-field cron schedule such as \"0 3 * * 0\" or a macro such as @weekly")
+	}
+	v.image("gcKubectlImage", c.GCKubectlImage)
+
+	if len(v.errs) > 0 {
+		return joinErrors(v.errs)
+	}
+	return nil
+}
+
+// RedisMaxMemoryBytes converts a Redis memory size (as in redis.conf: 1k = 1000, 1kb = 1024) to bytes.
+func RedisMaxMemoryBytes(s string) (int64, error) {
+	m := redisMemoryPattern.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a Redis memory size", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	mult := map[string]int64{"": 1, "b": 1, "k": 1000, "kb": 1 << 10, "m": 1000 * 1000, "mb": 1 << 20, "g": 1000 * 1000 * 1000, "gb": 1 << 30}[strings.ToLower(m[2])]
+	if n > (1<<50)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n * mult, nil
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) bad(key, value, allowed string) {
+	v.errs = append(v.errs, fmt.Errorf("config %q: %q is invalid; allowed: %s", key, value, allowed))
+}
+
+func (v *validator) oneOf(key, value string, allowed []string) {
+	if !slices.Contains(allowed, value) {
+		v.bad(key, value, "one of "+strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) intRange(key string, value, lo, hi int) {
+	if value < lo || value > hi {
+		v.bad(key, strconv.Itoa(value), fmt.Sprintf("a whole number from %d to %d", lo, hi))
+	}
+}
+
+func (v *validator) dnsLabel(key, value string) {
+	if errs := validation.IsDNS1123Label(value); len(errs) > 0 {
+		v.bad(key, value, "a DNS-1123 label: lower-case letters, digits and -, at most 63 characters")
+	}
+}
+
+func (v *validator) dnsSubdomain(key, value string) {
+	if errs := validation.IsDNS1123Subdomain(value); len(errs) > 0 {
+		v.bad(key, value, "a DNS-1123 name: lower-case letters, digits, - and ., at most 253 characters")
+	}
+}
+
+// hostname requires a dot: docker and containerd treat the first path element of an image name as a
+// registry host only when it contains a dot or a port.
+func (v *validator) hostname(key, value string) {
+	if errs := validation.IsDNS1123Subdomain(value); len(errs) > 0 || !strings.Contains(value, ".") || net.ParseIP(value) != nil {
+		v.bad(key, value, "a lower-case DNS name with at least one dot, such as registry.example.com")
+	}
+}
+
+func (v *validator) quantity(key, value string) *resource.Quantity {
+	q, err := resource.ParseQuantity(value)
+	if err != nil || q.Sign() <= 0 {
+		v.bad(key, value, "a positive Kubernetes quantity such as 500m, 128Mi or 10Gi")
+		return nil
+	}
+	return &q
+}
+
+// image requires a pinned reference: a tag other than latest, or a digest.
+func (v *validator) image(key, value string) {
+	ref, err := reference.ParseNormalizedNamed(value)
+	if err != nil || value != strings.TrimSpace(value) {
+		v.bad(key, value, "an image reference such as registry:3.1.2 or ghcr.io/org/app@sha256:<digest>")
+		return
+	}
+	_, digested := ref.(reference.Digested)
+	tagged, isTagged := ref.(reference.Tagged)
+	if !digested && (!isTagged || tagged.Tag() == "latest") {
+		v.bad(key, value, "a pinned image reference: a tag other than latest, or a digest")
+	}
+}
