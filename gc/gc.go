@@ -260,7 +260,8 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap pulumi.StringInput) *co
 	mount := func(volume, path string, readOnly bool) *corev1.VolumeMountArgs {
 		return &corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path), ReadOnly: pulumi.Bool(readOnly)}
 	}
-	step := func(name, image, script string, uid int, env corev1.EnvVarArray, mounts ...*corev1.VolumeMountArgs) *corev1.ContainerArgs {
+	// script is the file name in scriptsDir followed by its arguments.
+	step := func(name, image string, script []string, uid int, env corev1.EnvVarArray, mounts ...*corev1.VolumeMountArgs) *corev1.ContainerArgs {
 		sc := kube.ContainerSecurityContext()
 		sc.RunAsUser, sc.RunAsGroup = pulumi.Int(uid), pulumi.Int(uid)
 		vm := corev1.VolumeMountArray{mount("scripts", scriptsDir, true), mount("status", statusDir, false), mount("tmp", "/tmp", false)}
@@ -271,7 +272,7 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap pulumi.StringInput) *co
 			Name:            pulumi.String(name),
 			Image:           pulumi.String(image),
 			ImagePullPolicy: pulumi.String("IfNotPresent"),
-			Command:         pulumi.ToStringArray([]string{"sh", scriptsDir + "/" + script}),
+			Command:         pulumi.ToStringArray(append([]string{"sh", scriptsDir + "/" + script[0]}, script[1:]...)),
 			Env:             env,
 			Resources:       kube.Resources("10m", "32Mi", "256Mi"),
 			SecurityContext: sc,
@@ -280,9 +281,9 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap pulumi.StringInput) *co
 	}
 
 	inits := corev1.ContainerArray{
-		step("enter-read-only", a.KubectlImage, "maintenance.sh", kubectlUID, kubectlEnv),
+		step("enter-read-only", a.KubectlImage, []string{"maintenance.sh", "enter"}, kubectlUID, kubectlEnv),
 	}
-	collect := step("garbage-collect", a.RegistryImage, "collect.sh", a.RegistryUID, corev1.EnvVarArray{
+	collect := step("garbage-collect", a.RegistryImage, []string{"collect.sh"}, a.RegistryUID, corev1.EnvVarArray{
 		&corev1.EnvVarArgs{Name: pulumi.String("CONFIG"), Value: pulumi.String(configDir + "/config.yml")},
 		&corev1.EnvVarArgs{Name: pulumi.String("DATA_DIR"), Value: pulumi.String("/var/lib/registry")},
 		&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
@@ -292,7 +293,7 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap pulumi.StringInput) *co
 	collect.Resources = kube.Resources("50m", "64Mi", "1Gi")
 	inits = append(inits, collect)
 	if a.CacheEnabled {
-		inits = append(inits, step("flush-cache", a.RedisImage, "flush.sh", redisUID, corev1.EnvVarArray{
+		inits = append(inits, step("flush-cache", a.RedisImage, []string{"flush.sh"}, redisUID, corev1.EnvVarArray{
 			&corev1.EnvVarArgs{Name: pulumi.String("REDIS_HOST"), Value: a.RedisHost},
 			&corev1.EnvVarArgs{Name: pulumi.String("REDIS_PORT"), Value: pulumi.String(fmt.Sprint(a.RedisPort))},
 			&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
@@ -318,7 +319,7 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap pulumi.StringInput) *co
 			}},
 		}},
 		InitContainers: inits,
-		Containers:     corev1.ContainerArray{step("restore-writes", a.KubectlImage, "restore.sh", kubectlUID, kubectlEnv)},
+		Containers:     corev1.ContainerArray{step("restore-writes", a.KubectlImage, []string{"restore.sh"}, kubectlUID, kubectlEnv)},
 		Volumes: corev1.VolumeArray{
 			&corev1.VolumeArgs{Name: pulumi.String("scripts"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
 				Name: scriptsConfigMap, DefaultMode: pulumi.Int(0o555),

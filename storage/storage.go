@@ -37,7 +37,8 @@ type StorageArgs struct {
 	AccessMode string
 	// Optional: defaults to "/data/registry" (survives minikube restarts). Node directory in hostPath mode.
 	HostPath string
-	// Optional: defaults to "standard". StorageClass in dynamic mode; the PV's class in existing mode.
+	// Optional: defaults to "standard" in dynamic mode. The StorageClass in dynamic mode; in
+	// existing mode the PV's class ("" for a static PV such as a retained hostPath PV).
 	StorageClassName string
 	// Required in existing mode: the PersistentVolume the claim binds to.
 	VolumeName string
@@ -142,12 +143,19 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 	if err != nil {
 		return nil, fmt.Errorf("storage: persistent volume claim: %w", err)
 	}
-	if a.Mode == ModeDynamic {
-		// The provisioner copies the class's reclaim policy (usually Delete) onto the PV; patch the
-		// bound PV to Retain so deleting the claim or the namespace does not delete the images.
-		volumeName = claim.Spec.VolumeName().Elem()
+	if a.Mode != ModeHostPath {
+		// A provisioned PV carries its class's reclaim policy (usually Delete), and an existing PV
+		// may too: patch the bound PV to Retain so deleting the claim or the namespace does not
+		// delete the images.
+		if a.Mode == ModeDynamic {
+			volumeName = claim.Spec.VolumeName().Elem()
+		}
 		if _, err := corev1.NewPersistentVolumePatch(ctx, name+"-retain", &corev1.PersistentVolumePatchArgs{
-			Metadata: &metav1.ObjectMetaPatchArgs{Name: volumeName},
+			Metadata: &metav1.ObjectMetaPatchArgs{
+				Name: volumeName,
+				// The provisioner owns the field (it wrote the class's policy); take it over.
+				Annotations: pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")},
+			},
 			Spec: &corev1.PersistentVolumeSpecPatchArgs{
 				PersistentVolumeReclaimPolicy: pulumi.String("Retain"),
 			},

@@ -1,0 +1,730 @@
+package gc
+
+// Shell-level tests of the GC step scripts: each script runs under a real POSIX sh against fake
+// `kubectl`, `registry`, `redis-cli` and `sleep` executables placed first on PATH. The fakes log
+// their argv (tab-separated, one call per line) and answer from counters, so a test can script a
+// sequence ("the first `get pods` lists a pod, the next lists none").
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+
+	"github.com/regstack/registry-stack/registry"
+)
+
+// fakeLib is sourced text shared by the fakes.
+const fakeLib = `
+log_argv() { { printf '%s' "$1"; shift; for a in "$@"; do printf '\t%s' "$a"; done; printf '\n'; } >>"$FAKE_LOG"; }
+# next KIND SEP LIST: the item of LIST (split on SEP) for this call of KIND; the last item repeats.
+next() {
+	f="$FAKE_DIR/$1.count"
+	n=$(( $(cat "$f" 2>/dev/null || echo 0) + 1 ))
+	echo "$n" >"$f"
+	old_ifs=$IFS; IFS=$2; set -f; set -- $3; set +f; IFS=$old_ifs
+	i=0; v=
+	for x in "$@"; do i=$((i+1)); v=$x; [ "$i" -ge "$n" ] && break; done
+	printf '%s\n' "$v"
+}
+`
+
+var fakes = map[string]string{
+	// FAKE_PATCH_RCS, FAKE_ROLLOUT_RCS: exit codes per call; FAKE_PODS: pods listed per `get pods`.
+	"kubectl": `log_argv kubectl "$@"
+case " $* " in
+*" patch deployment "*) exit "$(next patch ' ' "${FAKE_PATCH_RCS:-0}")" ;;
+*" rollout status deployment "*) exit "$(next rollout ' ' "${FAKE_ROLLOUT_RCS:-0}")" ;;
+*" get pods "*)
+	n=$(next pods ' ' "${FAKE_PODS:-1 0}")
+	i=0; while [ "$i" -lt "$n" ]; do i=$((i+1)); echo "pod/registry-old-$i"; done
+	exit 0 ;;
+esac
+echo "fake kubectl: unexpected call: $*" >&2
+exit 97
+`,
+	// Records whether the repositories directory existed when the collector started.
+	"registry": `log_argv registry "$@"
+if [ -d "$DATA_DIR/docker/registry/v2/repositories" ]; then r=yes; else r=no; fi
+log_argv registry:repositories-dir "$r"
+exit "${FAKE_REGISTRY_RC:-0}"
+`,
+	// FAKE_REDIS_REPLIES: replies per call, separated by '|'.
+	"redis-cli": `log_argv redis-cli "$@"
+log_argv redis-cli:auth "${REDISCLI_AUTH:-<unset>}"
+reply=$(next redis '|' "${FAKE_REDIS_REPLIES:-OK}")
+echo "$reply"
+[ "$reply" = OK ] || exit "${FAKE_REDIS_RC:-0}"
+`,
+	"sleep": `log_argv sleep "$@"
+`,
+}
+
+type shell struct {
+	name string
+	argv []string // the interpreter, the script path is appended
+}
+
+// shells are the POSIX shells of the step images: dash (Debian kubectl image, also /bin/sh here)
+// and BusyBox ash (Alpine registry and redis images), when installed.
+func shells(t *testing.T) []shell {
+	t.Helper()
+	out := []shell{{"sh", []string{"/bin/sh"}}}
+	if bb, err := exec.LookPath("busybox"); err == nil {
+		out = append(out, shell{"busybox", []string{bb, "sh"}})
+	}
+	return out
+}
+
+type sandbox struct {
+	t     *testing.T
+	shell shell
+	dir   string
+	env   map[string]string
+}
+
+// newSandbox lays out the scripts, the fakes and the directories the pod would mount, with the
+// environment the CronJob gives its steps.
+func newSandbox(t *testing.T, sh shell) *sandbox {
+	t.Helper()
+	dir := t.TempDir()
+	s := &sandbox{t: t, shell: sh, dir: dir}
+	for _, d := range []string{"bin", "scripts", "status", "data", "config", "tmp", "fake"} {
+		if err := os.MkdirAll(s.path(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scripts, err := Scripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range scripts {
+		s.write("scripts/"+name, body, 0o555)
+	}
+	for name, body := range fakes {
+		s.write("bin/"+name, "#!/bin/sh\n"+fakeLib+body, 0o755)
+	}
+	// Scripts that start other scripts with `sh` get the shell under test.
+	s.write("bin/sh", "#!/bin/sh\nexec "+strings.Join(sh.argv, " ")+` "$@"`+"\n", 0o755)
+	s.write("config/config.yml", "version: 0.1\n", 0o444)
+	s.env = map[string]string{
+		"PATH":            s.path("bin") + ":/usr/local/bin:/usr/bin:/bin",
+		"HOME":            s.path("tmp"),
+		"FAKE_LOG":        s.path("calls.log"),
+		"FAKE_DIR":        s.path("fake"),
+		"NAMESPACE":       "images",
+		"DEPLOYMENT":      "registry",
+		"CONTAINER":       "registry",
+		"POD_SELECTOR":    "app.kubernetes.io/instance=registry,app.kubernetes.io/name=registry",
+		"ROLLOUT_TIMEOUT": "600",
+		"SCRIPTS_DIR":     s.path("scripts"),
+		"STATUS_DIR":      s.path("status"),
+		"CACHE_ENABLED":   "true",
+		"CONFIG":          s.path("config/config.yml"),
+		"DATA_DIR":        s.path("data"),
+		"REDIS_HOST":      "registry-redis",
+		"REDIS_PORT":      "6379",
+		"REDISCLI_AUTH":   "redis-pass",
+	}
+	return s
+}
+
+func (s *sandbox) path(rel string) string { return filepath.Join(s.dir, rel) }
+
+func (s *sandbox) write(rel, body string, mode os.FileMode) {
+	s.t.Helper()
+	if err := os.WriteFile(s.path(rel), []byte(body), mode); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// run runs a script (a file in the sandbox, or an argv whose first word is `sh`) and returns its
+// exit code and combined output.
+func (s *sandbox) run(env map[string]string, argv ...string) (int, string) {
+	s.t.Helper()
+	if argv[0] == "sh" {
+		argv = append(slices.Clone(s.shell.argv), argv[1:]...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = s.path("tmp")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		s.t.Fatalf("%v did not finish within 20 s (a fake not on PATH? a real sleep?)\n%s", argv, out)
+	}
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		s.t.Fatalf("run %v: %v", argv, err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// script runs one step script with the sandbox environment plus extra.
+func (s *sandbox) script(name string, extra map[string]string, args ...string) (int, string) {
+	s.t.Helper()
+	env := map[string]string{}
+	for k, v := range s.env {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return s.run(env, append([]string{"sh", s.path("scripts/" + name)}, args...)...)
+}
+
+// calls returns the logged calls of the fakes (argv[0] is the program) whose program is one of progs
+// (all when none given).
+func (s *sandbox) calls(progs ...string) [][]string {
+	s.t.Helper()
+	b, err := os.ReadFile(s.path("calls.log"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		s.t.Fatal(err)
+	}
+	var out [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		c := strings.Split(line, "\t")
+		if len(progs) == 0 || slices.Contains(progs, c[0]) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// status returns the content of a result file in $STATUS_DIR, or "<missing>".
+func (s *sandbox) status(name string) string {
+	b, err := os.ReadFile(s.path("status/" + name))
+	if err != nil {
+		return "<missing>"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (s *sandbox) setStatus(name, value string) {
+	s.t.Helper()
+	s.write("status/"+name, value+"\n", 0o644)
+}
+
+func TestScriptsParse(t *testing.T) {
+	scripts, err := Scripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shells(t) {
+		s := newSandbox(t, sh)
+		for name := range scripts {
+			if code, out := s.run(s.env, append(slices.Clone(sh.argv), "-n", s.path("scripts/"+name))...); code != 0 {
+				t.Errorf("%s -n %s: exit %d\n%s", sh.name, name, code, out)
+			}
+		}
+	}
+}
+
+func TestCollect(t *testing.T) {
+	for _, sh := range shells(t) {
+		for _, rc := range []int{0, 1, 3} {
+			t.Run(fmt.Sprintf("%s/registry exits %d", sh.name, rc), func(t *testing.T) {
+				s := newSandbox(t, sh)
+				code, out := s.script("collect.sh", map[string]string{"FAKE_REGISTRY_RC": fmt.Sprint(rc)})
+				if code != 0 {
+					t.Errorf("collect.sh exited %d, want 0 always (the restore step must run)\n%s", code, out)
+				}
+				if got := s.status("gc"); got != fmt.Sprint(rc) {
+					t.Errorf("status gc = %q, want the collector's exit code %d", got, rc)
+				}
+				calls := s.calls("registry", "registry:repositories-dir")
+				want := [][]string{
+					{"registry", "garbage-collect", "--delete-untagged", s.path("config/config.yml")},
+					{"registry:repositories-dir", "yes"},
+				}
+				if fmt.Sprint(calls) != fmt.Sprint(want) {
+					t.Errorf("calls = %q, want %q (the repositories directory must exist before the collector runs, "+
+						"or it fails on an empty registry with \"Path not found\")", calls, want)
+				}
+			})
+		}
+		t.Run(sh.name+"/data directory not writable", func(t *testing.T) {
+			s := newSandbox(t, sh)
+			s.write("not-a-dir", "", 0o644)
+			code, out := s.script("collect.sh", map[string]string{"DATA_DIR": s.path("not-a-dir")})
+			if code != 0 {
+				t.Errorf("collect.sh exited %d, want 0\n%s", code, out)
+			}
+			if got := s.status("gc"); got != "1" {
+				t.Errorf("status gc = %q, want 1", got)
+			}
+			if calls := s.calls("registry"); len(calls) != 0 {
+				t.Errorf("the collector ran without its repositories directory: %q", calls)
+			}
+		})
+	}
+}
+
+func TestFlush(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		replies     string
+		rc          string
+		wantCalls   int
+		wantStatus  string
+		sleeps      bool // needs the fake sleep (BusyBox runs its own sleep applet: too slow)
+		wantSleeps  int
+		minSleeps   int
+		checkSleeps bool
+	}{
+		{name: "first try", replies: "OK", wantCalls: 1, wantStatus: "0", checkSleeps: true, wantSleeps: 0},
+		{name: "redis loading, then OK", replies: "LOADING Redis is loading the dataset in memory|LOADING|OK", wantCalls: 3, wantStatus: "0", sleeps: true, checkSleeps: true, wantSleeps: 2},
+		{name: "wrong password", replies: "NOAUTH Authentication required.", wantCalls: 5, wantStatus: "1", sleeps: true, minSleeps: 4},
+		{name: "unreachable", replies: "Could not connect to Redis at registry-redis:6379: Connection refused", rc: "1", wantCalls: 5, wantStatus: "1", sleeps: true, minSleeps: 4},
+	} {
+		for _, sh := range shells(t) {
+			if c.sleeps && sh.name == "busybox" {
+				continue
+			}
+			t.Run(sh.name+"/"+c.name, func(t *testing.T) {
+				s := newSandbox(t, sh)
+				code, out := s.script("flush.sh", map[string]string{"FAKE_REDIS_REPLIES": c.replies, "FAKE_REDIS_RC": c.rc})
+				if code != 0 {
+					t.Errorf("flush.sh exited %d, want 0 always (the restore step must run)\n%s", code, out)
+				}
+				if got := s.status("flush"); got != c.wantStatus {
+					t.Errorf("status flush = %q, want %s\n%s", got, c.wantStatus, out)
+				}
+				calls := s.calls("redis-cli")
+				if len(calls) != c.wantCalls {
+					t.Errorf("%d redis-cli calls, want %d: %q", len(calls), c.wantCalls, calls)
+				}
+				for _, call := range calls {
+					if want := []string{"redis-cli", "-h", "registry-redis", "-p", "6379", "FLUSHDB"}; !slices.Equal(call, want) {
+						t.Errorf("redis-cli called as %q, want %q (DB 0, the registry's; password from REDISCLI_AUTH, never in argv)", call, want)
+					}
+				}
+				for _, auth := range s.calls("redis-cli:auth") {
+					if auth[1] != "redis-pass" {
+						t.Errorf("redis-cli saw REDISCLI_AUTH = %q, want the password", auth[1])
+					}
+				}
+				if sh.name == "busybox" {
+					return // its sleep is a builtin applet: the fake sees nothing
+				}
+				sleeps := s.calls("sleep")
+				if c.checkSleeps && len(sleeps) != c.wantSleeps {
+					t.Errorf("%d sleeps, want %d: %q", len(sleeps), c.wantSleeps, sleeps)
+				}
+				if len(sleeps) < c.minSleeps {
+					t.Errorf("%d sleeps, want at least %d between attempts", len(sleeps), c.minSleeps)
+				}
+			})
+		}
+	}
+}
+
+const modeLabel = "registry-stack.io/maintenance"
+
+// patches returns the JSON patches sent to `kubectl patch`, checking the rest of the command line.
+func patches(t *testing.T, s *sandbox) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, c := range s.calls("kubectl") {
+		if !slices.Contains(c, "patch") {
+			continue
+		}
+		if len(c) != 9 || !slices.Equal(c[:7], []string{"kubectl", "-n", "images", "patch", "deployment", "registry", "--type=strategic"}) || c[7] != "-p" {
+			t.Fatalf("patch call = %q, want kubectl -n images patch deployment registry --type=strategic -p <json>", c)
+		}
+		var p map[string]any
+		if err := json.Unmarshal([]byte(c[8]), &p); err != nil {
+			t.Fatalf("patch is not valid JSON: %v\n%s", err, c[8])
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// patchedTemplate extracts the pod template label and the registry container's env entry of a patch.
+func patchedTemplate(t *testing.T, p map[string]any) (label any, labelSet bool, container, envEntry map[string]any) {
+	t.Helper()
+	tmpl := p["spec"].(map[string]any)["template"].(map[string]any)
+	labels := tmpl["metadata"].(map[string]any)["labels"].(map[string]any)
+	label, labelSet = labels[modeLabel]
+	ctrs := tmpl["spec"].(map[string]any)["containers"].([]any)
+	if len(ctrs) != 1 {
+		t.Fatalf("patch touches %d containers, want the registry container only", len(ctrs))
+	}
+	container = ctrs[0].(map[string]any)
+	env := container["env"].([]any)
+	if len(env) != 1 {
+		t.Fatalf("patch sets %d env entries, want 1", len(env))
+	}
+	return label, labelSet, container, env[0].(map[string]any)
+}
+
+func isEnterPatch(t *testing.T, p map[string]any) bool {
+	label, _, _, _ := patchedTemplate(t, p)
+	return label == "read-only"
+}
+
+func checkEnterPatch(t *testing.T, p map[string]any) {
+	t.Helper()
+	label, _, ctr, e := patchedTemplate(t, p)
+	if label != "read-only" {
+		t.Errorf("enter patch label %s = %v, want read-only (the wait selects pods without it)", modeLabel, label)
+	}
+	if ctr["name"] != "registry" {
+		t.Errorf("enter patch targets container %v, want $CONTAINER registry", ctr["name"])
+	}
+	if e["name"] != "REGISTRY_STORAGE_MAINTENANCE_READONLY" || e["value"] != `{"enabled":true}` {
+		t.Errorf("enter patch env = %v, want REGISTRY_STORAGE_MAINTENANCE_READONLY={\"enabled\":true}", e)
+	}
+}
+
+func checkLeavePatch(t *testing.T, p map[string]any) {
+	t.Helper()
+	label, set, ctr, e := patchedTemplate(t, p)
+	if !set || label != nil {
+		t.Errorf("leave patch label %s = %v (present %v), want null (deletes it)", modeLabel, label, set)
+	}
+	if ctr["name"] != "registry" {
+		t.Errorf("leave patch targets container %v, want registry", ctr["name"])
+	}
+	if e["name"] != "REGISTRY_STORAGE_MAINTENANCE_READONLY" || e["$patch"] != "delete" || len(e) != 2 {
+		t.Errorf("leave patch env = %v, want a $patch: delete of REGISTRY_STORAGE_MAINTENANCE_READONLY", e)
+	}
+}
+
+// kubectlVerbs summarises the kubectl calls: "patch", "rollout" or "get <selector>".
+func kubectlVerbs(s *sandbox) []string {
+	var out []string
+	for _, c := range s.calls("kubectl") {
+		switch {
+		case slices.Contains(c, "patch"):
+			out = append(out, "patch")
+		case slices.Contains(c, "rollout"):
+			out = append(out, "rollout")
+		case slices.Contains(c, "get"):
+			out = append(out, "get "+c[slices.Index(c, "-l")+1])
+		default:
+			out = append(out, strings.Join(c, " "))
+		}
+	}
+	return out
+}
+
+const (
+	sel          = "app.kubernetes.io/instance=registry,app.kubernetes.io/name=registry"
+	getWritable  = "get " + sel + "," + modeLabel + "!=read-only"
+	getReadOnly  = "get " + sel + "," + modeLabel + "=read-only"
+	rolloutCheck = "rollout"
+)
+
+func TestMaintenanceEnter(t *testing.T) {
+	s := newSandbox(t, shells(t)[0])
+	code, out := s.script("maintenance.sh", nil, "enter")
+	if code != 0 {
+		t.Fatalf("maintenance.sh enter exited %d\n%s", code, out)
+	}
+	// The first poll lists an old pod, the second none.
+	if got, want := kubectlVerbs(s), []string{"patch", rolloutCheck, getWritable, getWritable}; !slices.Equal(got, want) {
+		t.Errorf("kubectl calls = %q, want %q", got, want)
+	}
+	p := patches(t, s)
+	if len(p) != 1 {
+		t.Fatalf("%d patches, want only the enter patch", len(p))
+	}
+	checkEnterPatch(t, p[0])
+	for _, c := range s.calls("kubectl") {
+		if slices.Contains(c, "rollout") && !slices.Equal(c, []string{"kubectl", "-n", "images", "rollout", "status", "deployment", "registry", "--timeout=600s"}) {
+			t.Errorf("rollout call = %q, want a status wait bounded by ROLLOUT_TIMEOUT", c)
+		}
+		if slices.Contains(c, "get") && !slices.Equal(c[len(c)-2:], []string{"-o", "name"}) {
+			t.Errorf("get pods call = %q, want -o name (empty output means no pod left)", c)
+		}
+	}
+	if n := len(s.calls("sleep")); n != 1 {
+		t.Errorf("%d sleeps, want 1 between the two polls", n)
+	}
+}
+
+func TestMaintenanceEnterRestoresWritesOnFailure(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		env       map[string]string
+		wantVerbs []string
+	}{
+		{"rollout fails", map[string]string{"FAKE_ROLLOUT_RCS": "1 0", "FAKE_PODS": "0"},
+			[]string{"patch", rolloutCheck, "patch", rolloutCheck, getReadOnly}},
+		// ROLLOUT_TIMEOUT 0: the first poll that still lists a pod times out (in leave too).
+		{"old pods never go", map[string]string{"FAKE_PODS": "1", "ROLLOUT_TIMEOUT": "0"},
+			[]string{"patch", rolloutCheck, getWritable, "patch", rolloutCheck, getReadOnly}},
+		// Restoring is best effort: `leave || true` suspends set -e, so it still waits for the pods.
+		{"rollout fails, and again while restoring", map[string]string{"FAKE_ROLLOUT_RCS": "1", "FAKE_PODS": "0"},
+			[]string{"patch", rolloutCheck, "patch", rolloutCheck, getReadOnly}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSandbox(t, shells(t)[0])
+			code, out := s.script("maintenance.sh", c.env, "enter")
+			if code != 1 {
+				t.Errorf("maintenance.sh enter exited %d, want 1 (the Job must fail)\n%s", code, out)
+			}
+			if got := kubectlVerbs(s); !slices.Equal(got, c.wantVerbs) {
+				t.Errorf("kubectl calls = %q, want %q", got, c.wantVerbs)
+			}
+			p := patches(t, s)
+			if len(p) != 2 {
+				t.Fatalf("%d patches, want enter then leave: the registry must not stay read-only\n%s", len(p), out)
+			}
+			checkEnterPatch(t, p[0])
+			checkLeavePatch(t, p[1])
+		})
+	}
+	t.Run("patch fails", func(t *testing.T) {
+		s := newSandbox(t, shells(t)[0])
+		code, out := s.script("maintenance.sh", map[string]string{"FAKE_PATCH_RCS": "1"}, "enter")
+		if code == 0 {
+			t.Errorf("maintenance.sh enter exited 0 although the patch failed\n%s", out)
+		}
+		if got := kubectlVerbs(s); !slices.Equal(got, []string{"patch"}) {
+			t.Errorf("kubectl calls = %q, want only the failed patch (nothing changed, nothing to restore)", got)
+		}
+	})
+}
+
+func TestMaintenanceLeave(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		env      map[string]string
+		wantCode int
+		want     []string
+	}{
+		{"ok", nil, 0, []string{"patch", rolloutCheck, getReadOnly, getReadOnly}},
+		{"rollout fails", map[string]string{"FAKE_ROLLOUT_RCS": "1"}, 1, []string{"patch", rolloutCheck}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSandbox(t, shells(t)[0])
+			code, out := s.script("maintenance.sh", c.env, "leave")
+			if code != c.wantCode {
+				t.Errorf("maintenance.sh leave exited %d, want %d\n%s", code, c.wantCode, out)
+			}
+			if got := kubectlVerbs(s); !slices.Equal(got, c.want) {
+				t.Errorf("kubectl calls = %q, want %q", got, c.want)
+			}
+			p := patches(t, s)
+			if len(p) != 1 {
+				t.Fatalf("%d patches, want the leave patch", len(p))
+			}
+			checkLeavePatch(t, p[0])
+		})
+	}
+}
+
+func TestMaintenanceNeedsAMode(t *testing.T) {
+	for _, args := range [][]string{nil, {"bogus"}} {
+		s := newSandbox(t, shells(t)[0])
+		code, out := s.script("maintenance.sh", nil, args...)
+		if code != 2 || !strings.Contains(out, "usage:") {
+			t.Errorf("maintenance.sh %q exited %d, want 2 with a usage message\n%s", args, code, out)
+		}
+		if calls := s.calls("kubectl"); len(calls) != 0 {
+			t.Errorf("maintenance.sh %q called kubectl: %q", args, calls)
+		}
+	}
+}
+
+// TestEnterPatchMakesTheRegistryReadOnly feeds the env entry that maintenance.sh really patches into
+// the registry's own configuration parser, on top of the config.yml that package registry renders.
+func TestEnterPatchMakesTheRegistryReadOnly(t *testing.T) {
+	s := newSandbox(t, shells(t)[0])
+	if code, out := s.script("maintenance.sh", nil, "enter"); code != 0 {
+		t.Fatalf("maintenance.sh enter exited %d\n%s", code, out)
+	}
+	p := patches(t, s)
+	if len(p) != 1 {
+		t.Fatalf("%d patches", len(p))
+	}
+	_, _, ctr, e := patchedTemplate(t, p[0])
+	if ctr["name"] != registry.ContainerName {
+		t.Errorf("the patch targets container %v, the registry's is %s", ctr["name"], registry.ContainerName)
+	}
+	name, value := e["name"].(string), e["value"].(string)
+	raw, err := registry.RenderConfig(registry.ConfigInput{LogLevel: "info", HTTPSecret: "s", RedisAddr: "redis:6379", RedisPassword: "p", CacheEnabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(name, value)
+	cfg, err := configuration.Parse(strings.NewReader(raw))
+	if err != nil {
+		t.Fatalf("the registry rejects its config with %s=%s: %v", name, value, err)
+	}
+	// As distribution's handlers/app.go reads it.
+	ro, ok := cfg.Storage["maintenance"]["readonly"].(map[any]any)
+	if !ok {
+		t.Fatalf("storage.maintenance.readonly = %#v: the registry would panic or stay writable", cfg.Storage["maintenance"]["readonly"])
+	}
+	if enabled, ok := ro["enabled"].(bool); !ok || !enabled {
+		t.Errorf("readonly.enabled = %#v, want true", ro["enabled"])
+	}
+}
+
+func TestRestore(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		gc, flush  string // "" = no status file
+		cache      string
+		env        map[string]string
+		wantOK     bool
+		wantInText string
+	}{
+		{name: "all fine", gc: "0", flush: "0", cache: "true", wantOK: true, wantInText: "garbage-collect=0 cache-flush=0 read-write-restored=yes"},
+		{name: "gc failed", gc: "1", flush: "0", cache: "true", wantInText: "garbage-collect=1"},
+		{name: "gc status missing", gc: "", flush: "0", cache: "true", wantInText: "garbage-collect=missing"},
+		{name: "flush failed", gc: "0", flush: "1", cache: "true", wantInText: "cache-flush=1"},
+		{name: "flush missing with cache", gc: "0", flush: "", cache: "true", wantInText: "cache-flush=missing"},
+		{name: "no cache, no flush", gc: "0", flush: "", cache: "false", wantOK: true},
+		{name: "no cache ignores a flush status", gc: "0", flush: "1", cache: "false", wantOK: true},
+		{name: "no cache, gc failed", gc: "2", flush: "", cache: "false"},
+		{name: "leave fails", gc: "0", flush: "0", cache: "true", env: map[string]string{"FAKE_ROLLOUT_RCS": "1"}, wantInText: "read-write-restored=NO"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSandbox(t, shells(t)[0])
+			if c.gc != "" {
+				s.setStatus("gc", c.gc)
+			}
+			if c.flush != "" {
+				s.setStatus("flush", c.flush)
+			}
+			env := map[string]string{"CACHE_ENABLED": c.cache}
+			for k, v := range c.env {
+				env[k] = v
+			}
+			code, out := s.script("restore.sh", env)
+			if ok := code == 0; ok != c.wantOK {
+				t.Errorf("restore.sh exited %d, want success=%v (a failed GC must fail the Job)\n%s", code, c.wantOK, out)
+			}
+			if !strings.Contains(out, c.wantInText) {
+				t.Errorf("output lacks %q:\n%s", c.wantInText, out)
+			}
+			p := patches(t, s)
+			if len(p) != 1 {
+				t.Fatalf("%d patches, want the leave patch whatever happened before\n%s", len(p), out)
+			}
+			checkLeavePatch(t, p[0])
+		})
+	}
+}
+
+// TestCronJobRunsLikeKubernetes runs the Job pod that NewGC registers the way the kubelet would:
+// init containers in order with their own command and env, each only after the previous one
+// exited 0, then the main container. Container paths are mapped into the sandbox.
+func TestCronJobRunsLikeKubernetes(t *testing.T) {
+	for _, cache := range []bool{true, false} {
+		t.Run(fmt.Sprint("cache=", cache), func(t *testing.T) {
+			spec := podSpec(t, runGC(t, gcArgs(cache)))
+			inits, mains := containers(t, spec)
+			s := newSandbox(t, shells(t)[0])
+			mapped := map[string]string{
+				"/scripts": s.path("scripts"), "/status": s.path("status"), "/tmp": s.path("tmp"),
+				"/etc/distribution": s.path("config"), "/var/lib/registry": s.path("data"),
+			}
+			mapPath := func(c container, v string) string {
+				for from, to := range mapped {
+					if v == from || strings.HasPrefix(v, from+"/") {
+						mounted := false
+						for _, m := range asList(c["volumeMounts"]) {
+							mounted = mounted || m.(map[string]any)["mountPath"] == from
+						}
+						if !mounted {
+							t.Errorf("%s uses %s but does not mount it", c["name"], v)
+						}
+						return to + strings.TrimPrefix(v, from)
+					}
+				}
+				return v
+			}
+			runContainer := func(c container) (int, string) {
+				env := map[string]string{"PATH": s.env["PATH"], "FAKE_LOG": s.env["FAKE_LOG"], "FAKE_DIR": s.env["FAKE_DIR"]}
+				for _, e := range asList(c["env"]) {
+					em := e.(map[string]any)
+					name := em["name"].(string)
+					switch from := fmt.Sprint(em["valueFrom"]); {
+					case em["value"] != nil:
+						env[name] = mapPath(c, em["value"].(string))
+					case from == "map[fieldRef:map[fieldPath:metadata.namespace]]":
+						env[name] = "images"
+					case from == "map[secretKeyRef:map[key:password name:registry-redis]]":
+						env[name] = "redis-pass"
+					default:
+						t.Fatalf("%s env %s: cannot resolve %s", c["name"], name, from)
+					}
+				}
+				var cmd []string
+				for _, a := range argv(c) {
+					cmd = append(cmd, mapPath(c, a))
+				}
+				return s.run(env, cmd...)
+			}
+
+			for _, c := range inits {
+				code, out := runContainer(c)
+				if code != 0 {
+					msg := ""
+					if c["name"] == "enter-read-only" && strings.Contains(out, "usage:") {
+						msg = "\nBUG: the first step starts maintenance.sh without its mode argument, so it prints its " +
+							"usage and exits 2: every scheduled GC fails before collecting anything. " +
+							"Fix: pass \"enter\" (gc/gc.go:274 and :283)."
+					}
+					t.Fatalf("init container %s exited %d: the pod fails here and the rest never runs\n%s%s", c["name"], code, out, msg)
+				}
+			}
+			for _, c := range mains {
+				if code, out := runContainer(c); code != 0 {
+					t.Errorf("container %s exited %d: the Job fails although every step succeeded\n%s", c["name"], code, out)
+				}
+			}
+
+			// What happened, in order: read-only, collect, flush (with the cache), read-write.
+			var steps []string
+			for _, c := range s.calls("kubectl", "registry", "redis-cli") {
+				switch {
+				case c[0] == "kubectl" && slices.Contains(c, "patch"):
+					var p map[string]any
+					if err := json.Unmarshal([]byte(c[len(c)-1]), &p); err != nil {
+						t.Fatal(err)
+					}
+					if isEnterPatch(t, p) {
+						steps = append(steps, "read-only")
+					} else {
+						steps = append(steps, "read-write")
+					}
+				case c[0] == "registry":
+					steps = append(steps, "collect")
+				case c[0] == "redis-cli":
+					steps = append(steps, "flush")
+				}
+			}
+			want := []string{"read-only", "collect", "flush", "read-write"}
+			if !cache {
+				want = []string{"read-only", "collect", "read-write"}
+			}
+			if !slices.Equal(steps, want) {
+				t.Errorf("the Job did %q, want %q", steps, want)
+			}
+			if got := s.status("gc"); got != "0" {
+				t.Errorf("status gc = %q", got)
+			}
+		})
+	}
+}
