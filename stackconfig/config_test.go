@@ -218,7 +218,7 @@ func TestMinikubeStackConfigIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stack struct {
-		Config map[string]string `yaml:"config"`
+		Config map[string]any `yaml:"config"`
 	}
 	if err := yaml.Unmarshal(raw, &stack); err != nil {
 		t.Fatal(err)
@@ -226,11 +226,14 @@ func TestMinikubeStackConfigIsValid(t *testing.T) {
 	values := map[string]string{}
 	defaults := Defaults()
 	for k, v := range stack.Config {
+		if strings.HasPrefix(k, "pulumi:") {
+			continue // engine settings such as disable-default-providers
+		}
 		name, ok := strings.CutPrefix(k, "registry-stack:")
 		if _, known := defaults[name]; !ok || !known {
 			t.Errorf("Pulumi.minikube.yaml sets unknown key %q", k)
 		}
-		values[name] = v
+		values[name] = fmt.Sprint(v)
 	}
 	c, err := parse(values)
 	if err != nil {
