@@ -50,7 +50,13 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 
 	// An explicit provider: the stack deploys to the context it names, never to whatever kubectl
 	// context happens to be current (empty kubeContext = current, said out loud in the config).
-	providerArgs := &kubernetes.ProviderArgs{}
+	providerArgs := &kubernetes.ProviderArgs{
+		// Update Secrets and ConfigMaps in place. By default the provider replaces them on any data
+		// change; with fixed names that is delete-then-create, which cascades into replacing the
+		// Deployments that mount them (all pods gone at once). Pods roll on the checksum annotation.
+		EnableSecretMutable:    pulumi.Bool(true),
+		EnableConfigMapMutable: pulumi.Bool(true),
+	}
 	if cfg.KubeContext != "" {
 		providerArgs.Context = pulumi.String(cfg.KubeContext)
 	}

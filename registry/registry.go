@@ -24,6 +24,9 @@ const (
 	// ConfigKey and HtpasswdKey are the keys of the config Secret.
 	ConfigKey   = "config.yml"
 	HtpasswdKey = "htpasswd"
+	// preStopSeconds + http.draintimeout (25 s) stay below the grace period.
+	preStopSeconds                = 8
+	terminationGracePeriodSeconds = 45
 )
 
 // RegistryArgs configures the registry.
@@ -257,7 +260,7 @@ func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[
 		// as configuration overrides.
 		EnableServiceLinks:            pulumi.Bool(false),
 		AutomountServiceAccountToken:  pulumi.Bool(false),
-		TerminationGracePeriodSeconds: pulumi.Int(40),
+		TerminationGracePeriodSeconds: pulumi.Int(terminationGracePeriodSeconds),
 		SecurityContext:               kube.PodSecurityContext(UID),
 		TopologySpreadConstraints: corev1.TopologySpreadConstraintArray{&corev1.TopologySpreadConstraintArgs{
 			MaxSkew:           pulumi.Int(1),
@@ -311,6 +314,12 @@ func Container(a *RegistryArgs) *corev1.ContainerArgs {
 			PeriodSeconds:       pulumi.Int(10),
 			FailureThreshold:    pulumi.Int(6),
 		},
+		// The registry stops accepting connections on SIGTERM, while Services and ingress
+		// controllers still route to the pod until they see it terminating: keep serving for a few
+		// seconds first, so rolling restarts (config changes, GC's read-only switch) drop nothing.
+		Lifecycle: &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{
+			Exec: &corev1.ExecActionArgs{Command: pulumi.ToStringArray([]string{"sleep", fmt.Sprint(preStopSeconds)})},
+		}},
 		Resources:       kube.Resources(a.CPURequest, a.MemoryRequest, a.MemoryLimit),
 		SecurityContext: kube.ContainerSecurityContext(),
 		VolumeMounts: corev1.VolumeMountArray{
