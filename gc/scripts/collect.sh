@@ -5,11 +5,11 @@
 # Env: CONFIG, DATA_DIR, STATUS_DIR.
 set -u
 
-# On a registry that never stored an image the collector fails with
-# "Path not found: /docker/registry/v2/repositories"; the directory is what the registry itself
-# creates on the first push.
-if ! mkdir -p "$DATA_DIR/docker/registry/v2/repositories"; then
-	echo "collect: cannot create $DATA_DIR/docker/registry/v2/repositories" >&2
+# On a registry that never stored an image the collector fails with "Path not found:
+# /docker/registry/v2/repositories" (then ".../blobs"); the registry itself creates both on the
+# first push.
+if ! mkdir -p "$DATA_DIR/docker/registry/v2/repositories" "$DATA_DIR/docker/registry/v2/blobs"; then
+	echo "collect: cannot create the storage layout under $DATA_DIR/docker/registry/v2" >&2
 	echo 1 >"$STATUS_DIR/gc"
 	exit 0
 fi
