@@ -28,4 +28,8 @@ test:
 
 ## e2e: the end-to-end suite against the cluster of the current KUBECONFIG (real pulumi CLI).
 e2e:
-	go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./e2e/
+	go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -run '^TestE2E$$' -v ./e2e/
+
+## bench: benchmarks on the cluster of the current KUBECONFIG; results in results/ (git-ignored).
+bench:
+	go test -tags e2e -count=1 -timeout 85m -run '^TestBench$$' -v ./e2e/

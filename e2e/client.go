@@ -1,0 +1,473 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// newHTTPClient returns a client that reaches https://<hostname> through the ingress address
+// (127.0.0.1:port) and trusts only the stack's CA. Dials to any other host are refused, so a
+// redirect or Location header pointing elsewhere shows up as an error instead of leaving the machine.
+func newHTTPClient(hostname, ingressAddr string, caPEM []byte) (*http.Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the stack's caCertPem output holds no PEM certificate")
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, fmt.Errorf("dial %s: %w", addr, err)
+			}
+			if host != hostname || port != "443" {
+				return nil, fmt.Errorf("refusing to dial %s: only %s:443 is mapped (to %s)", addr, hostname, ingressAddr)
+			}
+			return dialer.DialContext(ctx, network, ingressAddr)
+		},
+		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 2 * time.Minute,
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       30 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}, nil
+}
+
+// statusError is an unexpected HTTP status from the registry.
+type statusError struct {
+	Method, URL string
+	Code        int
+	Body        string
+}
+
+func (e *statusError) Error() string {
+	body := strings.TrimSpace(e.Body)
+	if len(body) > 300 {
+		body = body[:300] + "..."
+	}
+	return fmt.Sprintf("%s %s: HTTP %d %s", e.Method, e.URL, e.Code, body)
+}
+
+// httpStatus returns the HTTP status code carried by err, or 0.
+func httpStatus(err error) int {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
+}
+
+// retryable mirrors the retry policy of registry clients (go-containerregistry, docker): transient
+// network errors and the status codes a proxy or a restarting backend answers with.
+func retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	switch httpStatus(err) {
+	case 0:
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	default:
+		return false
+	}
+	// A certificate the stack's CA does not vouch for never heals by retrying.
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, errDigestMismatch)
+}
+
+// errDigestMismatch marks content that did not hash to its digest (e.g. a body cut short).
+var errDigestMismatch = errors.New("digest mismatch")
+
+// retryBackoff is the wait before the 2nd and 3rd attempt (go-containerregistry uses 1s, x3).
+var retryBackoff = []time.Duration{1 * time.Second, 3 * time.Second}
+
+// registryClient speaks the OCI distribution API with HTTP basic auth. It is deliberately small
+// and explicit (chunked uploads, HEAD-before-upload like docker/crane) so that the test controls
+// and can log every request an upload makes.
+type registryClient struct {
+	base      *url.URL // https://<hostname>
+	hc        *http.Client
+	user      string
+	pass      string
+	chunkSize int
+	// onRetry, when set, is told about every failed attempt that is retried, so load loops can
+	// report failures hidden by retries.
+	onRetry func(op string, err error)
+}
+
+func newRegistryClient(hc *http.Client, hostname, user, pass string) (*registryClient, error) {
+	base, err := url.Parse("https://" + hostname)
+	if err != nil {
+		return nil, fmt.Errorf("registry url: %w", err)
+	}
+	return &registryClient{base: base, hc: hc, user: user, pass: pass, chunkSize: 512 << 10}, nil
+}
+
+// withRetryHook returns a copy of the client that reports retried failures to hook.
+func (c *registryClient) withRetryHook(hook func(op string, err error)) *registryClient {
+	cc := *c
+	cc.onRetry = hook
+	return &cc
+}
+
+func (c *registryClient) url(path string) string { return c.base.JoinPath(path).String() }
+
+// resolve turns a Location header into an absolute URL.
+func (c *registryClient) resolve(loc string) (string, error) {
+	if loc == "" {
+		return "", errors.New("registry answered without a Location header")
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "", fmt.Errorf("location %q: %w", loc, err)
+	}
+	return c.base.ResolveReference(u).String(), nil
+}
+
+// request is one HTTP call. Credentials are basic auth unless noAuth; user/pass override the client's.
+type request struct {
+	method, url string
+	body        []byte
+	header      http.Header
+	expect      []int
+	noAuth      bool
+	user, pass  string
+}
+
+// once performs one request and returns the response with its body read. A status not in expect
+// is a *statusError.
+func (c *registryClient) once(ctx context.Context, r request) (*http.Response, []byte, error) {
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new request: %w", err)
+	}
+	for k, vs := range r.header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if !r.noAuth {
+		user, pass := c.user, c.pass
+		if r.user != "" {
+			user, pass = r.user, r.pass
+		}
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", r.method, r.url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: reading body: %w", r.method, r.url, err)
+	}
+	if len(r.expect) > 0 && !slices.Contains(r.expect, resp.StatusCode) {
+		return resp, data, &statusError{Method: r.method, URL: r.url, Code: resp.StatusCode, Body: string(data)}
+	}
+	return resp, data, nil
+}
+
+// retry runs fn up to 1+len(retryBackoff) times while it fails with a retryable error.
+func (c *registryClient) retry(ctx context.Context, op string, fn func() error) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = fn()
+		if err == nil || !retryable(err) || attempt >= len(retryBackoff) {
+			return err
+		}
+		if c.onRetry != nil {
+			c.onRetry(op, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (while retrying after: %w)", ctx.Err(), err)
+		case <-time.After(retryBackoff[attempt]):
+		}
+	}
+}
+
+// do is once with the retry policy; for idempotent requests.
+func (c *registryClient) do(ctx context.Context, op string, r request) (*http.Response, []byte, error) {
+	var resp *http.Response
+	var data []byte
+	err := c.retry(ctx, op, func() error {
+		var err error
+		resp, data, err = c.once(ctx, r)
+		return err
+	})
+	return resp, data, err
+}
+
+// ping does GET /v2/ once and returns the status code. With noAuth no credentials are sent.
+func (c *registryClient) ping(ctx context.Context, noAuth bool, user, pass string) (int, error) {
+	resp, _, err := c.once(ctx, request{method: http.MethodGet, url: c.url("/v2/"), noAuth: noAuth, user: user, pass: pass})
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
+
+// blobExists does HEAD on a blob, as docker and crane do before uploading it.
+func (c *registryClient) blobExists(ctx context.Context, repo, digest string) (bool, error) {
+	resp, _, err := c.do(ctx, "HEAD blob", request{
+		method: http.MethodHead, url: c.url("/v2/" + repo + "/blobs/" + digest),
+		expect: []int{http.StatusOK, http.StatusNotFound},
+	})
+	if err != nil {
+		return false, err
+	}
+	return resp.StatusCode == http.StatusOK, nil
+}
+
+// uploadRecord describes one blob upload session, for matching against the registry logs.
+type uploadRecord struct {
+	UUID     string
+	Digest   string
+	Requests int // PATCH + PUT requests that carried the UUID in their URL
+}
+
+// uploadBlob uploads data in chunks (POST, PATCH per chunk, PUT with the digest). Each request can
+// land on a different replica; that only works if the replicas share storage and http.secret.
+// On a retryable failure the whole upload starts again, as docker does.
+func (c *registryClient) uploadBlob(ctx context.Context, repo string, b blob) (*uploadRecord, error) {
+	var rec *uploadRecord
+	err := c.retry(ctx, "upload blob", func() error {
+		var err error
+		rec, err = c.uploadBlobOnce(ctx, repo, b)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upload %s to %s: %w", b.Digest, repo, err)
+	}
+	return rec, nil
+}
+
+func (c *registryClient) uploadBlobOnce(ctx context.Context, repo string, b blob) (*uploadRecord, error) {
+	resp, _, err := c.once(ctx, request{
+		method: http.MethodPost, url: c.url("/v2/" + repo + "/blobs/uploads/"),
+		expect: []int{http.StatusAccepted},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rec := &uploadRecord{UUID: resp.Header.Get("Docker-Upload-UUID"), Digest: b.Digest}
+	loc, err := c.resolve(resp.Header.Get("Location"))
+	if err != nil {
+		return nil, err
+	}
+	for off := 0; off < len(b.Data); off += c.chunkSize {
+		end := min(off+c.chunkSize, len(b.Data))
+		h := http.Header{}
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Range", fmt.Sprintf("%d-%d", off, end-1))
+		resp, _, err = c.once(ctx, request{method: http.MethodPatch, url: loc, body: b.Data[off:end], header: h, expect: []int{http.StatusAccepted}})
+		if err != nil {
+			return nil, err
+		}
+		rec.Requests++
+		if loc, err = c.resolve(resp.Header.Get("Location")); err != nil {
+			return nil, err
+		}
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return nil, fmt.Errorf("upload location %q: %w", loc, err)
+	}
+	q := u.Query()
+	q.Set("digest", b.Digest)
+	u.RawQuery = q.Encode()
+	// No body: the chunks carried all the data; net/http sends Content-Length: 0.
+	resp, _, err = c.once(ctx, request{method: http.MethodPut, url: u.String(), expect: []int{http.StatusCreated}})
+	if err != nil {
+		return nil, err
+	}
+	rec.Requests++
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != b.Digest {
+		return nil, fmt.Errorf("upload committed as %s, want %s: %w", got, b.Digest, errDigestMismatch)
+	}
+	return rec, nil
+}
+
+// pushResult summarises one image push.
+type pushResult struct {
+	Uploads []uploadRecord
+	Skipped int // blobs the registry said it already had (HEAD 200)
+}
+
+// pushImage uploads every blob the registry does not have yet, then puts the manifest under the tag.
+// A nil error means the registry acknowledged the push (201 for the manifest).
+func (c *registryClient) pushImage(ctx context.Context, im *testImage) (*pushResult, error) {
+	res := &pushResult{}
+	for _, b := range im.Blobs() {
+		exists, err := c.blobExists(ctx, im.Repo, b.Digest)
+		if err != nil {
+			return res, fmt.Errorf("push %s: %w", im.Ref(), err)
+		}
+		if exists {
+			res.Skipped++
+			continue
+		}
+		rec, err := c.uploadBlob(ctx, im.Repo, b)
+		if err != nil {
+			return res, fmt.Errorf("push %s: %w", im.Ref(), err)
+		}
+		res.Uploads = append(res.Uploads, *rec)
+	}
+	h := http.Header{}
+	h.Set("Content-Type", mediaTypeManifest)
+	resp, _, err := c.do(ctx, "PUT manifest", request{
+		method: http.MethodPut, url: c.url("/v2/" + im.Repo + "/manifests/" + im.Tag),
+		body: im.Manifest, header: h, expect: []int{http.StatusCreated},
+	})
+	if err != nil {
+		return res, fmt.Errorf("push %s: manifest: %w", im.Ref(), err)
+	}
+	if got := resp.Header.Get("Docker-Content-Digest"); got != im.Digest {
+		return res, fmt.Errorf("push %s: registry stored manifest as %q, want %s", im.Ref(), got, im.Digest)
+	}
+	return res, nil
+}
+
+var manifestAccept = strings.Join([]string{
+	mediaTypeManifest,
+	"application/vnd.oci.image.index.v1+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+}, ", ")
+
+// pullImage fetches ref (tag or digest) and checks it is exactly want: manifest digest, and every
+// blob's digest and bytes. It returns the number of bytes downloaded.
+func (c *registryClient) pullImage(ctx context.Context, ref string, want *testImage) (int, error) {
+	h := http.Header{}
+	h.Set("Accept", manifestAccept)
+	var total int
+	var manifest []byte
+	err := c.retry(ctx, "GET manifest", func() error {
+		resp, data, err := c.once(ctx, request{
+			method: http.MethodGet, url: c.url("/v2/" + want.Repo + "/manifests/" + ref),
+			header: h, expect: []int{http.StatusOK},
+		})
+		if err != nil {
+			return err
+		}
+		if got := sha256Digest(data); got != want.Digest {
+			return fmt.Errorf("manifest %s:%s hashes to %s, want %s: %w", want.Repo, ref, got, want.Digest, errDigestMismatch)
+		}
+		if got := resp.Header.Get("Docker-Content-Digest"); got != want.Digest {
+			return fmt.Errorf("manifest %s:%s: Docker-Content-Digest %q, want %s", want.Repo, ref, got, want.Digest)
+		}
+		manifest = data
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pull %s:%s: %w", want.Repo, ref, err)
+	}
+	total += len(manifest)
+	var m ociManifest
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return total, fmt.Errorf("pull %s:%s: decode manifest: %w", want.Repo, ref, err)
+	}
+	descs := append(append([]descriptor{}, m.Layers...), m.Config)
+	wantBlobs := want.Blobs()
+	if len(descs) != len(wantBlobs) {
+		return total, fmt.Errorf("pull %s:%s: manifest lists %d blobs, want %d", want.Repo, ref, len(descs), len(wantBlobs))
+	}
+	for i, d := range descs {
+		wb := wantBlobs[i]
+		if d.Digest != wb.Digest {
+			return total, fmt.Errorf("pull %s:%s: blob %d is %s, want %s", want.Repo, ref, i, d.Digest, wb.Digest)
+		}
+		n, err := c.fetchBlob(ctx, want.Repo, wb)
+		if err != nil {
+			return total, fmt.Errorf("pull %s:%s: %w", want.Repo, ref, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// fetchBlob downloads a blob and compares it with the expected bytes.
+func (c *registryClient) fetchBlob(ctx context.Context, repo string, want blob) (int, error) {
+	var n int
+	err := c.retry(ctx, "GET blob", func() error {
+		_, data, err := c.once(ctx, request{method: http.MethodGet, url: c.url("/v2/" + repo + "/blobs/" + want.Digest), expect: []int{http.StatusOK}})
+		if err != nil {
+			return err
+		}
+		if got := sha256Digest(data); got != want.Digest {
+			return fmt.Errorf("blob %s: got %d bytes hashing to %s (want %d bytes): %w", want.Digest, len(data), got, len(want.Data), errDigestMismatch)
+		}
+		if !bytes.Equal(data, want.Data) { // cannot differ if the hashes match; kept as the explicit content check
+			return fmt.Errorf("blob %s: content differs", want.Digest)
+		}
+		n = len(data)
+		return nil
+	})
+	return n, err
+}
+
+// manifestStatus returns the status code of HEAD on a manifest (200 present, 404 gone).
+func (c *registryClient) manifestStatus(ctx context.Context, repo, ref string) (int, error) {
+	h := http.Header{}
+	h.Set("Accept", manifestAccept)
+	resp, _, err := c.do(ctx, "HEAD manifest", request{method: http.MethodHead, url: c.url("/v2/" + repo + "/manifests/" + ref), header: h})
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
+
+// deleteManifest deletes a manifest by digest (which also removes the tags pointing at it).
+func (c *registryClient) deleteManifest(ctx context.Context, repo, digest string) error {
+	_, _, err := c.do(ctx, "DELETE manifest", request{method: http.MethodDelete, url: c.url("/v2/" + repo + "/manifests/" + digest), expect: []int{http.StatusAccepted}})
+	if err != nil {
+		return fmt.Errorf("delete %s@%s: %w", repo, digest, err)
+	}
+	return nil
+}
+
+// tags lists the tags of a repository.
+func (c *registryClient) tags(ctx context.Context, repo string) ([]string, error) {
+	_, data, err := c.do(ctx, "GET tags", request{method: http.MethodGet, url: c.url("/v2/" + repo + "/tags/list"), expect: []int{http.StatusOK}})
+	if err != nil {
+		return nil, fmt.Errorf("tags of %s: %w", repo, err)
+	}
+	var tl struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.Unmarshal(data, &tl); err != nil {
+		return nil, fmt.Errorf("tags of %s: %w", repo, err)
+	}
+	return tl.Tags, nil
+}
+
+// mib formats a byte count.
+func mib(n int) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB" }

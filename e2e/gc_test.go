@@ -1,0 +1,224 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// blobDataPath is where the filesystem driver keeps a blob inside the registry pod.
+func blobDataPath(digestHex string) string {
+	return "/var/lib/registry/docker/registry/v2/blobs/sha256/" + digestHex[:2] + "/" + digestHex + "/data"
+}
+
+// blobsOnDisk checks with one `kubectl exec` which of the blobs have a data file in the storage
+// the registry pods share.
+func (f *fixture) blobsOnDisk(ctx context.Context, blobs []blob) (map[string]bool, error) {
+	var script strings.Builder
+	for _, b := range blobs {
+		fmt.Fprintf(&script, "if test -e %s; then echo present %s; else echo absent %s; fi\n", blobDataPath(b.hex()), b.Digest, b.Digest)
+	}
+	out, err := f.kube.exec(ctx, "deploy/"+f.out.DeploymentName, "registry", script.String())
+	if err != nil {
+		return nil, err
+	}
+	present := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		state, digest, ok := strings.Cut(strings.TrimSpace(l), " ")
+		if ok {
+			present[digest] = state == "present"
+		}
+	}
+	for _, b := range blobs {
+		if _, ok := present[b.Digest]; !ok {
+			return nil, fmt.Errorf("no answer for blob %s in %q", b.Digest, out)
+		}
+	}
+	return present, nil
+}
+
+// runGC creates a Job from the GC CronJob, waits for it and for the registry to be back to its
+// normal replica count.
+func (f *fixture) runGC(ctx context.Context, t *testing.T, label string) (*jobResult, error) {
+	suffix, err := randomSuffix()
+	if err != nil {
+		return nil, err
+	}
+	job := "e2e-" + label + "-" + suffix
+	res, err := f.kube.runJobFromCronJob(ctx, f.out.GCCronJobName, job, gcJobTimeout)
+	if err != nil {
+		return res, err
+	}
+	t.Logf("job %s succeeded in %s; last log lines:\n%s", job, res.Duration.Round(time.Second), tail(res.Logs, 8))
+	return res, nil
+}
+
+// stepGCEmpty runs GC before anything is pushed: it must succeed on an empty registry (plain
+// `registry garbage-collect` fails there because the repositories dir does not exist yet) and leave
+// the registry writable again.
+func (f *fixture) stepGCEmpty(t *testing.T) {
+	need(t, f.client != nil, "deployment")
+	ctx := context.Background()
+	err := f.timed("GC job (empty registry)", func() (string, error) {
+		_, err := f.runGC(ctx, t, "gc-empty")
+		return "", err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.waitReady(ctx, 2); err != nil {
+		t.Fatalf("registry not Ready after GC: %v", err)
+	}
+}
+
+// stepGCUnderLoad deletes one image, runs GC while pulls of another image and pushes of fresh
+// images keep going, then checks: the deleted image's blobs are gone from storage, the cache was
+// flushed, the kept image and every acknowledged push pull correctly, and pushing the deleted image
+// again yields a pullable image (no stale "blob exists" answers from the cache).
+func (f *fixture) stepGCUnderLoad(t *testing.T) {
+	need(t, f.imgKeep != nil && f.imgDrop != nil, "pushed images")
+	ctx := context.Background()
+	keep, drop := f.imgKeep, f.imgDrop
+
+	if err := f.client.deleteManifest(ctx, drop.Repo, drop.Digest); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{drop.Tag, drop.Digest} {
+		code, err := f.client.manifestStatus(ctx, drop.Repo, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 404 {
+			t.Fatalf("%s:%s after delete: HTTP %d, want 404", drop.Repo, ref, code)
+		}
+	}
+	// Before GC the deleted image's blobs are still on disk: this also proves the path layout the
+	// after-GC check relies on.
+	all := append(keep.Blobs(), drop.Blobs()...)
+	onDisk, err := f.blobsOnDisk(ctx, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range all {
+		if !onDisk[b.Digest] {
+			t.Fatalf("blob %s is not at %s before GC: storage layout differs from the contract", b.Digest, blobDataPath(b.hex()))
+		}
+	}
+
+	pulls := startPullLoop(ctx, f.client, keep, 100*time.Millisecond)
+	pushes := startPushLoop(ctx, f.client, "e2e/during-gc", 128<<10, time.Second)
+	// Stopping twice is harmless; the defers only matter when the step fails early.
+	defer pulls.stop()
+	defer pushes.stop()
+	// Make sure both loops are running before GC starts, so the counts cover the whole GC.
+	if err := poll(ctx, time.Minute, 200*time.Millisecond, func() (bool, error) {
+		p, q := pulls.stats.snapshot(), pushes.stats.snapshot()
+		return p.Attempts > 0 && q.Attempts > 0, nil
+	}); err != nil {
+		t.Fatalf("load loops did not start: %v", err)
+	}
+	var pullStats, pushStats loadCounts
+	gcErr := f.timed("GC job (under load)", func() (string, error) {
+		_, err := f.runGC(ctx, t, "gc")
+		pullStats, pushStats = pulls.stop(), pushes.stop()
+		return pullStats.summary("pulls") + "; " + pushStats.summary("pushes"), err
+	})
+	f.report.fact("during GC %s", pullStats.summary("pulls"))
+	f.report.fact("during GC %s; %d acknowledged", pushStats.summary("pushes"), len(pushStats.Acked))
+	t.Logf("during GC %s", pullStats.summary("pulls"))
+	t.Logf("during GC %s; %d acknowledged", pushStats.summary("pushes"), len(pushStats.Acked))
+	for _, l := range append(pullStats.Failures, pushStats.Failures...) {
+		t.Logf("  failure: %s", l)
+	}
+	if len(pullStats.Failures) > 0 {
+		f.report.fact("pull failures during GC (incl. retried):\n%s", strings.Join(pullStats.Failures, "\n"))
+	}
+	if gcErr != nil {
+		t.Fatal(gcErr)
+	}
+	if pullStats.Failed > 0 {
+		t.Errorf("%d pulls failed during GC even after retries", pullStats.Failed)
+	}
+	if pullStats.OK+pullStats.OKAfterRetry == 0 {
+		t.Errorf("no pull completed during GC")
+	}
+	if err := f.waitReady(ctx, 2); err != nil {
+		t.Fatalf("registry not Ready after GC: %v", err)
+	}
+
+	// Storage: the deleted image's blobs are gone, the kept image's are not.
+	onDisk, err = f.blobsOnDisk(ctx, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range keep.Blobs() {
+		if !onDisk[b.Digest] {
+			t.Errorf("GC deleted blob %s of the tagged image %s", b.Digest, keep.Ref())
+		}
+	}
+	gone := 0
+	for _, b := range drop.Blobs() {
+		if onDisk[b.Digest] {
+			t.Errorf("blob %s of the deleted image is still at %s after GC", b.Digest, blobDataPath(b.hex()))
+		} else {
+			gone++
+		}
+	}
+	f.report.fact("GC removed %d of %d blobs of the deleted image from storage; %d blobs of the kept image intact", gone, len(drop.Blobs()), len(keep.Blobs()))
+
+	// The cache was flushed: no descriptor of a deleted blob is left to answer "exists".
+	keys, err := f.redisBlobKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range drop.Blobs() {
+		if keys["blobs::"+b.Digest] {
+			t.Errorf("redis still has blobs::%s of a collected blob (cache not flushed after GC)", b.Digest)
+		}
+	}
+
+	// Everything acknowledged, before and during GC, pulls with the right digest.
+	images := append(append([]*testImage{}, f.survivors...), pushStats.Acked...)
+	err = f.timed("pull after GC", func() (string, error) {
+		total := 0
+		for _, im := range images {
+			n, err := f.client.pullImage(ctx, im.Tag, im)
+			if err != nil {
+				return "", err
+			}
+			total += n
+		}
+		return fmt.Sprintf("%d images (%d pushed during GC), %s", len(images), len(pushStats.Acked), mib(total)), nil
+	})
+	if err != nil {
+		t.Errorf("an acknowledged image is lost after GC: %v", err)
+	}
+	f.survivors = append(f.survivors, pushStats.Acked...)
+
+	// Re-push the deleted image with HEAD-before-upload like docker: a stale cache would answer
+	// "exists" for the collected layers and the image would not pull.
+	var res *pushResult
+	err = f.timed("re-push deleted image", func() (string, error) {
+		var err error
+		res, err = f.client.pushImage(ctx, drop)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d blobs uploaded, %d reported as existing", len(res.Uploads), res.Skipped), nil
+	})
+	if err != nil {
+		t.Fatalf("re-push of %s after GC: %v", drop.Ref(), err)
+	}
+	if res.Skipped > 0 {
+		t.Errorf("the registry claimed %d collected blobs of %s still exist (stale cache)", res.Skipped, drop.Ref())
+	}
+	if _, err := f.client.pullImage(ctx, drop.Tag, drop); err != nil {
+		t.Fatalf("re-pushed image does not pull: %v", err)
+	}
+	t.Logf("re-pushed %s@%s pulls with identical digests and layer contents", drop.Ref(), drop.Digest)
+	f.survivors = append(f.survivors, drop)
+}

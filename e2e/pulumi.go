@@ -1,0 +1,307 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// testPassphrase encrypts the throwaway stack's secrets. It is fixed on purpose: the state lives in
+// a temp dir that is deleted at the end, and a fixed value lets a kept (E2E_KEEP=1) stack be inspected.
+const testPassphrase = "regstack-e2e-passphrase"
+
+// pulumiCLI runs the real `pulumi` CLI on the program in the repository root with a file backend in
+// a temp dir and the stack config file kept beside it, so nothing is written into the repository.
+type pulumiCLI struct {
+	projectDir string // repository root (Pulumi.yaml)
+	backendDir string
+	configFile string
+	stack      string
+	logDir     string
+	seq        atomic.Int32 // numbers the log files in call order
+}
+
+func newPulumiCLI(projectDir, workDir, logDir, stack string) (*pulumiCLI, error) {
+	p := &pulumiCLI{
+		projectDir: projectDir,
+		backendDir: filepath.Join(workDir, "state"),
+		configFile: filepath.Join(workDir, "Pulumi."+stack+".yaml"),
+		stack:      stack,
+		logDir:     logDir,
+	}
+	if err := os.MkdirAll(p.backendDir, 0o700); err != nil {
+		return nil, fmt.Errorf("backend dir: %w", err)
+	}
+	return p, nil
+}
+
+// env is added to the test process environment for every pulumi call.
+func (p *pulumiCLI) env() []string {
+	return []string{
+		"PULUMI_BACKEND_URL=file://" + p.backendDir,
+		"PULUMI_CONFIG_PASSPHRASE=" + testPassphrase,
+		"PULUMI_CONFIG_PASSPHRASE_FILE=", // a user's passphrase file must not win over the test passphrase
+		"PULUMI_SKIP_UPDATE_CHECK=true",
+		"NO_COLOR=1",
+		// Exposes `--event-log` on up/preview/destroy: the engine events say exactly which
+		// operation (same/update/replace/...) each resource got, without parsing display text.
+		"PULUMI_DEBUG_COMMANDS=true",
+	}
+}
+
+// args adds the flags every command needs. withConfig adds --config-file for the commands that
+// read or write stack config.
+func (p *pulumiCLI) args(withConfig bool, args ...string) []string {
+	full := append([]string{}, args...)
+	full = append(full, "--stack", p.stack, "--non-interactive", "--color", "never")
+	if withConfig {
+		full = append(full, "--config-file", p.configFile)
+	}
+	return full
+}
+
+// run runs a short pulumi command and returns its stdout.
+func (p *pulumiCLI) run(ctx context.Context, timeout time.Duration, withConfig bool, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return runCmd(ctx, p.projectDir, p.env(), "pulumi", p.args(withConfig, args...)...)
+}
+
+// runLong runs a long pulumi command (preview/up/destroy) with its whole output in a log file.
+func (p *pulumiCLI) runLong(ctx context.Context, timeout time.Duration, label string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	logPath := filepath.Join(p.logDir, fmt.Sprintf("%02d-pulumi-%s.log", p.seq.Add(1), label))
+	return runLogged(ctx, p.projectDir, p.env(), logPath, "pulumi", p.args(true, args...)...)
+}
+
+// initStack creates the stack with the passphrase secrets provider. `pulumi stack init` has no
+// --config-file flag and writes the passphrase salt into Pulumi.<stack>.yaml next to the project's
+// Pulumi.yaml, so it runs in a scratch copy of the project (same project name, so the same stack in
+// the backend) and the file it writes becomes the suite's config file. Nothing lands in the repository.
+func (p *pulumiCLI) initStack(ctx context.Context) error {
+	scratch := filepath.Join(filepath.Dir(p.configFile), "init-project")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return fmt.Errorf("scratch project dir: %w", err)
+	}
+	project, err := os.ReadFile(filepath.Join(p.projectDir, "Pulumi.yaml"))
+	if err != nil {
+		return fmt.Errorf("read Pulumi.yaml: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(scratch, "Pulumi.yaml"), project, 0o600); err != nil {
+		return fmt.Errorf("scratch Pulumi.yaml: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	args := []string{"stack", "init", p.stack, "--secrets-provider", "passphrase", "--no-select", "--non-interactive", "--color", "never"}
+	if _, err := runCmd(ctx, scratch, p.env(), "pulumi", args...); err != nil {
+		return fmt.Errorf("stack init: %w", err)
+	}
+	written := filepath.Join(scratch, "Pulumi."+p.stack+".yaml")
+	if _, err := os.Stat(written); err != nil {
+		// Newer CLIs may keep the salt only in the state; then the config file starts empty.
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("stack config written by stack init: %w", err)
+	}
+	if err := os.Rename(written, p.configFile); err != nil {
+		return fmt.Errorf("move stack config to %s: %w", p.configFile, err)
+	}
+	return nil
+}
+
+// setConfig sets plain (non-secret) config values of the project.
+func (p *pulumiCLI) setConfig(ctx context.Context, config map[string]string) error {
+	keys := make([]string, 0, len(config))
+	for k := range config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	args := []string{"config", "set-all"}
+	for _, k := range keys {
+		args = append(args, "--plaintext", "registry-stack:"+k+"="+config[k])
+	}
+	if _, err := p.run(ctx, 2*time.Minute, true, args...); err != nil {
+		return fmt.Errorf("config set-all: %w", err)
+	}
+	return nil
+}
+
+// previewResult is the part of `pulumi preview --json` the suite checks.
+type previewResult struct {
+	Steps []struct {
+		Op             string   `json:"op"`
+		URN            string   `json:"urn"`
+		DiffReasons    []string `json:"diffReasons"`
+		ReplaceReasons []string `json:"replaceReasons"`
+	} `json:"steps"`
+	ChangeSummary map[string]int `json:"changeSummary"`
+}
+
+// previewJSON runs `pulumi preview --json` and decodes the plan.
+func (p *pulumiCLI) previewJSON(ctx context.Context, label string) (*previewResult, error) {
+	out, err := p.runLong(ctx, previewTimeout, label, "preview", "--json")
+	if err != nil {
+		return nil, fmt.Errorf("pulumi preview --json: %w", err)
+	}
+	var res previewResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		return nil, fmt.Errorf("decode preview --json: %w\n%s", err, tail(out, 20))
+	}
+	return &res, nil
+}
+
+// engineEvent is one line of `--event-log`; only resource steps are decoded.
+type engineEvent struct {
+	ResourcePreEvent *struct {
+		Metadata struct {
+			Op   string `json:"op"`
+			URN  string `json:"urn"`
+			Type string `json:"type"`
+		} `json:"metadata"`
+	} `json:"resourcePreEvent"`
+}
+
+// stepOp is one resource operation the engine performed or planned.
+type stepOp struct {
+	Op, URN string
+}
+
+// up runs `pulumi up --yes --skip-preview` with an engine event log and returns the resource
+// operations of that update (read from the event log, so the test does not parse the text output).
+func (p *pulumiCLI) up(ctx context.Context, label string) ([]stepOp, error) {
+	eventLog := filepath.Join(p.logDir, fmt.Sprintf("events-%s.jsonl", label))
+	if _, err := p.runLong(ctx, upTimeout, label, "up", "--yes", "--skip-preview", "--event-log", eventLog); err != nil {
+		return nil, fmt.Errorf("pulumi up: %w", err)
+	}
+	return readEventLog(eventLog)
+}
+
+func readEventLog(path string) ([]stepOp, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	defer f.Close()
+	var ops []stepOp
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20) // events carry whole resource states
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var ev engineEvent
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return nil, fmt.Errorf("decode event log line: %w", err)
+		}
+		if ev.ResourcePreEvent != nil {
+			ops = append(ops, stepOp{Op: ev.ResourcePreEvent.Metadata.Op, URN: ev.ResourcePreEvent.Metadata.URN})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read event log: %w", err)
+	}
+	return ops, nil
+}
+
+// outputs returns the stack outputs with secrets revealed.
+func (p *pulumiCLI) outputs(ctx context.Context, showSecrets bool) (map[string]any, error) {
+	args := []string{"stack", "output", "--json"}
+	if showSecrets {
+		args = append(args, "--show-secrets")
+	}
+	out, err := p.run(ctx, 2*time.Minute, false, args...)
+	if err != nil {
+		return nil, fmt.Errorf("stack output: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		return nil, fmt.Errorf("decode stack output: %w", err)
+	}
+	return m, nil
+}
+
+// stateResource is one resource of `pulumi stack export`.
+type stateResource struct {
+	URN     string         `json:"urn"`
+	Type    string         `json:"type"`
+	ID      string         `json:"id"`
+	Outputs map[string]any `json:"outputs"`
+}
+
+// exportResources returns the resources in the stack's state (secrets decrypted, kept in memory only).
+func (p *pulumiCLI) exportResources(ctx context.Context) ([]stateResource, error) {
+	out, err := p.run(ctx, 2*time.Minute, false, "stack", "export", "--show-secrets")
+	if err != nil {
+		return nil, fmt.Errorf("stack export: %w", err)
+	}
+	var dep struct {
+		Deployment struct {
+			Resources []stateResource `json:"resources"`
+		} `json:"deployment"`
+	}
+	if err := json.Unmarshal([]byte(out), &dep); err != nil {
+		return nil, fmt.Errorf("decode stack export: %w", err)
+	}
+	return dep.Deployment.Resources, nil
+}
+
+// stateFiles returns the contents of every file of the file backend (state, history, backups),
+// gunzipped when needed, keyed by path. The main state file must be among them.
+func (p *pulumiCLI) stateFiles(project string) (map[string][]byte, string, error) {
+	files := map[string][]byte{}
+	err := filepath.WalkDir(p.backendDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		if strings.HasSuffix(path, ".gz") {
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				return fmt.Errorf("gunzip %s: %w", path, err)
+			}
+			data, err = io.ReadAll(zr)
+			if err != nil {
+				return fmt.Errorf("gunzip %s: %w", path, err)
+			}
+		}
+		files[path] = data
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("walk backend dir: %w", err)
+	}
+	base := filepath.Join(p.backendDir, ".pulumi", "stacks", project, p.stack+".json")
+	for _, candidate := range []string{base, base + ".gz"} {
+		if _, ok := files[candidate]; ok {
+			return files, candidate, nil
+		}
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return nil, "", fmt.Errorf("state file %s(.gz) not found; backend holds %v", base, names)
+}

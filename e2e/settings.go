@@ -1,0 +1,167 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// settings is everything the suite takes from the environment. Defaults fit the sandbox cluster
+// (../shared/sandbox/cluster); README.md lists the values for minikube.
+type settings struct {
+	// KubeContext is passed to kubectl (--context) and to the program (kubeContext), so both talk
+	// to the same cluster even if the current context changes while the suite runs.
+	KubeContext string
+	Namespace   string
+	Hostname    string
+	// IngressClass is the IngressClass of the target cluster (traefik on the sandbox, nginx on minikube).
+	IngressClass string
+
+	StorageMode  string // hostPath | dynamic
+	StorageClass string // only used in dynamic mode
+	// HostPath is the node directory of the hostPath PV. The sandbox node is this machine, so the
+	// suite can look at the directory directly; on a remote node those checks are skipped.
+	HostPath string
+
+	RegistryImage string
+	RedisImage    string
+	KubectlImage  string
+
+	// IngressAddr is host:port of the ingress controller's HTTPS entry point as seen from this
+	// machine. Empty means: start a kubectl port-forward to IngressService.
+	IngressAddr    string
+	IngressService string // namespace/name of the ingress controller Service
+	IngressPort    string // its HTTPS port
+
+	// Keep leaves the stack, namespace, PV and temp dirs in place when the suite fails (debugging).
+	Keep bool
+
+	// Stack is the Pulumi stack name, e2e-<random>.
+	Stack string
+	// WorkDir holds the file backend, the stack config file and the default hostPath. Removed at the end.
+	WorkDir string
+	// LogDir keeps the full output of every pulumi/kubectl call that produces a lot of text. It is
+	// not removed, so a failed run can be investigated.
+	LogDir string
+}
+
+func env(name, def string) string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func randomSuffix() (string, error) {
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random suffix: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// loadSettings reads the E2E_* variables and creates the work and log directories. The current
+// kubectl context is resolved once here.
+func loadSettings(ctx context.Context) (*settings, error) {
+	suffix, err := randomSuffix()
+	if err != nil {
+		return nil, err
+	}
+	s := &settings{
+		Namespace:      env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
+		Hostname:       env("E2E_HOSTNAME", "registry.e2e.test"),
+		IngressClass:   env("E2E_INGRESS_CLASS", "traefik"),
+		StorageMode:    env("E2E_STORAGE_MODE", "hostPath"),
+		StorageClass:   env("E2E_STORAGE_CLASS", "standard"),
+		RegistryImage:  env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
+		RedisImage:     env("E2E_REDIS_IMAGE", "redis:7.0.15-alpine"),
+		KubectlImage:   env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
+		IngressAddr:    env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
+		IngressService: env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
+		IngressPort:    env("E2E_INGRESS_PORT", "443"),
+		Keep:           env("E2E_KEEP", "") == "1",
+		Stack:          "e2e-" + suffix,
+	}
+	switch s.StorageMode {
+	case "hostPath", "dynamic":
+	default:
+		return nil, fmt.Errorf("E2E_STORAGE_MODE=%q: the suite supports hostPath and dynamic", s.StorageMode)
+	}
+	if !strings.Contains(s.IngressService, "/") {
+		return nil, fmt.Errorf("E2E_INGRESS_SERVICE=%q: want namespace/name", s.IngressService)
+	}
+
+	s.KubeContext = os.Getenv("E2E_KUBE_CONTEXT")
+	if s.KubeContext == "" {
+		out, err := runCmd(ctx, "", nil, "kubectl", "config", "current-context")
+		if err != nil {
+			return nil, fmt.Errorf("no E2E_KUBE_CONTEXT and no current kubectl context: %w", err)
+		}
+		s.KubeContext = strings.TrimSpace(out)
+	}
+
+	// MkdirTemp gives 0700; the kubelet (root) creates the hostPath below it, so that is enough.
+	s.WorkDir, err = os.MkdirTemp("", "regstack-e2e-"+suffix+"-")
+	if err != nil {
+		return nil, fmt.Errorf("work dir: %w", err)
+	}
+	s.HostPath = env("E2E_STORAGE_HOST_PATH", filepath.Join(s.WorkDir, "data"))
+	s.LogDir = env("E2E_LOG_DIR", filepath.Join(os.TempDir(), "regstack-e2e-logs", s.Stack))
+	if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("log dir: %w", err)
+	}
+	return s, nil
+}
+
+// stackConfig is the stack configuration the suite deploys: the target cluster's specifics plus
+// small sizes, two replicas and a suspended GC schedule (the tests trigger GC by hand).
+func (s *settings) stackConfig() map[string]string {
+	c := map[string]string{
+		"kubeContext":      s.KubeContext,
+		"namespace":        s.Namespace,
+		"createNamespace":  "true",
+		"hostname":         s.Hostname,
+		"ingressClassName": s.IngressClass,
+		"replicas":         "2",
+		"registryImage":    s.RegistryImage,
+		"redisImage":       s.RedisImage,
+		"gcKubectlImage":   s.KubectlImage,
+		"storageMode":      s.StorageMode,
+		"pvSize":           "2Gi",
+		"pvcSize":          "1Gi",
+		"redisMaxMemory":   "32mb",
+		// The program derives the Redis memory limit from redisMaxMemory (32mb -> 72Mi); the
+		// default request (96Mi) would exceed it and the API server rejects the Deployment.
+		"redisMemoryRequest": "48Mi",
+		"registryCpuRequest": "10m",
+		"redisCpuRequest":    "10m",
+		"gcSuspend":          "true",
+		"logLevel":           "info",
+	}
+	switch s.StorageMode {
+	case "hostPath":
+		c["storageHostPath"] = s.HostPath
+	case "dynamic":
+		c["storageClassName"] = s.StorageClass
+	}
+	return c
+}
+
+// timeouts of the long operations; generous because the first preview compiles the Kubernetes SDK.
+const (
+	previewTimeout       = 15 * time.Minute
+	upTimeout            = 20 * time.Minute
+	destroyTimeout       = 15 * time.Minute
+	readyTimeout         = 5 * time.Minute
+	gcJobTimeout         = 10 * time.Minute
+	kubectlTimeout       = 2 * time.Minute
+	ingressTimeout       = 3 * time.Minute
+	namespaceGoneTimeout = 5 * time.Minute
+)
