@@ -21,7 +21,6 @@ const (
 	tSecret     = "kubernetes:core/v1:Secret"
 	tConfigMap  = "kubernetes:core/v1:ConfigMap"
 	tPV         = "kubernetes:core/v1:PersistentVolume"
-	tPVPatch    = "kubernetes:core/v1:PersistentVolumePatch"
 	tPVC        = "kubernetes:core/v1:PersistentVolumeClaim"
 	tIngress    = "kubernetes:networking.k8s.io/v1:Ingress"
 	tCronJob    = "kubernetes:batch/v1:CronJob"
@@ -96,7 +95,7 @@ func TestEveryKubernetesObjectUsesTheExplicitProviderAndIsLabelled(t *testing.T)
 		if !strings.Contains(r.Provider, "pulumi:providers:kubernetes::k8s") {
 			t.Errorf("%s/%s: provider %q, want the stack's explicit provider", r.Type, r.Name, r.Provider)
 		}
-		if r.Type == tPVPatch {
+		if r.Type == "kubernetes:core/v1:PersistentVolumePatch" {
 			continue
 		}
 		for _, key := range []string{"name", "instance", "component", "part-of", "managed-by"} {
@@ -320,15 +319,15 @@ func TestDynamicStorageRetainsTheProvisionedVolume(t *testing.T) {
 	if n := len(m.OfType(tPV)); n != 0 {
 		t.Errorf("dynamic mode registered %d static PVs", n)
 	}
-	if got := m.Get(t, tPVC, "registry-data").String("spec", "storageClassName"); got != "fast" {
-		t.Errorf("claim class = %q, want fast", got)
+	class := m.Get(t, "kubernetes:storage.k8s.io/v1:StorageClass", "registry-data-retain")
+	if got := class.String("reclaimPolicy"); got != "Retain" {
+		t.Errorf("claim's class reclaimPolicy = %q, want Retain", got)
 	}
-	patch := m.Get(t, tPVPatch, "registry-data-retain")
-	if got := patch.String("spec", "persistentVolumeReclaimPolicy"); got != "Retain" {
-		t.Errorf("PV patch reclaim policy = %q", got)
+	if got := class.String("provisioner"); got != "mock.io/fast" {
+		t.Errorf("claim's class provisioner = %q, want the one of class fast", got)
 	}
-	if got := patch.String("metadata", "name"); got != "pvc-mock-registry-data" {
-		t.Errorf("PV patch targets %q, want the claim's bound volume", got)
+	if got := m.Get(t, tPVC, "registry-data").String("spec", "storageClassName"); got != "registry-registry-data-retain" {
+		t.Errorf("claim class = %q, want the retaining copy of fast", got)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/regstack/registry-stack/internal/kube"
 )
@@ -43,6 +44,8 @@ type RedisArgs struct {
 	MemoryRequest string
 	// Required: label selectors of the pods allowed to connect (the NetworkPolicy admits only these).
 	ClientSelectors []map[string]string
+
+	memoryLimit string // derived by withDefaults
 }
 
 // Redis is the cache Deployment, its Service, password Secret and NetworkPolicy.
@@ -82,6 +85,11 @@ func (a *RedisArgs) withDefaults() (*RedisArgs, error) {
 	if out.MemoryRequest == "" {
 		out.MemoryRequest = "96Mi"
 	}
+	limit, err := MemoryLimit(out.MaxMemoryBytes, out.MemoryRequest)
+	if err != nil {
+		return nil, err
+	}
+	out.memoryLimit = limit
 	return &out, nil
 }
 
@@ -182,6 +190,18 @@ func PodLabels(name string) map[string]string {
 	return kube.Labels("redis", name, "cache")
 }
 
+// MemoryLimit is the container's memory limit: maxmemory plus headroom for Redis' own structures
+// and fragmentation (an OOM kill empties the cache), and never below the request (Kubernetes
+// rejects a limit under the request).
+func MemoryLimit(maxMemoryBytes int64, memoryRequest string) (string, error) {
+	req, err := resource.ParseQuantity(memoryRequest)
+	if err != nil {
+		return "", fmt.Errorf("redis: memory request %q: %w", memoryRequest, err)
+	}
+	limitBytes := max(maxMemoryBytes+maxMemoryBytes/4+32<<20, req.Value())
+	return fmt.Sprintf("%dMi", (limitBytes+(1<<20)-1)>>20), nil
+}
+
 // Conf renders redis.conf: a bounded LRU cache with no persistence, password required.
 func Conf(maxMemory, password string) string {
 	return strings.Join([]string{
@@ -212,8 +232,6 @@ func PodSpec(secretName pulumi.StringInput, a *RedisArgs) *corev1.PodSpecArgs {
 			FailureThreshold:    pulumi.Int(3),
 		}
 	}
-	// Headroom above maxmemory for Redis' own structures and fragmentation.
-	limitBytes := a.MaxMemoryBytes + a.MaxMemoryBytes/4 + 32<<20
 	return &corev1.PodSpecArgs{
 		AutomountServiceAccountToken: pulumi.Bool(false),
 		EnableServiceLinks:           pulumi.Bool(false),
@@ -235,7 +253,7 @@ func PodSpec(secretName pulumi.StringInput, a *RedisArgs) *corev1.PodSpecArgs {
 			}},
 			ReadinessProbe:  probe(2),
 			LivenessProbe:   probe(15),
-			Resources:       kube.Resources(a.CPURequest, a.MemoryRequest, fmt.Sprintf("%dMi", (limitBytes+(1<<20)-1)>>20)),
+			Resources:       kube.Resources(a.CPURequest, a.MemoryRequest, a.memoryLimit),
 			SecurityContext: kube.ContainerSecurityContext(),
 			VolumeMounts: corev1.VolumeMountArray{
 				&corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String(confDir), ReadOnly: pulumi.Bool(true)},

@@ -416,3 +416,24 @@ func TestPasswordIsSafeUnquoted(t *testing.T) {
 		t.Errorf("RandomPassword length = %v, want at least 24", got)
 	}
 }
+
+// A small maxmemory with the default request must not yield a limit below the request, which
+// Kubernetes rejects ("must be less than or equal to memory limit").
+func TestMemoryLimitNeverBelowRequest(t *testing.T) {
+	for _, c := range []struct {
+		maxMemoryBytes int64
+		request, want  string
+	}{
+		{32 << 20, "96Mi", "96Mi"},
+		{64 << 20, "96Mi", "112Mi"},
+		{1 << 30, "256Mi", "1312Mi"},
+	} {
+		got, err := MemoryLimit(c.maxMemoryBytes, c.request)
+		if err != nil || got != c.want {
+			t.Errorf("MemoryLimit(%d, %s) = %q, %v; want %q", c.maxMemoryBytes, c.request, got, err, c.want)
+		}
+	}
+	if _, err := MemoryLimit(1, "lots"); err == nil {
+		t.Error("a request that is no quantity was accepted")
+	}
+}

@@ -1,7 +1,8 @@
 // Package storage provides the registry's data volume: a PersistentVolumeClaim and, in hostPath
 // mode, the static PersistentVolume it binds to.
 //
-// Data safety: every volume this component makes or binds is reclaimed with Retain, and the PV and
+// Data safety: every volume this component makes or binds is reclaimed with Retain (static PV,
+// a Retain copy of the StorageClass for dynamic claims, a patch for existing PVs), and the PV and
 // the claim are registered with retainOnDelete, so neither a mistaken `pulumi destroy` nor a replaced
 // claim deletes images. Deleting the data is always a separate, deliberate step (see README).
 package storage
@@ -11,6 +12,7 @@ import (
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
@@ -133,7 +135,32 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 		claimSpec.StorageClassName = pulumi.String(a.StorageClassName)
 		claimSpec.VolumeName = volumeName
 	case ModeDynamic:
-		claimSpec.StorageClassName = pulumi.String(a.StorageClassName)
+		// The provisioner gives a new PV its class's reclaim policy, usually Delete: deleting the
+		// claim (or the namespace) would delete the images. Claim from a copy of the class that
+		// differs only in reclaimPolicy Retain. Unlike patching the PV afterwards, this works in
+		// preview and with WaitForFirstConsumer classes.
+		source, err := storagev1.GetStorageClass(ctx, name+"-source-class", pulumi.ID(a.StorageClassName), nil, pulumi.Parent(comp))
+		if err != nil {
+			return nil, fmt.Errorf("storage: read StorageClass %q: %w", a.StorageClassName, err)
+		}
+		retain, err := storagev1.NewStorageClass(ctx, name+"-retain", &storagev1.StorageClassArgs{
+			Metadata: &metav1.ObjectMetaArgs{
+				// Cluster-scoped: the namespace keeps two stacks on one cluster apart.
+				Name:   pulumi.Sprintf("%s-%s-retain", a.Namespace, name),
+				Labels: labels,
+			},
+			Provisioner:          source.Provisioner,
+			Parameters:           source.Parameters,
+			VolumeBindingMode:    source.VolumeBindingMode,
+			AllowVolumeExpansion: source.AllowVolumeExpansion,
+			AllowedTopologies:    source.AllowedTopologies,
+			MountOptions:         source.MountOptions,
+			ReclaimPolicy:        pulumi.String("Retain"),
+		}, pulumi.Parent(comp))
+		if err != nil {
+			return nil, fmt.Errorf("storage: retaining copy of StorageClass %q: %w", a.StorageClassName, err)
+		}
+		claimSpec.StorageClassName = retain.Metadata.Name().Elem()
 	}
 
 	claim, err := corev1.NewPersistentVolumeClaim(ctx, name, &corev1.PersistentVolumeClaimArgs{
@@ -143,24 +170,22 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 	if err != nil {
 		return nil, fmt.Errorf("storage: persistent volume claim: %w", err)
 	}
-	if a.Mode != ModeHostPath {
-		// A provisioned PV carries its class's reclaim policy (usually Delete), and an existing PV
-		// may too: patch the bound PV to Retain so deleting the claim or the namespace does not
-		// delete the images.
-		if a.Mode == ModeDynamic {
-			volumeName = claim.Spec.VolumeName().Elem()
-		}
+	switch a.Mode {
+	case ModeDynamic:
+		volumeName = claim.Spec.VolumeName().Elem()
+	case ModeExisting:
+		// An existing PV may carry reclaim policy Delete; the claim must not be its death sentence.
 		if _, err := corev1.NewPersistentVolumePatch(ctx, name+"-retain", &corev1.PersistentVolumePatchArgs{
 			Metadata: &metav1.ObjectMetaPatchArgs{
 				Name: volumeName,
-				// The provisioner owns the field (it wrote the class's policy); take it over.
+				// Whoever created the PV owns the field; take it over.
 				Annotations: pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")},
 			},
 			Spec: &corev1.PersistentVolumeSpecPatchArgs{
 				PersistentVolumeReclaimPolicy: pulumi.String("Retain"),
 			},
 		}, keep...); err != nil {
-			return nil, fmt.Errorf("storage: retain patch of the provisioned volume: %w", err)
+			return nil, fmt.Errorf("storage: retain patch of volume %q: %w", a.VolumeName, err)
 		}
 	}
 

@@ -13,10 +13,11 @@ import (
 )
 
 const (
-	tPV      = "kubernetes:core/v1:PersistentVolume"
-	tPVC     = "kubernetes:core/v1:PersistentVolumeClaim"
-	tPVPatch = "kubernetes:core/v1:PersistentVolumePatch"
-	tStorage = "registry-stack:index:Storage"
+	tStorageClass = "kubernetes:storage.k8s.io/v1:StorageClass"
+	tPV           = "kubernetes:core/v1:PersistentVolume"
+	tPVC          = "kubernetes:core/v1:PersistentVolumeClaim"
+	tPVPatch      = "kubernetes:core/v1:PersistentVolumePatch"
+	tStorage      = "registry-stack:index:Storage"
 )
 
 func TestHostPathVolumeSpec(t *testing.T) {
@@ -189,22 +190,26 @@ func TestDynamicModeRetainsTheProvisionedVolume(t *testing.T) {
 		t.Errorf("dynamic mode registered %d PVs; the provisioner makes the volume", n)
 	}
 	pvc := m.Get(t, tPVC, "data")
-	if got := pvc.String("spec", "storageClassName"); got != "fast" {
-		t.Errorf("claim class = %q, want fast", got)
-	}
 	if got := pvc.String("spec", "accessModes", 0); got != "ReadWriteMany" {
 		t.Errorf("claim access mode = %q, want ReadWriteMany", got)
 	}
-	patch := m.Get(t, tPVPatch, "data-retain")
-	if got := patch.String("spec", "persistentVolumeReclaimPolicy"); got != "Retain" {
-		t.Errorf("PV patch reclaim policy = %q, want Retain", got)
+	// The claim uses a copy of the requested class that differs only in reclaimPolicy Retain.
+	class := m.Get(t, tStorageClass, "data-retain")
+	if got := pvc.String("spec", "storageClassName"); got != class.String("metadata", "name") || got != "images-data-retain" {
+		t.Errorf("claim class = %q, want the retaining copy images-data-retain", got)
 	}
-	// The mock provider binds a dynamic claim to "pvc-mock-<name>", as the real one reports the bound PV.
-	if got := patch.String("metadata", "name"); got != "pvc-mock-data" {
-		t.Errorf("PV patch targets %q, want the claim's bound volume pvc-mock-data", got)
+	if got := class.String("reclaimPolicy"); got != "Retain" {
+		t.Errorf("class copy reclaimPolicy = %q, want Retain", got)
 	}
-	if !patch.RetainOnDelete {
-		t.Error("PV patch has no retainOnDelete: destroying the stack would undo the Retain policy")
+	// The mock cluster answers a read of class "fast" with provisioner mock.io/fast.
+	if got := class.String("provisioner"); got != "mock.io/fast" {
+		t.Errorf("class copy provisioner = %q, want the source class's mock.io/fast", got)
+	}
+	if got := class.String("volumeBindingMode"); got != "WaitForFirstConsumer" {
+		t.Errorf("class copy volumeBindingMode = %q, want the source class's", got)
+	}
+	if n := len(m.OfType(tPVPatch)); n != 0 {
+		t.Errorf("%d PV patches in dynamic mode: the volume name is unknown in preview", n)
 	}
 	if claimName != "data" || volumeName != "pvc-mock-data" {
 		t.Errorf("outputs claimName=%q volumeName=%q, want data and pvc-mock-data", claimName, volumeName)
@@ -247,11 +252,14 @@ func TestEveryModeProtectsTheData(t *testing.T) {
 				if r.Type == tStorage {
 					continue
 				}
-				if !r.RetainOnDelete {
-					t.Errorf("%s/%s has no retainOnDelete: `pulumi destroy` would delete it", r.Type, r.Name)
-				}
 				if want := "urn:pulumi:unit::registry-stack::" + tStorage + "::data"; r.Parent != want {
 					t.Errorf("%s/%s parent = %q, want the Storage component", r.Type, r.Name, r.Parent)
+				}
+				if r.Type == tStorageClass {
+					continue // holds no data; deleting it leaves its volumes alone
+				}
+				if !r.RetainOnDelete {
+					t.Errorf("%s/%s has no retainOnDelete: `pulumi destroy` would delete it", r.Type, r.Name)
 				}
 			}
 			// The bound volume must end up with reclaim policy Retain: either the PV we create or a
@@ -263,12 +271,12 @@ func TestEveryModeProtectsTheData(t *testing.T) {
 			for _, p := range m.OfType(tPVPatch) {
 				retained = retained || (p.String("metadata", "name") == volumeName && p.String("spec", "persistentVolumeReclaimPolicy") == "Retain")
 			}
+			for _, sc := range m.OfType(tStorageClass) {
+				claimClass := m.Get(t, tPVC, "data").String("spec", "storageClassName")
+				retained = retained || (sc.String("metadata", "name") == claimClass && sc.String("reclaimPolicy") == "Retain")
+			}
 			if !retained {
-				// BUG (existing mode): the package comment promises "every volume this component makes or
-				// binds is reclaimed with Retain", but in existing mode the bound PV keeps whatever policy it
-				// has; with Delete, deleting the claim (or the namespace) deletes the images.
-				t.Errorf("BUG: mode %s: nothing sets reclaim policy Retain on the bound volume %q "+
-					"(storage/storage.go:130-133 registers no PersistentVolumePatch in existing mode; the promise is at storage.go:4)", c.mode, volumeName)
+				t.Errorf("mode %s: nothing makes the bound volume %q reclaim with Retain", c.mode, volumeName)
 			}
 		})
 	}

@@ -43,6 +43,9 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	if rpc := args.RegisterRPC; rpc != nil {
 		r.Parent, r.RetainOnDelete, r.Protect = rpc.GetParent(), rpc.GetRetainOnDelete(), rpc.GetProtect()
 	}
+	if rpc := args.ReadRPC; rpc != nil {
+		r.Parent = rpc.GetParent()
+	}
 	m.mu.Lock()
 	m.resources = append(m.resources, r)
 	m.mu.Unlock()
@@ -60,6 +63,13 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		outs["certPem"] = resource.NewStringProperty("-----BEGIN CERTIFICATE-----\nmock-" + args.Name + "\n-----END CERTIFICATE-----\n")
 	case "tls:index/certRequest:CertRequest":
 		outs["certRequestPem"] = resource.NewStringProperty("-----BEGIN CERTIFICATE REQUEST-----\nmock-" + args.Name + "\n-----END CERTIFICATE REQUEST-----\n")
+	case "kubernetes:storage.k8s.io/v1:StorageClass":
+		if args.ID != "" { // a read of an existing class, as the cluster would answer it
+			outs["metadata"] = resource.NewObjectProperty(resource.PropertyMap{"name": resource.NewStringProperty(args.ID)})
+			outs["provisioner"] = resource.NewStringProperty("mock.io/" + args.ID)
+			outs["reclaimPolicy"] = resource.NewStringProperty("Delete")
+			outs["volumeBindingMode"] = resource.NewStringProperty("WaitForFirstConsumer")
+		}
 	case "kubernetes:core/v1:PersistentVolumeClaim":
 		// The provider waits for the claim to bind; a dynamic claim then names its new PV.
 		spec := outs["spec"].ObjectValue()
