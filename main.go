@@ -89,6 +89,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		HostPath:         cfg.StorageHostPath,
 		StorageClassName: cfg.StorageClassName,
 		VolumeName:       cfg.StorageVolumeName,
+		NodeName:         cfg.StorageNodeName,
 	}, k8s)
 	if err != nil {
 		return nil, err
@@ -126,6 +127,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		CPURequest:         cfg.RegistryCPURequest,
 		MemoryRequest:      cfg.RegistryMemoryRequest,
 		MemoryLimit:        cfg.RegistryMemoryLimit,
+		CoLocate:           cfg.StorageAccessMode == "ReadWriteOnce",
 	}
 	if cache != nil {
 		regArgs.CacheEnabled, regArgs.RedisAddr, regArgs.RedisPassword = true, cache.Address, cache.Password
@@ -165,7 +167,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 	}
 	if cache != nil {
 		gcArgs.CacheEnabled = true
-		gcArgs.RedisHost = pulumi.String(redisName)
+		gcArgs.RedisHost = cache.ServiceName
 		gcArgs.RedisPort = redis.Port
 		gcArgs.RedisImage = cfg.RedisImage
 		gcArgs.RedisPasswordSecret = cache.SecretName

@@ -61,7 +61,7 @@ func TestDefaultStackRegistersEveryComponent(t *testing.T) {
 		tDeployment:                         2,
 		tService:                            2,
 		tPDB:                                1,
-		tNetPol:                             1,
+		tNetPol:                             2, // redis: clients only; registry: API port only
 		tIngress:                            1,
 		tCronJob:                            1,
 		tConfigMap:                          1,

@@ -10,7 +10,10 @@
 //     the flush failed.
 //
 // Steps 1-3 are init containers (they run in order, each only after the previous one exited 0);
-// 2 and 3 always exit 0 and leave their result in a shared emptyDir for step 4.
+// 2 and 3 always exit 0 and leave their result in a shared emptyDir for step 4. Two no-op init
+// containers before step 1 pull the registry and redis images, so that no image pull can fail
+// while the registry is read-only. Step 1 refuses to start beside another GC pod of the CronJob
+// (concurrencyPolicy does not cover Jobs created by hand).
 package gc
 
 import (
@@ -169,7 +172,7 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 					BackoffLimit: pulumi.Int(0),
 					Template: &corev1.PodTemplateSpecArgs{
 						Metadata: &metav1.ObjectMetaArgs{Labels: labels},
-						Spec:     PodSpec(a, account.Metadata.Name().Elem(), scriptsMap.Metadata.Name().Elem()),
+						Spec:     PodSpec(a, PodSelector(name), account.Metadata.Name().Elem(), scriptsMap.Metadata.Name().Elem()),
 					},
 				},
 			},
@@ -241,12 +244,17 @@ func SelectorString(sel map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-// PodSpec is the GC pod: the four steps described in the package comment.
-func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap pulumi.StringInput) *corev1.PodSpecArgs {
+// PodSpec is the GC pod: the four steps described in the package comment. selfSelector selects
+// the GC pods of this CronJob (a run refuses to start beside another one).
+func PodSpec(a *GCArgs, selfSelector map[string]string, serviceAccount, scriptsConfigMap pulumi.StringInput) *corev1.PodSpecArgs {
 	kubectlEnv := corev1.EnvVarArray{
 		&corev1.EnvVarArgs{Name: pulumi.String("NAMESPACE"), ValueFrom: &corev1.EnvVarSourceArgs{
 			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.namespace")},
 		}},
+		&corev1.EnvVarArgs{Name: pulumi.String("POD_NAME"), ValueFrom: &corev1.EnvVarSourceArgs{
+			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.name")},
+		}},
+		&corev1.EnvVarArgs{Name: pulumi.String("GC_SELECTOR"), Value: pulumi.String(SelectorString(selfSelector))},
 		&corev1.EnvVarArgs{Name: pulumi.String("DEPLOYMENT"), Value: a.DeploymentName},
 		&corev1.EnvVarArgs{Name: pulumi.String("CONTAINER"), Value: pulumi.String(a.ContainerName)},
 		&corev1.EnvVarArgs{Name: pulumi.String("POD_SELECTOR"), Value: pulumi.String(SelectorString(a.RegistrySelector))},
@@ -280,9 +288,25 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap pulumi.StringInput) *co
 		}
 	}
 
-	inits := corev1.ContainerArray{
-		step("enter-read-only", a.KubectlImage, []string{"maintenance.sh", "enter"}, kubectlUID, kubectlEnv),
+	// Images are pulled when their step starts: pull them all before the registry goes read-only,
+	// so that a failing pull cannot strand it there.
+	pull := func(name, image string, uid int, command ...string) *corev1.ContainerArgs {
+		sc := kube.ContainerSecurityContext()
+		sc.RunAsUser, sc.RunAsGroup = pulumi.Int(uid), pulumi.Int(uid)
+		return &corev1.ContainerArgs{
+			Name:            pulumi.String(name),
+			Image:           pulumi.String(image),
+			ImagePullPolicy: pulumi.String("IfNotPresent"),
+			Command:         pulumi.ToStringArray(command),
+			Resources:       kube.Resources("10m", "16Mi", "64Mi"),
+			SecurityContext: sc,
+		}
 	}
+	inits := corev1.ContainerArray{pull("pull-registry-image", a.RegistryImage, a.RegistryUID, "registry", "--version")}
+	if a.CacheEnabled {
+		inits = append(inits, pull("pull-redis-image", a.RedisImage, redisUID, "redis-cli", "--version"))
+	}
+	inits = append(inits, step("enter-read-only", a.KubectlImage, []string{"maintenance.sh", "enter"}, kubectlUID, kubectlEnv))
 	collect := step("garbage-collect", a.RegistryImage, []string{"collect.sh"}, a.RegistryUID, corev1.EnvVarArray{
 		&corev1.EnvVarArgs{Name: pulumi.String("CONFIG"), Value: pulumi.String(configDir + "/config.yml")},
 		&corev1.EnvVarArgs{Name: pulumi.String("DATA_DIR"), Value: pulumi.String("/var/lib/registry")},

@@ -94,7 +94,9 @@ func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pul
 		ValidityPeriodHours: pulumi.Int(CAValidityHours),
 		AllowedUses:         pulumi.ToStringArray([]string{"cert_signing", "crl_signing", "digital_signature"}),
 		Subject: &tls.SelfSignedCertSubjectArgs{
-			CommonName:   pulumi.String("registry-stack CA " + a.Hostname),
+			// No hostname in the subject: a subject change replaces the CA, and every client
+			// would have to trust a new one just because the hostname changed.
+			CommonName:   pulumi.String("registry-stack CA"),
 			Organization: pulumi.String("registry-stack"),
 		},
 	}, parent)
@@ -195,16 +197,13 @@ func Annotations(sourceRanges []string) map[string]string {
 	return ann
 }
 
-// Spec routes every path of the hostname to the registry Service over TLS.
+// Spec routes every path of the hostname and of each extra DNS name to the registry Service over
+// TLS. IP SANs are in the certificate but not routed: an Ingress rule matches host names only.
 func Spec(a *IngressArgs, tlsSecretName pulumi.StringInput) *networkingv1.IngressSpecArgs {
-	return &networkingv1.IngressSpecArgs{
-		IngressClassName: pulumi.String(a.IngressClassName),
-		Tls: networkingv1.IngressTLSArray{&networkingv1.IngressTLSArgs{
-			Hosts:      pulumi.ToStringArray(DNSNames(a.Hostname, a.ExtraDNSNames)),
-			SecretName: tlsSecretName,
-		}},
-		Rules: networkingv1.IngressRuleArray{&networkingv1.IngressRuleArgs{
-			Host: pulumi.String(a.Hostname),
+	var rules networkingv1.IngressRuleArray
+	for _, host := range DNSNames(a.Hostname, a.ExtraDNSNames) {
+		rules = append(rules, &networkingv1.IngressRuleArgs{
+			Host: pulumi.String(host),
 			Http: &networkingv1.HTTPIngressRuleValueArgs{
 				Paths: networkingv1.HTTPIngressPathArray{&networkingv1.HTTPIngressPathArgs{
 					Path:     pulumi.String("/"),
@@ -217,6 +216,14 @@ func Spec(a *IngressArgs, tlsSecretName pulumi.StringInput) *networkingv1.Ingres
 					},
 				}},
 			},
+		})
+	}
+	return &networkingv1.IngressSpecArgs{
+		IngressClassName: pulumi.String(a.IngressClassName),
+		Tls: networkingv1.IngressTLSArray{&networkingv1.IngressTLSArgs{
+			Hosts:      pulumi.ToStringArray(DNSNames(a.Hostname, a.ExtraDNSNames)),
+			SecretName: tlsSecretName,
 		}},
+		Rules: rules,
 	}
 }

@@ -232,8 +232,16 @@ func TestIngressRoutesTheHostToTheService(t *testing.T) {
 	if got := fmt.Sprint(ing.Lookup("spec", "tls", 0, "hosts")); got != "[registry.example.com registry.internal]" {
 		t.Errorf("Ingress TLS hosts = %s, want the certificate's DNS names", got)
 	}
-	if n := len(ing.Lookup("spec", "rules").([]any)); n != 1 {
-		t.Errorf("%d rules, want 1", n)
+	// Every DNS name of the certificate is routed, each to the registry Service.
+	rules := ing.Lookup("spec", "rules").([]any)
+	if len(rules) != 2 {
+		t.Fatalf("%d rules, want one per DNS name (2)", len(rules))
+	}
+	if got := ing.String("spec", "rules", 1, "host"); got != "registry.internal" {
+		t.Errorf("second rule host = %q, want the extra DNS name", got)
+	}
+	if got := ing.String("spec", "rules", 1, "http", "paths", 0, "backend", "service", "name"); got != "registry-svc" {
+		t.Errorf("second rule backend = %q, want the registry Service", got)
 	}
 	if r.name != "reg" {
 		t.Errorf("IngressName output = %q", r.name)

@@ -54,6 +54,8 @@ type Redis struct {
 
 	// Address is host:port of the Service inside the cluster.
 	Address pulumi.StringOutput `pulumi:"address"`
+	// ServiceName names the Service (the host part of Address).
+	ServiceName pulumi.StringOutput `pulumi:"serviceName"`
 	// Password is the generated password (secret).
 	Password pulumi.StringOutput `pulumi:"password"`
 	// SecretName names the Secret holding PasswordKey.
@@ -170,12 +172,14 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 		return nil, fmt.Errorf("redis: network policy: %w", err)
 	}
 
-	comp.Address = pulumi.Sprintf("%s:%d", service.Metadata.Name().Elem(), Port)
+	comp.ServiceName = service.Metadata.Name().Elem()
+	comp.Address = pulumi.Sprintf("%s:%d", comp.ServiceName, Port)
 	comp.Password = password.Result
 	comp.SecretName = secret.Metadata.Name().Elem()
 	comp.DeploymentName = deployment.Metadata.Name().Elem()
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"address":        comp.Address,
+		"serviceName":    comp.ServiceName,
 		"password":       comp.Password,
 		"secretName":     comp.SecretName,
 		"deploymentName": comp.DeploymentName,

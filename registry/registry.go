@@ -9,6 +9,7 @@ import (
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -60,6 +61,9 @@ type RegistryArgs struct {
 	MemoryRequest string
 	// Optional: defaults to "1Gi".
 	MemoryLimit string
+	// Optional: defaults to false. Schedules every replica on one node (required pod affinity)
+	// instead of spreading them: a ReadWriteOnce volume attaches to one node only.
+	CoLocate bool
 }
 
 // Registry is the registry Deployment and everything it needs.
@@ -214,6 +218,23 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		return nil, fmt.Errorf("registry: service: %w", err)
 	}
 
+	// Where NetworkPolicy is enforced, only the API port is reachable: the debug port serves pprof
+	// and metrics without auth (scrape it from a namespace you add to this policy).
+	if _, err := networkingv1.NewNetworkPolicy(ctx, name, &networkingv1.NetworkPolicyArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
+		Spec: &networkingv1.NetworkPolicySpecArgs{
+			PodSelector: &metav1.LabelSelectorArgs{MatchLabels: selector},
+			PolicyTypes: pulumi.ToStringArray([]string{"Ingress"}),
+			Ingress: networkingv1.NetworkPolicyIngressRuleArray{&networkingv1.NetworkPolicyIngressRuleArgs{
+				Ports: networkingv1.NetworkPolicyPortArray{&networkingv1.NetworkPolicyPortArgs{
+					Protocol: pulumi.String("TCP"), Port: pulumi.Int(Port),
+				}},
+			}},
+		},
+	}, parent); err != nil {
+		return nil, fmt.Errorf("registry: network policy: %w", err)
+	}
+
 	if a.Replicas > 1 {
 		if _, err := policyv1.NewPodDisruptionBudget(ctx, name, &policyv1.PodDisruptionBudgetArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
@@ -262,13 +283,7 @@ func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[
 		AutomountServiceAccountToken:  pulumi.Bool(false),
 		TerminationGracePeriodSeconds: pulumi.Int(terminationGracePeriodSeconds),
 		SecurityContext:               kube.PodSecurityContext(UID),
-		TopologySpreadConstraints: corev1.TopologySpreadConstraintArray{&corev1.TopologySpreadConstraintArgs{
-			MaxSkew:           pulumi.Int(1),
-			TopologyKey:       pulumi.String("kubernetes.io/hostname"),
-			WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
-			LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(selector)},
-		}},
-		Containers: corev1.ContainerArray{Container(a)},
+		Containers:                    corev1.ContainerArray{Container(a)},
 		Volumes: corev1.VolumeArray{
 			&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
 				SecretName: configSecretName, DefaultMode: pulumi.Int(0o440),
@@ -278,6 +293,22 @@ func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[
 			}},
 			&corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
 		},
+	}
+	sameNode := &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(selector)}
+	if a.CoLocate {
+		// The first replica matches its own term, so it schedules; the others follow it.
+		spec.Affinity = &corev1.AffinityArgs{PodAffinity: &corev1.PodAffinityArgs{
+			RequiredDuringSchedulingIgnoredDuringExecution: corev1.PodAffinityTermArray{&corev1.PodAffinityTermArgs{
+				TopologyKey: pulumi.String("kubernetes.io/hostname"), LabelSelector: sameNode,
+			}},
+		}}
+	} else {
+		spec.TopologySpreadConstraints = corev1.TopologySpreadConstraintArray{&corev1.TopologySpreadConstraintArgs{
+			MaxSkew:           pulumi.Int(1),
+			TopologyKey:       pulumi.String("kubernetes.io/hostname"),
+			WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
+			LabelSelector:     sameNode,
+		}}
 	}
 	if a.FixVolumeOwnership {
 		spec.InitContainers = corev1.ContainerArray{VolumeOwnershipContainer(a.Image, DataDir)}

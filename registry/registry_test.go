@@ -455,3 +455,38 @@ func toAny(m map[string]string) map[string]any {
 	}
 	return out
 }
+
+// A ReadWriteOnce volume attaches to one node: co-located replicas share it; otherwise they spread.
+func TestPlacementFollowsTheVolume(t *testing.T) {
+	for _, coLocate := range []bool{true, false} {
+		a, err := (&RegistryArgs{Namespace: pulumi.String("ns"), ClaimName: pulumi.String("data"), CoLocate: coLocate}).withDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod := renderPod(t, func() *corev1.PodSpecArgs { return PodSpec(a, pulumi.String("cfg"), PodSelector("registry")) })
+		affinity := pod.Lookup("spec", "affinity", "podAffinity", "requiredDuringSchedulingIgnoredDuringExecution", 0, "topologyKey")
+		spread := pod.Lookup("spec", "topologySpreadConstraints", 0, "topologyKey")
+		if coLocate && (affinity != "kubernetes.io/hostname" || spread != nil) {
+			t.Errorf("CoLocate: affinity=%v spread=%v, want required same-node affinity and no spread", affinity, spread)
+		}
+		if !coLocate && (affinity != nil || spread != "kubernetes.io/hostname") {
+			t.Errorf("spread: affinity=%v spread=%v, want a hostname spread and no affinity", affinity, spread)
+		}
+	}
+}
+
+// The debug port (pprof, metrics, no auth) is left out of the registry's NetworkPolicy.
+func TestNetworkPolicyAdmitsOnlyTheAPIPort(t *testing.T) {
+	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+		_, err := NewRegistry(ctx, "registry", &RegistryArgs{Namespace: pulumi.String("ns"), ClaimName: pulumi.String("data")})
+		return err
+	})
+	np := m.Get(t, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "registry")
+	ports := np.Lookup("spec", "ingress", 0, "ports").([]any)
+	if len(ports) != 1 || np.Lookup("spec", "ingress", 0, "ports", 0, "port") != float64(Port) {
+		t.Errorf("ingress ports = %v, want only %d", ports, Port)
+	}
+	if got := fmt.Sprint(np.Lookup("spec", "podSelector", "matchLabels")); got != fmt.Sprint(toAny(PodSelector("registry"))) {
+		t.Errorf("policy selects %s, want the registry pods", got)
+	}
+}

@@ -48,6 +48,7 @@ type Config struct {
 	StorageMode       string
 	StorageClassName  string
 	StorageHostPath   string
+	StorageNodeName   string
 	StorageVolumeName string
 	StorageAccessMode string
 	PVSize            string
@@ -93,7 +94,8 @@ var keys = []key{
 	{"registryMemoryLimit", "1Gi", str(func(c *Config) *string { return &c.RegistryMemoryLimit })},
 	{"storageMode", StorageHostPath, str(func(c *Config) *string { return &c.StorageMode })},
 	{"storageClassName", "standard", str(func(c *Config) *string { return &c.StorageClassName })},
-	{"storageHostPath", "/data/registry", str(func(c *Config) *string { return &c.StorageHostPath })},
+	{"storageHostPath", "", str(func(c *Config) *string { return &c.StorageHostPath })},
+	{"storageNodeName", "", str(func(c *Config) *string { return &c.StorageNodeName })},
 	{"storageVolumeName", "", str(func(c *Config) *string { return &c.StorageVolumeName })},
 	{"storageAccessMode", "ReadWriteOnce", str(func(c *Config) *string { return &c.StorageAccessMode })},
 	{"pvSize", "10Gi", str(func(c *Config) *string { return &c.PVSize })},
@@ -140,6 +142,10 @@ func Parse(lookup func(name string) (string, bool)) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
+	if c.StorageHostPath == "" {
+		// One directory per namespace: two stacks on one node must never share (and GC) one store.
+		c.StorageHostPath = "/data/" + c.Namespace
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -165,7 +171,7 @@ func integer(field func(*Config) *int) func(*Config, string) error {
 	return func(c *Config, raw string) error {
 		n, err := strconv.Atoi(strings.TrimSpace(raw))
 		if err != nil {
-			return fmt.Errorf("%q is not a whole number", raw)
+			return fmt.Errorf("%q is invalid; allowed: a whole number", raw)
 		}
 		*field(c) = n
 		return nil
@@ -176,7 +182,7 @@ func boolean(field func(*Config) *bool) func(*Config, string) error {
 	return func(c *Config, raw string) error {
 		b, err := strconv.ParseBool(strings.TrimSpace(raw))
 		if err != nil {
-			return fmt.Errorf("%q is not a boolean (allowed: true, false)", raw)
+			return fmt.Errorf("%q is invalid; allowed: true, false", raw)
 		}
 		*field(c) = b
 		return nil
@@ -187,7 +193,7 @@ func list(field func(*Config) *[]string) func(*Config, string) error {
 	return func(c *Config, raw string) error {
 		var out []string
 		if err := json.Unmarshal([]byte(raw), &out); err != nil {
-			return fmt.Errorf("%q is not a list of strings (set it with `pulumi config set --path 'KEY[0]' VALUE`)", raw)
+			return fmt.Errorf("%q is invalid; allowed: a list of strings (set items with `pulumi config set --path 'KEY[0]' VALUE`)", raw)
 		}
 		*field(c) = out
 		return nil

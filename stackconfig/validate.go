@@ -59,6 +59,9 @@ func (c *Config) Validate() error {
 
 	v.intRange("replicas", c.Replicas, 1, MaxReplicas)
 	v.image("registryImage", c.RegistryImage)
+	if major, ok := tagMajor(c.RegistryImage); ok && major != 3 {
+		v.bad("registryImage", c.RegistryImage, "distribution v3 (a 3.x tag): the rendered config uses the v3 schema, which v2 rejects")
+	}
 	if !usernamePattern.MatchString(c.Username) {
 		v.bad("username", c.Username, "1-64 characters of letters, digits and . _ @ -, starting with a letter or digit")
 	}
@@ -80,6 +83,13 @@ func (c *Config) Validate() error {
 	case StorageHostPath:
 		if !path.IsAbs(c.StorageHostPath) || path.Clean(c.StorageHostPath) != c.StorageHostPath || c.StorageHostPath == "/" {
 			v.bad("storageHostPath", c.StorageHostPath, "an absolute, clean directory path other than / (e.g. /data/registry)")
+		}
+		if c.StorageAccessMode == "ReadWriteMany" {
+			v.bad("storageAccessMode", c.StorageAccessMode, "ReadWriteOnce with storageMode hostPath: hostPath volumes live on one node "+
+				"(use storageMode dynamic with a ReadWriteMany class for replicas on several nodes)")
+		}
+		if c.StorageNodeName != "" {
+			v.dnsSubdomain("storageNodeName", c.StorageNodeName)
 		}
 		if pv != nil && pvc != nil && pvc.Cmp(*pv) > 0 {
 			v.bad("pvcSize", c.PVCSize, fmt.Sprintf("a size no larger than pvSize (%s): the claim must fit its volume", c.PVSize))
@@ -184,7 +194,7 @@ func (v *validator) quantity(key, value string) *resource.Quantity {
 // image requires a pinned reference: a tag other than latest, or a digest.
 func (v *validator) image(key, value string) {
 	ref, err := reference.ParseNormalizedNamed(value)
-	if err != nil || value != strings.TrimSpace(value) {
+	if err != nil {
 		v.bad(key, value, "an image reference such as registry:3.1.2 or ghcr.io/org/app@sha256:<digest>")
 		return
 	}
@@ -193,4 +203,19 @@ func (v *validator) image(key, value string) {
 	if !digested && (!isTagged || tagged.Tag() == "latest") {
 		v.bad(key, value, "a pinned image reference: a tag other than latest, or a digest")
 	}
+}
+
+// tagMajor returns the major version of an image tag that starts with a number (registry:2.8.3 → 2).
+func tagMajor(image string) (int, bool) {
+	ref, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return 0, false
+	}
+	tagged, ok := ref.(reference.Tagged)
+	if !ok {
+		return 0, false
+	}
+	major, _, _ := strings.Cut(strings.TrimPrefix(tagged.Tag(), "v"), ".")
+	n, err := strconv.Atoi(major)
+	return n, err == nil
 }

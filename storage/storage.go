@@ -44,6 +44,9 @@ type StorageArgs struct {
 	StorageClassName string
 	// Required in existing mode: the PersistentVolume the claim binds to.
 	VolumeName string
+	// Optional: defaults to "" (any node). Node holding the hostPath directory; pins every pod
+	// that mounts the volume to it, so replicas never write to different nodes' directories.
+	NodeName string
 }
 
 // Storage is the registry's data volume.
@@ -121,7 +124,7 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 				Name:   pulumi.Sprintf("%s-%s", a.Namespace, name),
 				Labels: labels,
 			},
-			Spec: HostPathVolumeSpec(a.HostPath, a.VolumeSize, a.AccessMode),
+			Spec: HostPathVolumeSpec(a.HostPath, a.VolumeSize, a.AccessMode, a.NodeName),
 		}, keep...)
 		if err != nil {
 			return nil, fmt.Errorf("storage: persistent volume: %w", err)
@@ -200,9 +203,10 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 	return comp, nil
 }
 
-// HostPathVolumeSpec is the static PV of hostPath mode: Retain, no class, directory created on demand.
-func HostPathVolumeSpec(hostPath, size, accessMode string) *corev1.PersistentVolumeSpecArgs {
-	return &corev1.PersistentVolumeSpecArgs{
+// HostPathVolumeSpec is the static PV of hostPath mode: Retain, no class, directory created on
+// demand, on nodeName when given.
+func HostPathVolumeSpec(hostPath, size, accessMode, nodeName string) *corev1.PersistentVolumeSpecArgs {
+	spec := &corev1.PersistentVolumeSpecArgs{
 		Capacity:                      pulumi.StringMap{"storage": pulumi.String(size)},
 		AccessModes:                   pulumi.ToStringArray([]string{accessMode}),
 		PersistentVolumeReclaimPolicy: pulumi.String("Retain"),
@@ -213,4 +217,15 @@ func HostPathVolumeSpec(hostPath, size, accessMode string) *corev1.PersistentVol
 			Type: pulumi.String("DirectoryOrCreate"),
 		},
 	}
+	if nodeName != "" {
+		spec.NodeAffinity = &corev1.VolumeNodeAffinityArgs{Required: &corev1.NodeSelectorArgs{
+			NodeSelectorTerms: corev1.NodeSelectorTermArray{&corev1.NodeSelectorTermArgs{
+				MatchExpressions: corev1.NodeSelectorRequirementArray{&corev1.NodeSelectorRequirementArgs{
+					Key: pulumi.String("kubernetes.io/hostname"), Operator: pulumi.String("In"),
+					Values: pulumi.ToStringArray([]string{nodeName}),
+				}},
+			}},
+		}}
+	}
+	return spec
 }

@@ -24,7 +24,7 @@ func TestHostPathVolumeSpec(t *testing.T) {
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
 		_, err := corev1.NewPersistentVolume(ctx, "pv", &corev1.PersistentVolumeArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("pv")},
-			Spec:     HostPathVolumeSpec("/data/registry", "20Gi", "ReadWriteMany"),
+			Spec:     HostPathVolumeSpec("/data/registry", "20Gi", "ReadWriteMany", "node-a"),
 		})
 		return err
 	})
@@ -41,6 +41,8 @@ func TestHostPathVolumeSpec(t *testing.T) {
 		{[]any{"spec", "capacity", "storage"}, "20Gi", "the size given"},
 		{[]any{"spec", "accessModes", 0}, "ReadWriteMany", "the access mode given"},
 		{[]any{"spec", "volumeMode"}, "Filesystem", "the registry needs a filesystem"},
+		{[]any{"spec", "nodeAffinity", "required", "nodeSelectorTerms", 0, "matchExpressions", 0, "key"}, "kubernetes.io/hostname", "the directory exists on one node only"},
+		{[]any{"spec", "nodeAffinity", "required", "nodeSelectorTerms", 0, "matchExpressions", 0, "values", 0}, "node-a", "the node given"},
 	} {
 		if got := pv.Lookup(c.path...); got != c.want {
 			t.Errorf("%v = %#v, want %#v (%s)", c.path, got, c.want, c.why)

@@ -6,7 +6,8 @@
 # returns only when no pod of the old, writable template is left (not even a terminating one that
 # is still draining an upload), because GC must never run beside a writer.
 #
-# Env: NAMESPACE, DEPLOYMENT, CONTAINER, POD_SELECTOR, ROLLOUT_TIMEOUT (seconds).
+# Env: NAMESPACE, DEPLOYMENT, CONTAINER, POD_SELECTOR, ROLLOUT_TIMEOUT (seconds), and for "enter"
+# GC_SELECTOR and POD_NAME (this GC pod).
 set -eu
 
 mode_label="registry-stack.io/maintenance"
@@ -19,11 +20,17 @@ patch() {
 	kubectl -n "$NAMESPACE" patch deployment "$DEPLOYMENT" --type=strategic -p "$1" >/dev/null
 }
 
-# wait_pods SELECTOR: waits until no pod matches SELECTOR (terminating pods included).
+# live_pods SELECTOR: pods matching SELECTOR that may still run (terminating ones included;
+# evicted or completed pods stay listed until deleted but run nothing).
+live_pods() {
+	kubectl -n "$NAMESPACE" get pods -l "$1" --field-selector=status.phase!=Failed,status.phase!=Succeeded -o name
+}
+
+# wait_pods SELECTOR: waits until no live pod matches SELECTOR.
 wait_pods() {
 	deadline=$(( $(date +%s) + timeout ))
 	while :; do
-		left=$(kubectl -n "$NAMESPACE" get pods -l "$1" -o name)
+		left=$(live_pods "$1")
 		[ -z "$left" ] && return 0
 		if [ "$(date +%s)" -ge "$deadline" ]; then
 			log "timed out after ${timeout}s waiting for: $(echo "$left" | tr '\n' ' ')"
@@ -38,10 +45,18 @@ rollout() {
 }
 
 enter() {
+	# concurrencyPolicy Forbid does not cover Jobs created by hand from the CronJob: a second run
+	# must neither collect beside the first nor restore writes while the first is collecting.
+	runs=$(live_pods "$GC_SELECTOR")
+	others=$(echo "$runs" | grep -v -e "^pod/$POD_NAME\$" -e '^$' || true)
+	if [ -n "$others" ]; then
+		log "another GC run is in progress ($(echo "$others" | tr '\n' ' ')); not touching the registry"
+		exit 1
+	fi
 	log "switching deployment/$DEPLOYMENT to read-only"
-	patch "{\"spec\":{\"template\":{\"metadata\":{\"labels\":{\"$mode_label\":\"read-only\"}},\"spec\":{\"containers\":[{\"name\":\"$CONTAINER\",\"env\":[{\"name\":\"$readonly_env\",\"value\":\"{\\\"enabled\\\":true}\"}]}]}}}}"
-	# From here on, any failure must not leave the registry read-only.
+	# From here on, any failure (the patch itself included) must not leave the registry read-only.
 	trap 'log "failed to enter read-only mode; restoring writes"; leave || true; exit 1' EXIT
+	patch "{\"spec\":{\"template\":{\"metadata\":{\"labels\":{\"$mode_label\":\"read-only\"}},\"spec\":{\"containers\":[{\"name\":\"$CONTAINER\",\"env\":[{\"name\":\"$readonly_env\",\"value\":\"{\\\"enabled\\\":true}\"}]}]}}}}"
 	rollout
 	wait_pods "$POD_SELECTOR,$mode_label!=read-only"
 	trap - EXIT

@@ -36,11 +36,14 @@ func Selector(app, instance string) map[string]string {
 // default seccomp profile. fsGroup makes volumes that support ownership management writable.
 func PodSecurityContext(uid int) *corev1.PodSecurityContextArgs {
 	return &corev1.PodSecurityContextArgs{
-		RunAsNonRoot:   pulumi.Bool(true),
-		RunAsUser:      pulumi.Int(uid),
-		RunAsGroup:     pulumi.Int(uid),
-		FsGroup:        pulumi.Int(uid),
-		SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
+		RunAsNonRoot: pulumi.Bool(true),
+		RunAsUser:    pulumi.Int(uid),
+		RunAsGroup:   pulumi.Int(uid),
+		FsGroup:      pulumi.Int(uid),
+		// Chown a volume only when its root has the wrong group, not on every mount: a registry
+		// volume holds millions of files and GC restarts every replica twice.
+		FsGroupChangePolicy: pulumi.String("OnRootMismatch"),
+		SeccompProfile:      &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
 	}
 }
 
