@@ -332,14 +332,13 @@ func PodSpec(a *GCArgs, selfSelector map[string]string, serviceAccount, scriptsC
 		RestartPolicy:      pulumi.String("Never"),
 		EnableServiceLinks: pulumi.Bool(false),
 		SecurityContext:    kube.PodSecurityContext(a.RegistryUID),
-		// The data claim may be ReadWriteOnce: prefer the node the registry pods run on.
+		// The data claim may be ReadWriteOnce (attached to the registry pods' node): run beside a
+		// registry pod. Elsewhere the pod would wait for an attach that never comes, and block
+		// every later run (Forbid). Unschedulable means pending before step 1: writes unaffected.
 		Affinity: &corev1.AffinityArgs{PodAffinity: &corev1.PodAffinityArgs{
-			PreferredDuringSchedulingIgnoredDuringExecution: corev1.WeightedPodAffinityTermArray{&corev1.WeightedPodAffinityTermArgs{
-				Weight: pulumi.Int(100),
-				PodAffinityTerm: &corev1.PodAffinityTermArgs{
-					TopologyKey:   pulumi.String("kubernetes.io/hostname"),
-					LabelSelector: &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(a.RegistrySelector)},
-				},
+			RequiredDuringSchedulingIgnoredDuringExecution: corev1.PodAffinityTermArray{&corev1.PodAffinityTermArgs{
+				TopologyKey:   pulumi.String("kubernetes.io/hostname"),
+				LabelSelector: &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(a.RegistrySelector)},
 			}},
 		}},
 		InitContainers: inits,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
@@ -146,50 +147,117 @@ func TestCronJob(t *testing.T) {
 	}
 }
 
+// pullSteps are the init containers that only pull an image (they run its --version) before the
+// registry goes read-only.
+var pullSteps = map[string]bool{"pull-registry-image": true, "pull-redis-image": true}
+
 func TestStepsRunInOrder(t *testing.T) {
 	for _, c := range []struct {
 		cache     bool
 		wantInits []string
 	}{
-		{true, []string{"enter-read-only", "garbage-collect", "flush-cache"}},
-		{false, []string{"enter-read-only", "garbage-collect"}},
+		{true, []string{"pull-registry-image", "pull-redis-image", "enter-read-only", "garbage-collect", "flush-cache"}},
+		{false, []string{"pull-registry-image", "enter-read-only", "garbage-collect"}},
 	} {
 		t.Run(fmt.Sprint("cache=", c.cache), func(t *testing.T) {
 			inits, mains := containers(t, podSpec(t, runGC(t, gcArgs(c.cache))))
 			if got := names(inits); !slices.Equal(got, c.wantInits) {
-				t.Errorf("init containers = %v, want %v (init containers run in this order)", got, c.wantInits)
+				t.Errorf("init containers = %v, want %v (init containers run in this order; every image is pulled "+
+					"before enter-read-only)", got, c.wantInits)
 			}
 			if got := names(mains); !slices.Equal(got, []string{"restore-writes"}) {
 				t.Errorf("containers = %v, want [restore-writes]", got)
 			}
 			want := map[string][]string{
-				"enter-read-only": {"sh", "/scripts/maintenance.sh", "enter"},
-				"garbage-collect": {"sh", "/scripts/collect.sh"},
-				"flush-cache":     {"sh", "/scripts/flush.sh"},
-				"restore-writes":  {"sh", "/scripts/restore.sh"},
+				"pull-registry-image": {"registry", "--version"},
+				"pull-redis-image":    {"redis-cli", "--version"},
+				"enter-read-only":     {"sh", "/scripts/maintenance.sh", "enter"},
+				"garbage-collect":     {"sh", "/scripts/collect.sh"},
+				"flush-cache":         {"sh", "/scripts/flush.sh"},
+				"restore-writes":      {"sh", "/scripts/restore.sh"},
 			}
 			images := map[string]string{
-				"enter-read-only": "registry.k8s.io/kubectl:v1.33.13",
-				"garbage-collect": "registry:3.1.2",
-				"flush-cache":     "redis:7.0.15-alpine",
-				"restore-writes":  "registry.k8s.io/kubectl:v1.33.13",
+				"pull-registry-image": "registry:3.1.2",
+				"pull-redis-image":    "redis:7.0.15-alpine",
+				"enter-read-only":     "registry.k8s.io/kubectl:v1.33.13",
+				"garbage-collect":     "registry:3.1.2",
+				"flush-cache":         "redis:7.0.15-alpine",
+				"restore-writes":      "registry.k8s.io/kubectl:v1.33.13",
 			}
 			for _, ctr := range append(inits, mains...) {
 				name := ctr["name"].(string)
+				if _, ok := want[name]; !ok {
+					t.Errorf("unexpected container %s", name)
+					continue
+				}
 				if got := argv(ctr); !slices.Equal(got, want[name]) {
 					msg := ""
 					if name == "enter-read-only" {
 						msg = "\nBUG: maintenance.sh without an argument prints its usage and exits 2, so every GC run fails " +
-							"at its first step and never collects (gc/gc.go:274 builds the command from the script name " +
-							"only; gc.go:283 has no way to pass \"enter\")"
+							"at its first step and never collects"
 					}
 					t.Errorf("%s runs %q, want %q%s", name, got, want[name], msg)
 				}
 				if got := ctr["image"]; got != images[name] {
 					t.Errorf("%s image = %v, want %s", name, got, images[name])
 				}
+				if got := ctr["imagePullPolicy"]; got != "IfNotPresent" {
+					t.Errorf("%s imagePullPolicy = %v, want IfNotPresent (the image pulled before read-only is reused)", name, got)
+				}
+			}
+
+			// The kubelet pulls an image when its container starts. Once enter-read-only has run, a
+			// failing pull would leave the registry read-only (restore-writes could never start), so
+			// every later container must use an image already pulled by an earlier one.
+			enter := slices.Index(names(inits), "enter-read-only")
+			if enter < 0 {
+				t.Fatal("no enter-read-only step")
+			}
+			pulled := map[any]bool{}
+			for _, ctr := range inits[:enter+1] { // enter-read-only's own image is pulled before it switches
+				pulled[ctr["image"]] = true
+			}
+			for _, ctr := range append(slices.Clone(inits[enter+1:]), mains...) {
+				if !pulled[ctr["image"]] {
+					t.Errorf("%s (image %v) starts after enter-read-only, but its image was not pulled before: "+
+						"a failing pull would strand the registry read-only", ctr["name"], ctr["image"])
+				}
 			}
 		})
+	}
+}
+
+// TestPullStepsDoNothingElse: the pull containers run a no-op with no access to anything.
+func TestPullStepsDoNothingElse(t *testing.T) {
+	for _, cache := range []bool{true, false} {
+		inits, _ := containers(t, podSpec(t, runGC(t, gcArgs(cache))))
+		var seen []string
+		for _, c := range inits {
+			name := c["name"].(string)
+			if !pullSteps[name] {
+				continue
+			}
+			seen = append(seen, name)
+			if m := asList(c["volumeMounts"]); len(m) != 0 {
+				t.Errorf("cache=%v: %s mounts %v, want nothing", cache, name, m)
+			}
+			if e := asList(c["env"]); len(e) != 0 {
+				t.Errorf("cache=%v: %s env = %v, want none", cache, name, e)
+			}
+			if c["envFrom"] != nil || c["args"] != nil {
+				t.Errorf("cache=%v: %s has envFrom %v / args %v, want none", cache, name, c["envFrom"], c["args"])
+			}
+			if r, _ := c["resources"].(map[string]any); r["requests"] == nil || r["limits"] == nil {
+				t.Errorf("cache=%v: %s resources = %v, want requests and a memory limit", cache, name, r)
+			}
+		}
+		want := []string{"pull-registry-image", "pull-redis-image"}
+		if !cache {
+			want = want[:1]
+		}
+		if !slices.Equal(seen, want) {
+			t.Errorf("cache=%v: pull steps = %v, want %v", cache, seen, want)
+		}
 	}
 }
 
@@ -198,17 +266,31 @@ func TestEveryContainerIsRestricted(t *testing.T) {
 	if sc, _ := spec["securityContext"].(map[string]any); sc["runAsNonRoot"] != true || sc["runAsUser"] == 0.0 {
 		t.Errorf("pod securityContext = %v, want runAsNonRoot and a non-zero user", sc)
 	}
-	wantUID := map[string]float64{"enter-read-only": 65532, "garbage-collect": 1000, "flush-cache": 999, "restore-writes": 65532}
+	// Each container runs as its image's own account, set explicitly (the pod default is the
+	// registry's): the pull steps too, although they only print a version.
+	wantUID := map[string]float64{
+		"pull-registry-image": 1000, "pull-redis-image": 999,
+		"enter-read-only": 65532, "garbage-collect": 1000, "flush-cache": 999, "restore-writes": 65532,
+	}
 	inits, mains := containers(t, spec)
+	if got, want := len(inits)+len(mains), len(wantUID); got != want {
+		t.Errorf("%d containers %v, want %d", got, names(append(inits, mains...)), want)
+	}
 	for _, c := range append(inits, mains...) {
 		name := c["name"].(string)
+		uid, known := wantUID[name]
+		if !known {
+			t.Errorf("container %s has no expected user", name)
+			continue
+		}
 		sc, _ := c["securityContext"].(map[string]any)
 		for _, e := range []struct {
 			key  string
 			want any
 		}{
 			{"runAsNonRoot", true},
-			{"runAsUser", wantUID[name]},
+			{"runAsUser", uid},
+			{"runAsGroup", uid},
 			{"allowPrivilegeEscalation", false},
 			{"readOnlyRootFilesystem", true},
 			{"privileged", nil},
@@ -257,6 +339,7 @@ func TestEveryStepGetsTheEnvironmentItsScriptReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	inits, mains := containers(t, podSpec(t, runGC(t, gcArgs(true))))
+	checked := 0
 	for _, c := range append(inits, mains...) {
 		name, script := c["name"].(string), ""
 		for _, a := range argv(c) {
@@ -265,6 +348,18 @@ func TestEveryStepGetsTheEnvironmentItsScriptReads(t *testing.T) {
 			}
 		}
 		e := env(c)
+		if pullSteps[name] {
+			// A pull step runs the image's own binary, no script, and needs no environment.
+			if script != "" || len(e) != 0 {
+				t.Errorf("pull step %s runs script %q with env %v, want no script and no env", name, script, e)
+			}
+			continue
+		}
+		if script == "" {
+			t.Errorf("%s runs %q: no script from %s", name, argv(c), scriptsDir)
+			continue
+		}
+		checked++
 		vars := scriptVars(t, scripts, script)
 		if len(vars) == 0 {
 			t.Errorf("%s: found no variables in %s; the check would prove nothing", name, script)
@@ -275,6 +370,9 @@ func TestEveryStepGetsTheEnvironmentItsScriptReads(t *testing.T) {
 			}
 		}
 	}
+	if checked != 4 {
+		t.Errorf("checked %d script steps, want 4 (enter-read-only, garbage-collect, flush-cache, restore-writes)", checked)
+	}
 }
 
 func TestStepEnvironmentValues(t *testing.T) {
@@ -283,10 +381,16 @@ func TestStepEnvironmentValues(t *testing.T) {
 	for _, c := range append(inits, mains...) {
 		byName[c["name"].(string)] = c
 	}
+	gcSelector := SelectorString(PodSelector(gcName))
+	if gcSelector != "app.kubernetes.io/instance=registry-gc,app.kubernetes.io/name=registry-gc" {
+		t.Errorf("SelectorString(PodSelector(%q)) = %q", gcName, gcSelector)
+	}
 	for _, step := range []string{"enter-read-only", "restore-writes"} {
 		e := env(byName[step])
 		for k, want := range map[string]string{
 			"NAMESPACE":       "<from:map[fieldRef:map[fieldPath:metadata.namespace]]>",
+			"POD_NAME":        "<from:map[fieldRef:map[fieldPath:metadata.name]]>",
+			"GC_SELECTOR":     gcSelector,
 			"DEPLOYMENT":      "registry",
 			"CONTAINER":       "registry",
 			"POD_SELECTOR":    "app.kubernetes.io/instance=registry,app.kubernetes.io/name=registry",
@@ -332,6 +436,12 @@ func TestStepEnvironmentValues(t *testing.T) {
 		t.Errorf("garbage-collect mounts = %v, want data at /var/lib/registry and config read-only at /etc/distribution", cm)
 	}
 	for name, c := range byName {
+		if pullSteps[name] {
+			if m := mounts(c); len(m) != 0 {
+				t.Errorf("pull step %s mounts %v, want nothing", name, m)
+			}
+			continue
+		}
 		if mounts(c)[statusDir]["name"] != "status" {
 			t.Errorf("%s does not mount the shared status volume at %s", name, statusDir)
 		}
@@ -521,5 +631,79 @@ func TestInvalidArgsRegisterNothing(t *testing.T) {
 				t.Errorf("%d resources registered before the args were rejected", n)
 			}
 		})
+	}
+}
+
+// TestGCSelectorSelectsThisCronJobsPods: enter-read-only lists the pods matching GC_SELECTOR to
+// refuse to run beside another GC run. The selector must match the labels of the Job pods (its own
+// included, which it then skips by POD_NAME), never the registry pods, and only this instance.
+func TestGCSelectorSelectsThisCronJobsPods(t *testing.T) {
+	for _, name := range []string{gcName, "blue-gc"} {
+		m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+			_, err := NewGC(ctx, name, gcArgs(true))
+			return err
+		})
+		tmpl := m.Get(t, tCronJob, name).Lookup("spec", "jobTemplate", "spec", "template")
+		spec, _ := tmpl.(map[string]any)["spec"].(map[string]any)
+		podLabels, _ := tmpl.(map[string]any)["metadata"].(map[string]any)["labels"].(map[string]any)
+		inits, mains := containers(t, spec)
+		for _, c := range append(inits, mains...) {
+			step := c["name"].(string)
+			if step != "enter-read-only" && step != "restore-writes" {
+				if _, ok := env(c)["GC_SELECTOR"]; ok {
+					t.Errorf("%s: %s gets GC_SELECTOR, only the kubectl steps need it", name, step)
+				}
+				continue
+			}
+			sel, ok := env(c)["GC_SELECTOR"]
+			if !ok {
+				t.Errorf("%s: %s has no GC_SELECTOR", name, step)
+				continue
+			}
+			if want := "app.kubernetes.io/instance=" + name + ",app.kubernetes.io/name=registry-gc"; sel != want {
+				t.Errorf("%s: %s GC_SELECTOR = %q, want %q", name, step, sel, want)
+			}
+			registryMatched := true
+			for _, term := range strings.Split(sel, ",") {
+				k, v, found := strings.Cut(term, "=")
+				if !found || k == "" || v == "" {
+					t.Errorf("%s: GC_SELECTOR term %q is not key=value", name, term)
+					continue
+				}
+				if podLabels[k] != v {
+					t.Errorf("%s: GC_SELECTOR requires %s=%s, but the GC pods carry %s=%v: the check would miss another run",
+						name, k, v, k, podLabels[k])
+				}
+				if registrySelector[k] != v {
+					registryMatched = false
+				}
+			}
+			if registryMatched {
+				t.Errorf("%s: GC_SELECTOR %q also selects the registry pods: enter-read-only would always refuse", name, sel)
+			}
+		}
+	}
+}
+
+// The GC pod mounts the registry's claim, which may be ReadWriteOnce: it must run beside a registry pod.
+func TestGCPodRunsBesideTheRegistry(t *testing.T) {
+	a, err := (&GCArgs{
+		Namespace: pulumi.String("ns"), DeploymentName: pulumi.String("registry"), ContainerName: "registry",
+		RegistrySelector: map[string]string{"app.kubernetes.io/name": "registry"}, RegistryImage: "registry:3.1.2",
+		RegistryUID: 1000, ConfigSecretName: pulumi.String("cfg"), ClaimName: pulumi.String("data"),
+	}).withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+		_, err := corev1.NewPod(ctx, "gc", &corev1.PodArgs{Spec: PodSpec(a, PodSelector("gc"), pulumi.String("sa"), pulumi.String("cm"))})
+		return err
+	})
+	term := m.Get(t, "kubernetes:core/v1:Pod", "gc")
+	if got := term.String("spec", "affinity", "podAffinity", "requiredDuringSchedulingIgnoredDuringExecution", 0, "topologyKey"); got != "kubernetes.io/hostname" {
+		t.Errorf("required pod affinity topology = %q, want kubernetes.io/hostname", got)
+	}
+	if got := term.String("spec", "affinity", "podAffinity", "requiredDuringSchedulingIgnoredDuringExecution", 0, "labelSelector", "matchLabels", "app.kubernetes.io/name"); got != "registry" {
+		t.Errorf("affinity selects %q, want the registry pods", got)
 	}
 }

@@ -39,27 +39,57 @@ next() {
 `
 
 var fakes = map[string]string{
-	// FAKE_PATCH_RCS, FAKE_ROLLOUT_RCS: exit codes per call; FAKE_PODS: pods listed per `get pods`.
+	// FAKE_PATCH_RCS, FAKE_ROLLOUT_RCS: exit codes per call.
+	// `get pods -l "$GC_SELECTOR"` (the GC pods) answers from FAKE_GC_PODS: per call, separated by
+	// '|', the comma-separated names of the live GC pods ("-" for none; default: only $POD_NAME).
+	// Any other `get pods` (the registry pods) answers from FAKE_PODS: per call, the number of old
+	// pods listed. FAKE_FINISHED and FAKE_GC_FINISHED name pods that have terminated (evicted,
+	// failed, completed): like the API server, the fake lists them too unless the call excludes the
+	// phases Failed and Succeeded with --field-selector. FAKE_GC_GET_RC: exit code of the GC listing.
 	"kubectl": `log_argv kubectl "$@"
 case " $* " in
 *" patch deployment "*) exit "$(next patch ' ' "${FAKE_PATCH_RCS:-0}")" ;;
 *" rollout status deployment "*) exit "$(next rollout ' ' "${FAKE_ROLLOUT_RCS:-0}")" ;;
 *" get pods "*)
-	n=$(next pods ' ' "${FAKE_PODS:-1 0}")
-	i=0; while [ "$i" -lt "$n" ]; do i=$((i+1)); echo "pod/registry-old-$i"; done
-	exit 0 ;;
+	sel=; fields=; prev=
+	for a in "$@"; do
+		[ "$prev" = -l ] && sel=$a
+		case $a in --field-selector=*) fields=${a#--field-selector=} ;; esac
+		prev=$a
+	done
+	if [ -n "${GC_SELECTOR:-}" ] && [ "$sel" = "$GC_SELECTOR" ]; then
+		list=$(next gcpods '|' "${FAKE_GC_PODS:-${POD_NAME:-}}")
+		[ "$list" = - ] && list=
+		finished=${FAKE_GC_FINISHED:-}
+		rc=${FAKE_GC_GET_RC:-0}
+	else
+		n=$(next pods ' ' "${FAKE_PODS:-1 0}")
+		list=; i=0; while [ "$i" -lt "$n" ]; do i=$((i+1)); list="$list,registry-old-$i"; done
+		finished=${FAKE_FINISHED:-}
+		rc=0
+	fi
+	case ",$fields," in
+	*,status.phase!=Failed,*) case ",$fields," in *,status.phase!=Succeeded,*) finished= ;; esac ;;
+	esac
+	all="$list,$finished"
+	old_ifs=$IFS; IFS=,
+	for p in $all; do [ -n "$p" ] && echo "pod/$p"; done
+	IFS=$old_ifs
+	exit "$rc" ;;
 esac
 echo "fake kubectl: unexpected call: $*" >&2
 exit 97
 `,
 	// Records whether the repositories directory existed when the collector started.
 	"registry": `log_argv registry "$@"
+if [ "$*" = --version ]; then echo "registry github.com/distribution/distribution/v3 v3.1.2"; exit 0; fi
 if [ -d "$DATA_DIR/docker/registry/v2/repositories" ]; then r=yes; else r=no; fi
 log_argv registry:repositories-dir "$r"
 exit "${FAKE_REGISTRY_RC:-0}"
 `,
 	// FAKE_REDIS_REPLIES: replies per call, separated by '|'.
 	"redis-cli": `log_argv redis-cli "$@"
+if [ "$*" = --version ]; then echo "redis-cli 7.0.15"; exit 0; fi
 log_argv redis-cli:auth "${REDISCLI_AUTH:-<unset>}"
 reply=$(next redis '|' "${FAKE_REDIS_REPLIES:-OK}")
 echo "$reply"
@@ -125,6 +155,8 @@ func newSandbox(t *testing.T, sh shell) *sandbox {
 		"DEPLOYMENT":      "registry",
 		"CONTAINER":       "registry",
 		"POD_SELECTOR":    "app.kubernetes.io/instance=registry,app.kubernetes.io/name=registry",
+		"GC_SELECTOR":     gcSel,
+		"POD_NAME":        ownPod,
 		"ROLLOUT_TIMEOUT": "600",
 		"SCRIPTS_DIR":     s.path("scripts"),
 		"STATUS_DIR":      s.path("status"),
@@ -429,7 +461,35 @@ const (
 	getWritable  = "get " + sel + "," + modeLabel + "!=read-only"
 	getReadOnly  = "get " + sel + "," + modeLabel + "=read-only"
 	rolloutCheck = "rollout"
+	// gcSel is GC_SELECTOR, the selector of the GC pods (SelectorString(PodSelector("registry-gc")));
+	// ownPod is POD_NAME, the GC pod running the script.
+	gcSel  = "app.kubernetes.io/instance=registry-gc,app.kubernetes.io/name=registry-gc"
+	ownPod = "registry-gc-29170080-x7k2p"
+	getGC  = "get " + gcSel
+	// liveOnly is how every pod listing must exclude pods that run nothing any more.
+	liveOnly = "--field-selector=status.phase!=Failed,status.phase!=Succeeded"
 )
+
+// checkGetPods checks the command line of every `kubectl get`: live pods only (an evicted or
+// completed pod stays listed until deleted and would block the wait, or the GC-run check, forever)
+// and -o name (empty output means no pod).
+func checkGetPods(t *testing.T, s *sandbox) {
+	t.Helper()
+	n := 0
+	for _, c := range s.calls("kubectl") {
+		if !slices.Contains(c, "get") {
+			continue
+		}
+		n++
+		if len(c) != 10 || !slices.Equal(c[:6], []string{"kubectl", "-n", "images", "get", "pods", "-l"}) ||
+			!slices.Equal(c[7:], []string{liveOnly, "-o", "name"}) {
+			t.Errorf("get pods call = %q, want kubectl -n images get pods -l <selector> %s -o name", c, liveOnly)
+		}
+	}
+	if n == 0 {
+		t.Error("no get pods call to check")
+	}
+}
 
 func TestMaintenanceEnter(t *testing.T) {
 	s := newSandbox(t, shells(t)[0])
@@ -437,8 +497,9 @@ func TestMaintenanceEnter(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("maintenance.sh enter exited %d\n%s", code, out)
 	}
-	// The first poll lists an old pod, the second none.
-	if got, want := kubectlVerbs(s), []string{"patch", rolloutCheck, getWritable, getWritable}; !slices.Equal(got, want) {
+	// First the check for another GC run (only this pod is listed), then the switch; the first
+	// poll lists an old pod, the second none.
+	if got, want := kubectlVerbs(s), []string{getGC, "patch", rolloutCheck, getWritable, getWritable}; !slices.Equal(got, want) {
 		t.Errorf("kubectl calls = %q, want %q", got, want)
 	}
 	p := patches(t, s)
@@ -450,12 +511,109 @@ func TestMaintenanceEnter(t *testing.T) {
 		if slices.Contains(c, "rollout") && !slices.Equal(c, []string{"kubectl", "-n", "images", "rollout", "status", "deployment", "registry", "--timeout=600s"}) {
 			t.Errorf("rollout call = %q, want a status wait bounded by ROLLOUT_TIMEOUT", c)
 		}
-		if slices.Contains(c, "get") && !slices.Equal(c[len(c)-2:], []string{"-o", "name"}) {
-			t.Errorf("get pods call = %q, want -o name (empty output means no pod left)", c)
-		}
 	}
+	checkGetPods(t, s)
 	if n := len(s.calls("sleep")); n != 1 {
 		t.Errorf("%d sleeps, want 1 between the two polls", n)
+	}
+}
+
+// TestMaintenanceEnterRefusesBesideAnotherGCRun: concurrencyPolicy Forbid does not cover Jobs
+// created by hand, so enter checks the live GC pods itself before touching the Deployment.
+func TestMaintenanceEnterRefusesBesideAnotherGCRun(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		env     map[string]string
+		proceed bool
+		other   string // for a refusal: a pod the message must name
+	}{
+		{name: "only this pod", env: map[string]string{"FAKE_GC_PODS": ownPod}, proceed: true},
+		{name: "no GC pod listed", env: map[string]string{"FAKE_GC_PODS": "-"}, proceed: true},
+		{name: "a manual run in progress", env: map[string]string{"FAKE_GC_PODS": "registry-gc-manual-q4m9z," + ownPod},
+			other: "pod/registry-gc-manual-q4m9z"},
+		{name: "a manual run listed first or last", env: map[string]string{"FAKE_GC_PODS": ownPod + ",registry-gc-manual-q4m9z"},
+			other: "pod/registry-gc-manual-q4m9z"},
+		{name: "another run only", env: map[string]string{"FAKE_GC_PODS": "registry-gc-29160000-abcde"},
+			other: "pod/registry-gc-29160000-abcde"},
+		// The own name is matched whole, not as a prefix.
+		{name: "a pod whose name extends ours", env: map[string]string{"FAKE_GC_PODS": ownPod + "," + ownPod + "x"},
+			other: "pod/" + ownPod + "x"},
+		// A failed earlier run (kept in the Job history) or a completed one is no run in progress.
+		{name: "finished GC pods only", env: map[string]string{"FAKE_GC_PODS": ownPod,
+			"FAKE_GC_FINISHED": "registry-gc-29160000-failed,registry-gc-29150000-done"}, proceed: true},
+		{name: "a finished and a live one", env: map[string]string{"FAKE_GC_PODS": ownPod + ",registry-gc-manual-q4m9z",
+			"FAKE_GC_FINISHED": "registry-gc-29160000-failed"}, other: "pod/registry-gc-manual-q4m9z"},
+	} {
+		for _, sh := range shells(t) {
+			t.Run(sh.name+"/"+c.name, func(t *testing.T) {
+				s := newSandbox(t, sh)
+				env := map[string]string{"FAKE_PODS": "0"} // no poll sleeps (BusyBox's sleep is an applet)
+				for k, v := range c.env {
+					env[k] = v
+				}
+				code, out := s.script("maintenance.sh", env, "enter")
+				checkGetPods(t, s)
+				if c.proceed {
+					if code != 0 {
+						t.Errorf("maintenance.sh enter exited %d, want 0: no other GC run is live\n%s", code, out)
+					}
+					if got, want := kubectlVerbs(s), []string{getGC, "patch", rolloutCheck, getWritable}; !slices.Equal(got, want) {
+						t.Errorf("kubectl calls = %q, want %q", got, want)
+					}
+					if p := patches(t, s); len(p) != 1 {
+						t.Errorf("%d patches, want the enter patch", len(p))
+					} else {
+						checkEnterPatch(t, p[0])
+					}
+					return
+				}
+				if code != 1 {
+					t.Errorf("maintenance.sh enter exited %d, want 1 beside another GC run\n%s", code, out)
+				}
+				// No patch (neither enter nor leave: the other run owns the registry's mode), no rollout.
+				if got := kubectlVerbs(s); !slices.Equal(got, []string{getGC}) {
+					t.Errorf("kubectl calls = %q, want only the GC pod listing: the other run's read-only "+
+						"switch must not be touched\n%s", got, out)
+				}
+				if !strings.Contains(out, "another GC run is in progress") || !strings.Contains(out, c.other) {
+					t.Errorf("output does not name the other run %s:\n%s", c.other, out)
+				}
+				if strings.Contains(out, "pod/"+ownPod+" ") || strings.HasSuffix(strings.TrimSpace(out), "pod/"+ownPod) {
+					t.Errorf("output names this pod as another run:\n%s", out)
+				}
+			})
+		}
+	}
+	t.Run("GC pods cannot be listed", func(t *testing.T) {
+		s := newSandbox(t, shells(t)[0])
+		code, out := s.script("maintenance.sh", map[string]string{"FAKE_GC_GET_RC": "1", "FAKE_GC_PODS": "-"}, "enter")
+		if code == 0 {
+			t.Errorf("maintenance.sh enter exited 0 although it could not tell whether another run is live\n%s", out)
+		}
+		if got := kubectlVerbs(s); !slices.Equal(got, []string{getGC}) {
+			t.Errorf("kubectl calls = %q, want only the failed listing", got)
+		}
+	})
+}
+
+// TestMaintenanceIgnoresFinishedPods: an evicted or completed registry pod of the old template
+// stays listed until deleted; without the phase filter, enter (and leave) would wait for it until
+// the timeout.
+func TestMaintenanceIgnoresFinishedPods(t *testing.T) {
+	for _, mode := range []string{"enter", "leave"} {
+		t.Run(mode, func(t *testing.T) {
+			s := newSandbox(t, shells(t)[0])
+			code, out := s.script("maintenance.sh", map[string]string{
+				"FAKE_PODS": "0", "FAKE_FINISHED": "registry-old-evicted", "ROLLOUT_TIMEOUT": "0",
+			}, mode)
+			if code != 0 {
+				t.Errorf("maintenance.sh %s exited %d, want 0: the only pod left has terminated\n%s", mode, code, out)
+			}
+			checkGetPods(t, s)
+			if p := patches(t, s); len(p) != 1 {
+				t.Errorf("%d patches, want only the %s patch\n%s", len(p), mode, out)
+			}
+		})
 	}
 }
 
@@ -466,13 +624,19 @@ func TestMaintenanceEnterRestoresWritesOnFailure(t *testing.T) {
 		wantVerbs []string
 	}{
 		{"rollout fails", map[string]string{"FAKE_ROLLOUT_RCS": "1 0", "FAKE_PODS": "0"},
-			[]string{"patch", rolloutCheck, "patch", rolloutCheck, getReadOnly}},
+			[]string{getGC, "patch", rolloutCheck, "patch", rolloutCheck, getReadOnly}},
 		// ROLLOUT_TIMEOUT 0: the first poll that still lists a pod times out (in leave too).
 		{"old pods never go", map[string]string{"FAKE_PODS": "1", "ROLLOUT_TIMEOUT": "0"},
-			[]string{"patch", rolloutCheck, getWritable, "patch", rolloutCheck, getReadOnly}},
+			[]string{getGC, "patch", rolloutCheck, getWritable, "patch", rolloutCheck, getReadOnly}},
 		// Restoring is best effort: `leave || true` suspends set -e, so it still waits for the pods.
 		{"rollout fails, and again while restoring", map[string]string{"FAKE_ROLLOUT_RCS": "1", "FAKE_PODS": "0"},
-			[]string{"patch", rolloutCheck, "patch", rolloutCheck, getReadOnly}},
+			[]string{getGC, "patch", rolloutCheck, "patch", rolloutCheck, getReadOnly}},
+		// The patch may fail after the API server applied it (a timeout): the trap is set before it,
+		// so the leave patch, its rollout and the wait still run.
+		{"patch fails", map[string]string{"FAKE_PATCH_RCS": "1 0", "FAKE_PODS": "0"},
+			[]string{getGC, "patch", "patch", rolloutCheck, getReadOnly}},
+		{"patch fails, and again while restoring", map[string]string{"FAKE_PATCH_RCS": "1", "FAKE_PODS": "0"},
+			[]string{getGC, "patch", "patch", rolloutCheck, getReadOnly}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSandbox(t, shells(t)[0])
@@ -483,24 +647,18 @@ func TestMaintenanceEnterRestoresWritesOnFailure(t *testing.T) {
 			if got := kubectlVerbs(s); !slices.Equal(got, c.wantVerbs) {
 				t.Errorf("kubectl calls = %q, want %q", got, c.wantVerbs)
 			}
+			checkGetPods(t, s)
 			p := patches(t, s)
 			if len(p) != 2 {
 				t.Fatalf("%d patches, want enter then leave: the registry must not stay read-only\n%s", len(p), out)
 			}
 			checkEnterPatch(t, p[0])
 			checkLeavePatch(t, p[1])
+			if !strings.Contains(out, "failed to enter read-only mode; restoring writes") {
+				t.Errorf("output does not say that writes are being restored:\n%s", out)
+			}
 		})
 	}
-	t.Run("patch fails", func(t *testing.T) {
-		s := newSandbox(t, shells(t)[0])
-		code, out := s.script("maintenance.sh", map[string]string{"FAKE_PATCH_RCS": "1"}, "enter")
-		if code == 0 {
-			t.Errorf("maintenance.sh enter exited 0 although the patch failed\n%s", out)
-		}
-		if got := kubectlVerbs(s); !slices.Equal(got, []string{"patch"}) {
-			t.Errorf("kubectl calls = %q, want only the failed patch (nothing changed, nothing to restore)", got)
-		}
-	})
 }
 
 func TestMaintenanceLeave(t *testing.T) {
@@ -510,7 +668,10 @@ func TestMaintenanceLeave(t *testing.T) {
 		wantCode int
 		want     []string
 	}{
+		// No GC-run check: leave must restore writes whatever else runs.
 		{"ok", nil, 0, []string{"patch", rolloutCheck, getReadOnly, getReadOnly}},
+		{"another GC pod is live", map[string]string{"FAKE_GC_PODS": "registry-gc-manual-q4m9z," + ownPod}, 0,
+			[]string{"patch", rolloutCheck, getReadOnly, getReadOnly}},
 		{"rollout fails", map[string]string{"FAKE_ROLLOUT_RCS": "1"}, 1, []string{"patch", rolloutCheck}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -521,6 +682,9 @@ func TestMaintenanceLeave(t *testing.T) {
 			}
 			if got := kubectlVerbs(s); !slices.Equal(got, c.want) {
 				t.Errorf("kubectl calls = %q, want %q", got, c.want)
+			}
+			if slices.Contains(c.want, getReadOnly) {
+				checkGetPods(t, s)
 			}
 			p := patches(t, s)
 			if len(p) != 1 {
@@ -655,7 +819,9 @@ func TestCronJobRunsLikeKubernetes(t *testing.T) {
 				return v
 			}
 			runContainer := func(c container) (int, string) {
-				env := map[string]string{"PATH": s.env["PATH"], "FAKE_LOG": s.env["FAKE_LOG"], "FAKE_DIR": s.env["FAKE_DIR"]}
+				// The GC pod listing answers with this pod only: the run may proceed.
+				env := map[string]string{"PATH": s.env["PATH"], "FAKE_LOG": s.env["FAKE_LOG"], "FAKE_DIR": s.env["FAKE_DIR"],
+					"FAKE_GC_PODS": ownPod}
 				for _, e := range asList(c["env"]) {
 					em := e.(map[string]any)
 					name := em["name"].(string)
@@ -664,6 +830,8 @@ func TestCronJobRunsLikeKubernetes(t *testing.T) {
 						env[name] = mapPath(c, em["value"].(string))
 					case from == "map[fieldRef:map[fieldPath:metadata.namespace]]":
 						env[name] = "images"
+					case from == "map[fieldRef:map[fieldPath:metadata.name]]":
+						env[name] = ownPod
 					case from == "map[secretKeyRef:map[key:password name:registry-redis]]":
 						env[name] = "redis-pass"
 					default:
@@ -673,6 +841,13 @@ func TestCronJobRunsLikeKubernetes(t *testing.T) {
 				var cmd []string
 				for _, a := range argv(c) {
 					cmd = append(cmd, mapPath(c, a))
+				}
+				// The image's own executables (the fakes) are found on the container's PATH.
+				if len(cmd) > 0 && cmd[0] != "sh" && !strings.Contains(cmd[0], "/") {
+					if _, ok := fakes[cmd[0]]; !ok {
+						t.Fatalf("%s runs %q: no fake for it", c["name"], cmd[0])
+					}
+					cmd[0] = s.path("bin/" + cmd[0])
 				}
 				return s.run(env, cmd...)
 			}
@@ -684,7 +859,7 @@ func TestCronJobRunsLikeKubernetes(t *testing.T) {
 					if c["name"] == "enter-read-only" && strings.Contains(out, "usage:") {
 						msg = "\nBUG: the first step starts maintenance.sh without its mode argument, so it prints its " +
 							"usage and exits 2: every scheduled GC fails before collecting anything. " +
-							"Fix: pass \"enter\" (gc/gc.go:274 and :283)."
+							"Fix: pass \"enter\" in PodSpec."
 					}
 					t.Fatalf("init container %s exited %d: the pod fails here and the rest never runs\n%s%s", c["name"], code, out, msg)
 				}
@@ -695,10 +870,15 @@ func TestCronJobRunsLikeKubernetes(t *testing.T) {
 				}
 			}
 
-			// What happened, in order: read-only, collect, flush (with the cache), read-write.
+			// What happened, in order: the images pulled (their no-op ran), then read-only, collect,
+			// flush (with the cache), read-write.
 			var steps []string
 			for _, c := range s.calls("kubectl", "registry", "redis-cli") {
 				switch {
+				case slices.Equal(c, []string{"registry", "--version"}):
+					steps = append(steps, "pull registry")
+				case slices.Equal(c, []string{"redis-cli", "--version"}):
+					steps = append(steps, "pull redis")
 				case c[0] == "kubectl" && slices.Contains(c, "patch"):
 					var p map[string]any
 					if err := json.Unmarshal([]byte(c[len(c)-1]), &p); err != nil {
@@ -715,9 +895,9 @@ func TestCronJobRunsLikeKubernetes(t *testing.T) {
 					steps = append(steps, "flush")
 				}
 			}
-			want := []string{"read-only", "collect", "flush", "read-write"}
+			want := []string{"pull registry", "pull redis", "read-only", "collect", "flush", "read-write"}
 			if !cache {
-				want = []string{"read-only", "collect", "read-write"}
+				want = []string{"pull registry", "read-only", "collect", "read-write"}
 			}
 			if !slices.Equal(steps, want) {
 				t.Errorf("the Job did %q, want %q", steps, want)
@@ -725,6 +905,11 @@ func TestCronJobRunsLikeKubernetes(t *testing.T) {
 			if got := s.status("gc"); got != "0" {
 				t.Errorf("status gc = %q", got)
 			}
+			// Before anything else, enter-read-only looked for another run with the CronJob's selector.
+			if got := kubectlVerbs(s); len(got) == 0 || got[0] != getGC {
+				t.Errorf("kubectl calls = %q, want the GC pod listing (%s) first", got, getGC)
+			}
+			checkGetPods(t, s)
 		})
 	}
 }
