@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -83,20 +82,6 @@ type result struct {
 	name      string
 }
 
-func resolve(t *testing.T, out pulumi.StringOutput) (string, bool) {
-	t.Helper()
-	ch := make(chan string, 1)
-	out.ApplyT(func(s string) string { ch <- s; return s })
-	secret := pulumi.IsSecret(out)
-	select {
-	case v := <-ch:
-		return v, secret
-	case <-time.After(10 * time.Second):
-		t.Fatal("output did not resolve")
-		return "", false
-	}
-}
-
 func runIngress(t *testing.T, name string, args *IngressArgs) result {
 	t.Helper()
 	var r result
@@ -105,9 +90,9 @@ func runIngress(t *testing.T, name string, args *IngressArgs) result {
 		if err != nil {
 			return err
 		}
-		r.caCertPem, r.caSecret = resolve(t, ing.CACertPem)
-		r.url, _ = resolve(t, ing.URL)
-		r.name, _ = resolve(t, ing.IngressName)
+		r.caCertPem, r.caSecret = testutil.Resolve(t, ing.CACertPem)
+		r.url, _ = testutil.Resolve(t, ing.URL)
+		r.name, _ = testutil.Resolve(t, ing.IngressName)
 		return nil
 	})
 	return r

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
@@ -216,21 +215,13 @@ func TestNetworkPolicySpecAdmitsOnlyTheClients(t *testing.T) {
 		if len(peer) != 1 {
 			t.Errorf("peer %d = %v, want a podSelector only (no namespaceSelector or ipBlock)", i, peer)
 		}
-		if got := np.Lookup("spec", "ingress", 0, "from", i, "podSelector", "matchLabels"); fmt.Sprint(got) != fmt.Sprint(toAny(want)) {
+		if got := np.Lookup("spec", "ingress", 0, "from", i, "podSelector", "matchLabels"); fmt.Sprint(got) != fmt.Sprint(testutil.AnyMap(want)) {
 			t.Errorf("peer %d matchLabels = %v, want %v", i, got, want)
 		}
 	}
 	if got := fmt.Sprint(np.Lookup("spec", "ingress", 0, "ports")); got != fmt.Sprint([]any{map[string]any{"protocol": "TCP", "port": 6379.0}}) {
 		t.Errorf("ports = %s, want only TCP 6379", got)
 	}
-}
-
-func toAny(m map[string]string) map[string]any {
-	out := map[string]any{}
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func TestWithDefaultsRejectsMissingArgs(t *testing.T) {
@@ -265,16 +256,8 @@ type resolved struct {
 
 func resolve(t *testing.T, out pulumi.StringOutput) resolved {
 	t.Helper()
-	ch := make(chan string, 1)
-	out.ApplyT(func(s string) string { ch <- s; return s })
-	secret := pulumi.IsSecret(out)
-	select {
-	case v := <-ch:
-		return resolved{v, secret}
-	case <-time.After(10 * time.Second):
-		t.Fatal("output did not resolve")
-		return resolved{}
-	}
+	v, secret := testutil.Resolve(t, out)
+	return resolved{v, secret}
 }
 
 func TestNewRedis(t *testing.T) {

@@ -158,7 +158,7 @@ func TestPodSpec(t *testing.T) {
 			t.Errorf("%v = %v, want %v", e.path, got, e.want)
 		}
 	}
-	if got := fmt.Sprint(pod.Lookup("spec", "topologySpreadConstraints", 0, "labelSelector", "matchLabels")); got != fmt.Sprint(toAny(sel)) {
+	if got := fmt.Sprint(pod.Lookup("spec", "topologySpreadConstraints", 0, "labelSelector", "matchLabels")); got != fmt.Sprint(testutil.AnyMap(sel)) {
 		t.Errorf("topology spread selector = %s, want the registry pods %v", got, sel)
 	}
 	volumes := map[string]any{}
@@ -347,7 +347,7 @@ func TestDisruptionBudgetOnlyWithSeveralReplicas(t *testing.T) {
 		if got := pdb.Lookup("spec", "maxUnavailable"); got != 1.0 {
 			t.Errorf("replicas %d: PDB maxUnavailable = %v, want 1", c.replicas, got)
 		}
-		if got, want := fmt.Sprint(pdb.Lookup("spec", "selector", "matchLabels")), fmt.Sprint(toAny(PodSelector("registry"))); got != want {
+		if got, want := fmt.Sprint(pdb.Lookup("spec", "selector", "matchLabels")), fmt.Sprint(testutil.AnyMap(PodSelector("registry"))); got != want {
 			t.Errorf("PDB selector = %s, want %s", got, want)
 		}
 	}
@@ -448,14 +448,6 @@ func TestInvalidArgsRegisterNothing(t *testing.T) {
 	}
 }
 
-func toAny(m map[string]string) map[string]any {
-	out := map[string]any{}
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // A ReadWriteOnce volume attaches to one node: co-located replicas share it; otherwise they spread.
 func TestPlacementFollowsTheVolume(t *testing.T) {
 	for _, coLocate := range []bool{true, false} {
@@ -486,7 +478,7 @@ func TestNetworkPolicyAdmitsOnlyTheAPIPort(t *testing.T) {
 	if len(ports) != 1 || np.Lookup("spec", "ingress", 0, "ports", 0, "port") != float64(Port) {
 		t.Errorf("ingress ports = %v, want only %d", ports, Port)
 	}
-	if got := fmt.Sprint(np.Lookup("spec", "podSelector", "matchLabels")); got != fmt.Sprint(toAny(PodSelector("registry"))) {
+	if got := fmt.Sprint(np.Lookup("spec", "podSelector", "matchLabels")); got != fmt.Sprint(testutil.AnyMap(PodSelector("registry"))) {
 		t.Errorf("policy selects %s, want the registry pods", got)
 	}
 }

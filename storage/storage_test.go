@@ -3,7 +3,6 @@ package storage
 import (
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -137,15 +136,8 @@ func storageRun(t *testing.T, name string, args *StorageArgs) (m *testutil.Mocks
 
 func resolve(t *testing.T, out pulumi.StringOutput) string {
 	t.Helper()
-	ch := make(chan string, 1)
-	out.ApplyT(func(s string) string { ch <- s; return s })
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("output did not resolve")
-		return ""
-	}
+	v, _ := testutil.Resolve(t, out)
+	return v
 }
 
 func TestHostPathModeBindsItsOwnVolume(t *testing.T) {

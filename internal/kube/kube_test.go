@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"testing"
-	"time"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -116,21 +115,6 @@ func TestResourcesRequestAndOptionalMemoryLimit(t *testing.T) {
 	}
 }
 
-// resolve waits for an output and reports its value and whether it is secret.
-func resolve(t *testing.T, out pulumi.StringOutput) (string, bool) {
-	t.Helper()
-	ch := make(chan string, 1)
-	out.ApplyT(func(s string) string { ch <- s; return s })
-	secret := pulumi.IsSecret(out)
-	select {
-	case v := <-ch:
-		return v, secret
-	case <-time.After(10 * time.Second):
-		t.Fatal("output did not resolve")
-		return "", false
-	}
-}
-
 func TestChecksum(t *testing.T) {
 	sha := func(s string) string {
 		h := sha256.Sum256([]byte(s))
@@ -138,9 +122,9 @@ func TestChecksum(t *testing.T) {
 	}
 	testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
 		plain := pulumi.String("log: info\n").ToStringOutput()
-		a1, aSecret := resolve(t, Checksum(plain))
-		a2, _ := resolve(t, Checksum(pulumi.String("log: info\n").ToStringOutput()))
-		b, _ := resolve(t, Checksum(pulumi.String("log: debug\n").ToStringOutput()))
+		a1, aSecret := testutil.Resolve(t, Checksum(plain))
+		a2, _ := testutil.Resolve(t, Checksum(pulumi.String("log: info\n").ToStringOutput()))
+		b, _ := testutil.Resolve(t, Checksum(pulumi.String("log: debug\n").ToStringOutput()))
 		if a1 != sha("log: info\n") {
 			t.Errorf("Checksum = %q, want the SHA-256 hex of the input %q", a1, sha("log: info\n"))
 		}
@@ -158,7 +142,7 @@ func TestChecksum(t *testing.T) {
 		if !pulumi.IsSecret(secretInput) {
 			t.Fatal("test setup: the input is not secret, the check below would prove nothing")
 		}
-		s, sSecret := resolve(t, Checksum(secretInput))
+		s, sSecret := testutil.Resolve(t, Checksum(secretInput))
 		if sSecret {
 			t.Error("Checksum of a secret input is still secret: previews would show [secret] instead of which pods roll")
 		}

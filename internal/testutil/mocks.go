@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -264,4 +265,28 @@ func (m *Mocks) Dump(filter func(Resource) bool) string {
 		fmt.Fprintf(&b, "%s/%s %s\n", r.Type, r.Name, j)
 	}
 	return b.String()
+}
+
+// Resolve waits for a string output of a mocked run and reports whether it is secret.
+func Resolve(t testing.TB, out pulumi.StringOutput) (string, bool) {
+	t.Helper()
+	ch := make(chan string, 1)
+	out.ApplyT(func(s string) string { ch <- s; return s })
+	secret := pulumi.IsSecret(out)
+	select {
+	case v := <-ch:
+		return v, secret
+	case <-time.After(10 * time.Second):
+		t.Fatal("output did not resolve")
+		return "", false
+	}
+}
+
+// AnyMap converts labels to the shape Lookup returns, for comparisons.
+func AnyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
