@@ -1,8 +1,10 @@
 // Package e2e is the end-to-end test suite of registry-stack: it deploys the Pulumi program in the
 // repository root with the real `pulumi` CLI to whatever cluster the current KUBECONFIG names, then
 // pushes and pulls images through the Ingress with TLS verified against the stack's CA, runs garbage
-// collection under load, changes the replica count, checks the state file for plaintext secrets and
-// destroys the stack, reporting what survives.
+// collection under load, injects faults (replica loss, Redis outage, restarts, rolling config
+// changes, credential and certificate rotation) beside pull and push loops, rejects invalid config
+// through the CLI, checks pod and network security, changes the replica count, looks for plaintext
+// secrets in outputs, logs, objects and the state, and destroys the stack, reporting what survives.
 //
 // The tests are behind the build tag `e2e` so that `go test ./...` never touches a cluster:
 //

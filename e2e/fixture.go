@@ -34,6 +34,10 @@ type fixture struct {
 	imgDrop   *testImage     // deleted before the second GC, pushed again after it
 	survivors []*testImage   // every acknowledged image that must still pull later
 	uploads   []uploadRecord // upload sessions of the pushes, to find in the registry logs
+
+	// retired are secrets the rotation steps replaced (name -> value): like the current ones they
+	// must never appear in plain text in the state, logs, outputs or ConfigMaps.
+	retired map[string]string
 }
 
 // stackOutputs are the stack outputs the suite uses.

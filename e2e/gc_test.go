@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -122,8 +123,10 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 		t.Fatalf("load loops did not start: %v", err)
 	}
 	var pullStats, pushStats loadCounts
+	var gcRes *jobResult
 	gcErr := f.timed("GC job (under load)", func() (string, error) {
-		_, err := f.runGC(ctx, t, "gc")
+		var err error
+		gcRes, err = f.runGC(ctx, t, "gc")
 		pullStats, pushStats = pulls.stop(), pushes.stop()
 		return pullStats.summary("pulls") + "; " + pushStats.summary("pushes"), err
 	})
@@ -181,7 +184,26 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 		}
 	}
 
-	// Everything acknowledged, before and during GC, pulls with the right digest.
+	// No push may have been acknowledged while GC ran: the window between "every replica is
+	// read-only" and "back to read-write" in the GC job's log.
+	if len(pushStats.Acked) == 0 {
+		t.Errorf("no push was acknowledged around the GC run: the race with GC was not exercised")
+	}
+	if win, err := gcReadOnlyWindow(gcRes.Logs, time.Now()); err != nil {
+		t.Errorf("GC job log: %v", err)
+	} else {
+		before, inside, after := win.classify(pushStats.AckedAt)
+		msg := fmt.Sprintf("pushes racing GC: %d acknowledged before the read-only window, %d inside it (%s-%s UTC, GC mark and sweep), %d after writes were restored; %d refused with 405 in between",
+			before, inside, win.readOnly.Format("15:04:05"), win.writable.Format("15:04:05"), after, pushStats.Refused)
+		t.Log(msg)
+		f.report.fact("%s", msg)
+		if inside > 0 {
+			t.Errorf("%d pushes were acknowledged while GC ran (the registry was not read-only)", inside)
+		}
+	}
+
+	// Everything acknowledged, before and during GC, pulls with the right digest, by tag and by
+	// digest: a blob collected under an acknowledged manifest would fail here.
 	images := append(append([]*testImage{}, f.survivors...), pushStats.Acked...)
 	err = f.timed("pull after GC", func() (string, error) {
 		total := 0
@@ -191,8 +213,12 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 				return "", err
 			}
 			total += n
+			if n, err = f.client.pullImage(ctx, im.Digest, im); err != nil {
+				return "", err
+			}
+			total += n
 		}
-		return fmt.Sprintf("%d images (%d pushed during GC), %s", len(images), len(pushStats.Acked), mib(total)), nil
+		return fmt.Sprintf("%d images (%d pushed during GC) by tag and digest, %s", len(images), len(pushStats.Acked), mib(total)), nil
 	})
 	if err != nil {
 		t.Errorf("an acknowledged image is lost after GC: %v", err)
@@ -221,4 +247,56 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 	}
 	t.Logf("re-pushed %s@%s pulls with identical digests and layer contents", drop.Ref(), drop.Digest)
 	f.survivors = append(f.survivors, drop)
+}
+
+// gcWindow is the part of a GC run during which the registry must refuse writes: from "every
+// replica is read-only" until the restore step starts switching back (log times have seconds
+// resolution, in UTC).
+type gcWindow struct {
+	readOnly, writable time.Time
+}
+
+var gcLogTimeRE = regexp.MustCompile(`(?m)^(\d{2}:\d{2}:\d{2}) maintenance: (every replica is read-only|switching deployment/\S+ back to read-write)`)
+
+// gcReadOnlyWindow finds the window in the GC job's logs; ref (a time shortly after the job) fixes
+// the date of the time-of-day stamps.
+func gcReadOnlyWindow(logs string, ref time.Time) (gcWindow, error) {
+	var w gcWindow
+	for _, m := range gcLogTimeRE.FindAllStringSubmatch(logs, -1) {
+		tod, err := time.Parse("15:04:05", m[1])
+		if err != nil {
+			return w, fmt.Errorf("time %q: %w", m[1], err)
+		}
+		r := ref.UTC()
+		at := time.Date(r.Year(), r.Month(), r.Day(), tod.Hour(), tod.Minute(), tod.Second(), 0, time.UTC)
+		if at.After(r.Add(time.Hour)) { // the job ran before midnight, ref is after it
+			at = at.AddDate(0, 0, -1)
+		}
+		if strings.HasPrefix(m[2], "every") {
+			w.readOnly = at
+		} else {
+			w.writable = at
+		}
+	}
+	if w.readOnly.IsZero() || w.writable.IsZero() || w.writable.Before(w.readOnly) {
+		return w, fmt.Errorf("no read-only window (read-only %v, back to read-write %v) in the logs:\n%s", w.readOnly, w.writable, tail(logs, 30))
+	}
+	return w, nil
+}
+
+// classify counts acknowledgement times before, inside and after the window. A log stamp is the
+// start of its second and the pod's clock may differ a little from this machine's, so "inside" is
+// the window shrunk by 2 s at the start and 1 s at the end.
+func (w gcWindow) classify(acked []time.Time) (before, inside, after int) {
+	for _, at := range acked {
+		switch {
+		case !at.After(w.readOnly.Add(2 * time.Second)):
+			before++
+		case at.Before(w.writable.Add(-time.Second)):
+			inside++
+		default:
+			after++
+		}
+	}
+	return before, inside, after
 }

@@ -187,6 +187,12 @@ func (k *kube) runJobFromCronJob(ctx context.Context, cronJob, job string, timeo
 	if _, err := k.ns(ctx, "create", "job", job, "--from", "cronjob/"+cronJob); err != nil {
 		return nil, fmt.Errorf("create job %s from cronjob/%s: %w", job, cronJob, err)
 	}
+	return k.waitJob(ctx, job, start, timeout)
+}
+
+// waitJob waits until an existing Job completes or fails; start is when it was created. A failed
+// Job is returned as an error together with its logs.
+func (k *kube) waitJob(ctx context.Context, job string, start time.Time, timeout time.Duration) (*jobResult, error) {
 	res := &jobResult{}
 	err := poll(ctx, timeout, 2*time.Second, func() (bool, error) {
 		var j struct {
@@ -315,8 +321,13 @@ var forwardingRE = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+)`)
 // portForward starts `kubectl port-forward` to a Service on a free local port chosen by kubectl and
 // returns 127.0.0.1:<port> and a stop function that kills exactly that process.
 func (k *kube) portForward(ctx context.Context, namespace, service, remotePort string) (string, func(), error) {
+	return k.portForwardTo(ctx, namespace, "svc/"+service, remotePort)
+}
+
+// portForwardTo is portForward to any target kubectl accepts (svc/NAME, pod/NAME, deploy/NAME).
+func (k *kube) portForwardTo(ctx context.Context, namespace, target, remotePort string) (string, func(), error) {
 	cmd := exec.Command("kubectl", "--context", k.context, "-n", namespace, "port-forward",
-		"--address", "127.0.0.1", "svc/"+service, ":"+remotePort)
+		"--address", "127.0.0.1", target, ":"+remotePort)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, fmt.Errorf("port-forward pipe: %w", err)
@@ -349,7 +360,7 @@ func (k *kube) portForward(ctx context.Context, namespace, service, remotePort s
 		return "127.0.0.1:" + port, stop, nil
 	case <-time.After(30 * time.Second):
 		stop()
-		return "", nil, fmt.Errorf("port-forward to %s/%s:%s did not start in 30s: %s", namespace, service, remotePort, stderr.String())
+		return "", nil, fmt.Errorf("port-forward to %s/%s:%s did not start in 30s: %s", namespace, target, remotePort, stderr.String())
 	case <-ctx.Done():
 		stop()
 		return "", nil, ctx.Err()

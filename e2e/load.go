@@ -30,6 +30,7 @@ type loadCounts struct {
 	Bytes        int
 	Failures     []string
 	Acked        []*testImage // pushes the registry acknowledged
+	AckedAt      []time.Time  // when each push of Acked was acknowledged (same index)
 }
 
 func (s *loadStats) fail(msg string) {
@@ -45,6 +46,7 @@ func (s *loadStats) snapshot() loadCounts {
 	c := s.loadCounts
 	c.Failures = append([]string(nil), s.Failures...)
 	c.Acked = append([]*testImage(nil), s.Acked...)
+	c.AckedAt = append([]time.Time(nil), s.AckedAt...)
 	return c
 }
 
@@ -133,9 +135,11 @@ func startPushLoop(ctx context.Context, c *registryClient, repo string, layerByt
 		case err == nil && *retried > 0:
 			s.OKAfterRetry++
 			s.Acked = append(s.Acked, img)
+			s.AckedAt = append(s.AckedAt, time.Now())
 		case err == nil:
 			s.OK++
 			s.Acked = append(s.Acked, img)
+			s.AckedAt = append(s.AckedAt, time.Now())
 		case httpStatus(err) == 405:
 			s.Refused++
 		default:

@@ -152,9 +152,10 @@ type previewResult struct {
 	ChangeSummary map[string]int `json:"changeSummary"`
 }
 
-// previewJSON runs `pulumi preview --json` and decodes the plan.
-func (p *pulumiCLI) previewJSON(ctx context.Context, label string) (*previewResult, error) {
-	out, err := p.runLong(ctx, previewTimeout, label, "preview", "--json")
+// previewJSON runs `pulumi preview --json` (plus extra flags such as --replace URN) and decodes
+// the plan.
+func (p *pulumiCLI) previewJSON(ctx context.Context, label string, extra ...string) (*previewResult, error) {
+	out, err := p.runLong(ctx, previewTimeout, label, append([]string{"preview", "--json"}, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("pulumi preview --json: %w", err)
 	}
@@ -181,11 +182,13 @@ type stepOp struct {
 	Op, URN string
 }
 
-// up runs `pulumi up --yes --skip-preview` with an engine event log and returns the resource
-// operations of that update (read from the event log, so the test does not parse the text output).
-func (p *pulumiCLI) up(ctx context.Context, label string) ([]stepOp, error) {
+// up runs `pulumi up --yes --skip-preview` (plus extra flags such as --replace URN) with an engine
+// event log and returns the resource operations of that update (read from the event log, so the
+// test does not parse the text output).
+func (p *pulumiCLI) up(ctx context.Context, label string, extra ...string) ([]stepOp, error) {
 	eventLog := filepath.Join(p.logDir, fmt.Sprintf("events-%s.jsonl", label))
-	if _, err := p.runLong(ctx, upTimeout, label, "up", "--yes", "--skip-preview", "--event-log", eventLog); err != nil {
+	args := append([]string{"up", "--yes", "--skip-preview", "--event-log", eventLog}, extra...)
+	if _, err := p.runLong(ctx, upTimeout, label, args...); err != nil {
 		return nil, fmt.Errorf("pulumi up: %w", err)
 	}
 	return readEventLog(eventLog)

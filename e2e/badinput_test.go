@@ -1,0 +1,222 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// badConfigCase is one invalid stack config value run through the real CLI. Every value is also
+// covered (with many more) by the stackconfig unit tests; this proves the CLI path: the program
+// refuses before it registers anything, and says which key is wrong.
+type badConfigCase struct {
+	key, value string
+	path       bool // set with `pulumi config set --path` (list element)
+	up         bool // also run `pulumi up --yes`: it must fail the same way and create nothing
+}
+
+var badConfigCases = []badConfigCase{
+	{key: "replicas", value: "0", up: true},
+	{key: "hostname", value: "bad host"},
+	{key: "pvcSize", value: "3Gi"}, // > pvSize (2Gi): the claim would not fit its volume
+	{key: "pvSize", value: "ten-gigs"},
+	{key: "storageMode", value: "nfs"},
+	{key: "gcSchedule", value: "every day"},
+	{key: "username", value: ""},
+	{key: "ingressSourceRanges[0]", value: "10.0.0.0", path: true},
+	{key: "registryImage", value: "registry:latest"},
+	{key: "registryImage", value: "registry:2.8.3"}, // v2 cannot read the rendered v3 config
+}
+
+// configKeyRE finds the keys an error message of the program names: config "KEY": ...
+var configKeyRE = regexp.MustCompile(`config "([^"]+)"`)
+
+// stepBadConfigRejected runs each invalid value through `pulumi preview` of a separate throwaway
+// stack (same backend, its own namespace name): the preview fails, the message names exactly that
+// key, and nothing is created — the throwaway stack has no resource, no new namespace or PV exists
+// in the cluster, and the main stack's resources are untouched.
+func (f *fixture) stepBadConfigRejected(t *testing.T) {
+	need(t, f.stackCreated, "stack")
+	ctx := context.Background()
+	p, err := newPulumiCLI(f.repoRoot, f.s.WorkDir, f.s.LogDir, f.s.Stack+"-bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.initStack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deployed := false
+	defer func() {
+		if deployed {
+			if _, err := p.runLong(ctx, destroyTimeout, "bad-destroy", "destroy", "--yes", "--skip-preview"); err != nil {
+				t.Errorf("destroy of the throwaway stack %s: %v", p.stack, err)
+			}
+		}
+		if _, err := p.run(ctx, 2*time.Minute, false, "stack", "rm", "--yes", "--force"); err != nil {
+			t.Errorf("remove the throwaway stack %s: %v", p.stack, err)
+		}
+	}()
+	badNamespace := f.s.Namespace + "-bad"
+	base := f.s.stackConfig()
+	base["namespace"] = badNamespace
+	if f.s.StorageMode == "hostPath" {
+		base["storageHostPath"] = filepath.Join(f.s.WorkDir, "bad-data")
+	}
+	if err := p.setConfig(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	pristine, err := os.ReadFile(p.configFile)
+	if err != nil {
+		t.Fatalf("config of the throwaway stack: %v", err)
+	}
+
+	mainBefore, err := f.pulumi.exportResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsBefore, err := f.clusterNames(ctx, "namespaces")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pvBefore, err := f.clusterNames(ctx, "pv")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var lines []string
+	for _, c := range badConfigCases {
+		label := fmt.Sprintf("%s=%q", c.key, c.value)
+		t.Run(fileSafe(c.key+"-"+c.value), func(t *testing.T) {
+			if err := os.WriteFile(p.configFile, pristine, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"config", "set", "--plaintext"}
+			if c.path {
+				args = append(args, "--path")
+			}
+			if _, err := p.run(ctx, 2*time.Minute, true, append(args, "registry-stack:"+c.key, c.value)...); err != nil {
+				t.Fatalf("config set %s: %v", label, err)
+			}
+			commands := [][]string{{"preview"}}
+			if c.up {
+				commands = append(commands, []string{"up", "--yes", "--skip-preview"})
+			}
+			for _, cmd := range commands {
+				start := time.Now()
+				out, err := p.runLong(ctx, previewTimeout, "bad-"+cmd[0]+"-"+fileSafe(c.key+"-"+c.value), cmd...)
+				took := time.Since(start)
+				if err == nil {
+					if cmd[0] == "up" {
+						deployed = true
+					}
+					t.Errorf("pulumi %s with %s succeeded; want a config error\n%s", cmd[0], label, tail(out, 20))
+					continue
+				}
+				msg := err.Error()
+				named := map[string]bool{}
+				for _, m := range configKeyRE.FindAllStringSubmatch(msg, -1) {
+					named[m[1]] = true
+				}
+				if !named[c.key] || len(named) != 1 {
+					t.Errorf("pulumi %s with %s: the error names keys %v, want exactly %q:\n%s", cmd[0], label, keysOf(named), c.key, tail(msg, 15))
+				}
+				if !strings.Contains(msg, fmt.Sprintf("%q", c.value)) {
+					t.Errorf("pulumi %s with %s: the error does not quote the value:\n%s", cmd[0], label, tail(msg, 15))
+				}
+				reason := ""
+				for _, l := range strings.Split(msg, "\n") {
+					if strings.Contains(l, `config "`+c.key+`"`) {
+						reason = strings.TrimSpace(l)
+						break
+					}
+				}
+				res, err := p.exportResources(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var created []string
+				for _, r := range res {
+					if r.Type != "pulumi:pulumi:Stack" {
+						created = append(created, shortURN(r.URN))
+					}
+				}
+				if len(created) > 0 {
+					deployed = true
+					t.Errorf("pulumi %s with %s registered resources: %v", cmd[0], label, created)
+				}
+				t.Logf("pulumi %s with %s: refused in %s, %d resources in the throwaway stack: %s", cmd[0], label, took.Round(100*time.Millisecond), len(created), reason)
+				lines = append(lines, fmt.Sprintf("%-7s %-30s refused in %5s, %d resources: %s", cmd[0], label, took.Round(100*time.Millisecond), len(created), reason))
+			}
+		})
+	}
+
+	nsAfter, err := f.clusterNames(ctx, "namespaces")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added := newNames(nsBefore, nsAfter); len(added) > 0 {
+		t.Errorf("namespaces appeared while the invalid configs ran: %v", added)
+	}
+	if slices.Contains(nsAfter, badNamespace) {
+		t.Errorf("namespace %s of the throwaway stack exists", badNamespace)
+	}
+	pvAfter, err := f.clusterNames(ctx, "pv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added := newNames(pvBefore, pvAfter); len(added) > 0 {
+		t.Errorf("PersistentVolumes appeared while the invalid configs ran: %v", added)
+	}
+	mainAfter, err := f.pulumi.exportResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mainAfter) != len(mainBefore) {
+		t.Errorf("the main stack went from %d to %d resources", len(mainBefore), len(mainAfter))
+	}
+	f.report.fact("invalid stack config through the real CLI (throwaway stack %s; %d namespaces and %d PVs before and after, main stack %d resources before and after):\n%s",
+		p.stack, len(nsAfter), len(pvAfter), len(mainAfter), strings.Join(lines, "\n"))
+}
+
+// clusterNames lists the names of a cluster-scoped kind.
+func (f *fixture) clusterNames(ctx context.Context, kind string) ([]string, error) {
+	out, err := f.kube.run(ctx, false, "get", kind, "-o", "name")
+	if err != nil {
+		return nil, err
+	}
+	names := strings.Fields(out)
+	slices.Sort(names)
+	return names, nil
+}
+
+func newNames(before, after []string) []string {
+	var added []string
+	for _, n := range after {
+		if !slices.Contains(before, n) {
+			added = append(added, n)
+		}
+	}
+	return added
+}
+
+func keysOf(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// fileSafe keeps letters and digits and turns everything else into '-'.
+func fileSafe(s string) string {
+	return strings.Trim(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(s, "-"), "-")
+}
