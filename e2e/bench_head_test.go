@@ -1,0 +1,199 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Cache states of the HEAD part, in the order they are measured.
+const (
+	headWarm     = "warm"     // cache on (as deployed), every blob looked up once before measuring
+	headDisabled = "disabled" // cacheEnabled=false: Redis removed, lookups go to the filesystem
+	headWarm2    = "warm2"    // cacheEnabled=true again (new, empty Redis), warmed the same way
+)
+
+var headPaths = []string{varIngress, varDirect}
+
+// benchHead measures blob existence checks (HEAD /v2/<repo>/blobs/<digest>, what docker push
+// sends for every layer) on blobs that exist, through the Ingress and directly to one pod, with
+// the Redis blob-descriptor cache warm, then disabled by config (`pulumi up`), then on again.
+func (b *bench) benchHead(t *testing.T) {
+	ctx := context.Background()
+	f := b.f
+	res := &headResult{Blobs: b.cfg.HeadBlobs, Samples: map[string][]float64{}, Errors: map[string]int{},
+		Switch: map[string]float64{}, Extra: map[string]headExtras{}}
+	b.res.mu.Lock()
+	b.res.Head = res
+	b.res.mu.Unlock()
+
+	ingress, err := b.newIngressClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := headImage(b.cfg.HeadBlobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingress.pushImage(ctx, im); err != nil {
+		t.Fatalf("push the HEAD test image: %v", err)
+	}
+
+	measure := func(state string, n int) {
+		direct, pod, stop, err := b.directToPod(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		clients := map[string]*registryClient{varIngress: ingress, varDirect: direct}
+		// head sends one HEAD on a blob; without credentials the registry answers 401 before any
+		// password check or lookup, which isolates the round trip through the path.
+		head := func(c *registryClient, bl blob, auth bool) (time.Duration, error) {
+			r := request{method: http.MethodHead, url: c.url("/v2/" + im.Repo + "/blobs/" + bl.Digest), expect: []int{http.StatusOK}}
+			if !auth {
+				r.noAuth, r.expect = true, []int{http.StatusUnauthorized}
+			}
+			start := time.Now()
+			_, _, err := c.once(ctx, r)
+			return time.Since(start), err
+		}
+		// Warm-up, not recorded: fills the cache (when on) and opens the connections.
+		for _, p := range headPaths {
+			for _, bl := range im.Layers {
+				if _, err := head(clients[p], bl, true); err != nil {
+					t.Fatalf("%s %s warm-up: %v", state, p, err)
+				}
+			}
+		}
+		if state != headDisabled {
+			keys, err := f.redisBlobKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Extra[state] = headExtras{RedisKeys: len(keys)}
+		}
+		type variant struct {
+			path string
+			auth bool
+		}
+		variants := []variant{{varIngress, true}, {varDirect, true}, {varIngress, false}, {varDirect, false}}
+		const batches = 10
+		per := max(1, n/batches)
+		for bi := range batches {
+			// Rotate the order per batch so drift hits every variant alike.
+			for vi := range variants {
+				v := variants[(vi+bi)%len(variants)]
+				key := headKey(state, v.path, v.auth)
+				lat := make([]float64, 0, per)
+				for j := range per {
+					d, err := head(clients[v.path], im.Layers[(bi*per+j)%len(im.Layers)], v.auth)
+					if err != nil {
+						res.Errors[key]++
+						if res.Errors[key] > 10 {
+							t.Fatalf("%s: more than 10 failed HEADs, last: %v", key, err)
+						}
+						continue
+					}
+					lat = append(lat, float64(d.Microseconds())/1000)
+				}
+				b.res.mu.Lock()
+				res.Samples[key] = append(res.Samples[key], lat...)
+				b.res.mu.Unlock()
+			}
+		}
+		res.Order = append(res.Order, state)
+		for _, v := range variants {
+			xs := res.Samples[headKey(state, v.path, v.auth)]
+			t.Logf("HEAD %-8s %-7s auth=%-5v n=%d p50 %.2f ms p99 %.2f ms (direct pod %s)", state, v.path, v.auth, len(xs), percentile(xs, 50), percentile(xs, 99), pod)
+		}
+	}
+	switchCache := func(on bool) {
+		if err := f.pulumi.setConfig(ctx, map[string]string{"cacheEnabled": fmt.Sprint(on)}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		ops, err := f.pulumi.up(ctx, fmt.Sprintf("bench-cache-%v", on))
+		if err != nil {
+			t.Fatalf("pulumi up cacheEnabled=%v: %v", on, err)
+		}
+		if err := f.kube.rolloutStatus(ctx, f.out.DeploymentName, readyTimeout); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.kube.waitReadyPods(ctx, registryPodSelector, 2, readyTimeout); err != nil {
+			t.Fatal(err)
+		}
+		if on {
+			if _, err := f.kube.waitReadyPods(ctx, redisPodSelector, 1, readyTimeout); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d := time.Since(start)
+		res.Switch[fmt.Sprintf("cacheEnabled=%v", on)] = d.Seconds()
+		t.Logf("cacheEnabled=%v: up + rollout %s (%s)", on, d.Round(100*time.Millisecond), summarizeOps(ops))
+	}
+
+	measure(headWarm, b.cfg.Heads)
+	switchCache(false)
+	// Without Redis the cache state must really be gone: the registry config has no cache.
+	cfgYML, err := f.kube.secretValue(ctx, "registry-config", "config.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(cfgYML, "blobdescriptor: redis") {
+		t.Fatalf("cacheEnabled=false but the registry config still uses the redis cache")
+	}
+	measure(headDisabled, b.cfg.Heads)
+	switchCache(true)
+	// A shorter run: a drift check that the warm figures are reproducible with a new Redis.
+	measure(headWarm2, max(10, b.cfg.Heads/4))
+	for k, n := range res.Errors {
+		if n > 0 {
+			t.Errorf("%s: %d HEADs failed", k, n)
+		}
+	}
+}
+
+// headKey names a sample series: state/path, with "-noauth" for the requests without credentials.
+func headKey(state, path string, auth bool) string {
+	if auth {
+		return state + "/" + path
+	}
+	return state + "/" + path + "-noauth"
+}
+
+// headImage is an image of n tiny (1 KiB) random layers, tagged so GC keeps it.
+func headImage(n int) (*testImage, error) {
+	im := &testImage{Repo: "bench/head", Tag: "v1"}
+	var diffIDs []string
+	for range n {
+		data := make([]byte, 1024)
+		if _, err := rand.Read(data); err != nil {
+			return nil, fmt.Errorf("random blob: %w", err)
+		}
+		bl := newBlob(mediaTypeLayerTar, data)
+		im.Layers = append(im.Layers, bl)
+		diffIDs = append(diffIDs, bl.Digest)
+	}
+	cfg, err := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	im.Config = newBlob(mediaTypeConfig, cfg)
+	m := ociManifest{SchemaVersion: 2, MediaType: mediaTypeManifest,
+		Config: descriptor{MediaType: mediaTypeConfig, Digest: im.Config.Digest, Size: len(cfg)}}
+	for _, l := range im.Layers {
+		m.Layers = append(m.Layers, descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: len(l.Data)})
+	}
+	if im.Manifest, err = json.Marshal(m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	im.Digest = sha256Digest(im.Manifest)
+	return im, nil
+}

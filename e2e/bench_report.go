@@ -1,0 +1,285 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeResults writes bench.json (raw samples), bench.md (tables) and bench.png (plot) into
+// OutDir. It runs at the end of TestBench, also after a failed part, with what was measured.
+func (b *bench) writeResults(t *testing.T) {
+	r := b.res
+	r.mu.Lock()
+	r.Finished = time.Now().UTC()
+	r.mu.Unlock()
+	if err := os.MkdirAll(b.cfg.OutDir, 0o755); err != nil {
+		t.Errorf("results dir: %v", err)
+		return
+	}
+	r.mu.Lock()
+	data, err := json.MarshalIndent(r, "", " ")
+	md := r.markdown(t.Failed())
+	r.mu.Unlock()
+	if err != nil {
+		t.Errorf("encode results: %v", err)
+		return
+	}
+	for name, content := range map[string][]byte{"bench.json": data, "bench.md": []byte(md)} {
+		if err := os.WriteFile(filepath.Join(b.cfg.OutDir, name), content, 0o644); err != nil {
+			t.Errorf("write %s: %v", name, err)
+		}
+	}
+	r.mu.Lock()
+	err = r.plot(filepath.Join(b.cfg.OutDir, "bench.png"))
+	r.mu.Unlock()
+	if err != nil {
+		t.Errorf("plot: %v", err)
+	}
+	t.Logf("results: %s/bench.{md,json,png}\n%s", b.cfg.OutDir, md)
+}
+
+func f1(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", x)
+}
+
+func f2(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", x)
+}
+
+func ratio(a, b float64) string {
+	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func rangeOf(xs []float64, format func(float64) string) string {
+	if len(xs) == 0 {
+		return "–"
+	}
+	lo, hi := minMax(xs)
+	return format(lo) + "–" + format(hi)
+}
+
+// dataLabels describe the variants in the tables.
+var dataLabels = map[string][2]string{
+	varIngress:        {"Ingress", "https → ingress address (sandbox: kubectl port-forward) → Traefik → Service → 2 replicas, Redis cache"},
+	varDirect:         {"direct to one pod", "http → kubectl port-forward → one registry pod :5000 (same auth)"},
+	varPF:             {"port-forward alone", "the same bytes through kubectl port-forward to `nc` in a pod (no registry)"},
+	varDisk:           {"disk", "push: plain copy + fsync of the layer files on the registry's filesystem; pull: read back + sha256"},
+	varClusterIngress: {"in cluster → ingress", "benchpod (same Go client) in a pod → ingress controller's plain-HTTP entry point (Host: registry) → 2 replicas; no port-forward, no TLS; layers only (no manifest)"},
+	varClusterSvc:     {"in cluster → Service", "benchpod in a pod → registry Service → one of 2 pods, http; no port-forward; layers only"},
+}
+
+func (r *benchResults) markdown(failed bool) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	m := r.Machine
+	w("# registry-stack benchmarks\n\n")
+	w("`make bench` (TestBench, `e2e/BENCH.md`), %s → %s. Figures are medians of interleaved runs; ratios compare variants measured side by side in the same run.\n\n",
+		r.Started.Format("2006-01-02 15:04 MST"), r.Finished.Format("15:04 MST"))
+	if failed {
+		w("**The run had failures: some tables are incomplete (see the test log).**\n\n")
+	}
+	w("| machine | |\n|---|---|\n")
+	for _, row := range [][2]string{
+		{"CPU", fmt.Sprintf("%s, nproc %d, %s RAM", m.CPU, m.NProc, m.MemTotal)},
+		{"kernel / filesystem", m.Kernel + " / " + m.Filesystem},
+		{"Go / Pulumi CLI", m.GoVersion + " / " + m.PulumiVersion},
+		{"Kubernetes server / kubectl", m.KubeServer + " / " + m.KubectlClient},
+		{"images", fmt.Sprintf("%s, %s, ingress %s", m.RegistryImage, m.RedisImage, m.IngressImage)},
+		{"ingress address", m.IngressAddr},
+	} {
+		w("| %s | %s |\n", row[0], row[1])
+	}
+	w("\n")
+	for _, n := range r.Notes {
+		w("> %s\n\n", n)
+	}
+
+	if d := r.Data; d != nil && len(d.Samples) > 0 {
+		med := func(v, op string) float64 { x, _ := d.median(v, op); return x }
+		w("## Summary: ratios of medians\n\n| data path | push | pull |\n|---|---|---|\n")
+		for _, row := range [][3]string{
+			{"Ingress / direct to one pod", varIngress, varDirect},
+			{"direct to one pod / disk", varDirect, varDisk},
+			{"direct to one pod / port-forward alone", varDirect, varPF},
+			{"port-forward alone / disk", varPF, varDisk},
+			{"Ingress / disk", varIngress, varDisk},
+			{"direct to one pod / in cluster → Service (the port-forward's share)", varDirect, varClusterSvc},
+			{"in cluster → ingress / in cluster → Service (the ingress controller's share, no TLS)", varClusterIngress, varClusterSvc},
+			{"in cluster → Service / disk (the registry's own distance to the disk)", varClusterSvc, varDisk},
+		} {
+			w("| %s | %s | %s |\n", row[0], ratio(med(row[1], "push"), med(row[2], "push")), ratio(med(row[1], "pull"), med(row[2], "pull")))
+		}
+		w("\n")
+	}
+	if h := r.Head; h != nil && len(h.Samples) > 0 {
+		if r.Data == nil || len(r.Data.Samples) == 0 {
+			w("## Summary: ratios of medians\n\n")
+		}
+		w("| HEAD latency | p50 | p99 |\n|---|---|---|\n")
+		for _, p := range headPaths {
+			warm, dis := h.pooledWarm(p), h.Samples[headDisabled+"/"+p]
+			w("| cache disabled / warm, %s | %s | %s |\n", p, ratio(percentile(dis, 50), percentile(warm, 50)), ratio(percentile(dis, 99), percentile(warm, 99)))
+		}
+		for _, p := range headPaths {
+			warm, noauth := h.pooledWarm(p), h.Samples[headKey(headWarm, p, false)]
+			w("| with credentials (200) / without (401: no password check, no lookup), cache warm, %s | %s | %s |\n", p,
+				ratio(percentile(warm, 50), percentile(noauth, 50)), ratio(percentile(warm, 99), percentile(noauth, 99)))
+		}
+		w("\n")
+	}
+	if d := r.Data; d != nil && len(d.Samples) > 0 {
+		w("\n## 1. Data path\n\n")
+		w("Image of %s (%d layers of random data, uncompressed tar, fresh per run so nothing is deduplicated), %d layers moved at once; "+
+			"each variant pushes then pulls (sha256 verified) in every round, in rotated order (A,B,C,D / B,C,D,A / …).\n\n",
+			mib(int(d.ImageBytes)), d.Layers, d.Parallel)
+		w("| variant | path | push MiB/s (median) | push min–max | pull MiB/s (median) | pull min–max | runs |\n|---|---|---|---|---|---|---|\n")
+		for _, v := range dataVariants {
+			var push, pull []float64
+			for _, s := range d.Samples {
+				if s.Variant == v && s.Op == "push" {
+					push = append(push, s.MiBps)
+				} else if s.Variant == v && s.Op == "pull" {
+					pull = append(pull, s.MiBps)
+				}
+			}
+			w("| %s | %s | **%s** | %s | **%s** | %s | %d |\n", dataLabels[v][0], dataLabels[v][1], f1(median(push)), rangeOf(push, f1),
+				f1(median(pull)), rangeOf(pull, f1), max(len(push), len(pull)))
+		}
+		w("\n")
+	}
+
+	if h := r.Head; h != nil && len(h.Samples) > 0 {
+		w("## 2. Blob existence checks (HEAD)\n\n")
+		w("HEAD on existing blobs (%d blobs of 1 KiB, cycled), sequential on one keep-alive connection per path, in 10 batches alternating the paths; "+
+			"warm = cache on and every blob looked up once before; disabled = `cacheEnabled=false` + `pulumi up` (Redis removed); warm again = `cacheEnabled=true` + `pulumi up` (new Redis), a shorter drift check. "+
+			"The same requests without credentials are answered 401 before any password check or lookup: the round trip of the path itself.\n\n", h.Blobs)
+		w("| cache | path | request | n | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, st := range []string{headWarm, headDisabled, headWarm2} {
+			for _, auth := range []bool{true, false} {
+				for _, p := range headPaths {
+					k := headKey(st, p, auth)
+					xs, ok := h.Samples[k]
+					if !ok {
+						continue
+					}
+					req := "HEAD blob, credentials → 200"
+					if !auth {
+						req = "same, no credentials → 401"
+					}
+					_, hi := minMax(xs)
+					w("| %s | %s | %s | %d | **%s** | %s | **%s** | %s | %d |\n", map[string]string{headWarm: "warm", headDisabled: "disabled", headWarm2: "warm again"}[st],
+						p, req, len(xs), f2(percentile(xs, 50)), f2(percentile(xs, 90)), f2(percentile(xs, 99)), f2(hi), h.Errors[k])
+				}
+			}
+		}
+		for _, p := range headPaths {
+			auth, noauth := h.pooledWarm(p), h.Samples[headKey(headWarm, p, false)]
+			if len(auth) > 0 && len(noauth) > 0 {
+				w("\n%s, cache warm: p50 with credentials − without = **%.1f ms** per request: the registry's htpasswd check (bcrypt of the password on every request) plus the lookup.",
+					p, percentile(auth, 50)-percentile(noauth, 50))
+			}
+		}
+		w("\n")
+		keys := make([]string, 0, len(h.Switch))
+		for k := range h.Switch {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			w("\n`pulumi up` for `%s` until the registry pods are rolled and Ready: %.1f s", k, h.Switch[k])
+		}
+		w("\n\n")
+	}
+
+	if d := r.Deploy; d != nil && len(d.Samples) > 0 {
+		w("## 3. Deploy\n\n")
+		w("Each cycle starts from a namespace that does not exist and no volume or data (destroy, PV and hostPath data removed between cycles). "+
+			"Times from the start of the command; the first `pulumi preview` of the run, which compiles the program, took %.1f s and is not counted.\n\n", d.FirstPreviewSec)
+		w("| step | median s | min–max s | runs |\n|---|---|---|---|\n")
+		for _, mt := range deployMetrics {
+			xs := d.Samples[mt.Key]
+			if len(xs) == 0 {
+				continue
+			}
+			w("| %s | **%s** | %s | %d |\n", mt.Label, f1(median(xs)), rangeOf(xs, f1), len(xs))
+		}
+		w("\n")
+	}
+
+	if g := r.GC; g != nil && len(g.Levels) > 0 {
+		w("## 4. Garbage collection\n\n")
+		w("Repositories of one tiny single-layer image each, pushed in parallel through the Ingress (cumulative; the registry also holds the images of the parts before). "+
+			"A Job from the CronJob at each size; step times from the pod's container timestamps (1 s resolution). "+
+			"Write pause: a probe starts an upload (POST) every ~%d ms through the Ingress; window = first 405 → first 202 after the last 405.\n\n", r.Config.ProbeMillis)
+		steps := g.Levels[0].StepOrder
+		w("| repositories | push rate (images/s) | GC Job wall s |")
+		for _, s := range steps {
+			w(" %s s |", s)
+		}
+		w(" write pause s | longest 405 run s | 202 inside pause | probes 405/202/other |\n|---|---|---|")
+		for range steps {
+			w("---|")
+		}
+		w("---|---|---|---|\n")
+		for _, l := range g.Levels {
+			w("| %d | %.0f | **%.0f** |", l.Repos, float64(l.Pushed)/l.PushSeconds, l.JobSeconds)
+			for _, s := range steps {
+				w(" %.0f |", l.Steps[s])
+			}
+			w(" **%.1f** | %.1f | %d | %d/%d/%d |\n", l.Pause.WindowSeconds, l.Pause.LongestRefusal, l.Pause.AcceptedInside, l.Pause.Refused, l.Pause.Accepted, l.Pause.Other)
+		}
+		w("\n")
+		for _, l := range g.Levels {
+			if l.CollectorLog != "" {
+				w("- %d repositories: `%s`\n", l.Repos, strings.ReplaceAll(l.CollectorLog, "\n", "` · `"))
+			}
+			for _, e := range l.Pause.OtherExamples {
+				w("- %d repositories, probe: %s\n", l.Repos, e)
+			}
+		}
+		w("\n")
+	}
+
+	if u := r.Unit; u != nil && len(u.Runs) > 0 {
+		var wall, sum, mx []float64
+		tests, pkgs := 0, 0
+		for _, run := range u.Runs {
+			wall, sum, mx = append(wall, run.WallSeconds), append(sum, run.SumElapsed), append(mx, run.MaxElapsed)
+			tests, pkgs = run.Tests, run.Packages
+		}
+		w("## 5. Unit test suite\n\n`go test -count=1 ./...` (no e2e tag), warm build cache (one untimed run first), %d packages with tests, %d top-level tests.\n\n", pkgs, tests)
+		w("| measure | median s | min–max s | runs |\n|---|---|---|---|\n")
+		w("| wall time of the command (compile from cache, link, run) | **%s** | %s | %d |\n", f1(median(wall)), rangeOf(wall, f1), len(wall))
+		w("| test binaries' run time, sum over packages (`-json` Elapsed) | **%s** | %s | %d |\n", f1(median(sum)), rangeOf(sum, f1), len(sum))
+		w("| slowest package | %s | %s | %d |\n\n", f1(median(mx)), rangeOf(mx, f1), len(mx))
+	}
+
+	w("## Parts of this run\n\n| part | result | s |\n|---|---|---|\n")
+	for _, p := range r.Phases {
+		w("| %s | %s | %.0f |\n", p.Name, p.Result, p.Seconds)
+	}
+	return b.String()
+}
+
+// pooledWarm is the warm samples of a path from both warm phases.
+func (h *headResult) pooledWarm(path string) []float64 {
+	return append(append([]float64{}, h.Samples[headWarm+"/"+path]...), h.Samples[headWarm2+"/"+path]...)
+}
