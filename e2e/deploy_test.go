@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -308,36 +307,7 @@ func checkInPlace(t *testing.T, what string, ops []stepOp) {
 // random/tls resources the same outputs (a new password, key or certificate would differ).
 func compareIdentities(t *testing.T, before, after []stateResource) int {
 	t.Helper()
-	byURN := map[string]stateResource{}
-	for _, r := range after {
-		byURN[r.URN] = r
-	}
-	n := 0
-	for _, b := range before {
-		if b.Type == "pulumi:pulumi:Stack" || strings.HasPrefix(b.Type, "pulumi:providers:") {
-			continue
-		}
-		a, ok := byURN[b.URN]
-		if !ok {
-			t.Errorf("%s disappeared from the state", b.URN)
-			continue
-		}
-		if a.ID != b.ID {
-			t.Errorf("%s: ID %q -> %q (replaced)", b.URN, b.ID, a.ID)
-		}
-		switch {
-		case strings.HasPrefix(b.Type, "kubernetes:"):
-			if ub, ua := k8sUID(b), k8sUID(a); ub != ua {
-				t.Errorf("%s: metadata.uid %q -> %q (recreated)", b.URN, ub, ua)
-			}
-		case strings.HasPrefix(b.Type, "random:"), strings.HasPrefix(b.Type, "tls:"):
-			if !reflect.DeepEqual(b.Outputs, a.Outputs) {
-				t.Errorf("%s: outputs changed (new secret/key/certificate)", b.URN)
-			}
-		}
-		n++
-	}
-	return n
+	return compareIdentitiesExcept(t, before, after, "")
 }
 
 func k8sUID(r stateResource) string {

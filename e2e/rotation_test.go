@@ -92,8 +92,9 @@ func requireUpdated(t *testing.T, what string, ops []stepOp, resources []stateRe
 	}
 }
 
-// compareIdentitiesExcept is compareIdentities for an update that replaced the except URNs on
-// purpose: every other resource keeps its ID, Kubernetes UID and (random/tls) outputs.
+// compareIdentitiesExcept is compareIdentities for an update that replaced the except URN on
+// purpose (none when empty): every other resource keeps its ID, Kubernetes UID and (random/tls)
+// outputs.
 func compareIdentitiesExcept(t *testing.T, before, after []stateResource, except string) int {
 	t.Helper()
 	byURN := map[string]stateResource{}
