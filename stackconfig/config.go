@@ -35,6 +35,26 @@ type Config struct {
 	IngressSourceRanges []string
 	CertValidityHours   int
 
+	// Raw routing and TLS keys; Routing and TLS below are what components use.
+	RoutingMode                 string
+	IngressController           string
+	TraefikEntryPoint           string
+	AllowUnenforcedSourceRanges bool
+	GatewayClassName            string
+	GatewayListenerPort         int
+	GatewayName                 string
+	GatewayNamespace            string
+	GatewaySectionName          string
+	GatewayController           string
+	TLSSource                   string
+	TLSSecretName               string
+	TLSCACertPEM                string
+
+	// Routing is the validated way in (exactly one of its modes is set), built from the keys above.
+	Routing Routing
+	// TLS is the validated certificate source (exactly one is set).
+	TLS TLS
+
 	Replicas              int
 	RegistryImage         string
 	Username              string
@@ -83,6 +103,19 @@ var keys = []key{
 	{"ingressClassName", "nginx", str(func(c *Config) *string { return &c.IngressClassName })},
 	{"ingressSourceRanges", "[]", list(func(c *Config) *[]string { return &c.IngressSourceRanges })},
 	{"certValidityHours", "8760", integer(func(c *Config) *int { return &c.CertValidityHours })},
+	{"routing", string(RoutingIngress), str(func(c *Config) *string { return &c.RoutingMode })},
+	{"ingressController", "", str(func(c *Config) *string { return &c.IngressController })},
+	{"traefikEntryPoint", "websecure", str(func(c *Config) *string { return &c.TraefikEntryPoint })},
+	{"allowUnenforcedSourceRanges", "false", boolean(func(c *Config) *bool { return &c.AllowUnenforcedSourceRanges })},
+	{"gatewayClassName", "", str(func(c *Config) *string { return &c.GatewayClassName })},
+	{"gatewayListenerPort", "443", integer(func(c *Config) *int { return &c.GatewayListenerPort })},
+	{"gatewayName", "", str(func(c *Config) *string { return &c.GatewayName })},
+	{"gatewayNamespace", "", str(func(c *Config) *string { return &c.GatewayNamespace })},
+	{"gatewaySectionName", "", str(func(c *Config) *string { return &c.GatewaySectionName })},
+	{"gatewayController", "", str(func(c *Config) *string { return &c.GatewayController })},
+	{"tlsSource", string(TLSGenerated), str(func(c *Config) *string { return &c.TLSSource })},
+	{"tlsSecretName", "", str(func(c *Config) *string { return &c.TLSSecretName })},
+	{"tlsCaCertPem", "", str(func(c *Config) *string { return &c.TLSCACertPEM })},
 	{"replicas", "2", integer(func(c *Config) *int { return &c.Replicas })},
 	{"registryImage", "registry:3.1.2", str(func(c *Config) *string { return &c.RegistryImage })},
 	{"username", "admin", str(func(c *Config) *string { return &c.Username })},
@@ -149,6 +182,7 @@ func Parse(lookup func(name string) (string, bool)) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	c.Routing, c.TLS = c.routing(), c.tls()
 	return c, nil
 }
 

@@ -49,12 +49,7 @@ func (c *Config) Validate() error {
 			v.bad(fmt.Sprintf("extraIpAddresses[%d]", i), ip, "an IPv4 or IPv6 address")
 		}
 	}
-	v.dnsSubdomain("ingressClassName", c.IngressClassName)
-	for i, r := range c.IngressSourceRanges {
-		if _, _, err := net.ParseCIDR(r); err != nil {
-			v.bad(fmt.Sprintf("ingressSourceRanges[%d]", i), r, "a CIDR such as 10.0.0.0/8 or 192.168.1.7/32")
-		}
-	}
+	v.validateRouting(c)
 	v.intRange("certValidityHours", c.CertValidityHours, MinCertValidityHours, MaxCertValidityHours)
 
 	v.intRange("replicas", c.Replicas, 1, MaxReplicas)
