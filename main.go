@@ -11,6 +11,7 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/regstack/registry-stack/gateway"
 	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/ingress"
 	"github.com/regstack/registry-stack/internal/kube"
@@ -18,6 +19,7 @@ import (
 	"github.com/regstack/registry-stack/registry"
 	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
+	"github.com/regstack/registry-stack/tlscert"
 )
 
 // Names of the component instances; the Kubernetes objects are named after them.
@@ -137,17 +139,17 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		return nil, err
 	}
 
-	ing, err := ingress.NewIngress(ctx, registryName, &ingress.IngressArgs{
-		Namespace:         namespace,
-		Hostname:          cfg.Hostname,
-		ExtraDNSNames:     cfg.ExtraDNSNames,
-		ExtraIPAddresses:  cfg.ExtraIPAddresses,
-		IngressClassName:  cfg.IngressClassName,
-		SourceRanges:      cfg.IngressSourceRanges,
-		ServiceName:       reg.ServiceName,
-		ServicePort:       registry.Port,
-		CertValidityHours: cfg.CertValidityHours,
+	cert, err := tlscert.NewTLS(ctx, registryName, &tlscert.TLSArgs{
+		Namespace:   namespace,
+		DNSNames:    cfg.DNSNames(),
+		IPAddresses: cfg.ExtraIPAddresses,
+		Generated:   tlsGenerated(cfg.TLS.Generated),
+		Secret:      tlsSecret(cfg.TLS.Secret),
 	}, k8s)
+	if err != nil {
+		return nil, err
+	}
+	route, err := newRoute(ctx, cfg, namespace, reg, cert, k8s)
 	if err != nil {
 		return nil, err
 	}
@@ -178,5 +180,76 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		return nil, err
 	}
 
-	return stackOutputs(cfg, reg, ing, collector, data, cache), nil
+	return stackOutputs(cfg, reg, cert, route, collector, data, cache), nil
+}
+
+// routeInfo is what the outputs say about the way in.
+type routeInfo struct {
+	// Description names the mode and its controller, e.g. "ingress (class traefik, controller traefik)".
+	Description string
+	// Name is the Ingress or the HTTPRoute.
+	Name pulumi.StringOutput
+}
+
+// newRoute registers the way in that cfg.Routing chooses (exactly one is set).
+func newRoute(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.StringInput, reg *registry.Registry,
+	cert *tlscert.TLS, k8s pulumi.ResourceOption) (*routeInfo, error) {
+	r := cfg.Routing
+	switch {
+	case r.Ingress != nil:
+		ing, err := ingress.NewIngress(ctx, registryName, &ingress.IngressArgs{
+			Namespace:         namespace,
+			Hostnames:         cfg.DNSNames(),
+			ClassName:         r.Ingress.ClassName,
+			Controller:        r.Controller,
+			TraefikEntryPoint: r.Ingress.TraefikEntryPoint,
+			SourceRanges:      r.SourceRanges,
+			TLSSecretName:     cert.SecretName,
+			ServiceName:       reg.ServiceName,
+			ServicePort:       registry.Port,
+		}, k8s)
+		if err != nil {
+			return nil, err
+		}
+		return &routeInfo{fmt.Sprintf("ingress (class %s, controller %s)", r.Ingress.ClassName, r.Controller), ing.IngressName}, nil
+	case r.Gateway != nil:
+		gw, err := gateway.NewGateway(ctx, registryName, &gateway.GatewayArgs{
+			Namespace:     namespace,
+			Hostnames:     cfg.DNSNames(),
+			Create:        r.Gateway.Create,
+			Existing:      r.Gateway.Existing,
+			Controller:    r.Controller,
+			SourceRanges:  r.SourceRanges,
+			TLSSecretName: cert.SecretName,
+			ServiceName:   reg.ServiceName,
+			ServicePort:   registry.Port,
+		}, k8s)
+		if err != nil {
+			return nil, err
+		}
+		var desc string
+		if c := r.Gateway.Create; c != nil {
+			desc = fmt.Sprintf("gateway (created, class %s, listener port %d, controller %s)", c.ClassName, c.ListenerPort, r.Controller)
+		} else {
+			e := r.Gateway.Existing
+			desc = fmt.Sprintf("gateway (existing %s/%s, listener %s, controller %s)", e.Namespace, e.Name, e.SectionName, r.Controller)
+		}
+		return &routeInfo{desc, gw.RouteName}, nil
+	}
+	return nil, fmt.Errorf("routing: no mode set")
+}
+
+// tlsGenerated and tlsSecret translate the validated TLS source into the component's args.
+func tlsGenerated(g *stackconfig.GeneratedTLS) *tlscert.Generated {
+	if g == nil {
+		return nil
+	}
+	return &tlscert.Generated{ValidityHours: g.ValidityHours}
+}
+
+func tlsSecret(s *stackconfig.SecretTLS) *tlscert.ExistingSecret {
+	if s == nil {
+		return nil
+	}
+	return &tlscert.ExistingSecret{Name: s.Name, CACertPEM: s.CACertPEM}
 }

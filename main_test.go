@@ -210,13 +210,15 @@ func TestSecretsAreSecretAndNeverInConfigMaps(t *testing.T) {
 	}
 }
 
-func TestOutputsHideThePassword(t *testing.T) {
+// outputsOf runs the program and returns its stack outputs as text and which are secret.
+func outputsOf(t *testing.T, config map[string]string) (map[string]string, map[string]bool) {
+	t.Helper()
 	var outputs pulumi.Map
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	plain := map[string]string{}
 	secret := map[string]bool{}
-	_, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
+	_, err := testutil.Run(t, config, func(ctx *pulumi.Context) error {
 		if err := program(&outputs)(ctx); err != nil {
 			return err
 		}
@@ -244,7 +246,13 @@ func TestOutputsHideThePassword(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("stack outputs did not resolve")
 	}
-	for _, k := range []string{"url", "hostname", "username", "password", "caCertPem", "dockerLoginCommand", "trustCaCommands", "cranePushExample"} {
+	return plain, secret
+}
+
+func TestOutputsHideThePassword(t *testing.T) {
+	plain, secret := outputsOf(t, nil)
+	for _, k := range []string{"url", "hostname", "username", "password", "caCertPem", "dockerLoginCommand", "trustCaCommands",
+		"cranePushExample", "routing", "routeName", "tlsSecretName"} {
 		if _, ok := plain[k]; !ok {
 			t.Errorf("output %q missing", k)
 		}
@@ -259,6 +267,65 @@ func TestOutputsHideThePassword(t *testing.T) {
 	}
 	if plain["url"] != "https://registry.minikube.test" {
 		t.Errorf("url = %q", plain["url"])
+	}
+	if plain["routing"] != "ingress (class nginx, controller nginx)" || plain["tlsSecretName"] != "registry-tls" {
+		t.Errorf("routing = %q, tlsSecretName = %q", plain["routing"], plain["tlsSecretName"])
+	}
+}
+
+// Gateway mode replaces the Ingress by an HTTPRoute (and a created Gateway); the certificate, the
+// data and the credentials are the same resources as in ingress mode, so switching keeps them.
+func TestGatewayRoutingReplacesOnlyTheIngress(t *testing.T) {
+	ingressMode := run(t, map[string]string{"ingressClassName": "traefik"})
+	gatewayMode := run(t, map[string]string{"routing": "gateway", "gatewayClassName": "traefik", "gatewayListenerPort": "8443"})
+	if n := len(gatewayMode.OfType(tIngress)); n != 0 {
+		t.Errorf("%d Ingresses in gateway mode", n)
+	}
+	for _, kind := range []string{"kubernetes:gateway.networking.k8s.io/v1:Gateway", "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"} {
+		if n := len(gatewayMode.OfType(kind)); n != 1 {
+			t.Errorf("%s: %d, want 1", kind, n)
+		}
+	}
+	names := func(m *testutil.Mocks) map[string]string {
+		out := map[string]string{}
+		for _, r := range m.Resources() {
+			if !strings.Contains(r.Type, "Ingress") && !strings.Contains(r.Type, "Gateway") &&
+				!strings.Contains(r.Type, "gateway.networking") && !strings.Contains(r.Type, "traefik.io") {
+				out[r.Type+"::"+r.Name] = r.Parent
+			}
+		}
+		return out
+	}
+	a, b := names(ingressMode), names(gatewayMode)
+	for urn, parent := range a {
+		if b[urn] != parent {
+			t.Errorf("%s (parent %s) is not the same resource in gateway mode (parent %q)", urn, parent, b[urn])
+		}
+	}
+	if len(a) != len(b) {
+		t.Errorf("%d other resources in ingress mode, %d in gateway mode", len(a), len(b))
+	}
+	plain, _ := outputsOf(t, map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewayNamespace": "platform", "gatewaySectionName": "websecure"})
+	if plain["routing"] != "gateway (existing platform/edge, listener websecure, controller other)" || plain["routeName"] != "registry" {
+		t.Errorf("routing = %q, routeName = %q", plain["routing"], plain["routeName"])
+	}
+}
+
+// With a certificate from an existing Secret, nothing is generated and the outputs say what to trust.
+func TestSecretTLSSourceGeneratesNoCertificate(t *testing.T) {
+	cfg := map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"}
+	m := run(t, cfg)
+	for _, r := range m.Resources() {
+		if strings.HasPrefix(r.Type, "tls:") {
+			t.Errorf("%s/%s generated with tlsSource secret", r.Type, r.Name)
+		}
+	}
+	if got := m.Get(t, tIngress, "registry").String("spec", "tls", 0, "secretName"); got != "corp-tls" {
+		t.Errorf("Ingress TLS secret = %q, want corp-tls", got)
+	}
+	plain, _ := outputsOf(t, cfg)
+	if plain["caCertPem"] != "" || !strings.Contains(plain["trustCaCommands"], "no tlsCaCertPem was given") || plain["tlsSecretName"] != "corp-tls" {
+		t.Errorf("caCertPem = %q, trustCaCommands = %q, tlsSecretName = %q", plain["caCertPem"], plain["trustCaCommands"], plain["tlsSecretName"])
 	}
 }
 

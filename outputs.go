@@ -7,26 +7,29 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/gc"
-	"github.com/regstack/registry-stack/ingress"
 	"github.com/regstack/registry-stack/redis"
 	"github.com/regstack/registry-stack/registry"
 	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
+	"github.com/regstack/registry-stack/tlscert"
 )
 
 // stackOutputs is what a user needs to log in, trust the CA and push; the password only as a secret.
-func stackOutputs(cfg *stackconfig.Config, reg *registry.Registry, ing *ingress.Ingress,
+func stackOutputs(cfg *stackconfig.Config, reg *registry.Registry, cert *tlscert.TLS, route *routeInfo,
 	collector *gc.GC, data *storage.Storage, cache *redis.Redis) pulumi.Map {
 	host := cfg.Hostname
 	out := pulumi.Map{
-		"url":                ing.URL,
+		"url":                pulumi.String("https://" + host),
+		"routing":            pulumi.String(route.Description),
+		"routeName":          route.Name,
+		"tlsSecretName":      cert.SecretName,
 		"hostname":           pulumi.String(host),
 		"namespace":          pulumi.String(cfg.Namespace),
 		"username":           reg.Username,
 		"password":           pulumi.ToSecret(reg.Password),
-		"caCertPem":          ing.CACertPem,
+		"caCertPem":          cert.CACertPem,
 		"dockerLoginCommand": pulumi.String(DockerLoginCommand(host, cfg.Username)),
-		"trustCaCommands":    pulumi.String(TrustCACommands(host)),
+		"trustCaCommands":    pulumi.String(TrustCACommands(host, cfg.TLS)),
 		"cranePushExample":   pulumi.String(CranePushExample(host, cfg.Username)),
 		"deploymentName":     reg.DeploymentName,
 		"serviceName":        reg.ServiceName,
@@ -45,8 +48,16 @@ func DockerLoginCommand(host, username string) string {
 	return fmt.Sprintf("pulumi stack output password --show-secrets | docker login %s --username %s --password-stdin", host, username)
 }
 
-// TrustCACommands installs the CA where docker, containerd and the OS look for it.
-func TrustCACommands(host string) string {
+// TrustCACommands installs the CA where docker, containerd and the OS look for it. With a
+// certificate from an existing Secret and no CA given, there is nothing to install: it says so.
+func TrustCACommands(host string, t stackconfig.TLS) string {
+	if t.Secret != nil && t.Secret.CACertPEM == "" {
+		return strings.Join([]string{
+			fmt.Sprintf("# The certificate comes from Secret %s (tlsSource=secret) and no tlsCaCertPem was given:", t.Secret.Name),
+			"# clients must already trust its issuer (a public CA, or your PKI's root installed as your PKI documents).",
+			"# Set tlsCaCertPem to that CA to get the commands that install it here.",
+		}, "\n")
+	}
 	return strings.Join([]string{
 		"# docker (per registry host):",
 		fmt.Sprintf("sudo mkdir -p /etc/docker/certs.d/%s && pulumi stack output caCertPem | sudo tee /etc/docker/certs.d/%s/ca.crt", host, host),

@@ -2,7 +2,6 @@ package ingress
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,190 +9,144 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
 const (
 	tIngress    = "kubernetes:networking.k8s.io/v1:Ingress"
-	tSecret     = "kubernetes:core/v1:Secret"
-	tPrivateKey = "tls:index/privateKey:PrivateKey"
-	tSelfSigned = "tls:index/selfSignedCert:SelfSignedCert"
-	tCSR        = "tls:index/certRequest:CertRequest"
-	tLocal      = "tls:index/locallySignedCert:LocallySignedCert"
+	tMiddleware = "kubernetes:traefik.io/v1alpha1:Middleware"
 	tComponent  = "registry-stack:index:Ingress"
 )
 
-func TestDNSNames(t *testing.T) {
-	for _, c := range []struct {
-		host  string
-		extra []string
-		want  []string
-	}{
-		{"registry.test", nil, []string{"registry.test"}},
-		{"registry.test", []string{"a.test", "b.test"}, []string{"registry.test", "a.test", "b.test"}},
-		{"registry.test", []string{"registry.test"}, []string{"registry.test"}},
-		{"registry.test", []string{"b.test", "registry.test", "a.test", "b.test"}, []string{"registry.test", "b.test", "a.test"}},
-	} {
-		if got := DNSNames(c.host, c.extra); !slices.Equal(got, c.want) {
-			t.Errorf("DNSNames(%q, %q) = %q, want %q (hostname first, then extras in order, no duplicates)", c.host, c.extra, got, c.want)
-		}
-	}
-	extra := []string{"x.test", "x.test"}
-	DNSNames("registry.test", extra)
-	if !slices.Equal(extra, []string{"x.test", "x.test"}) {
-		t.Errorf("DNSNames modified its argument: %q", extra)
-	}
-}
-
-func TestAnnotations(t *testing.T) {
-	const p = "nginx.ingress.kubernetes.io/"
-	ann := Annotations(nil)
-	if got := ann[p+"proxy-body-size"]; got != "0" {
-		t.Errorf("proxy-body-size = %q, want \"0\" (the 1 MiB default gives 413 on layer uploads)", got)
-	}
-	for _, k := range []string{"proxy-read-timeout", "proxy-send-timeout"} {
-		n, err := strconv.Atoi(ann[p+k])
-		if err != nil || n < 600 {
-			t.Errorf("%s = %q, want seconds >= 600 for big blobs", k, ann[p+k])
-		}
-	}
-	if got := ann[p+"proxy-request-buffering"]; got != "off" {
-		t.Errorf("proxy-request-buffering = %q, want off (uploads would be buffered on the controller's disk)", got)
-	}
-	for _, k := range []string{"whitelist-source-range", "allowlist-source-range"} {
-		if v, ok := ann[p+k]; ok {
-			t.Errorf("%s = %q without source ranges: it must be absent to allow every source", k, v)
-		}
-	}
-
-	ranges := []string{"10.0.0.0/8", "192.168.1.0/24"}
-	if got := Annotations(ranges)[p+"whitelist-source-range"]; got != "10.0.0.0/8,192.168.1.0/24" {
-		t.Errorf("whitelist-source-range = %q, want the ranges comma-separated", got)
-	}
-	if got := Annotations([]string{})[p+"whitelist-source-range"]; got != "" {
-		t.Errorf("whitelist-source-range = %q for an empty list", got)
-	}
-}
-
-type result struct {
-	m         *testutil.Mocks
-	caCertPem string
-	caSecret  bool
-	url       string
-	name      string
-}
-
-func runIngress(t *testing.T, name string, args *IngressArgs) result {
+func runIngress(t *testing.T, name string, args *IngressArgs) (*testutil.Mocks, string) {
 	t.Helper()
-	var r result
-	r.m = testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+	var ingName string
+	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
 		ing, err := NewIngress(ctx, name, args)
 		if err != nil {
 			return err
 		}
-		r.caCertPem, r.caSecret = testutil.Resolve(t, ing.CACertPem)
-		r.url, _ = testutil.Resolve(t, ing.URL)
-		r.name, _ = testutil.Resolve(t, ing.IngressName)
+		ingName, _ = testutil.Resolve(t, ing.IngressName)
 		return nil
 	})
-	return r
+	return m, ingName
 }
 
-func fullArgs() *IngressArgs {
+func fullArgs(ctrl stackconfig.Controller) *IngressArgs {
 	return &IngressArgs{
-		Namespace:        pulumi.String("images"),
-		Hostname:         "registry.example.com",
-		ExtraDNSNames:    []string{"registry.internal", "registry.example.com"},
-		ExtraIPAddresses: []string{"10.1.2.3", "192.168.49.2"},
-		IngressClassName: "traefik",
-		SourceRanges:     []string{"10.0.0.0/8"},
-		ServiceName:      pulumi.String("registry-svc"),
-		ServicePort:      5000,
+		Namespace:     pulumi.String("images"),
+		Hostnames:     []string{"registry.example.com", "registry.internal"},
+		ClassName:     string(ctrl),
+		Controller:    ctrl,
+		SourceRanges:  []string{"10.0.0.0/8", "192.168.1.0/24"},
+		TLSSecretName: pulumi.String("reg-tls"),
+		ServiceName:   pulumi.String("registry-svc"),
+		ServicePort:   5000,
 	}
 }
 
-func TestCertificates(t *testing.T) {
-	r := runIngress(t, "reg", fullArgs())
-	m := r.m
-
-	ca := m.Get(t, tSelfSigned, "reg-ca")
-	if got := ca.Lookup("isCaCertificate"); got != true {
-		t.Errorf("CA isCaCertificate = %v, want true (clients reject a leaf as issuer)", got)
+func TestNginxAnnotations(t *testing.T) {
+	ann := Annotations(stackconfig.ControllerNginx, "", nil)
+	if got := ann[nginxPrefix+"proxy-body-size"]; got != "0" {
+		t.Errorf("proxy-body-size = %q, want \"0\" (the 1 MiB default gives 413 on layer uploads)", got)
 	}
-	if uses := fmt.Sprint(ca.Lookup("allowedUses")); !strings.Contains(uses, "cert_signing") {
-		t.Errorf("CA allowedUses = %s, want cert_signing", uses)
+	for _, k := range []string{"proxy-read-timeout", "proxy-send-timeout"} {
+		n, err := strconv.Atoi(ann[nginxPrefix+k])
+		if err != nil || n < 600 {
+			t.Errorf("%s = %q, want seconds >= 600 for big blobs", k, ann[nginxPrefix+k])
+		}
 	}
-	if got := ca.Lookup("validityPeriodHours"); got != float64(CAValidityHours) {
-		t.Errorf("CA validity = %v h, want %d", got, CAValidityHours)
+	if got := ann[nginxPrefix+"proxy-request-buffering"]; got != "off" {
+		t.Errorf("proxy-request-buffering = %q, want off (uploads would be buffered on the controller's disk)", got)
 	}
-	if !strings.Contains(ca.String("privateKeyPem"), "mock-reg-ca-key") {
-		t.Errorf("CA is not self-signed with the CA key: %q", ca.String("privateKeyPem"))
+	for _, k := range []string{"ssl-redirect", "force-ssl-redirect"} {
+		if got := ann[nginxPrefix+k]; got != "true" {
+			t.Errorf("%s = %q, want true (HTTPS forced explicitly)", k, got)
+		}
 	}
-
-	csr := m.Get(t, tCSR, "reg-server-csr")
-	if got := fmt.Sprint(csr.Lookup("dnsNames")); got != "[registry.example.com registry.internal]" {
-		t.Errorf("CSR dnsNames = %s, want the hostname first, extras deduplicated (docker ignores the CN)", got)
+	for _, k := range []string{"whitelist-source-range", "allowlist-source-range"} {
+		if v, ok := ann[nginxPrefix+k]; ok {
+			t.Errorf("%s = %q without source ranges: it must be absent to allow every source", k, v)
+		}
 	}
-	if got := fmt.Sprint(csr.Lookup("ipAddresses")); got != "[10.1.2.3 192.168.49.2]" {
-		t.Errorf("CSR ipAddresses = %s", got)
+	ann = Annotations(stackconfig.ControllerNginx, "", []string{"10.0.0.0/8", "192.168.1.0/24"})
+	if got := ann[NginxAllowlistAnnotation]; got != "10.0.0.0/8,192.168.1.0/24" {
+		t.Errorf("allowlist-source-range = %q, want the ranges comma-separated", got)
 	}
-	if got := csr.String("subject", "commonName"); got != "registry.example.com" {
-		t.Errorf("CSR CN = %q, want the hostname", got)
+	if _, ok := ann[nginxPrefix+"whitelist-source-range"]; ok {
+		t.Error("the deprecated whitelist-source-range annotation is set; the current name is allowlist-source-range")
 	}
-	if !strings.Contains(csr.String("privateKeyPem"), "mock-reg-server-key") {
-		t.Errorf("CSR is not made with the server key: %q", csr.String("privateKeyPem"))
-	}
-
-	server := m.Get(t, tLocal, "reg-server-cert")
-	if !strings.Contains(server.String("caPrivateKeyPem"), "mock-reg-ca-key") {
-		t.Errorf("server certificate is not signed by the CA key: %q", server.String("caPrivateKeyPem"))
-	}
-	if strings.Contains(server.String("caPrivateKeyPem"), "server-key") {
-		t.Error("server certificate signed with its own key: it would be self-signed, not issued by the CA")
-	}
-	if !strings.Contains(server.String("caCertPem"), "mock-reg-ca\n") {
-		t.Errorf("server certificate issuer = %q, want the CA certificate", server.String("caCertPem"))
-	}
-	if !strings.Contains(server.String("certRequestPem"), "mock-reg-server-csr") {
-		t.Errorf("server certificate is not made from the CSR: %q", server.String("certRequestPem"))
-	}
-	if uses := fmt.Sprint(server.Lookup("allowedUses")); !strings.Contains(uses, "server_auth") {
-		t.Errorf("server certificate allowedUses = %s, want server_auth", uses)
-	}
-	if got, early := server.Lookup("validityPeriodHours"), server.Lookup("earlyRenewalHours"); got != 8760.0 || early != 876.0 {
-		t.Errorf("server validity = %v h, early renewal = %v h, want the default 8760 and 876", got, early)
-	}
-	if n := len(m.OfType(tPrivateKey)); n != 2 {
-		t.Errorf("%d private keys, want 2 (the CA's and the server's)", n)
-	}
-
-	secret := m.Get(t, tSecret, "reg-tls")
-	if got := secret.String("type"); got != "kubernetes.io/tls" {
-		t.Errorf("TLS Secret type = %q, want kubernetes.io/tls (ingress controllers require it)", got)
-	}
-	if !secret.IsSecret("stringData", "tls.key") {
-		t.Error("TLS Secret tls.key is not marked secret")
-	}
-	if got := secret.String("stringData", "tls.key"); !strings.Contains(got, "mock-reg-server-key") {
-		t.Errorf("tls.key = %q, want the server key", got)
-	}
-	if got := secret.String("stringData", "tls.crt"); !strings.Contains(got, "mock-reg-server-cert") {
-		t.Errorf("tls.crt = %q, want the CA-signed server certificate", got)
-	}
-	if got := secret.String("stringData", "ca.crt"); !strings.Contains(got, "mock-reg-ca\n") {
-		t.Errorf("ca.crt = %q, want the CA certificate", got)
-	}
-
-	if r.caSecret || strings.Contains(r.caCertPem, "PRIVATE KEY") || !strings.Contains(r.caCertPem, "mock-reg-ca\n") {
-		t.Errorf("CACertPem output = %q (secret %v), want the plain CA certificate", r.caCertPem, r.caSecret)
-	}
-	if r.url != "https://registry.example.com" {
-		t.Errorf("URL = %q", r.url)
+	for k := range ann {
+		if !strings.HasPrefix(k, nginxPrefix) {
+			t.Errorf("nginx Ingress carries %s, which ingress-nginx ignores", k)
+		}
 	}
 }
 
-func TestIngressRoutesTheHostToTheService(t *testing.T) {
-	r := runIngress(t, "reg", fullArgs())
-	ing := r.m.Get(t, tIngress, "reg")
+// A Traefik Ingress carries only Traefik annotations: routers on the TLS entry point alone, and no
+// nginx annotation that looks like protection Traefik does not give.
+func TestTraefikAnnotations(t *testing.T) {
+	ann := Annotations(stackconfig.ControllerTraefik, "websecure", []string{"10.0.0.0/8"})
+	want := map[string]string{TraefikEntryPointsAnnotation: "websecure", TraefikTLSAnnotation: "true"}
+	if fmt.Sprint(ann) != fmt.Sprint(want) {
+		t.Errorf("Traefik annotations = %v, want exactly %v (the Middleware reference is added with the Middleware)", ann, want)
+	}
+	if got := Annotations(stackconfig.ControllerTraefik, "https", nil)[TraefikEntryPointsAnnotation]; got != "https" {
+		t.Errorf("entry point = %q, want the configured one", got)
+	}
+	if ann := Annotations(stackconfig.ControllerOther, "websecure", []string{"10.0.0.0/8"}); len(ann) != 0 {
+		t.Errorf("controller other gets annotations %v, want none (nothing the stack cannot stand behind)", ann)
+	}
+}
+
+func TestTraefikSourceRangesUseAnIPAllowListMiddleware(t *testing.T) {
+	m, _ := runIngress(t, "reg", fullArgs(stackconfig.ControllerTraefik))
+	mw := m.Get(t, tMiddleware, "reg-allow")
+	if got := fmt.Sprint(mw.Lookup("spec", "ipAllowList", "sourceRange")); got != "[10.0.0.0/8 192.168.1.0/24]" {
+		t.Errorf("Middleware sourceRange = %s, want the configured ranges", got)
+	}
+	if got := mw.String("metadata", "namespace"); got != "images" {
+		t.Errorf("Middleware namespace = %q", got)
+	}
+	ing := m.Get(t, tIngress, "reg")
+	if got := ing.String("metadata", "annotations", TraefikMiddlewaresAnnotation); got != "images-reg-allow@kubernetescrd" {
+		t.Errorf("router.middlewares = %q, want images-reg-allow@kubernetescrd", got)
+	}
+	for k := range ing.Lookup("metadata", "annotations").(map[string]any) {
+		if strings.HasPrefix(k, nginxPrefix) {
+			t.Errorf("Traefik Ingress carries nginx annotation %s", k)
+		}
+	}
+
+	// Without source ranges: no Middleware, no reference.
+	a := fullArgs(stackconfig.ControllerTraefik)
+	a.SourceRanges = nil
+	m, _ = runIngress(t, "reg", a)
+	if n := len(m.OfType(tMiddleware)); n != 0 {
+		t.Errorf("%d Middlewares without source ranges", n)
+	}
+	if got := m.Get(t, tIngress, "reg").String("metadata", "annotations", TraefikMiddlewaresAnnotation); got != "" {
+		t.Errorf("router.middlewares = %q without source ranges", got)
+	}
+}
+
+func TestNginxAndOtherControllersCreateNoMiddleware(t *testing.T) {
+	for _, ctrl := range []stackconfig.Controller{stackconfig.ControllerNginx, stackconfig.ControllerOther} {
+		m, _ := runIngress(t, "reg", fullArgs(ctrl))
+		if n := len(m.OfType(tMiddleware)); n != 0 {
+			t.Errorf("%s: %d Traefik Middlewares", ctrl, n)
+		}
+		ann := m.Get(t, tIngress, "reg").Lookup("metadata", "annotations").(map[string]any)
+		_, hasRanges := ann[NginxAllowlistAnnotation]
+		if hasRanges != (ctrl == stackconfig.ControllerNginx) {
+			t.Errorf("%s: allowlist annotation present = %v", ctrl, hasRanges)
+		}
+	}
+}
+
+func TestIngressRoutesEveryHostToTheService(t *testing.T) {
+	m, name := runIngress(t, "reg", fullArgs(stackconfig.ControllerTraefik))
+	ing := m.Get(t, tIngress, "reg")
 	for _, c := range []struct {
 		path []any
 		want any
@@ -206,65 +159,31 @@ func TestIngressRoutesTheHostToTheService(t *testing.T) {
 		{[]any{"spec", "rules", 0, "http", "paths", 0, "pathType"}, "Prefix"},
 		{[]any{"spec", "rules", 0, "http", "paths", 0, "backend", "service", "name"}, "registry-svc"},
 		{[]any{"spec", "rules", 0, "http", "paths", 0, "backend", "service", "port", "number"}, 5000.0},
+		{[]any{"spec", "rules", 1, "host"}, "registry.internal"},
+		{[]any{"spec", "rules", 1, "http", "paths", 0, "backend", "service", "name"}, "registry-svc"},
 		{[]any{"spec", "tls", 0, "secretName"}, "reg-tls"},
-		{[]any{"metadata", "annotations", "nginx.ingress.kubernetes.io/proxy-body-size"}, "0"},
-		{[]any{"metadata", "annotations", "nginx.ingress.kubernetes.io/whitelist-source-range"}, "10.0.0.0/8"},
 	} {
 		if got := ing.Lookup(c.path...); got != c.want {
 			t.Errorf("Ingress %v = %#v, want %#v", c.path, got, c.want)
 		}
 	}
 	if got := fmt.Sprint(ing.Lookup("spec", "tls", 0, "hosts")); got != "[registry.example.com registry.internal]" {
-		t.Errorf("Ingress TLS hosts = %s, want the certificate's DNS names", got)
+		t.Errorf("Ingress TLS hosts = %s, want every routed name", got)
 	}
-	// Every DNS name of the certificate is routed, each to the registry Service.
-	rules := ing.Lookup("spec", "rules").([]any)
-	if len(rules) != 2 {
-		t.Fatalf("%d rules, want one per DNS name (2)", len(rules))
+	if n := len(ing.Lookup("spec", "rules").([]any)); n != 2 {
+		t.Errorf("%d rules, want one per DNS name (2)", n)
 	}
-	if got := ing.String("spec", "rules", 1, "host"); got != "registry.internal" {
-		t.Errorf("second rule host = %q, want the extra DNS name", got)
+	if name != "reg" {
+		t.Errorf("IngressName output = %q", name)
 	}
-	if got := ing.String("spec", "rules", 1, "http", "paths", 0, "backend", "service", "name"); got != "registry-svc" {
-		t.Errorf("second rule backend = %q, want the registry Service", got)
-	}
-	if r.name != "reg" {
-		t.Errorf("IngressName output = %q", r.name)
-	}
-}
-
-func TestDefaultsAndParenting(t *testing.T) {
-	r := runIngress(t, "edge", &IngressArgs{
-		Namespace: pulumi.String("ns"), Hostname: "registry.test", ServiceName: pulumi.String("registry"), ServicePort: 5000,
-	})
-	ing := r.m.Get(t, tIngress, "edge")
-	if got := ing.String("spec", "ingressClassName"); got != "nginx" {
-		t.Errorf("default ingress class = %q, want nginx (minikube's addon)", got)
-	}
-	if _, ok := ing.Lookup("metadata", "annotations").(map[string]any)["nginx.ingress.kubernetes.io/whitelist-source-range"]; ok {
-		t.Error("source-range annotation set without source ranges")
-	}
-	if got := fmt.Sprint(r.m.Get(t, tCSR, "edge-server-csr").Lookup("dnsNames")); got != "[registry.test]" {
-		t.Errorf("CSR dnsNames = %s", got)
-	}
-	parent := "urn:pulumi:unit::registry-stack::" + tComponent + "::edge"
-	for _, res := range r.m.Resources() {
+	parent := "urn:pulumi:unit::registry-stack::" + tComponent + "::reg"
+	for _, res := range m.Resources() {
 		if res.Type == tComponent {
 			continue
 		}
-		if res.Parent != parent {
-			t.Errorf("%s/%s parent = %q, want the Ingress component", res.Type, res.Name, res.Parent)
+		if res.Parent != parent || !strings.HasPrefix(res.Name, "reg") {
+			t.Errorf("%s/%s parent %q: want the component, named after it", res.Type, res.Name, res.Parent)
 		}
-		if !strings.HasPrefix(res.Name, "edge") {
-			t.Errorf("%s/%s is not named after the component", res.Type, res.Name)
-		}
-	}
-	// No private key outside the TLS Secret.
-	others := r.m.Dump(func(res testutil.Resource) bool {
-		return strings.HasPrefix(res.Type, "kubernetes:") && res.Type != tSecret
-	})
-	if strings.Contains(others, "PRIVATE KEY") {
-		t.Errorf("a private key appears outside the TLS Secret:\n%s", others)
 	}
 }
 
@@ -273,13 +192,16 @@ func TestRequiredArgs(t *testing.T) {
 		name string
 		edit func(*IngressArgs)
 	}{
-		{"no hostname", func(a *IngressArgs) { a.Hostname = "" }},
+		{"no hostnames", func(a *IngressArgs) { a.Hostnames = nil }},
 		{"no namespace", func(a *IngressArgs) { a.Namespace = nil }},
 		{"no service", func(a *IngressArgs) { a.ServiceName = nil }},
 		{"no port", func(a *IngressArgs) { a.ServicePort = 0 }},
+		{"no class", func(a *IngressArgs) { a.ClassName = "" }},
+		{"no TLS secret", func(a *IngressArgs) { a.TLSSecretName = nil }},
+		{"unknown controller", func(a *IngressArgs) { a.Controller = "haproxy" }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a := fullArgs()
+			a := fullArgs(stackconfig.ControllerNginx)
 			c.edit(a)
 			m, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
 				_, err := NewIngress(ctx, "reg", a)

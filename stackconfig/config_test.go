@@ -123,6 +123,35 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "logLevel", value: "verbose", allowed: "error, warn, info, debug"},
 		{key: "serviceType", value: "ExternalName", allowed: "ClusterIP, NodePort, LoadBalancer"},
 		{key: "kubeContext", value: "my context", allowed: "without spaces"},
+		// Routing and TLS (issue 8).
+		{key: "routing", value: "loadbalancer", allowed: "ingress, gateway"},
+		{key: "ingressController", value: "haproxy", allowed: "nginx, traefik, other"},
+		{key: "ingressController", value: "", extra: map[string]string{"ingressClassName": "public"}, allowed: `"public" is not a class the stack knows`},
+		{key: "ingressController", value: "other", extra: map[string]string{"ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce 10.0.0.0/8"},
+		{key: "allowUnenforcedSourceRanges", value: "true", allowed: "false with controller nginx"},
+		{key: "allowUnenforcedSourceRanges", value: "sure", allowed: "true, false"},
+		{key: "traefikEntryPoint", value: "web secure", extra: map[string]string{"ingressClassName": "traefik"}, allowed: "TLS entry point"},
+		{key: "traefikEntryPoint", value: "", extra: map[string]string{"ingressClassName": "traefik"}, allowed: "TLS entry point"},
+		{key: "gatewayClassName", value: "", extra: map[string]string{"routing": "gateway"}, allowed: "required when routing is gateway"},
+		{key: "gatewayClassName", value: "Traefik", extra: map[string]string{"routing": "gateway"}, allowed: "DNS-1123"},
+		{key: "gatewayClassName", value: "traefik", allowed: "empty with routing ingress"},
+		{key: "gatewayName", value: "edge", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "not both"},
+		{key: "gatewayName", value: "Edge", extra: map[string]string{"routing": "gateway", "gatewaySectionName": "https"}, allowed: "DNS-1123"},
+		{key: "gatewaySectionName", value: "", extra: map[string]string{"routing": "gateway", "gatewayName": "edge"}, allowed: "plain-HTTP ones included"},
+		{key: "gatewaySectionName", value: "https", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "for an existing Gateway"},
+		{key: "gatewayNamespace", value: "Platform", extra: map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https"}, allowed: "DNS-1123 label"},
+		{key: "gatewayListenerPort", value: "0", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "from 1 to 65535"},
+		{key: "gatewayListenerPort", value: "70000", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "from 1 to 65535"},
+		{key: "gatewayController", value: "nginx", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "traefik, other"},
+		{key: "gatewayController", value: "other", extra: map[string]string{"routing": "gateway", "gatewayClassName": "eg", "ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce"},
+		{key: "gatewayController", value: "", extra: map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https", "ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce"},
+		{key: "ingressController", value: "traefik", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "empty with routing gateway"},
+		{key: "tlsSource", value: "acme", allowed: "generated, secret"},
+		{key: "tlsSecretName", value: "", extra: map[string]string{"tlsSource": "secret"}, allowed: "required when tlsSource is secret"},
+		{key: "tlsSecretName", value: "Corp_TLS", extra: map[string]string{"tlsSource": "secret"}, allowed: "DNS-1123"},
+		{key: "tlsSecretName", value: "corp-tls", allowed: "empty with tlsSource generated"},
+		{key: "tlsCaCertPem", value: "not a certificate", extra: map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"}, allowed: "PEM-encoded CA certificates"},
+		{key: "tlsCaCertPem", value: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", extra: map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"}, allowed: "PEM-encoded"},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s=%s", tc.key, tc.value), func(t *testing.T) {
@@ -140,7 +169,7 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 					t.Errorf("message lacks %q:\n%s", want, msg)
 				}
 			}
-			if tc.value != "" && !strings.Contains(msg, tc.value) && !strings.Contains(msg, fmt.Sprintf("%q", tc.value)) &&
+			if tc.value != "" && len(tc.value) <= 40 && !strings.Contains(msg, tc.value) && !strings.Contains(msg, fmt.Sprintf("%q", tc.value)) &&
 				!strings.HasPrefix(tc.value, "[") {
 				t.Errorf("message does not quote the bad value %q:\n%s", tc.value, msg)
 			}
@@ -244,5 +273,62 @@ func TestMinikubeStackConfigIsValid(t *testing.T) {
 	}
 	if c.IngressClassName != "nginx" || c.StorageMode != StorageHostPath || c.KubeContext != "minikube" {
 		t.Errorf("minikube stack does not target minikube's defaults: %+v", c)
+	}
+}
+
+// Each routing and TLS choice becomes exactly one typed mode, with the controller the stack enforces
+// its settings with.
+func TestRoutingAndTLSAreTyped(t *testing.T) {
+	c, err := parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Routing.Ingress == nil || c.Routing.Gateway != nil || c.Routing.Controller != ControllerNginx || c.Routing.Ingress.ClassName != "nginx" {
+		t.Errorf("default routing = %+v, want ingress on nginx", c.Routing)
+	}
+	if c.TLS.Generated == nil || c.TLS.Secret != nil || c.TLS.Generated.ValidityHours != 8760 {
+		t.Errorf("default TLS = %+v, want generated", c.TLS)
+	}
+
+	c, err = parse(map[string]string{"ingressClassName": "traefik", "ingressSourceRanges": `["10.0.0.0/8"]`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Routing.Controller != ControllerTraefik || c.Routing.Ingress.TraefikEntryPoint != "websecure" || fmt.Sprint(c.Routing.SourceRanges) != "[10.0.0.0/8]" {
+		t.Errorf("traefik routing = %+v %+v", c.Routing, c.Routing.Ingress)
+	}
+
+	c, err = parse(map[string]string{"ingressClassName": "public", "ingressController": "nginx"})
+	if err != nil || c.Routing.Controller != ControllerNginx {
+		t.Errorf("class public with ingressController nginx: %+v, %v", c, err)
+	}
+
+	c, err = parse(map[string]string{"ingressClassName": "haproxy", "ingressController": "other",
+		"ingressSourceRanges": `["10.0.0.0/8"]`, "allowUnenforcedSourceRanges": "true"})
+	if err != nil || c.Routing.Controller != ControllerOther {
+		t.Errorf("explicit opt-out refused: %v", err)
+	}
+
+	c, err = parse(map[string]string{"routing": "gateway", "gatewayClassName": "traefik", "gatewayListenerPort": "8443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Routing.Ingress != nil || c.Routing.Gateway == nil || c.Routing.Gateway.Existing != nil ||
+		*c.Routing.Gateway.Create != (CreatedGateway{ClassName: "traefik", ListenerPort: 8443}) || c.Routing.Controller != ControllerTraefik {
+		t.Errorf("created gateway = %+v", c.Routing)
+	}
+
+	c, err = parse(map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https",
+		"gatewayController": "traefik", "ingressSourceRanges": `["10.0.0.0/8"]`, "namespace": "images"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Routing.Gateway.Create != nil || *c.Routing.Gateway.Existing != (ExistingGateway{Name: "edge", Namespace: "images", SectionName: "https"}) {
+		t.Errorf("existing gateway = %+v (namespace defaults to the stack's)", c.Routing.Gateway.Existing)
+	}
+
+	c, err = parse(map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"})
+	if err != nil || c.TLS.Generated != nil || *c.TLS.Secret != (SecretTLS{Name: "corp-tls"}) {
+		t.Errorf("secret TLS = %+v, %v", c.TLS, err)
 	}
 }

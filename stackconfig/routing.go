@@ -300,3 +300,15 @@ func (c *Config) tls() TLS {
 	}
 	return TLS{Generated: &GeneratedTLS{ValidityHours: c.CertValidityHours}}
 }
+
+// DNSNames are the names clients use: the hostname first, then the extra names, without duplicates.
+// They are the certificate's DNS SANs and the route's hostnames.
+func (c *Config) DNSNames() []string {
+	names := []string{c.Hostname}
+	for _, n := range c.ExtraDNSNames {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
+}

@@ -29,7 +29,9 @@ type Resource struct {
 	Provider       string
 	RetainOnDelete bool
 	Protect        bool
-	Inputs         resource.PropertyMap
+	// AliasParents are the parent URNs of the resource's aliases (renames keep the state).
+	AliasParents []string
+	Inputs       resource.PropertyMap
 }
 
 // Mocks implements pulumi.MockResourceMonitor and computes the outputs real providers would.
@@ -43,6 +45,11 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	r := Resource{Type: args.TypeToken, Name: args.Name, Custom: args.Custom, Provider: args.Provider, Inputs: args.Inputs}
 	if rpc := args.RegisterRPC; rpc != nil {
 		r.Parent, r.RetainOnDelete, r.Protect = rpc.GetParent(), rpc.GetRetainOnDelete(), rpc.GetProtect()
+		for _, a := range rpc.GetAliases() {
+			if spec := a.GetSpec(); spec != nil {
+				r.AliasParents = append(r.AliasParents, spec.GetParentUrn())
+			}
+		}
 	}
 	if rpc := args.ReadRPC; rpc != nil {
 		r.Parent = rpc.GetParent()
@@ -70,6 +77,17 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 			outs["provisioner"] = resource.NewStringProperty("mock.io/" + args.ID)
 			outs["reclaimPolicy"] = resource.NewStringProperty("Delete")
 			outs["volumeBindingMode"] = resource.NewStringProperty("WaitForFirstConsumer")
+		}
+	case "kubernetes:gateway.networking.k8s.io/v1:Gateway":
+		if args.ID != "" { // a read of an existing Gateway: one HTTPS and one plain-HTTP listener
+			listener := func(name, protocol string) resource.PropertyValue {
+				return resource.NewObjectProperty(resource.PropertyMap{
+					"name": resource.NewStringProperty(name), "protocol": resource.NewStringProperty(protocol),
+				})
+			}
+			outs["spec"] = resource.NewObjectProperty(resource.PropertyMap{
+				"listeners": resource.NewArrayProperty([]resource.PropertyValue{listener("websecure", "HTTPS"), listener("web", "HTTP")}),
+			})
 		}
 	case "kubernetes:core/v1:PersistentVolumeClaim":
 		// The provider waits for the claim to bind; a dynamic claim then names its new PV.

@@ -1,0 +1,286 @@
+// Package gateway routes HTTPS to the registry through the Gateway API: an HTTPRoute attached to a
+// Gateway the stack creates (one HTTPS listener per hostname, the stack's certificate) or to an
+// existing Gateway a platform team runs (one named listener, checked to be HTTPS). `pulumi up`
+// returns only once the controller has accepted the route.
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/internal/traefik"
+	"github.com/regstack/registry-stack/stackconfig"
+)
+
+// Gateway API (standard channel).
+const (
+	Group                     = "gateway.networking.k8s.io"
+	APIVersion                = Group + "/v1"
+	ReferenceGrantAPIVersion  = Group + "/v1beta1"
+	waitForAnnotation         = "pulumi.com/waitFor"
+	readyTimeout              = "3m"
+	listenerProtocolForRoutes = "HTTPS"
+)
+
+// GatewayArgs configures the route. Exactly one of Create and Existing is set.
+type GatewayArgs struct {
+	// Required: namespace of every object the stack creates.
+	Namespace pulumi.StringInput
+	// Required: the DNS names routed, the hostname first.
+	Hostnames []string
+	// Create makes a Gateway in Namespace.
+	Create *stackconfig.CreatedGateway
+	// Existing attaches to a Gateway the stack does not manage.
+	Existing *stackconfig.ExistingGateway
+	// Required: the controller behind the Gateway's class.
+	Controller stackconfig.Controller
+	// Optional: defaults to none (all sources). Client CIDRs allowed in (Traefik only; validation
+	// refuses them elsewhere unless the user enforces them outside the stack).
+	SourceRanges []string
+	// Required: the kubernetes.io/tls Secret of the hostnames, in Namespace.
+	TLSSecretName pulumi.StringInput
+	// Required: the registry Service and its port.
+	ServiceName pulumi.StringInput
+	ServicePort int
+}
+
+// Gateway is the Gateway API entry point of the registry.
+type Gateway struct {
+	pulumi.ResourceState
+
+	// RouteName names the HTTPRoute.
+	RouteName pulumi.StringOutput `pulumi:"routeName"`
+	// GatewayName and GatewayNamespace name the Gateway the route is attached to.
+	GatewayName      pulumi.StringOutput `pulumi:"gatewayName"`
+	GatewayNamespace pulumi.StringOutput `pulumi:"gatewayNamespace"`
+}
+
+func (a *GatewayArgs) validate() error {
+	if a.Namespace == nil || a.ServiceName == nil || a.TLSSecretName == nil || len(a.Hostnames) == 0 || a.ServicePort == 0 {
+		return fmt.Errorf("gateway: Namespace, Hostnames, TLSSecretName, ServiceName and ServicePort are required")
+	}
+	if (a.Create == nil) == (a.Existing == nil) {
+		return fmt.Errorf("gateway: exactly one of Create and Existing must be set")
+	}
+	if a.Existing != nil && (a.Existing.Name == "" || a.Existing.Namespace == "" || a.Existing.SectionName == "") {
+		return fmt.Errorf("gateway: Existing needs Name, Namespace and SectionName")
+	}
+	if a.Controller != stackconfig.ControllerTraefik && a.Controller != stackconfig.ControllerOther {
+		return fmt.Errorf("gateway: unknown controller %q", a.Controller)
+	}
+	return nil
+}
+
+// NewGateway registers the HTTPRoute and what it needs: the Gateway (Create) or a ReferenceGrant
+// letting the existing Gateway's namespace use the TLS Secret, and the source-range Middleware.
+func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pulumi.ResourceOption) (*Gateway, error) {
+	if err := args.validate(); err != nil {
+		return nil, err
+	}
+	comp := &Gateway{}
+	if err := ctx.RegisterComponentResource("registry-stack:index:Gateway", name, comp, opts...); err != nil {
+		return nil, fmt.Errorf("gateway: register component %q: %w", name, err)
+	}
+	parent := pulumi.Parent(comp)
+	labels := kube.StringMap(kube.Labels("registry", name, "gateway"))
+	// The controller reports acceptance in status; a route it refuses must fail `pulumi up`
+	// within minutes, not hang for the provider's default ten.
+	wait := pulumi.Timeouts(&pulumi.CustomTimeouts{Create: readyTimeout, Update: readyTimeout})
+
+	var parentRef pulumi.Map
+	var deps []pulumi.Resource
+	switch {
+	case args.Create != nil:
+		gw, err := apiextensions.NewCustomResource(ctx, name, &apiextensions.CustomResourceArgs{
+			ApiVersion: pulumi.String(APIVersion),
+			Kind:       pulumi.String("Gateway"),
+			Metadata: &metav1.ObjectMetaArgs{
+				Name: pulumi.String(name), Namespace: args.Namespace, Labels: labels,
+				Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String("condition=Programmed")},
+			},
+			OtherFields: kubernetes.UntypedArgs{"spec": GatewaySpec(args.Create, args.Hostnames, args.TLSSecretName)},
+		}, parent, wait)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: gateway: %w", err)
+		}
+		deps = append(deps, gw)
+		comp.GatewayName = gw.Metadata.Name().Elem()
+		comp.GatewayNamespace = gw.Metadata.Namespace().Elem()
+		parentRef = pulumi.Map{"group": pulumi.String(Group), "kind": pulumi.String("Gateway"), "name": comp.GatewayName}
+	case args.Existing != nil:
+		e := args.Existing
+		section, err := checkedListener(ctx, name, e, parent)
+		if err != nil {
+			return nil, err
+		}
+		grant, err := apiextensions.NewCustomResource(ctx, name+"-tls", &apiextensions.CustomResourceArgs{
+			ApiVersion:  pulumi.String(ReferenceGrantAPIVersion),
+			Kind:        pulumi.String("ReferenceGrant"),
+			Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-tls"), Namespace: args.Namespace, Labels: labels},
+			OtherFields: kubernetes.UntypedArgs{"spec": ReferenceGrantSpec(e.Namespace, args.TLSSecretName)},
+		}, parent)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: reference grant: %w", err)
+		}
+		deps = append(deps, grant)
+		comp.GatewayName = pulumi.String(e.Name).ToStringOutput()
+		comp.GatewayNamespace = pulumi.String(e.Namespace).ToStringOutput()
+		parentRef = pulumi.Map{
+			"group": pulumi.String(Group), "kind": pulumi.String("Gateway"),
+			"name": pulumi.String(e.Name), "namespace": pulumi.String(e.Namespace), "sectionName": section,
+		}
+	}
+
+	var filters []map[string]any
+	if args.Controller == stackconfig.ControllerTraefik && len(args.SourceRanges) > 0 {
+		mw, err := traefik.NewIPAllowList(ctx, name+"-allow", args.Namespace, labels, args.SourceRanges, parent)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		deps = append(deps, mw)
+		filters = append(filters, MiddlewareFilter(name+"-allow"))
+	}
+
+	route, err := apiextensions.NewCustomResource(ctx, name, &apiextensions.CustomResourceArgs{
+		ApiVersion: pulumi.String(APIVersion),
+		Kind:       pulumi.String("HTTPRoute"),
+		Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String(name), Namespace: args.Namespace, Labels: labels,
+			Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String(RouteWaitFor)},
+		},
+		OtherFields: kubernetes.UntypedArgs{"spec": RouteSpec(parentRef, args.Hostnames, filters, args.ServiceName, args.ServicePort)},
+	}, parent, wait, pulumi.DependsOn(deps))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: route: %w", err)
+	}
+
+	comp.RouteName = route.Metadata.Name().Elem()
+	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
+		"routeName":        comp.RouteName,
+		"gatewayName":      comp.GatewayName,
+		"gatewayNamespace": comp.GatewayNamespace,
+	}); err != nil {
+		return nil, fmt.Errorf("gateway: register outputs: %w", err)
+	}
+	return comp, nil
+}
+
+// checkedListener reads the existing Gateway (in preview too) and returns the section name only if
+// that listener is HTTPS: a route on a plain-HTTP listener would take credentials in clear text.
+func checkedListener(ctx *pulumi.Context, name string, e *stackconfig.ExistingGateway, parent pulumi.ResourceOption) (pulumi.StringOutput, error) {
+	gw, err := apiextensions.GetCustomResource(ctx, name+"-parent", pulumi.ID(e.Namespace+"/"+e.Name),
+		&apiextensions.CustomResourceState{ApiVersion: pulumi.String(APIVersion), Kind: pulumi.String("Gateway")}, parent)
+	if err != nil {
+		return pulumi.StringOutput{}, fmt.Errorf("gateway: read Gateway %s/%s: %w", e.Namespace, e.Name, err)
+	}
+	return gw.OtherFields.ApplyT(func(fields map[string]any) (string, error) {
+		return e.SectionName, CheckListener(fields["spec"], e)
+	}).(pulumi.StringOutput), nil
+}
+
+// CheckListener finds the listener named e.SectionName in a Gateway spec and refuses anything but
+// an HTTPS listener.
+func CheckListener(spec any, e *stackconfig.ExistingGateway) error {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("gateway: Gateway %s/%s spec: %w", e.Namespace, e.Name, err)
+	}
+	var s struct {
+		Listeners []struct{ Name, Protocol string } `json:"listeners"`
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return fmt.Errorf("gateway: Gateway %s/%s spec: %w", e.Namespace, e.Name, err)
+	}
+	var names []string
+	for _, l := range s.Listeners {
+		if l.Name != e.SectionName {
+			names = append(names, l.Name+" ("+l.Protocol+")")
+			continue
+		}
+		if l.Protocol != listenerProtocolForRoutes {
+			return fmt.Errorf("config \"gatewaySectionName\": %q is invalid; allowed: an HTTPS listener of Gateway %s/%s "+
+				"(listener %q is %s: registry credentials would cross the network in clear text)", e.SectionName, e.Namespace, e.Name, l.Name, l.Protocol)
+		}
+		return nil
+	}
+	return fmt.Errorf("config \"gatewaySectionName\": %q is invalid; allowed: a listener of Gateway %s/%s (it has: %s)",
+		e.SectionName, e.Namespace, e.Name, strings.Join(names, ", "))
+}
+
+// ListenerName is the created Gateway's listener for the i-th hostname.
+func ListenerName(i int) string {
+	if i == 0 {
+		return "https"
+	}
+	return fmt.Sprintf("https-%d", i)
+}
+
+// GatewaySpec is the created Gateway: one HTTPS listener per hostname (a listener without hostname
+// would make the stack's certificate the default for every name on that port), terminating TLS with
+// the stack's Secret, admitting routes of its own namespace only. No plain-HTTP listener.
+func GatewaySpec(c *stackconfig.CreatedGateway, hostnames []string, tlsSecret pulumi.StringInput) pulumi.Map {
+	var listeners pulumi.Array
+	for i, h := range hostnames {
+		listeners = append(listeners, pulumi.Map{
+			"name":     pulumi.String(ListenerName(i)),
+			"protocol": pulumi.String("HTTPS"),
+			"port":     pulumi.Int(c.ListenerPort),
+			"hostname": pulumi.String(h),
+			"tls": pulumi.Map{
+				"mode":            pulumi.String("Terminate"),
+				"certificateRefs": pulumi.Array{pulumi.Map{"kind": pulumi.String("Secret"), "name": tlsSecret}},
+			},
+			"allowedRoutes": pulumi.Map{"namespaces": pulumi.Map{"from": pulumi.String("Same")}},
+		})
+	}
+	return pulumi.Map{"gatewayClassName": pulumi.String(c.ClassName), "listeners": listeners}
+}
+
+// ReferenceGrantSpec lets Gateways of gatewayNamespace reference the TLS Secret (and nothing else)
+// of the stack's namespace, so the platform's listener can serve the stack's certificate.
+func ReferenceGrantSpec(gatewayNamespace string, tlsSecret pulumi.StringInput) pulumi.Map {
+	return pulumi.Map{
+		"from": pulumi.Array{pulumi.Map{"group": pulumi.String(Group), "kind": pulumi.String("Gateway"), "namespace": pulumi.String(gatewayNamespace)}},
+		"to":   pulumi.Array{pulumi.Map{"group": pulumi.String(""), "kind": pulumi.String("Secret"), "name": tlsSecret}},
+	}
+}
+
+// MiddlewareFilter attaches a Traefik Middleware of the route's namespace to an HTTPRoute rule.
+func MiddlewareFilter(middleware string) map[string]any {
+	return map[string]any{
+		"type":         "ExtensionRef",
+		"extensionRef": map[string]any{"group": traefik.MiddlewareGroup, "kind": traefik.MiddlewareKind, "name": middleware},
+	}
+}
+
+// RouteSpec sends every path of the hostnames to the registry Service.
+func RouteSpec(parentRef pulumi.Map, hostnames []string, filters []map[string]any, service pulumi.StringInput, port int) pulumi.Map {
+	rule := pulumi.Map{
+		"matches":     pulumi.Array{pulumi.Map{"path": pulumi.Map{"type": pulumi.String("PathPrefix"), "value": pulumi.String("/")}}},
+		"backendRefs": pulumi.Array{pulumi.Map{"name": service, "port": pulumi.Int(port)}},
+	}
+	if len(filters) > 0 {
+		var fs pulumi.Array
+		for _, f := range filters {
+			fs = append(fs, pulumi.ToMap(f))
+		}
+		rule["filters"] = fs
+	}
+	return pulumi.Map{
+		"parentRefs": pulumi.Array{parentRef},
+		"hostnames":  pulumi.ToStringArray(hostnames),
+		"rules":      pulumi.Array{rule},
+	}
+}
+
+// RouteWaitFor makes the provider wait until the (one) parent accepted the route and resolved its
+// references (Service, Middleware): a JSON list of conditions, all of which must hold.
+const RouteWaitFor = `["jsonpath={.status.parents[0].conditions[?(@.type==\"Accepted\")].status}=True",` +
+	`"jsonpath={.status.parents[0].conditions[?(@.type==\"ResolvedRefs\")].status}=True"]`

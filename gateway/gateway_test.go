@@ -1,0 +1,240 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/stackconfig"
+)
+
+const (
+	tGateway    = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+	tRoute      = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+	tGrant      = "kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant"
+	tMiddleware = "kubernetes:traefik.io/v1alpha1:Middleware"
+	tComponent  = "registry-stack:index:Gateway"
+)
+
+func runGateway(t *testing.T, args *GatewayArgs) (*testutil.Mocks, error) {
+	t.Helper()
+	return testutil.Run(t, nil, func(ctx *pulumi.Context) error {
+		_, err := NewGateway(ctx, "reg", args)
+		return err
+	})
+}
+
+func createdArgs() *GatewayArgs {
+	return &GatewayArgs{
+		Namespace:     pulumi.String("images"),
+		Hostnames:     []string{"registry.example.com", "registry.internal"},
+		Create:        &stackconfig.CreatedGateway{ClassName: "traefik", ListenerPort: 8443},
+		Controller:    stackconfig.ControllerTraefik,
+		SourceRanges:  []string{"10.0.0.0/8"},
+		TLSSecretName: pulumi.String("reg-tls"),
+		ServiceName:   pulumi.String("registry-svc"),
+		ServicePort:   5000,
+	}
+}
+
+func existingArgs(section string) *GatewayArgs {
+	a := createdArgs()
+	a.Create = nil
+	a.Existing = &stackconfig.ExistingGateway{Name: "edge", Namespace: "platform", SectionName: section}
+	return a
+}
+
+func TestCreatedGatewayHasOnlyHTTPSListeners(t *testing.T) {
+	m, err := runGateway(t, createdArgs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := m.Get(t, tGateway, "reg")
+	if got := gw.String("spec", "gatewayClassName"); got != "traefik" {
+		t.Errorf("gatewayClassName = %q", got)
+	}
+	listeners := gw.Lookup("spec", "listeners").([]any)
+	if len(listeners) != 2 {
+		t.Fatalf("%d listeners, want one per hostname (2)", len(listeners))
+	}
+	for i, host := range []string{"registry.example.com", "registry.internal"} {
+		for _, c := range []struct {
+			path []any
+			want any
+		}{
+			{[]any{"name"}, ListenerName(i)},
+			{[]any{"protocol"}, "HTTPS"},
+			{[]any{"port"}, 8443.0},
+			{[]any{"hostname"}, host},
+			{[]any{"tls", "mode"}, "Terminate"},
+			{[]any{"tls", "certificateRefs", 0, "name"}, "reg-tls"},
+			{[]any{"tls", "certificateRefs", 0, "kind"}, "Secret"},
+			{[]any{"allowedRoutes", "namespaces", "from"}, "Same"},
+		} {
+			if got := gw.Lookup(append([]any{"spec", "listeners", i}, c.path...)...); got != c.want {
+				t.Errorf("listener %d %v = %#v, want %#v", i, c.path, got, c.want)
+			}
+		}
+	}
+	if got := gw.String("metadata", "annotations", waitForAnnotation); got != "condition=Programmed" {
+		t.Errorf("Gateway waitFor = %q, want condition=Programmed (up must not succeed before the Gateway serves)", got)
+	}
+	route := m.Get(t, tRoute, "reg")
+	for _, c := range []struct {
+		path []any
+		want any
+	}{
+		{[]any{"spec", "parentRefs", 0, "name"}, "reg"},
+		{[]any{"spec", "parentRefs", 0, "kind"}, "Gateway"},
+		{[]any{"spec", "parentRefs", 0, "group"}, Group},
+		{[]any{"spec", "rules", 0, "matches", 0, "path", "type"}, "PathPrefix"},
+		{[]any{"spec", "rules", 0, "matches", 0, "path", "value"}, "/"},
+		{[]any{"spec", "rules", 0, "backendRefs", 0, "name"}, "registry-svc"},
+		{[]any{"spec", "rules", 0, "backendRefs", 0, "port"}, 5000.0},
+		{[]any{"spec", "rules", 0, "filters", 0, "type"}, "ExtensionRef"},
+		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "group"}, "traefik.io"},
+		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "kind"}, "Middleware"},
+		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "name"}, "reg-allow"},
+		{[]any{"metadata", "annotations", waitForAnnotation}, RouteWaitFor},
+	} {
+		if got := route.Lookup(c.path...); got != c.want {
+			t.Errorf("HTTPRoute %v = %#v, want %#v", c.path, got, c.want)
+		}
+	}
+	if got := fmt.Sprint(route.Lookup("spec", "hostnames")); got != "[registry.example.com registry.internal]" {
+		t.Errorf("HTTPRoute hostnames = %s", got)
+	}
+	var conds []string
+	if err := json.Unmarshal([]byte(RouteWaitFor), &conds); err != nil || len(conds) != 2 {
+		t.Fatalf("route waitFor %s is not a JSON list of two conditions: %v", RouteWaitFor, err)
+	}
+	for i, cond := range []string{"Accepted", "ResolvedRefs"} {
+		if want := `@.type=="` + cond + `")].status}=True`; !strings.Contains(conds[i], want) {
+			t.Errorf("route waitFor %q does not wait for %s=True", conds[i], cond)
+		}
+	}
+	if got := fmt.Sprint(m.Get(t, tMiddleware, "reg-allow").Lookup("spec", "ipAllowList", "sourceRange")); got != "[10.0.0.0/8]" {
+		t.Errorf("Middleware ranges = %s", got)
+	}
+	if n := len(m.OfType(tGrant)); n != 0 {
+		t.Errorf("%d ReferenceGrants for a Gateway in the same namespace", n)
+	}
+	parent := "urn:pulumi:unit::registry-stack::" + tComponent + "::reg"
+	for _, res := range m.Resources() {
+		if res.Type != tComponent && (res.Parent != parent || !strings.HasPrefix(res.Name, "reg")) {
+			t.Errorf("%s/%s parent %q: want the component, named after it", res.Type, res.Name, res.Parent)
+		}
+	}
+}
+
+func TestExistingGatewayGetsAGrantAndTheNamedListener(t *testing.T) {
+	m, err := runGateway(t, existingArgs("websecure"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.OfType(tGateway)); n != 1 { // the read of the existing one, nothing created
+		t.Errorf("%d Gateway registrations, want only the read of the existing Gateway", n)
+	}
+	route := m.Get(t, tRoute, "reg")
+	for _, c := range []struct {
+		path []any
+		want any
+	}{
+		{[]any{"spec", "parentRefs", 0, "name"}, "edge"},
+		{[]any{"spec", "parentRefs", 0, "namespace"}, "platform"},
+		{[]any{"spec", "parentRefs", 0, "sectionName"}, "websecure"},
+	} {
+		if got := route.Lookup(c.path...); got != c.want {
+			t.Errorf("HTTPRoute %v = %#v, want %#v", c.path, got, c.want)
+		}
+	}
+	grant := m.Get(t, tGrant, "reg-tls")
+	for _, c := range []struct {
+		path []any
+		want any
+	}{
+		{[]any{"metadata", "namespace"}, "images"},
+		{[]any{"spec", "from", 0, "group"}, Group},
+		{[]any{"spec", "from", 0, "kind"}, "Gateway"},
+		{[]any{"spec", "from", 0, "namespace"}, "platform"},
+		{[]any{"spec", "to", 0, "group"}, ""},
+		{[]any{"spec", "to", 0, "kind"}, "Secret"},
+		{[]any{"spec", "to", 0, "name"}, "reg-tls"},
+	} {
+		if got := grant.Lookup(c.path...); got != c.want {
+			t.Errorf("ReferenceGrant %v = %#v, want %#v", c.path, got, c.want)
+		}
+	}
+	if n := len(grant.Lookup("spec", "to").([]any)); n != 1 {
+		t.Errorf("ReferenceGrant grants %d objects, want only the TLS Secret", n)
+	}
+}
+
+// A route on a plain-HTTP listener (or one that does not exist) is refused before it is created,
+// naming the key: credentials would cross the network in clear text.
+func TestExistingGatewayListenerMustBeHTTPS(t *testing.T) {
+	for section, want := range map[string]string{
+		"web":     `listener "web" is HTTP`,
+		"missing": "it has: websecure (HTTPS), web (HTTP)",
+	} {
+		m, err := runGateway(t, existingArgs(section))
+		if err == nil {
+			t.Errorf("section %s accepted", section)
+			continue
+		}
+		for _, s := range []string{`config "gatewaySectionName"`, want} {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("section %s: error lacks %q: %v", section, s, err)
+			}
+		}
+		if n := len(m.OfType(tRoute)); n != 0 {
+			t.Errorf("section %s: the route was registered anyway", section)
+		}
+	}
+}
+
+func TestOtherControllerGetsNoTraefikObjects(t *testing.T) {
+	a := createdArgs()
+	a.Controller, a.SourceRanges = stackconfig.ControllerOther, nil
+	m, err := runGateway(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.OfType(tMiddleware)); n != 0 {
+		t.Errorf("%d Middlewares for controller other", n)
+	}
+	if f := m.Get(t, tRoute, "reg").Lookup("spec", "rules", 0, "filters"); f != nil {
+		t.Errorf("route filters = %v, want none", f)
+	}
+}
+
+func TestRequiredArgs(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*GatewayArgs)
+	}{
+		{"no hostnames", func(a *GatewayArgs) { a.Hostnames = nil }},
+		{"no namespace", func(a *GatewayArgs) { a.Namespace = nil }},
+		{"no service", func(a *GatewayArgs) { a.ServiceName = nil }},
+		{"no TLS secret", func(a *GatewayArgs) { a.TLSSecretName = nil }},
+		{"no gateway", func(a *GatewayArgs) { a.Create = nil }},
+		{"both gateways", func(a *GatewayArgs) { a.Existing = &stackconfig.ExistingGateway{Name: "x", Namespace: "y", SectionName: "z"} }},
+		{"unknown controller", func(a *GatewayArgs) { a.Controller = "nginx" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := createdArgs()
+			c.edit(a)
+			m, err := runGateway(t, a)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if n := len(m.Resources()); n != 0 {
+				t.Errorf("%d resources registered before the args were rejected", n)
+			}
+		})
+	}
+}
