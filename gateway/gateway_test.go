@@ -222,7 +222,9 @@ func TestRequiredArgs(t *testing.T) {
 		{"no service", func(a *GatewayArgs) { a.ServiceName = nil }},
 		{"no TLS secret", func(a *GatewayArgs) { a.TLSSecretName = nil }},
 		{"no gateway", func(a *GatewayArgs) { a.Create = nil }},
-		{"both gateways", func(a *GatewayArgs) { a.Existing = &stackconfig.ExistingGateway{Name: "x", Namespace: "y", SectionName: "z"} }},
+		{"both gateways", func(a *GatewayArgs) {
+			a.Existing = &stackconfig.ExistingGateway{Name: "x", Namespace: "y", SectionName: "z"}
+		}},
 		{"unknown controller", func(a *GatewayArgs) { a.Controller = "nginx" }},
 	} {
 		t.Run(c.name, func(t *testing.T) {

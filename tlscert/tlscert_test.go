@@ -129,7 +129,6 @@ func TestCertificates(t *testing.T) {
 	}
 }
 
-
 // The certificates once belonged to the Ingress component: every generated resource carries an
 // alias to that parent, so an existing stack keeps its CA (clients keep trusting it).
 func TestGeneratedResourcesKeepTheirFormerURNs(t *testing.T) {
