@@ -83,6 +83,7 @@ func (f *fixture) loadOutputs(ctx context.Context) error {
 		"password": &o.Password, "caCertPem": &o.CACertPEM, "deploymentName": &o.DeploymentName,
 		"serviceName": &o.ServiceName, "gcCronJobName": &o.GCCronJobName,
 		"redisDeploymentName": &o.RedisDeploymentName, "claimName": &o.ClaimName,
+		"tlsSecretName": &o.TLSSecretName, "routing": &o.Routing,
 	} {
 		if err := get(key, dst); err != nil {
 			return err

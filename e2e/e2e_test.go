@@ -63,6 +63,7 @@ func TestE2E(t *testing.T) {
 		{"preview_no_changes", (*fixture).stepPreviewNoChanges, false},
 		{"bad_config_rejected", (*fixture).stepBadConfigRejected, false},
 		{"auth_through_ingress", (*fixture).stepAuth, true},
+		{"plain_http_refused", (*fixture).stepPlainHTTPRefused, false},
 		{"gc_on_empty_registry", (*fixture).stepGCEmpty, false},
 		{"push_pull", (*fixture).stepPushPull, true},
 		{"uploads_across_replicas", (*fixture).stepUploadsAcrossReplicas, false},
@@ -78,6 +79,12 @@ func TestE2E(t *testing.T) {
 		{"rotate_redis_password", (*fixture).stepRotateRedisPassword, false},
 		{"security_pods", (*fixture).stepSecurityPods, false},
 		{"security_network", (*fixture).stepSecurityNetwork, false},
+		// Routing (issue 8): one deployment moves Ingress -> created Gateway -> existing Gateway ->
+		// Ingress with an outside certificate; the later steps run on that last mode.
+		{"ingress_source_ranges", (*fixture).stepIngressSourceRanges, false},
+		{"gateway_created", (*fixture).stepGatewayCreated, false},
+		{"gateway_existing", (*fixture).stepGatewayExisting, false},
+		{"tls_secret_source", (*fixture).stepTLSSecretSource, true},
 		{"scale_to_3_in_place", (*fixture).stepScaleTo3, false},
 		{"no_secret_leaks", (*fixture).stepNoSecretLeaks, false},
 		{"state_has_no_plaintext_secrets", (*fixture).stepStateSecrets, false},

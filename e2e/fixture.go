@@ -24,6 +24,8 @@ type fixture struct {
 
 	stackCreated bool // the stack exists in the backend: destroy must be attempted at the end
 	destroyed    bool
+	// platformGateway: the existing-Gateway fixture namespace exists and teardown must delete it.
+	platformGateway bool
 
 	out         stackOutputs
 	ingressAddr string
@@ -45,6 +47,7 @@ type stackOutputs struct {
 	URL, Hostname, Namespace, Username, Password, CACertPEM         string
 	DeploymentName, ServiceName, GCCronJobName, RedisDeploymentName string
 	ClaimName, VolumeName                                           string
+	TLSSecretName, Routing                                          string
 }
 
 // registryPods selects the registry's pods (contract: component label + part-of).
@@ -161,6 +164,7 @@ func (f *fixture) teardown(t *testing.T) {
 			f.destroyed = true
 		}
 	}
+	f.deletePlatformNamespace(ctx, t)
 	for _, pv := range f.leftoverPVs(ctx, t) {
 		if _, err := f.kube.run(ctx, false, "delete", "pv", pv, "--ignore-not-found", "--wait=false"); err != nil {
 			t.Errorf("teardown: delete pv %s: %v", pv, err)

@@ -820,7 +820,7 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 		return nil, err
 	}
 	_, hash, _ := strings.Cut(strings.TrimSpace(htpasswd), ":")
-	serverKey, err := f.kube.secretValue(ctx, "registry-tls", "tls.key")
+	serverKey, err := f.kube.secretValue(ctx, f.out.TLSSecretName, "tls.key")
 	if err != nil {
 		return nil, err
 	}
@@ -832,7 +832,12 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 			return nil, err
 		}
 	}
+	keys := map[string]string{"server private key (Secret " + f.out.TLSSecretName + ")": serverKey}
 	for name, v := range f.retired {
+		if strings.Contains(v, "PRIVATE KEY") { // a key the stack no longer holds: searched like the current ones
+			keys[name] = v
+			continue
+		}
 		if err := add(name, v); err != nil {
 			return nil, err
 		}
@@ -841,7 +846,6 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := map[string]string{"server private key (Secret registry-tls)": serverKey}
 	for _, r := range res {
 		if r.Type == "tls:index/privateKey:PrivateKey" {
 			pemKey, err := stateString(r.Outputs["privateKeyPem"])

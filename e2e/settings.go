@@ -39,6 +39,16 @@ type settings struct {
 	IngressAddr    string
 	IngressService string // namespace/name of the ingress controller Service
 	IngressPort    string // its HTTPS port
+	// IngressHTTPAddr is host:port of the controller's plain-HTTP entry point, where the registry
+	// must never answer. Empty skips those checks (said in the step's log).
+	IngressHTTPAddr string
+
+	// GatewayClass and GatewayPort are the GatewayClass and HTTPS listener port of the Gateway API
+	// phases (sandbox: traefik, 8443 = the websecure entry point); GatewayHTTPPort is a plain-HTTP
+	// listener port of the same controller (sandbox: 8000 = web).
+	GatewayClass    string
+	GatewayPort     string
+	GatewayHTTPPort string
 
 	// Keep leaves the stack, namespace, PV and temp dirs in place when the suite fails (debugging).
 	Keep bool
@@ -75,19 +85,23 @@ func loadSettings(ctx context.Context) (*settings, error) {
 		return nil, err
 	}
 	s := &settings{
-		Namespace:      env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
-		Hostname:       env("E2E_HOSTNAME", "registry.e2e.test"),
-		IngressClass:   env("E2E_INGRESS_CLASS", "traefik"),
-		StorageMode:    env("E2E_STORAGE_MODE", "hostPath"),
-		StorageClass:   env("E2E_STORAGE_CLASS", "standard"),
-		RegistryImage:  env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
-		RedisImage:     env("E2E_REDIS_IMAGE", "redis:7.0.15-alpine"),
-		KubectlImage:   env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
-		IngressAddr:    env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
-		IngressService: env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
-		IngressPort:    env("E2E_INGRESS_PORT", "443"),
-		Keep:           env("E2E_KEEP", "") == "1",
-		Stack:          "e2e-" + suffix,
+		Namespace:       env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
+		Hostname:        env("E2E_HOSTNAME", "registry.e2e.test"),
+		IngressClass:    env("E2E_INGRESS_CLASS", "traefik"),
+		StorageMode:     env("E2E_STORAGE_MODE", "hostPath"),
+		StorageClass:    env("E2E_STORAGE_CLASS", "standard"),
+		RegistryImage:   env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
+		RedisImage:      env("E2E_REDIS_IMAGE", "redis:7.0.15-alpine"),
+		KubectlImage:    env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
+		IngressAddr:     env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
+		IngressService:  env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
+		IngressPort:     env("E2E_INGRESS_PORT", "443"),
+		IngressHTTPAddr: env("E2E_INGRESS_HTTP_ADDR", os.Getenv("INGRESS_HTTP_ADDR")),
+		GatewayClass:    env("E2E_GATEWAY_CLASS", "traefik"),
+		GatewayPort:     env("E2E_GATEWAY_PORT", "8443"),
+		GatewayHTTPPort: env("E2E_GATEWAY_HTTP_PORT", "8000"),
+		Keep:            env("E2E_KEEP", "") == "1",
+		Stack:           "e2e-" + suffix,
 	}
 	switch s.StorageMode {
 	case "hostPath", "dynamic":

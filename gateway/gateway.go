@@ -140,12 +140,14 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 
 	var filters []map[string]any
 	if args.Controller == stackconfig.ControllerTraefik && len(args.SourceRanges) > 0 {
-		mw, err := traefik.NewIPAllowList(ctx, name+"-allow", args.Namespace, labels, args.SourceRanges, parent)
+		// Not the Ingress component's name: see ingress.NewIngress.
+		mwName := name + "-gateway-allow"
+		mw, err := traefik.NewIPAllowList(ctx, mwName, args.Namespace, labels, args.SourceRanges, parent)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		deps = append(deps, mw)
-		filters = append(filters, MiddlewareFilter(name+"-allow"))
+		filters = append(filters, MiddlewareFilter(mwName))
 	}
 
 	route, err := apiextensions.NewCustomResource(ctx, name, &apiextensions.CustomResourceArgs{

@@ -98,7 +98,7 @@ func TestCreatedGatewayHasOnlyHTTPSListeners(t *testing.T) {
 		{[]any{"spec", "rules", 0, "filters", 0, "type"}, "ExtensionRef"},
 		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "group"}, "traefik.io"},
 		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "kind"}, "Middleware"},
-		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "name"}, "reg-allow"},
+		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "name"}, "reg-gateway-allow"},
 		{[]any{"metadata", "annotations", waitForAnnotation}, RouteWaitFor},
 	} {
 		if got := route.Lookup(c.path...); got != c.want {
@@ -117,7 +117,7 @@ func TestCreatedGatewayHasOnlyHTTPSListeners(t *testing.T) {
 			t.Errorf("route waitFor %q does not wait for %s=True", conds[i], cond)
 		}
 	}
-	if got := fmt.Sprint(m.Get(t, tMiddleware, "reg-allow").Lookup("spec", "ipAllowList", "sourceRange")); got != "[10.0.0.0/8]" {
+	if got := fmt.Sprint(m.Get(t, tMiddleware, "reg-gateway-allow").Lookup("spec", "ipAllowList", "sourceRange")); got != "[10.0.0.0/8]" {
 		t.Errorf("Middleware ranges = %s", got)
 	}
 	if n := len(m.OfType(tGrant)); n != 0 {

@@ -84,12 +84,14 @@ func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pul
 	annotations := pulumi.ToStringMap(Annotations(a.Controller, a.TraefikEntryPoint, a.SourceRanges)).ToStringMapOutput()
 	var deps []pulumi.Resource
 	if a.Controller == stackconfig.ControllerTraefik && len(a.SourceRanges) > 0 {
-		mw, err := traefik.NewIPAllowList(ctx, name+"-allow", a.Namespace, labels, a.SourceRanges, parent)
+		// Not the Gateway component's name: switching routing modes creates one before the
+		// other is deleted, and both must never be the same Kubernetes object.
+		mwName := name + "-ingress-allow"
+		mw, err := traefik.NewIPAllowList(ctx, mwName, a.Namespace, labels, a.SourceRanges, parent)
 		if err != nil {
 			return nil, fmt.Errorf("ingress: %w", err)
 		}
 		deps = append(deps, mw)
-		mwName := name + "-allow"
 		annotations = pulumi.All(annotations, mw.Metadata.Namespace().Elem()).ApplyT(func(in []any) map[string]string {
 			ann := in[0].(map[string]string)
 			ann[TraefikMiddlewaresAnnotation] = traefik.MiddlewareRef(in[1].(string), mwName)

@@ -101,7 +101,7 @@ func TestTraefikAnnotations(t *testing.T) {
 
 func TestTraefikSourceRangesUseAnIPAllowListMiddleware(t *testing.T) {
 	m, _ := runIngress(t, "reg", fullArgs(stackconfig.ControllerTraefik))
-	mw := m.Get(t, tMiddleware, "reg-allow")
+	mw := m.Get(t, tMiddleware, "reg-ingress-allow")
 	if got := fmt.Sprint(mw.Lookup("spec", "ipAllowList", "sourceRange")); got != "[10.0.0.0/8 192.168.1.0/24]" {
 		t.Errorf("Middleware sourceRange = %s, want the configured ranges", got)
 	}
@@ -109,8 +109,8 @@ func TestTraefikSourceRangesUseAnIPAllowListMiddleware(t *testing.T) {
 		t.Errorf("Middleware namespace = %q", got)
 	}
 	ing := m.Get(t, tIngress, "reg")
-	if got := ing.String("metadata", "annotations", TraefikMiddlewaresAnnotation); got != "images-reg-allow@kubernetescrd" {
-		t.Errorf("router.middlewares = %q, want images-reg-allow@kubernetescrd", got)
+	if got := ing.String("metadata", "annotations", TraefikMiddlewaresAnnotation); got != "images-reg-ingress-allow@kubernetescrd" {
+		t.Errorf("router.middlewares = %q, want images-reg-ingress-allow@kubernetescrd", got)
 	}
 	for k := range ing.Lookup("metadata", "annotations").(map[string]any) {
 		if strings.HasPrefix(k, nginxPrefix) {

@@ -108,7 +108,7 @@ var keys = []key{
 	{"traefikEntryPoint", "websecure", str(func(c *Config) *string { return &c.TraefikEntryPoint })},
 	{"allowUnenforcedSourceRanges", "false", boolean(func(c *Config) *bool { return &c.AllowUnenforcedSourceRanges })},
 	{"gatewayClassName", "", str(func(c *Config) *string { return &c.GatewayClassName })},
-	{"gatewayListenerPort", "443", integer(func(c *Config) *int { return &c.GatewayListenerPort })},
+	{"gatewayListenerPort", "0", integer(func(c *Config) *int { return &c.GatewayListenerPort })},
 	{"gatewayName", "", str(func(c *Config) *string { return &c.GatewayName })},
 	{"gatewayNamespace", "", str(func(c *Config) *string { return &c.GatewayNamespace })},
 	{"gatewaySectionName", "", str(func(c *Config) *string { return &c.GatewaySectionName })},

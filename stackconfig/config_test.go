@@ -140,7 +140,7 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "gatewaySectionName", value: "", extra: map[string]string{"routing": "gateway", "gatewayName": "edge"}, allowed: "plain-HTTP ones included"},
 		{key: "gatewaySectionName", value: "https", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "for an existing Gateway"},
 		{key: "gatewayNamespace", value: "Platform", extra: map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https"}, allowed: "DNS-1123 label"},
-		{key: "gatewayListenerPort", value: "0", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "from 1 to 65535"},
+		{key: "gatewayListenerPort", value: "-1", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "from 1 to 65535"},
 		{key: "gatewayListenerPort", value: "70000", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "from 1 to 65535"},
 		{key: "gatewayController", value: "nginx", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "traefik, other"},
 		{key: "gatewayController", value: "other", extra: map[string]string{"routing": "gateway", "gatewayClassName": "eg", "ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce"},
@@ -316,6 +316,13 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	if c.Routing.Ingress != nil || c.Routing.Gateway == nil || c.Routing.Gateway.Existing != nil ||
 		*c.Routing.Gateway.Create != (CreatedGateway{ClassName: "traefik", ListenerPort: 8443}) || c.Routing.Controller != ControllerTraefik {
 		t.Errorf("created gateway = %+v", c.Routing)
+	}
+
+	for class, port := range map[string]int{"traefik": 8443, "eg": 443} {
+		c, err = parse(map[string]string{"routing": "gateway", "gatewayClassName": class})
+		if err != nil || c.Routing.Gateway.Create.ListenerPort != port {
+			t.Errorf("class %s: derived listener port %+v, %v; want %d", class, c.Routing.Gateway, err, port)
+		}
 	}
 
 	c, err = parse(map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https",

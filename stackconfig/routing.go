@@ -126,6 +126,22 @@ func (c *Config) gatewayController() Controller {
 	return ControllerOther
 }
 
+// TraefikWebsecurePort is the port of the websecure entry point in Traefik's Helm chart (k3s,
+// minikube's traefik addon). Traefik serves a Gateway listener only on a port equal to an entry
+// point's port, so a listener on 443 would never be programmed there.
+const TraefikWebsecurePort = 8443
+
+// gatewayListenerPort is the configured port, or the one the controller needs (0 = derive).
+func (c *Config) gatewayListenerPort() int {
+	switch {
+	case c.GatewayListenerPort != 0:
+		return c.GatewayListenerPort
+	case c.gatewayController() == ControllerTraefik:
+		return TraefikWebsecurePort
+	}
+	return 443
+}
+
 // validateRouting checks the routing and TLS keys; it never looks at keys of the mode not chosen
 // beyond refusing ones that would be silently ignored.
 func (v *validator) validateRouting(c *Config) {
@@ -168,7 +184,9 @@ func (v *validator) validateRouting(c *Config) {
 				"(gatewayClassName) or attaches to an existing one (gatewayName), not both")
 		case c.GatewayClassName != "":
 			v.dnsSubdomain("gatewayClassName", c.GatewayClassName)
-			v.intRange("gatewayListenerPort", c.GatewayListenerPort, 1, 65535)
+			if c.GatewayListenerPort != 0 {
+				v.intRange("gatewayListenerPort", c.GatewayListenerPort, 1, 65535)
+			}
 			for _, k := range []struct{ key, value string }{{"gatewayNamespace", c.GatewayNamespace}, {"gatewaySectionName", c.GatewaySectionName}} {
 				if k.value != "" {
 					v.bad(k.key, k.value, "empty when the stack creates the Gateway (gatewayClassName); it is for an existing Gateway (gatewayName)")
@@ -281,7 +299,7 @@ func (c *Config) routing() Routing {
 		r.Controller = c.gatewayController()
 		r.Gateway = &GatewayRouting{}
 		if c.GatewayClassName != "" {
-			r.Gateway.Create = &CreatedGateway{ClassName: c.GatewayClassName, ListenerPort: c.GatewayListenerPort}
+			r.Gateway.Create = &CreatedGateway{ClassName: c.GatewayClassName, ListenerPort: c.gatewayListenerPort()}
 		} else {
 			ns := c.GatewayNamespace
 			if ns == "" {

@@ -1,0 +1,502 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Routing steps (issue 8): the plain-HTTP entry point never serves the registry, source ranges are
+// enforced by the controller, the same deployment moves from the Ingress to a Gateway the stack
+// creates, to an existing Gateway of a platform namespace, and back to an Ingress with a certificate
+// made outside the stack, keeping its data and credentials throughout.
+
+// routeTimeout bounds how long the controller may take to apply a route change after `pulumi up`.
+const routeTimeout = 90 * time.Second
+
+// plainHTTPResult is one probe of the plain-HTTP entry point.
+type plainHTTPResult struct {
+	path      string
+	withCreds bool
+	code      int
+	registry  bool // the answer came from the registry (its API version header)
+}
+
+// probePlainHTTP sends GET path with Host: hostname to the plain-HTTP address, without following
+// redirects. Credentials are sent only to the sandbox's loopback entry point.
+func probePlainHTTP(ctx context.Context, addr, hostname, path, user, pass string) (plainHTTPResult, error) {
+	r := plainHTTPResult{path: path, withCreds: user != ""}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return r, err
+	}
+	req.Host = hostname
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		return r, fmt.Errorf("GET http://%s%s (Host %s): %w", addr, path, hostname, err)
+	}
+	resp.Body.Close()
+	r.code = resp.StatusCode
+	r.registry = resp.Header.Get("Docker-Distribution-Api-Version") != "" || strings.Contains(resp.Header.Get("Www-Authenticate"), "Basic")
+	return r, nil
+}
+
+// checkPlainHTTP asserts that no registry path answers 200 or a registry 401 over plain HTTP, with
+// or without credentials, and records what it got.
+func (f *fixture) checkPlainHTTP(ctx context.Context, t *testing.T, mode string) {
+	t.Helper()
+	if f.s.IngressHTTPAddr == "" {
+		t.Logf("plain-HTTP checks skipped: no E2E_INGRESS_HTTP_ADDR / INGRESS_HTTP_ADDR")
+		return
+	}
+	paths := []string{"/v2/", "/v2/_catalog", "/"}
+	if f.imgKeep != nil {
+		paths = append(paths, "/v2/"+f.imgKeep.Repo+"/tags/list", "/v2/"+f.imgKeep.Repo+"/manifests/"+f.imgKeep.Tag)
+	}
+	codes := map[int]int{}
+	n := 0
+	for _, p := range paths {
+		for _, creds := range []bool{false, true} {
+			user, pass := "", ""
+			if creds {
+				user, pass = f.out.Username, f.out.Password
+			}
+			r, err := probePlainHTTP(ctx, f.s.IngressHTTPAddr, f.s.Hostname, p, user, pass)
+			if err != nil {
+				t.Errorf("%s: %v", mode, err)
+				continue
+			}
+			n++
+			codes[r.code]++
+			if r.code == http.StatusOK || r.code == http.StatusUnauthorized || r.registry {
+				t.Errorf("%s: plain HTTP %s (credentials %v) answered %d (registry headers %v): the registry is reachable without TLS",
+					mode, p, creds, r.code, r.registry)
+			}
+		}
+	}
+	f.report.fact("plain HTTP (%s, %s): %d probes of %d paths with and without credentials -> status counts %v, none from the registry",
+		mode, f.s.IngressHTTPAddr, n, len(paths), codes)
+}
+
+// stepPlainHTTPRefused: on the Ingress as deployed, the controller's plain-HTTP entry point never
+// reaches the registry.
+func (f *fixture) stepPlainHTTPRefused(t *testing.T) {
+	need(t, f.client != nil, "deployment")
+	f.checkPlainHTTP(context.Background(), t, "ingress "+f.s.IngressClass)
+}
+
+// routeUp sets config, runs `pulumi up`, and checks that only routing objects (and, for a new TLS
+// source, certificate objects) were created or deleted: claim, Deployments, Secrets with
+// credentials and passwords keep their identity.
+func (f *fixture) routeUp(ctx context.Context, t *testing.T, label string, config map[string]string, alsoChanging ...string) {
+	t.Helper()
+	if err := f.pulumi.setConfig(ctx, config); err != nil {
+		t.Fatal(err)
+	}
+	before, err := f.pulumi.exportResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []stepOp
+	err = f.timed("pulumi up ("+label+")", func() (string, error) {
+		var err error
+		ops, err = f.pulumi.up(ctx, "up-"+label)
+		return summarizeOps(ops), err
+	})
+	if err != nil {
+		t.Fatalf("pulumi up (%s): %v\nevents:\n%s", label, err, f.kube.events(ctx))
+	}
+	t.Logf("up %s: %s", label, summarizeOps(ops))
+	routing := []string{"Ingress", "Gateway", "HTTPRoute", "ReferenceGrant", "Middleware"}
+	allowed := append(routing, alsoChanging...)
+	for _, o := range ops {
+		if inPlaceOps[o.Op] {
+			continue
+		}
+		ok := false
+		for _, a := range allowed {
+			if strings.Contains(shortURN(o.URN), a) {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("%s: %s %s; only routing objects may be created or deleted", label, o.Op, o.URN)
+		}
+	}
+	after, err := f.pulumi.exportResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, b := range before {
+		for _, a := range after {
+			if a.URN == b.URN && a.ID == b.ID {
+				kept++
+			}
+		}
+	}
+	password := f.out.Password
+	if err := f.loadOutputs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.out.Password != password {
+		t.Errorf("%s: the password output changed", label)
+	}
+	t.Logf("%s: %d of %d resources kept their ID; routing output %q", label, kept, len(before), f.out.Routing)
+}
+
+// routedClient is a registry client through the HTTPS entry point that trusts caPEM.
+func (f *fixture) routedClient(caPEM string) (*registryClient, error) {
+	hc, err := newHTTPClient(f.s.Hostname, f.ingressAddr, []byte(caPEM))
+	if err != nil {
+		return nil, err
+	}
+	return newRegistryClient(hc, f.s.Hostname, f.out.Username, f.out.Password)
+}
+
+// waitPing polls GET /v2/ with the stack's credentials until it answers want.
+func (f *fixture) waitPing(ctx context.Context, c *registryClient, want int, what string) (time.Duration, error) {
+	start := time.Now()
+	var last string
+	err := poll(ctx, routeTimeout, time.Second, func() (bool, error) {
+		code, err := c.ping(ctx, false, "", "")
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = fmt.Sprintf("HTTP %d", code)
+		return code == want, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s: /v2/ never answered %d within %s (last: %s)", what, want, routeTimeout, last)
+	}
+	return time.Since(start), nil
+}
+
+// pullSurvivors pulls every acknowledged image through c, and pushes one more that later steps keep.
+func (f *fixture) pullSurvivorsAndPush(ctx context.Context, t *testing.T, c *registryClient, mode string) {
+	t.Helper()
+	n, err := f.pullAll(ctx, f.survivors)
+	if err != nil {
+		t.Errorf("%s: an image pushed earlier does not pull: %v", mode, err)
+	}
+	im, err := randomImage("e2e/routing", strings.NewReplacer(" ", "-", "/", "-").Replace(mode), 2, 256<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.pushImage(ctx, im); err != nil {
+		t.Errorf("%s: push: %v", mode, err)
+		return
+	}
+	if _, err := c.pullImage(ctx, im.Tag, im); err != nil {
+		t.Errorf("%s: pull of the new image: %v", mode, err)
+		return
+	}
+	f.survivors = append(f.survivors, im)
+	f.report.fact("%s: %d earlier images pulled (%s), new image pushed and pulled, TLS verified, same credentials", mode, len(f.survivors)-1, mib(n))
+}
+
+// stepIngressSourceRanges: ranges without the client's address give 403; adding it lets it in.
+func (f *fixture) stepIngressSourceRanges(t *testing.T) {
+	need(t, f.client != nil, "deployment")
+	ctx := context.Background()
+	f.routeUp(ctx, t, "ranges-deny", map[string]string{"ingressSourceRanges": `["10.0.0.0/8"]`})
+	took, err := f.waitPing(ctx, f.client, http.StatusForbidden, "ingressSourceRanges=[10.0.0.0/8]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.report.fact("ingress %s, ingressSourceRanges [10.0.0.0/8]: /v2/ from 127.0.0.1 answered 403 %s after up", f.s.IngressClass, took.Round(time.Second))
+	f.checkPlainHTTP(ctx, t, "ingress with source ranges")
+
+	f.routeUp(ctx, t, "ranges-allow", map[string]string{"ingressSourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
+	if took, err = f.waitPing(ctx, f.client, http.StatusOK, "ingressSourceRanges=[10.0.0.0/8,127.0.0.1/32]"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.pullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
+		t.Errorf("pull with 127.0.0.1 allowed: %v", err)
+	}
+	f.report.fact("ingress %s, ingressSourceRanges [10.0.0.0/8, 127.0.0.1/32]: /v2/ 200 %s after up, pull ok", f.s.IngressClass, took.Round(time.Second))
+}
+
+// stepGatewayCreated moves the registry to an HTTPRoute on a Gateway the stack creates: source
+// ranges refuse first, then admit; data and credentials are the same; plain HTTP never answers.
+func (f *fixture) stepGatewayCreated(t *testing.T) {
+	need(t, f.client != nil, "deployment")
+	ctx := context.Background()
+	f.routeUp(ctx, t, "gateway-created-deny", map[string]string{
+		"routing": "gateway", "gatewayClassName": f.s.GatewayClass, "gatewayListenerPort": f.s.GatewayPort,
+		"ingressSourceRanges": `["10.0.0.0/8"]`,
+	})
+	if !strings.HasPrefix(f.out.Routing, "gateway (created") {
+		t.Errorf("routing output = %q", f.out.Routing)
+	}
+	if err := f.checkRouteAccepted(ctx, f.s.Namespace, f.s.Namespace+"/registry"); err != nil {
+		t.Error(err)
+	}
+	took, err := f.waitPing(ctx, f.client, http.StatusForbidden, "gateway, ranges [10.0.0.0/8]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.report.fact("gateway (created, class %s, port %s), ingressSourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
+		f.s.GatewayClass, f.s.GatewayPort, took.Round(time.Second))
+
+	f.routeUp(ctx, t, "gateway-created-allow", map[string]string{"ingressSourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
+	if _, err := f.waitPing(ctx, f.client, http.StatusOK, "gateway, ranges with 127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	f.checkPlainHTTP(ctx, t, "gateway created")
+	f.pullSurvivorsAndPush(ctx, t, f.client, "gateway created")
+}
+
+// checkRouteAccepted reads the HTTPRoute's status: `pulumi up` returned, so the parent (the Gateway
+// want, namespace/name) must have accepted it and resolved its references.
+func (f *fixture) checkRouteAccepted(ctx context.Context, ns, wantParent string) error {
+	var route struct {
+		Status struct {
+			Parents []struct {
+				ParentRef struct {
+					Name, Namespace string
+				} `json:"parentRef"`
+				Conditions []struct{ Type, Status, Reason string } `json:"conditions"`
+			} `json:"parents"`
+		} `json:"status"`
+	}
+	if err := f.kube.getJSON(ctx, true, &route, "get", "httproute", "registry"); err != nil {
+		return err
+	}
+	for _, p := range route.Status.Parents {
+		pns := p.ParentRef.Namespace
+		if pns == "" {
+			pns = ns
+		}
+		if pns+"/"+p.ParentRef.Name != wantParent {
+			continue
+		}
+		got := map[string]string{}
+		for _, c := range p.Conditions {
+			got[c.Type] = c.Status + "/" + c.Reason
+		}
+		if !strings.HasPrefix(got["Accepted"], "True") || !strings.HasPrefix(got["ResolvedRefs"], "True") {
+			return fmt.Errorf("HTTPRoute registry on %s right after up: %v, want Accepted and ResolvedRefs True", wantParent, got)
+		}
+		f.report.fact("HTTPRoute registry on %s when up returned: Accepted=%s ResolvedRefs=%s", wantParent, got["Accepted"], got["ResolvedRefs"])
+		return nil
+	}
+	return fmt.Errorf("HTTPRoute registry has no status for parent %s right after up", wantParent)
+}
+
+// stepGatewayExisting attaches the route to a Gateway of another namespace (the platform-team
+// pattern) whose HTTPS listener serves the stack's certificate through the stack's ReferenceGrant.
+// A plain-HTTP listener of the same Gateway is refused by preview, naming the key.
+func (f *fixture) stepGatewayExisting(t *testing.T) {
+	need(t, f.client != nil, "deployment")
+	ctx := context.Background()
+	gwNS := f.platformNamespace()
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: %[1]s}
+spec:
+  gatewayClassName: %[2]s
+  listeners:
+  - name: websecure
+    protocol: HTTPS
+    port: %[3]s
+    hostname: %[4]s
+    tls: {mode: Terminate, certificateRefs: [{kind: Secret, name: %[5]s, namespace: %[6]s}]}
+    allowedRoutes: {namespaces: {from: All}}
+  - name: web
+    protocol: HTTP
+    port: %[7]s
+    hostname: %[4]s
+    allowedRoutes: {namespaces: {from: All}}
+`, gwNS, f.s.GatewayClass, f.s.GatewayPort, f.s.Hostname, f.out.TLSSecretName, f.s.Namespace, f.s.GatewayHTTPPort)
+	path := filepath.Join(f.s.WorkDir, "platform-gateway.yaml")
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.kube.run(ctx, false, "apply", "-f", path); err != nil {
+		t.Fatalf("platform Gateway fixture: %v", err)
+	}
+	f.platformGateway = true
+
+	existing := map[string]string{
+		"routing": "gateway", "gatewayClassName": "", "gatewayName": "edge", "gatewayNamespace": gwNS,
+		"gatewaySectionName": "web", "gatewayController": "traefik",
+	}
+	if err := f.pulumi.setConfig(ctx, existing); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.pulumi.runLong(ctx, previewTimeout, "preview-http-listener", "preview")
+	if err == nil {
+		t.Errorf("preview with gatewaySectionName=web (an HTTP listener) succeeded")
+	} else if !strings.Contains(out+err.Error(), `config "gatewaySectionName": "web" is invalid`) ||
+		!strings.Contains(out+err.Error(), "is HTTP") {
+		t.Errorf("preview with an HTTP listener failed without naming the key and the reason:\n%s", tail(out, 15))
+	} else {
+		f.report.fact("existing Gateway, gatewaySectionName=web (HTTP listener): preview refused, naming the key")
+	}
+
+	existing["gatewaySectionName"] = "websecure"
+	f.routeUp(ctx, t, "gateway-existing", existing)
+	if err := f.checkRouteAccepted(ctx, f.s.Namespace, gwNS+"/edge"); err != nil {
+		t.Error(err)
+	}
+	if _, err := f.waitPing(ctx, f.client, http.StatusOK, "existing gateway"); err != nil {
+		t.Fatal(err)
+	}
+	grant, err := f.kube.ns(ctx, "get", "referencegrants.gateway.networking.k8s.io", "-o", "jsonpath={.items[*].spec.from[*].namespace}")
+	if err != nil || !strings.Contains(grant, gwNS) {
+		t.Errorf("no ReferenceGrant from %s in the stack's namespace (%q, %v)", gwNS, grant, err)
+	}
+	f.checkPlainHTTP(ctx, t, "existing gateway (with an HTTP listener for the same host)")
+	f.pullSurvivorsAndPush(ctx, t, f.client, "existing gateway")
+}
+
+// platformNamespace is the namespace of the existing-Gateway fixture.
+func (f *fixture) platformNamespace() string { return f.s.Namespace + "-platform" }
+
+// stepTLSSecretSource goes back to the Ingress with a certificate the stack did not make (a CA and
+// server certificate made here, in a kubernetes.io/tls Secret), with its CA given as tlsCaCertPem.
+func (f *fixture) stepTLSSecretSource(t *testing.T) {
+	need(t, f.client != nil, "deployment")
+	ctx := context.Background()
+	caPEM, certPEM, keyPEM, err := makeCA(f.s.Hostname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.kube.ns(ctx, "create", "secret", "tls", "e2e-own-tls", "--cert", filepath.Join(dir, "tls.crt"), "--key", filepath.Join(dir, "tls.key")); err != nil {
+		t.Fatal(err)
+	}
+	// The generated keys leave the stack: they must still never show up in plain text.
+	res, err := f.pulumi.exportResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Type == "tls:index/privateKey:PrivateKey" {
+			if k, err := stateString(r.Outputs["privateKeyPem"]); err == nil && k != "" {
+				f.retire("generated "+shortURN(r.URN), k)
+			}
+		}
+	}
+	oldCA := f.out.CACertPEM
+
+	f.routeUp(ctx, t, "tls-secret", map[string]string{
+		"routing": "ingress", "gatewayName": "", "gatewayNamespace": "", "gatewaySectionName": "", "gatewayController": "",
+		"tlsSource": "secret", "tlsSecretName": "e2e-own-tls", "tlsCaCertPem": string(caPEM),
+	}, "tls:", "Secret::registry-tls", "TLS::registry")
+	if f.out.CACertPEM != strings.TrimSpace(string(caPEM)) && f.out.CACertPEM != string(caPEM) {
+		t.Errorf("caCertPem output is not the tlsCaCertPem given")
+	}
+	if f.out.CACertPEM == oldCA || f.out.TLSSecretName != "e2e-own-tls" {
+		t.Errorf("outputs after the switch: tlsSecretName %q, caCertPem unchanged %v", f.out.TLSSecretName, f.out.CACertPEM == oldCA)
+	}
+	c, err := f.routedClient(f.out.CACertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.waitPing(ctx, c, http.StatusOK, "ingress with the user's certificate"); err != nil {
+		t.Fatal(err)
+	}
+	f.client = c
+	served, err := f.servedCert(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := parseCertPEM(string(certPEM)); want == nil || served.SerialNumber.Cmp(want.SerialNumber) != 0 {
+		t.Errorf("the Ingress serves serial %s, not the certificate of Secret e2e-own-tls", served.SerialNumber)
+	}
+	if out, err := f.kube.ns(ctx, "get", "secret", "registry-tls", "--ignore-not-found", "-o", "name"); err != nil || out != "" {
+		t.Errorf("the generated TLS Secret is still there (%q, %v)", out, err)
+	}
+	f.report.fact("tlsSource=secret: the Ingress serves the outside certificate (serial %s), verified against the supplied CA; generated CA/Secret removed", served.SerialNumber)
+	f.checkPlainHTTP(ctx, t, "ingress with tlsSource secret")
+	f.pullSurvivorsAndPush(ctx, t, c, "ingress with tlsSource secret")
+	f.deletePlatformNamespace(ctx, t)
+}
+
+// deletePlatformNamespace removes the existing-Gateway fixture (also done by teardown).
+func (f *fixture) deletePlatformNamespace(ctx context.Context, t *testing.T) {
+	if !f.platformGateway {
+		return
+	}
+	if _, err := f.kube.run(ctx, false, "delete", "namespace", f.platformNamespace(), "--ignore-not-found", "--wait=false"); err != nil {
+		t.Logf("delete namespace %s: %v", f.platformNamespace(), err)
+		return
+	}
+	f.platformGateway = false
+}
+
+// makeCA makes a CA and a server certificate for hostname, as a corporate PKI or cert-manager would.
+func makeCA(hostname string) (caPEM, certPEM, keyPEM []byte, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "e2e outside CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano() + 1), Subject: pkix.Name{CommonName: hostname},
+		DNSNames: []string{hostname}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
+}
