@@ -34,6 +34,8 @@ var badConfigCases = []badConfigCase{
 	{key: "ingressSourceRanges[0]", value: "10.0.0.0", path: true},
 	{key: "registryImage", value: "registry:latest"},
 	{key: "registryImage", value: "registry:2.8.3"}, // v2 cannot read the rendered v3 config
+	{key: "routing", value: "loadbalancer"},
+	{key: "tlsSource", value: "acme"},
 }
 
 // configKeyRE finds the keys an error message of the program names: config "KEY": ...
