@@ -92,9 +92,9 @@ func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pul
 			return nil, fmt.Errorf("ingress: %w", err)
 		}
 		deps = append(deps, mw)
-		annotations = pulumi.All(annotations, mw.Metadata.Namespace().Elem()).ApplyT(func(in []any) map[string]string {
-			ann := in[0].(map[string]string)
-			ann[TraefikMiddlewaresAnnotation] = traefik.MiddlewareRef(in[1].(string), mwName)
+		ann := Annotations(a.Controller, a.TraefikEntryPoint, a.SourceRanges)
+		annotations = mw.Metadata.Namespace().Elem().ApplyT(func(ns string) map[string]string {
+			ann[TraefikMiddlewaresAnnotation] = traefik.MiddlewareRef(ns, mwName)
 			return ann
 		}).(pulumi.StringMapOutput)
 	}
