@@ -122,7 +122,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		ClaimName:          data.ClaimName,
 		Image:              cfg.RegistryImage,
 		Replicas:           cfg.Replicas,
-		Username:           cfg.Username,
+		Accounts:           cfg.Accounts(),
 		LogLevel:           cfg.LogLevel,
 		ServiceType:        cfg.ServiceType,
 		FixVolumeOwnership: cfg.StorageMode == stackconfig.StorageHostPath,

@@ -27,6 +27,7 @@ func stackOutputs(cfg *stackconfig.Config, reg *registry.Registry, cert *tlscert
 		"namespace":          pulumi.String(cfg.Namespace),
 		"username":           reg.Username,
 		"password":           pulumi.ToSecret(reg.Password),
+		"passwords":          pulumi.ToSecret(reg.Passwords),
 		"caCertPem":          cert.CACertPem,
 		"dockerLoginCommand": pulumi.String(DockerLoginCommand(host, cfg.Username)),
 		"trustCaCommands":    pulumi.String(TrustCACommands(host, cfg.TLS)),

@@ -140,6 +140,7 @@ func (b *bench) benchHead(t *testing.T) {
 	}
 
 	measure(headWarm, b.cfg.Heads)
+	b.benchSmallLayers(ctx, t, ingress, res)
 	switchCache(false)
 	// Without Redis the cache state must really be gone: the registry config has no cache.
 	cfgYML, err := f.kube.secretValue(ctx, "registry-config", "config.yml")
@@ -157,6 +158,39 @@ func (b *bench) benchHead(t *testing.T) {
 		if n > 0 {
 			t.Errorf("%s: %d HEADs failed", k, n)
 		}
+	}
+}
+
+// Small-layer image of the HEAD part: many requests per byte, so per-request costs (the password
+// check) dominate, as in a typical application image of many thin layers.
+const (
+	smallLayerCount  = 20
+	smallLayerBytes  = 4 << 10
+	smallLayerRounds = 5
+)
+
+// benchSmallLayers pushes then pulls a fresh image of 20 small layers through the Ingress, one
+// layer at a time as the HEAD/POST/PATCH/PUT sequence of a client, and records the wall times.
+func (b *bench) benchSmallLayers(ctx context.Context, t *testing.T, c *registryClient, res *headResult) {
+	res.SmallLayers = map[string][]float64{}
+	for i := range smallLayerRounds {
+		im, err := randomImage("bench/small", fmt.Sprintf("r%d", i), smallLayerCount, smallLayerBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := c.pushImage(ctx, im); err != nil {
+			t.Fatalf("push %d small layers: %v", smallLayerCount, err)
+		}
+		push := time.Since(start)
+		start = time.Now()
+		if _, err := c.pullImage(ctx, im.Tag, im); err != nil {
+			t.Fatalf("pull %d small layers: %v", smallLayerCount, err)
+		}
+		pull := time.Since(start)
+		res.SmallLayers["push"] = append(res.SmallLayers["push"], push.Seconds())
+		res.SmallLayers["pull"] = append(res.SmallLayers["pull"], pull.Seconds())
+		t.Logf("%d layers of %d KiB: push %s, pull %s", smallLayerCount, smallLayerBytes>>10, push.Round(time.Millisecond), pull.Round(time.Millisecond))
 	}
 }
 

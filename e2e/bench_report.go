@@ -190,10 +190,14 @@ func (r *benchResults) markdown(failed bool) string {
 				}
 			}
 		}
+		if sl := h.SmallLayers; len(sl["push"]) > 0 {
+			w("\nImage of %d layers of %d KiB through the Ingress, cache warm, %d rounds (fresh random layers each): push median **%.2f s** (%s), pull median **%.2f s** (%s).\n",
+				smallLayerCount, smallLayerBytes>>10, len(sl["push"]), median(sl["push"]), rangeOf(sl["push"], f2), median(sl["pull"]), rangeOf(sl["pull"], f2))
+		}
 		for _, p := range headPaths {
 			auth, noauth := h.pooledWarm(p), h.Samples[headKey(headWarm, p, false)]
 			if len(auth) > 0 && len(noauth) > 0 {
-				w("\n%s, cache warm: p50 with credentials − without = **%.1f ms** per request: the registry's htpasswd check (bcrypt of the password on every request) plus the lookup.",
+				w("\n%s, cache warm: p50 with credentials − without = **%.1f ms** per request: the registry's htpasswd check (a cost-4 bcrypt of the password on every request) plus the lookup.",
 					p, percentile(auth, 50)-percentile(noauth, 50))
 			}
 		}

@@ -102,6 +102,9 @@ type headResult struct {
 	Switch  map[string]float64    `json:"switchSeconds"` // pulumi up + Ready for each config switch
 	Order   []string              `json:"order"`
 	Extra   map[string]headExtras `json:"extra,omitempty"`
+	// SmallLayers: wall seconds of pushing and pulling a fresh image of smallLayerCount small
+	// layers through the Ingress, cache warm ("push", "pull"), one sample per round.
+	SmallLayers map[string][]float64 `json:"smallLayersSeconds,omitempty"`
 }
 
 type headExtras struct {

@@ -94,6 +94,26 @@ func (f *fixture) loadOutputs(ctx context.Context) error {
 			return err
 		}
 	}
+	pw, ok := m["passwords"].(map[string]any)
+	if !ok {
+		return fmt.Errorf("stack output passwords missing or not a map (got %T)", m["passwords"])
+	}
+	o.Passwords = map[string]string{}
+	for user, v := range pw {
+		s, ok := v.(string)
+		if !ok || len(s) < 24 {
+			return fmt.Errorf("stack output passwords[%s] is not a generated password", user)
+		}
+		o.Passwords[user] = s
+	}
+	for _, acct := range f.s.accounts() {
+		if _, ok := o.Passwords[acct]; !ok {
+			return fmt.Errorf("stack output passwords lacks account %s (has %d accounts)", acct, len(o.Passwords))
+		}
+	}
+	if o.Passwords[o.Username] != o.Password {
+		return fmt.Errorf("passwords[%s] differs from the password output", o.Username)
+	}
 	for _, key := range []string{"dockerLoginCommand", "trustCaCommands", "cranePushExample"} {
 		if _, ok := m[key]; !ok {
 			return fmt.Errorf("stack output %q missing", key)
@@ -197,6 +217,21 @@ func (f *fixture) stepAuth(t *testing.T) {
 		{"wrong password", false, f.out.Username, f.out.Password + "-wrong", http.StatusUnauthorized},
 		{"unknown user", false, "not-" + f.out.Username, f.out.Password, http.StatusUnauthorized},
 		{"stack credentials", false, f.out.Username, f.out.Password, http.StatusOK},
+	}
+	for _, acct := range f.s.accounts()[1:] {
+		cases = append(cases,
+			struct {
+				name       string
+				noAuth     bool
+				user, pass string
+				want       int
+			}{"account " + acct, false, acct, f.out.Passwords[acct], http.StatusOK},
+			struct {
+				name       string
+				noAuth     bool
+				user, pass string
+				want       int
+			}{"account " + acct + " with the first account's password", false, acct, f.out.Password, http.StatusUnauthorized})
 	}
 	for _, c := range cases {
 		code, err := f.client.ping(ctx, c.noAuth, c.user, c.pass)

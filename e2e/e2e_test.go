@@ -75,6 +75,7 @@ func TestE2E(t *testing.T) {
 		{"restart_all_registry_pods", (*fixture).stepRestartAllRegistryPods, false},
 		{"rolling_config_change", (*fixture).stepRollingConfigChange, false},
 		{"rotate_password", (*fixture).stepRotatePassword, false},
+		{"rotate_one_account", (*fixture).stepRotateOneAccount, false},
 		{"rotate_server_cert", (*fixture).stepRotateServerCert, false},
 		{"rotate_redis_password", (*fixture).stepRotateRedisPassword, false},
 		{"security_pods", (*fixture).stepSecurityPods, false},

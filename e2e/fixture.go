@@ -48,6 +48,8 @@ type stackOutputs struct {
 	DeploymentName, ServiceName, GCCronJobName, RedisDeploymentName string
 	ClaimName, VolumeName                                           string
 	TLSSecretName, Routing                                          string
+	// Passwords maps every account (username first, then extraAccounts) to its password.
+	Passwords map[string]string
 }
 
 // registryPods selects the registry's pods (contract: component label + part-of).

@@ -129,6 +129,17 @@ func compareIdentitiesExcept(t *testing.T, before, after []stateResource, except
 	return n
 }
 
+// htpasswdHashes maps each account of an htpasswd file to its hash.
+func htpasswdHashes(file string) map[string]string {
+	out := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(file), "\n") {
+		if user, hash, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
+			out[user] = hash
+		}
+	}
+	return out
+}
+
 // retire records a secret that was rotated away: it must not show up in plain text anywhere either.
 func (f *fixture) retire(name, value string) {
 	if f.retired == nil {
@@ -163,7 +174,7 @@ func (f *fixture) stepRotatePassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, oldHash, _ := strings.Cut(strings.TrimSpace(htpasswd), ":")
+	oldHash := htpasswdHashes(htpasswd)[f.out.Username]
 	podsBefore, err := f.kube.pods(ctx, registryPodSelector)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -42,13 +41,16 @@ func (f *fixture) stepStateSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, hash, _ := strings.Cut(strings.TrimSpace(htpasswd), ":")
-
 	secrets := map[string]string{
-		"registry password (output password)":           f.out.Password,
-		"redis password (Secret registry-redis)":        redisPassword,
-		"http.secret (Secret registry-config)":          cfg.HTTP.Secret,
-		"bcrypt hash (Secret registry-config htpasswd)": hash,
+		"registry password (output password)":    f.out.Password,
+		"redis password (Secret registry-redis)": redisPassword,
+		"http.secret (Secret registry-config)":   cfg.HTTP.Secret,
+	}
+	for user, hash := range htpasswdHashes(htpasswd) {
+		secrets["bcrypt hash of "+user+" (Secret registry-config htpasswd)"] = hash
+	}
+	for user, pw := range f.out.Passwords {
+		secrets["password of account "+user+" (output passwords)"] = pw
 	}
 	for name, v := range f.retired { // rotated away by the rotation steps
 		secrets[name] = v

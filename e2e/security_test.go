@@ -819,15 +819,20 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, hash, _ := strings.Cut(strings.TrimSpace(htpasswd), ":")
 	serverKey, err := f.kube.secretValue(ctx, f.out.TLSSecretName, "tls.key")
 	if err != nil {
 		return nil, err
 	}
-	for name, v := range map[string]string{
-		"registry password": f.out.Password, "redis password": redisPassword,
-		"http.secret": cfg.HTTP.Secret, "bcrypt hash": hash,
-	} {
+	values := map[string]string{
+		"registry password": f.out.Password, "redis password": redisPassword, "http.secret": cfg.HTTP.Secret,
+	}
+	for user, hash := range htpasswdHashes(htpasswd) {
+		values["bcrypt hash of "+user] = hash
+	}
+	for user, pw := range f.out.Passwords {
+		values["password of account "+user] = pw
+	}
+	for name, v := range values {
 		if err := add(name, v); err != nil {
 			return nil, err
 		}

@@ -157,6 +157,7 @@ func (s *settings) stackConfig() map[string]string {
 		"registryCpuRequest": "10m",
 		"redisCpuRequest":    "10m",
 		"gcSuspend":          "true",
+		"extraAccounts":      `["ci","cluster-a"]`,
 		"logLevel":           "info",
 	}
 	switch s.StorageMode {
@@ -179,3 +180,6 @@ const (
 	ingressTimeout       = 3 * time.Minute
 	namespaceGoneTimeout = 5 * time.Minute
 )
+
+// accounts are the htpasswd accounts the suite deploys: the default username, then extraAccounts.
+func (s *settings) accounts() []string { return []string{"admin", "ci", "cluster-a"} }

@@ -5,6 +5,7 @@ package registry
 
 import (
 	"fmt"
+	"strings"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -14,6 +15,7 @@ import (
 	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/regstack/registry-stack/internal/htpasswd"
 	"github.com/regstack/registry-stack/internal/kube"
 )
 
@@ -40,8 +42,9 @@ type RegistryArgs struct {
 	Image string
 	// Optional: defaults to 2.
 	Replicas int
-	// Optional: defaults to "admin". htpasswd user.
-	Username string
+	// Optional: defaults to ["admin"]. htpasswd accounts, each with its own generated password; the
+	// first is the primary account (Username/Password outputs).
+	Accounts []string
 	// Optional: defaults to "info".
 	LogLevel string
 	// Optional: defaults to "ClusterIP".
@@ -76,10 +79,12 @@ type Registry struct {
 	ServiceName pulumi.StringOutput `pulumi:"serviceName"`
 	// ConfigSecretName names the Secret with config.yml and htpasswd.
 	ConfigSecretName pulumi.StringOutput `pulumi:"configSecretName"`
-	// Username is the htpasswd user.
+	// Username is the primary htpasswd account.
 	Username pulumi.StringOutput `pulumi:"username"`
-	// Password is the generated htpasswd password (secret).
+	// Password is its generated password (secret).
 	Password pulumi.StringOutput `pulumi:"password"`
+	// Passwords maps every account to its generated password (secret).
+	Passwords pulumi.StringMapOutput `pulumi:"passwords"`
 }
 
 func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
@@ -99,8 +104,15 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 	if out.Replicas < 1 {
 		return nil, fmt.Errorf("registry: Replicas must be at least 1, got %d", out.Replicas)
 	}
-	if out.Username == "" {
-		out.Username = "admin"
+	if len(out.Accounts) == 0 {
+		out.Accounts = []string{"admin"}
+	}
+	seen := map[string]bool{}
+	for _, acct := range out.Accounts {
+		if acct == "" || seen[acct] {
+			return nil, fmt.Errorf("registry: account names must be non-empty and unique, got %q", out.Accounts)
+		}
+		seen[acct] = true
 	}
 	if out.LogLevel == "" {
 		out.LogLevel = "info"
@@ -134,13 +146,30 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	labels := kube.StringMap(PodLabels(name))
 	selector := kube.StringMap(PodSelector(name))
 
-	// Special characters limited to ones that need no quoting in a shell or a docker login prompt.
-	password, err := random.NewRandomPassword(ctx, name+"-password", &random.RandomPasswordArgs{
-		Length: pulumi.Int(32), OverrideSpecial: pulumi.String("-_.~"), MinSpecial: pulumi.Int(2),
-		MinUpper: pulumi.Int(2), MinLower: pulumi.Int(2), MinNumeric: pulumi.Int(2),
-	}, parent)
-	if err != nil {
-		return nil, fmt.Errorf("registry: htpasswd password: %w", err)
+	// One generated password per account. The primary's resource keeps the name it had when the
+	// stack had one account, so existing stacks keep their password.
+	passwords := pulumi.StringMap{}
+	var entries []pulumi.StringOutput
+	for i, acct := range a.Accounts {
+		resName := name + "-password"
+		if i > 0 {
+			resName += "-" + acct
+		}
+		// Special characters limited to ones that need no quoting in a shell or a docker login prompt.
+		pw, err := random.NewRandomPassword(ctx, resName, &random.RandomPasswordArgs{
+			Length: pulumi.Int(32), OverrideSpecial: pulumi.String("-_.~"), MinSpecial: pulumi.Int(2),
+			MinUpper: pulumi.Int(2), MinLower: pulumi.Int(2), MinNumeric: pulumi.Int(2),
+		}, parent)
+		if err != nil {
+			return nil, fmt.Errorf("registry: password of account %s: %w", acct, err)
+		}
+		passwords[acct] = pw.Result
+		user := acct
+		// A low-cost bcrypt hash with a salt derived from the password (see internal/htpasswd):
+		// the registry checks it on every request, and the same password always gives the same line.
+		entries = append(entries, pw.Result.ApplyT(func(p string) (string, error) {
+			return htpasswd.Entry(user, p)
+		}).(pulumi.StringOutput))
 	}
 	// One secret for every replica: upload state is HMAC-signed with it, and an upload's requests
 	// land on different replicas.
@@ -164,20 +193,22 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 			CacheEnabled:  a.CacheEnabled,
 		})
 	}).(pulumi.StringOutput)
-	htpasswd := pulumi.Sprintf("%s:%s\n", a.Username, password.BcryptHash)
+	htpasswdFile := pulumi.ToStringArrayOutput(entries).ApplyT(func(lines []string) string {
+		return strings.Join(lines, "\n") + "\n"
+	}).(pulumi.StringOutput)
 	configSecret, err := corev1.NewSecret(ctx, name+"-config", &corev1.SecretArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-config"), Namespace: a.Namespace, Labels: labels},
 		Type:     pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{
 			ConfigKey:   pulumi.ToSecret(rendered).(pulumi.StringOutput),
-			HtpasswdKey: pulumi.ToSecret(htpasswd).(pulumi.StringOutput),
+			HtpasswdKey: pulumi.ToSecret(htpasswdFile).(pulumi.StringOutput),
 		},
 	}, parent)
 	if err != nil {
 		return nil, fmt.Errorf("registry: config secret: %w", err)
 	}
 
-	checksum := kube.Checksum(pulumi.Sprintf("%s\n%s", rendered, htpasswd))
+	checksum := kube.Checksum(pulumi.Sprintf("%s\n%s", rendered, htpasswdFile))
 	deployment, err := appsv1.NewDeployment(ctx, name, &appsv1.DeploymentArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
 		Spec: &appsv1.DeploymentSpecArgs{
@@ -250,14 +281,16 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	comp.DeploymentName = deployment.Metadata.Name().Elem()
 	comp.ServiceName = service.Metadata.Name().Elem()
 	comp.ConfigSecretName = configSecret.Metadata.Name().Elem()
-	comp.Username = pulumi.String(a.Username).ToStringOutput()
-	comp.Password = password.Result
+	comp.Username = pulumi.String(a.Accounts[0]).ToStringOutput()
+	comp.Password = passwords[a.Accounts[0]].ToStringOutput()
+	comp.Passwords = pulumi.ToSecret(passwords.ToStringMapOutput()).(pulumi.StringMapOutput)
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"deploymentName":   comp.DeploymentName,
 		"serviceName":      comp.ServiceName,
 		"configSecretName": comp.ConfigSecretName,
 		"username":         comp.Username,
 		"password":         comp.Password,
+		"passwords":        comp.Passwords,
 	}); err != nil {
 		return nil, fmt.Errorf("registry: register outputs: %w", err)
 	}

@@ -8,7 +8,9 @@ import (
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/regstack/registry-stack/internal/htpasswd"
 	"github.com/regstack/registry-stack/internal/testutil"
 )
 
@@ -28,7 +30,7 @@ func args() *RegistryArgs {
 		ClaimName:     pulumi.String("registry-data"),
 		Image:         "registry:3.1.2",
 		Replicas:      2,
-		Username:      "admin",
+		Accounts:      []string{"admin"},
 		LogLevel:      "info",
 		CacheEnabled:  true,
 		RedisAddr:     pulumi.String("registry-redis:6379"),
@@ -309,7 +311,8 @@ func TestConfigChangeRollsThePods(t *testing.T) {
 		{"log level", func(a *RegistryArgs) { a.LogLevel = "debug" }},
 		{"redis address", func(a *RegistryArgs) { a.RedisAddr = pulumi.String("other-redis:6379") }},
 		{"cache disabled", func(a *RegistryArgs) { a.CacheEnabled = false }},
-		{"htpasswd user", func(a *RegistryArgs) { a.Username = "alice" }},
+		{"htpasswd user", func(a *RegistryArgs) { a.Accounts = []string{"alice"} }},
+		{"one more account", func(a *RegistryArgs) { a.Accounts = []string{"admin", "ci"} }},
 	} {
 		a := args()
 		c.edit(a)
@@ -367,9 +370,7 @@ func TestConfigSecret(t *testing.T) {
 			t.Errorf("config.yml lacks %q", want)
 		}
 	}
-	if got := s.String("stringData", HtpasswdKey); got != "admin:$2a$10$mockbcrypthashforregistry-password\n" {
-		t.Errorf("htpasswd = %q, want user:bcrypt of the generated password", got)
-	}
+	checkHtpasswd(t, s.String("stringData", HtpasswdKey), map[string]string{"admin": "mock-password-registry-password"})
 	// Secret material only in the Secret.
 	others := m.Dump(func(r testutil.Resource) bool { return strings.HasPrefix(r.Type, "kubernetes:") && r.Type != tSecret })
 	for _, secret := range []string{"mock-password-", "$2a$", "redis-pass"} {
@@ -480,5 +481,76 @@ func TestNetworkPolicyAdmitsOnlyTheAPIPort(t *testing.T) {
 	}
 	if got := fmt.Sprint(np.Lookup("spec", "podSelector", "matchLabels")); got != fmt.Sprint(testutil.AnyMap(PodSelector("registry"))) {
 		t.Errorf("policy selects %s, want the registry pods", got)
+	}
+}
+
+// checkHtpasswd verifies each line with bcrypt, as distribution does: every account's generated
+// password, at the low cost, and nothing else.
+func checkHtpasswd(t *testing.T, file string, want map[string]string) {
+	t.Helper()
+	if !strings.HasSuffix(file, "\n") {
+		t.Errorf("htpasswd %q does not end with a newline", file)
+	}
+	lines := strings.Split(strings.TrimSuffix(file, "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("htpasswd has %d lines, want %d: %q", len(lines), len(want), file)
+	}
+	for _, l := range lines {
+		user, hash, _ := strings.Cut(l, ":")
+		pw, ok := want[user]
+		if !ok {
+			t.Errorf("htpasswd has unexpected account %q", user)
+			continue
+		}
+		if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)); err != nil {
+			t.Errorf("account %s: hash %q does not verify the generated password: %v", user, hash, err)
+		}
+		if cost, err := bcrypt.Cost([]byte(hash)); err != nil || cost != htpasswd.Cost {
+			t.Errorf("account %s: bcrypt cost %d (%v), want %d", user, cost, err, htpasswd.Cost)
+		}
+	}
+}
+
+// Each account has its own password resource (rotatable alone); the first keeps the name it had
+// with one account; the Passwords output is secret; the hashes are the same on every run.
+func TestAccountsHaveTheirOwnPasswords(t *testing.T) {
+	a := args()
+	a.Accounts = []string{"admin", "ci", "cluster-eu"}
+	var passwords map[string]string
+	var secret bool
+	run := func() string {
+		m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+			reg, err := NewRegistry(ctx, "registry", a)
+			if err != nil {
+				return err
+			}
+			ch := make(chan map[string]string, 1)
+			reg.Passwords.ApplyT(func(p map[string]string) map[string]string { ch <- p; return p })
+			secret = pulumi.IsSecret(reg.Passwords)
+			passwords = <-ch
+			return nil
+		})
+		for _, n := range []string{"registry-password", "registry-password-ci", "registry-password-cluster-eu"} {
+			m.Get(t, "random:index/randomPassword:RandomPassword", n)
+		}
+		file := m.Get(t, tSecret, "registry-config").String("stringData", HtpasswdKey)
+		checkHtpasswd(t, file, map[string]string{
+			"admin": "mock-password-registry-password", "ci": "mock-password-registry-password-ci",
+			"cluster-eu": "mock-password-registry-password-cluster-eu",
+		})
+		return file
+	}
+	if first, second := run(), run(); first != second {
+		t.Errorf("htpasswd differs between two runs (preview would never be empty):\n%s\n%s", first, second)
+	}
+	if !secret || len(passwords) != 3 || passwords["ci"] != "mock-password-registry-password-ci" {
+		t.Errorf("Passwords = %v (secret %v), want every account's password, secret", passwords, secret)
+	}
+	for _, bad := range [][]string{{"admin", "admin"}, {"admin", ""}} {
+		b := args()
+		b.Accounts = bad
+		if _, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error { _, err := NewRegistry(ctx, "registry", b); return err }); err == nil {
+			t.Errorf("accounts %q accepted", bad)
+		}
 	}
 }

@@ -58,6 +58,7 @@ type Config struct {
 	Replicas              int
 	RegistryImage         string
 	Username              string
+	ExtraAccounts         []string
 	LogLevel              string
 	ServiceType           string
 	CacheEnabled          bool
@@ -119,6 +120,7 @@ var keys = []key{
 	{"replicas", "2", integer(func(c *Config) *int { return &c.Replicas })},
 	{"registryImage", "registry:3.1.2", str(func(c *Config) *string { return &c.RegistryImage })},
 	{"username", "admin", str(func(c *Config) *string { return &c.Username })},
+	{"extraAccounts", "[]", list(func(c *Config) *[]string { return &c.ExtraAccounts })},
 	{"logLevel", "info", str(func(c *Config) *string { return &c.LogLevel })},
 	{"serviceType", "ClusterIP", str(func(c *Config) *string { return &c.ServiceType })},
 	{"cacheEnabled", "true", boolean(func(c *Config) *bool { return &c.CacheEnabled })},
@@ -232,4 +234,9 @@ func list(field func(*Config) *[]string) func(*Config, string) error {
 		*field(c) = out
 		return nil
 	}
+}
+
+// Accounts are the htpasswd accounts: username first, then extraAccounts.
+func (c *Config) Accounts() []string {
+	return append([]string{c.Username}, c.ExtraAccounts...)
 }

@@ -44,6 +44,7 @@ func TestValidValuesAreAccepted(t *testing.T) {
 		"logLevel":            "debug",
 		"cacheEnabled":        "false",
 		"username":            "ci-bot@example.com",
+		"extraAccounts":       `["admin","cluster-eu"]`,
 	})
 	if err != nil {
 		t.Fatalf("valid config rejected: %v", err)
@@ -123,6 +124,12 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "logLevel", value: "verbose", allowed: "error, warn, info, debug"},
 		{key: "serviceType", value: "ExternalName", allowed: "ClusterIP, NodePort, LoadBalancer"},
 		{key: "kubeContext", value: "my context", allowed: "without spaces"},
+		{key: "extraAccounts", value: `["ci","ci"]`, allowed: "not used before"},
+		{key: "extraAccounts", value: `["admin"]`, allowed: "not used before"},
+		{key: "extraAccounts", value: `["ci:bot"]`, allowed: "1-64 characters"},
+		{key: "extraAccounts", value: `[""]`, allowed: "1-64 characters"},
+		{key: "extraAccounts", value: `["` + strings.Repeat("a", 41) + `"]`, allowed: "at most 40"},
+		{key: "extraAccounts", value: `ci`, allowed: "list of strings"},
 		// Routing and TLS (issue 8).
 		{key: "routing", value: "loadbalancer", allowed: "ingress, gateway"},
 		{key: "ingressController", value: "haproxy", allowed: "nginx, traefik, other"},

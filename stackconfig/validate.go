@@ -60,6 +60,20 @@ func (c *Config) Validate() error {
 	if !usernamePattern.MatchString(c.Username) {
 		v.bad("username", c.Username, "1-64 characters of letters, digits and . _ @ -, starting with a letter or digit")
 	}
+	seen := map[string]bool{c.Username: true}
+	for i, a := range c.ExtraAccounts {
+		key := fmt.Sprintf("extraAccounts[%d]", i)
+		switch {
+		case !usernamePattern.MatchString(a):
+			v.bad(key, a, "1-64 characters of letters, digits and . _ @ -, starting with a letter or digit")
+		case len(a) > 40:
+			// The account's password resource is named registry-password-<account>.
+			v.bad(key, a, "at most 40 characters")
+		case seen[a]:
+			v.bad(key, a, "an account name not used before (username and every extraAccounts entry must differ)")
+		}
+		seen[a] = true
+	}
 	v.oneOf("logLevel", c.LogLevel, logLevels)
 	v.oneOf("serviceType", c.ServiceType, serviceTypes)
 	v.quantity("registryCpuRequest", c.RegistryCPURequest)
