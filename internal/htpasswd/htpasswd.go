@@ -17,8 +17,8 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/crypto/blowfish"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/blowfish"
 )
 
 // Cost is the bcrypt cost of the generated entries: bcrypt's minimum. Measured on the 2-core
