@@ -124,18 +124,32 @@ func (p *pulumiCLI) initStack(ctx context.Context) error {
 	return nil
 }
 
-// setConfig sets plain (non-secret) config values of the project.
+// setConfig sets plain (non-secret) config values of the project. A value that is a JSON list is
+// stored as a list (the project declares those keys as arrays, and Pulumi checks the type), so
+// `pulumi config set-all --json` is used, which also replaces a list whole.
 func (p *pulumiCLI) setConfig(ctx context.Context, config map[string]string) error {
-	keys := make([]string, 0, len(config))
-	for k := range config {
-		keys = append(keys, k)
+	type entry struct {
+		Value       string   `json:"value"`
+		ObjectValue *[]string `json:"objectValue,omitempty"` // set (possibly empty) for lists
+		Secret      bool     `json:"secret"`
 	}
-	sort.Strings(keys)
-	args := []string{"config", "set-all"}
-	for _, k := range keys {
-		args = append(args, "--plaintext", "registry-stack:"+k+"="+config[k])
+	values := map[string]entry{}
+	for k, v := range config {
+		e := entry{Value: v}
+		if strings.HasPrefix(strings.TrimSpace(v), "[") {
+			list := []string{}
+			if err := json.Unmarshal([]byte(v), &list); err != nil {
+				return fmt.Errorf("config %s=%s: not a JSON list of strings: %w", k, v, err)
+			}
+			e.ObjectValue = &list
+		}
+		values["registry-stack:"+k] = e
 	}
-	if _, err := p.run(ctx, 2*time.Minute, true, args...); err != nil {
+	raw, err := json.Marshal(values)
+	if err != nil {
+		return fmt.Errorf("config set-all: %w", err)
+	}
+	if _, err := p.run(ctx, 2*time.Minute, true, "config", "set-all", "--json", string(raw)); err != nil {
 		return fmt.Errorf("config set-all: %w", err)
 	}
 	return nil
