@@ -197,6 +197,14 @@ func newRoute(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.Str
 	r := cfg.Routing
 	switch {
 	case r.Ingress != nil:
+		if r.Controller == stackconfig.ControllerOther {
+			// Said on every preview and up: nothing the stack sets keeps this controller from
+			// also serving the registry (and taking its credentials) on plain HTTP.
+			if err := ctx.Log.Warn(fmt.Sprintf("ingressController=other: the stack cannot keep IngressClass %s from serving %s on plain HTTP; "+
+				"make sure that controller serves the host on HTTPS only", r.Ingress.ClassName, cfg.Hostname), nil); err != nil {
+				return nil, fmt.Errorf("routing: warn: %w", err)
+			}
+		}
 		ing, err := ingress.NewIngress(ctx, registryName, &ingress.IngressArgs{
 			Namespace:         namespace,
 			Hostnames:         cfg.DNSNames(),

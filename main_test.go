@@ -69,7 +69,7 @@ func TestDefaultStackRegistersEveryComponent(t *testing.T) {
 		"kubernetes:core/v1:ServiceAccount": 1,
 		"kubernetes:rbac.authorization.k8s.io/v1:Role":        1,
 		"kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": 1,
-		tPassword:                                 3, // htpasswd, http.secret, redis
+		tPassword:                                 4, // htpasswd, its salt key, http.secret, redis
 		"tls:index/privateKey:PrivateKey":         2,
 		"tls:index/selfSignedCert:SelfSignedCert": 1,
 		tCSR: 1,
@@ -324,6 +324,7 @@ func TestSecretTLSSourceGeneratesNoCertificate(t *testing.T) {
 	if got := m.Get(t, tIngress, "registry").String("spec", "tls", 0, "secretName"); got != "corp-tls" {
 		t.Errorf("Ingress TLS secret = %q, want corp-tls", got)
 	}
+	run(t, nil).Get(t, tSecret, stackconfig.GeneratedTLSSecretName) // the name validation reserves
 	plain, _ := outputsOf(t, cfg)
 	if plain["caCertPem"] != "" || !strings.Contains(plain["trustCaCommands"], "no tlsCaCertPem was given") || plain["tlsSecretName"] != "corp-tls" {
 		t.Errorf("caCertPem = %q, trustCaCommands = %q, tlsSecretName = %q", plain["caCertPem"], plain["trustCaCommands"], plain["tlsSecretName"])

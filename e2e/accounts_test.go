@@ -65,6 +65,9 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 			}
 		}
 	}()
+	var stopOnce sync.Once
+	stopProbes := func() { stopOnce.Do(func() { close(stop); <-done }) }
+	defer stopProbes()
 	time.Sleep(time.Second)
 
 	var ops []stepOp
@@ -74,8 +77,6 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 		return summarizeOps(ops), err
 	})
 	if err != nil {
-		close(stop)
-		<-done
 		t.Fatal(err)
 	}
 	upDone := time.Now()
@@ -131,8 +132,7 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 		t.Error(err)
 	}
 	time.Sleep(2 * time.Second)
-	close(stop)
-	<-done
+	stopProbes()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(failures) > 0 {

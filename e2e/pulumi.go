@@ -129,9 +129,9 @@ func (p *pulumiCLI) initStack(ctx context.Context) error {
 // `pulumi config set-all --json` is used, which also replaces a list whole.
 func (p *pulumiCLI) setConfig(ctx context.Context, config map[string]string) error {
 	type entry struct {
-		Value       string   `json:"value"`
+		Value       string    `json:"value"`
 		ObjectValue *[]string `json:"objectValue,omitempty"` // set (possibly empty) for lists
-		Secret      bool     `json:"secret"`
+		Secret      bool      `json:"secret"`
 	}
 	values := map[string]entry{}
 	for k, v := range config {

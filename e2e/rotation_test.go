@@ -474,7 +474,8 @@ func (f *fixture) urnFromShowURNs(ctx context.Context, suffix string) (string, e
 	if err != nil {
 		return "", err
 	}
-	re := regexp.MustCompile(`urn:[^ \t\n]*` + regexp.QuoteMeta(suffix))
+	// The whole URN: RandomPassword::registry-password must not match ...::registry-password-ci.
+	re := regexp.MustCompile(`(?m)urn:[^ \t\n]*` + regexp.QuoteMeta(suffix) + `$`)
 	found := map[string]bool{}
 	for _, m := range re.FindAllString(out, -1) {
 		found[m] = true

@@ -38,7 +38,7 @@ type plainHTTPResult struct {
 }
 
 // probePlainHTTP sends GET path with Host: hostname to the plain-HTTP address, without following
-// redirects. Credentials are sent only to the sandbox's loopback entry point.
+// redirects.
 func probePlainHTTP(ctx context.Context, addr, hostname, path, user, pass string) (plainHTTPResult, error) {
 	r := plainHTTPResult{path: path, withCreds: user != ""}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -67,8 +67,19 @@ func probePlainHTTP(ctx context.Context, addr, hostname, path, user, pass string
 func (f *fixture) checkPlainHTTP(ctx context.Context, t *testing.T, mode string) {
 	t.Helper()
 	if f.s.IngressHTTPAddr == "" {
-		t.Logf("plain-HTTP checks skipped: no E2E_INGRESS_HTTP_ADDR / INGRESS_HTTP_ADDR")
+		t.Errorf("%s: no E2E_INGRESS_HTTP_ADDR / INGRESS_HTTP_ADDR: the plain-HTTP entry point cannot be checked", mode)
 		return
+	}
+	// The real credentials go only to a loopback address (the sandbox's port-forward): a probe must
+	// not itself send them in clear text across a network. Elsewhere a well-formed decoy is sent.
+	host, _, err := net.SplitHostPort(f.s.IngressHTTPAddr)
+	if err != nil {
+		t.Errorf("E2E_INGRESS_HTTP_ADDR=%q: %v", f.s.IngressHTTPAddr, err)
+		return
+	}
+	user, pass := f.out.Username, f.out.Password
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		user, pass = f.out.Username, "decoy-not-the-password-0123456789"
 	}
 	paths := []string{"/v2/", "/v2/_catalog", "/"}
 	if f.imgKeep != nil {
@@ -78,11 +89,11 @@ func (f *fixture) checkPlainHTTP(ctx context.Context, t *testing.T, mode string)
 	n := 0
 	for _, p := range paths {
 		for _, creds := range []bool{false, true} {
-			user, pass := "", ""
+			u, pw := "", ""
 			if creds {
-				user, pass = f.out.Username, f.out.Password
+				u, pw = user, pass
 			}
-			r, err := probePlainHTTP(ctx, f.s.IngressHTTPAddr, f.s.Hostname, p, user, pass)
+			r, err := probePlainHTTP(ctx, f.s.IngressHTTPAddr, f.s.Hostname, p, u, pw)
 			if err != nil {
 				t.Errorf("%s: %v", mode, err)
 				continue
@@ -156,13 +167,38 @@ func (f *fixture) routeUp(ctx context.Context, t *testing.T, label string, confi
 			}
 		}
 	}
-	password := f.out.Password
+	passwords := f.out.Passwords
+	htBefore, err := f.kube.secretValue(ctx, "registry-config", "htpasswd")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := f.loadOutputs(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.out.Password != password {
-		t.Errorf("%s: the password output changed", label)
+	for user, pw := range passwords {
+		if f.out.Passwords[user] != pw {
+			t.Errorf("%s: the password of account %s changed", label, user)
+		}
 	}
+	if htAfter, err := f.kube.secretValue(ctx, "registry-config", "htpasswd"); err != nil || htAfter != htBefore {
+		t.Errorf("%s: the htpasswd file changed (%v)", label, err)
+	}
+	nonRouting := func(rs []stateResource) []stateResource {
+		var out []stateResource
+		for _, r := range rs {
+			routingObject := false
+			for _, a := range allowed {
+				if strings.Contains(shortURN(r.URN), a) {
+					routingObject = true
+				}
+			}
+			if !routingObject {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	compareIdentities(t, nonRouting(before), after)
 	t.Logf("%s: %d of %d resources kept their ID; routing output %q", label, kept, len(before), f.out.Routing)
 }
 

@@ -96,6 +96,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 
 	var parentRef pulumi.Map
 	var deps []pulumi.Resource
+	parentName := name
 	switch {
 	case args.Create != nil:
 		gw, err := apiextensions.NewCustomResource(ctx, name, &apiextensions.CustomResourceArgs{
@@ -103,7 +104,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 			Kind:       pulumi.String("Gateway"),
 			Metadata: &metav1.ObjectMetaArgs{
 				Name: pulumi.String(name), Namespace: args.Namespace, Labels: labels,
-				Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String("condition=Programmed")},
+				Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String(GatewayWaitFor)},
 			},
 			OtherFields: kubernetes.UntypedArgs{"spec": GatewaySpec(args.Create, args.Hostnames, args.TLSSecretName)},
 		}, parent, wait)
@@ -121,15 +122,18 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 			return nil, err
 		}
 		grant, err := apiextensions.NewCustomResource(ctx, name+"-tls", &apiextensions.CustomResourceArgs{
-			ApiVersion:  pulumi.String(ReferenceGrantAPIVersion),
-			Kind:        pulumi.String("ReferenceGrant"),
-			Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-tls"), Namespace: args.Namespace, Labels: labels},
-			OtherFields: kubernetes.UntypedArgs{"spec": ReferenceGrantSpec(e.Namespace, args.TLSSecretName)},
+			ApiVersion: pulumi.String(ReferenceGrantAPIVersion),
+			Kind:       pulumi.String("ReferenceGrant"),
+			Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-tls"), Namespace: args.Namespace, Labels: labels},
+			// The grant's peer namespace comes through the listener check: no access to the TLS
+			// Secret is granted when the route is refused.
+			OtherFields: kubernetes.UntypedArgs{"spec": ReferenceGrantSpec(section.ApplyT(func(string) string { return e.Namespace }).(pulumi.StringOutput), args.TLSSecretName)},
 		}, parent)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: reference grant: %w", err)
 		}
 		deps = append(deps, grant)
+		parentName = e.Name
 		comp.GatewayName = pulumi.String(e.Name).ToStringOutput()
 		comp.GatewayNamespace = pulumi.String(e.Namespace).ToStringOutput()
 		parentRef = pulumi.Map{
@@ -155,7 +159,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 		Kind:       pulumi.String("HTTPRoute"),
 		Metadata: &metav1.ObjectMetaArgs{
 			Name: pulumi.String(name), Namespace: args.Namespace, Labels: labels,
-			Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String(RouteWaitFor)},
+			Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String(RouteWaitFor(parentName))},
 		},
 		OtherFields: kubernetes.UntypedArgs{"spec": RouteSpec(parentRef, args.Hostnames, filters, args.ServiceName, args.ServicePort)},
 	}, parent, wait, pulumi.DependsOn(deps))
@@ -247,9 +251,9 @@ func GatewaySpec(c *stackconfig.CreatedGateway, hostnames []string, tlsSecret pu
 
 // ReferenceGrantSpec lets Gateways of gatewayNamespace reference the TLS Secret (and nothing else)
 // of the stack's namespace, so the platform's listener can serve the stack's certificate.
-func ReferenceGrantSpec(gatewayNamespace string, tlsSecret pulumi.StringInput) pulumi.Map {
+func ReferenceGrantSpec(gatewayNamespace, tlsSecret pulumi.StringInput) pulumi.Map {
 	return pulumi.Map{
-		"from": pulumi.Array{pulumi.Map{"group": pulumi.String(Group), "kind": pulumi.String("Gateway"), "namespace": pulumi.String(gatewayNamespace)}},
+		"from": pulumi.Array{pulumi.Map{"group": pulumi.String(Group), "kind": pulumi.String("Gateway"), "namespace": gatewayNamespace}},
 		"to":   pulumi.Array{pulumi.Map{"group": pulumi.String(""), "kind": pulumi.String("Secret"), "name": tlsSecret}},
 	}
 }
@@ -282,7 +286,17 @@ func RouteSpec(parentRef pulumi.Map, hostnames []string, filters []map[string]an
 	}
 }
 
-// RouteWaitFor makes the provider wait until the (one) parent accepted the route and resolved its
-// references (Service, Middleware): a JSON list of conditions, all of which must hold.
-const RouteWaitFor = `["jsonpath={.status.parents[0].conditions[?(@.type==\"Accepted\")].status}=True",` +
-	`"jsonpath={.status.parents[0].conditions[?(@.type==\"ResolvedRefs\")].status}=True"]`
+// GatewayWaitFor makes the provider wait until the controller has programmed the Gateway.
+const GatewayWaitFor = "condition=Programmed"
+
+// RouteWaitFor makes the provider wait until the parent Gateway named parent has accepted the route
+// and resolved its references (Service, Middleware): a JSON list of conditions, all of which must
+// hold. It selects that parent's entry: after a move to another Gateway the old parent's status may
+// still be there for a moment, and must not count.
+func RouteWaitFor(parent string) string {
+	cond := func(typ string) string {
+		return fmt.Sprintf(`jsonpath={.status.parents[?(@.parentRef.name==%q)].conditions[?(@.type==%q)].status}=True`, parent, typ)
+	}
+	// %q of these ASCII strings is their JSON encoding.
+	return fmt.Sprintf("[%q,%q]", cond("Accepted"), cond("ResolvedRefs"))
+}

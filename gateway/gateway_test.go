@@ -99,7 +99,7 @@ func TestCreatedGatewayHasOnlyHTTPSListeners(t *testing.T) {
 		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "group"}, "traefik.io"},
 		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "kind"}, "Middleware"},
 		{[]any{"spec", "rules", 0, "filters", 0, "extensionRef", "name"}, "reg-gateway-allow"},
-		{[]any{"metadata", "annotations", waitForAnnotation}, RouteWaitFor},
+		{[]any{"metadata", "annotations", waitForAnnotation}, RouteWaitFor("reg")},
 	} {
 		if got := route.Lookup(c.path...); got != c.want {
 			t.Errorf("HTTPRoute %v = %#v, want %#v", c.path, got, c.want)
@@ -109,12 +109,13 @@ func TestCreatedGatewayHasOnlyHTTPSListeners(t *testing.T) {
 		t.Errorf("HTTPRoute hostnames = %s", got)
 	}
 	var conds []string
-	if err := json.Unmarshal([]byte(RouteWaitFor), &conds); err != nil || len(conds) != 2 {
-		t.Fatalf("route waitFor %s is not a JSON list of two conditions: %v", RouteWaitFor, err)
+	if err := json.Unmarshal([]byte(RouteWaitFor("reg")), &conds); err != nil || len(conds) != 2 {
+		t.Fatalf("route waitFor %s is not a JSON list of two conditions: %v", RouteWaitFor("reg"), err)
 	}
 	for i, cond := range []string{"Accepted", "ResolvedRefs"} {
-		if want := `@.type=="` + cond + `")].status}=True`; !strings.Contains(conds[i], want) {
-			t.Errorf("route waitFor %q does not wait for %s=True", conds[i], cond)
+		want := `jsonpath={.status.parents[?(@.parentRef.name=="reg")].conditions[?(@.type=="` + cond + `")].status}=True`
+		if conds[i] != want {
+			t.Errorf("route waitFor %q, want %q (this parent's %s=True)", conds[i], want, cond)
 		}
 	}
 	if got := fmt.Sprint(m.Get(t, tMiddleware, "reg-gateway-allow").Lookup("spec", "ipAllowList", "sourceRange")); got != "[10.0.0.0/8]" {
@@ -147,6 +148,7 @@ func TestExistingGatewayGetsAGrantAndTheNamedListener(t *testing.T) {
 		{[]any{"spec", "parentRefs", 0, "name"}, "edge"},
 		{[]any{"spec", "parentRefs", 0, "namespace"}, "platform"},
 		{[]any{"spec", "parentRefs", 0, "sectionName"}, "websecure"},
+		{[]any{"metadata", "annotations", waitForAnnotation}, RouteWaitFor("edge")},
 	} {
 		if got := route.Lookup(c.path...); got != c.want {
 			t.Errorf("HTTPRoute %v = %#v, want %#v", c.path, got, c.want)
@@ -191,8 +193,8 @@ func TestExistingGatewayListenerMustBeHTTPS(t *testing.T) {
 				t.Errorf("section %s: error lacks %q: %v", section, s, err)
 			}
 		}
-		if n := len(m.OfType(tRoute)); n != 0 {
-			t.Errorf("section %s: the route was registered anyway", section)
+		if n := len(m.OfType(tRoute)) + len(m.OfType(tGrant)); n != 0 {
+			t.Errorf("section %s: the route or the ReferenceGrant was registered anyway", section)
 		}
 	}
 }

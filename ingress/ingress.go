@@ -129,7 +129,7 @@ const (
 //
 //   - ingress-nginx: no body limit (1 MiB by default gives 413 on layer uploads), long timeouts for
 //     big blobs, streaming instead of buffering uploads on the controller's disk, HTTP redirected to
-//     HTTPS, and the source ranges (allowlist-source-range; whitelist-source-range is the old name).
+//     HTTPS, and the source ranges (allowlist-source-range, and its old name whitelist-source-range).
 //   - Traefik: routers only on the TLS entry point, so the plain-HTTP entry point has no router for
 //     the host at all (404, never the registry); the Middleware reference is added by NewIngress.
 //   - other: none.
@@ -150,7 +150,10 @@ func Annotations(ctrl stackconfig.Controller, traefikEntryPoint string, sourceRa
 			ann[nginxPrefix+k] = v
 		}
 		if len(sourceRanges) > 0 {
+			// Both names: allowlist-source-range since ingress-nginx 1.9, whitelist-source-range
+			// before (an older controller would otherwise enforce nothing, silently).
 			ann[NginxAllowlistAnnotation] = strings.Join(sourceRanges, ",")
+			ann[nginxPrefix+"whitelist-source-range"] = strings.Join(sourceRanges, ",")
 		}
 	case stackconfig.ControllerTraefik:
 		ann[TraefikEntryPointsAnnotation] = traefikEntryPoint

@@ -73,8 +73,8 @@ func TestNginxAnnotations(t *testing.T) {
 	if got := ann[NginxAllowlistAnnotation]; got != "10.0.0.0/8,192.168.1.0/24" {
 		t.Errorf("allowlist-source-range = %q, want the ranges comma-separated", got)
 	}
-	if _, ok := ann[nginxPrefix+"whitelist-source-range"]; ok {
-		t.Error("the deprecated whitelist-source-range annotation is set; the current name is allowlist-source-range")
+	if got := ann[nginxPrefix+"whitelist-source-range"]; got != "10.0.0.0/8,192.168.1.0/24" {
+		t.Errorf("whitelist-source-range = %q: controllers before 1.9 know only this name", got)
 	}
 	for k := range ann {
 		if !strings.HasPrefix(k, nginxPrefix) {

@@ -148,6 +148,13 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 
 	// One generated password per account. The primary's resource keeps the name it had when the
 	// stack had one account, so existing stacks keep their password.
+	// The HMAC key of the htpasswd salts: a stack secret, in the state only (see internal/htpasswd).
+	saltKey, err := random.NewRandomPassword(ctx, name+"-htpasswd-salt", &random.RandomPasswordArgs{
+		Length: pulumi.Int(32), Special: pulumi.Bool(false),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("registry: htpasswd salt key: %w", err)
+	}
 	passwords := pulumi.StringMap{}
 	var entries []pulumi.StringOutput
 	for i, acct := range a.Accounts {
@@ -167,8 +174,8 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		user := acct
 		// A low-cost bcrypt hash with a salt derived from the password (see internal/htpasswd):
 		// the registry checks it on every request, and the same password always gives the same line.
-		entries = append(entries, pw.Result.ApplyT(func(p string) (string, error) {
-			return htpasswd.Entry(user, p)
+		entries = append(entries, pulumi.All(pw.Result, saltKey.Result).ApplyT(func(v []any) (string, error) {
+			return htpasswd.Entry(user, v[0].(string), v[1].(string))
 		}).(pulumi.StringOutput))
 	}
 	// One secret for every replica: upload state is HMAC-signed with it, and an upload's requests

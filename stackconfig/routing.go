@@ -126,6 +126,10 @@ func (c *Config) gatewayController() Controller {
 	return ControllerOther
 }
 
+// GeneratedTLSSecretName is the Secret of the generated certificate (the TLS component's name +
+// "-tls"; main_test keeps the two in step).
+const GeneratedTLSSecretName = "registry-tls"
+
 // TraefikWebsecurePort is the port of the websecure entry point in Traefik's Helm chart (k3s,
 // minikube's traefik addon). Traefik serves a Gateway listener only on a port equal to an entry
 // point's port, so a listener on 443 would never be programmed there.
@@ -164,6 +168,9 @@ func (v *validator) validateRouting(c *Config) {
 		if c.ingressController() == ControllerTraefik {
 			v.entryPoint("traefikEntryPoint", c.TraefikEntryPoint)
 		}
+		if c.GatewayListenerPort != 0 {
+			v.bad("gatewayListenerPort", fmt.Sprint(c.GatewayListenerPort), "0 with routing ingress (it is the port of a Gateway the stack creates)")
+		}
 		for _, k := range []struct{ key, value string }{
 			{"gatewayClassName", c.GatewayClassName}, {"gatewayName", c.GatewayName},
 			{"gatewayNamespace", c.GatewayNamespace}, {"gatewaySectionName", c.GatewaySectionName},
@@ -173,7 +180,7 @@ func (v *validator) validateRouting(c *Config) {
 				v.bad(k.key, k.value, "empty with routing ingress (set routing to gateway to use a Gateway)")
 			}
 		}
-		v.unenforced(c, c.ingressController(), "ingressController")
+		v.unenforced(c, c.ingressController(), "ingressController", "nginx or traefik")
 	case RoutingGateway:
 		if c.IngressController != "" {
 			v.bad("ingressController", c.IngressController, "empty with routing gateway (the controller is gatewayController)")
@@ -194,6 +201,9 @@ func (v *validator) validateRouting(c *Config) {
 			}
 		case c.GatewayName != "":
 			v.dnsSubdomain("gatewayName", c.GatewayName)
+			if c.GatewayListenerPort != 0 {
+				v.bad("gatewayListenerPort", fmt.Sprint(c.GatewayListenerPort), "0 with an existing Gateway (its listeners are the platform's)")
+			}
 			if c.GatewayNamespace != "" {
 				v.dnsLabel("gatewayNamespace", c.GatewayNamespace)
 			}
@@ -210,7 +220,7 @@ func (v *validator) validateRouting(c *Config) {
 		if c.GatewayController != "" {
 			v.oneOf("gatewayController", c.GatewayController, gatewayControllers)
 		}
-		v.unenforced(c, c.gatewayController(), "gatewayController")
+		v.unenforced(c, c.gatewayController(), "gatewayController", "traefik")
 	}
 
 	v.oneOf("tlsSource", c.TLSSource, tlsSources)
@@ -224,6 +234,9 @@ func (v *validator) validateRouting(c *Config) {
 	case TLSSecret:
 		if c.TLSSecretName == "" {
 			v.bad("tlsSecretName", c.TLSSecretName, "the name of an existing kubernetes.io/tls Secret in the stack's namespace (required when tlsSource is secret)")
+		} else if c.TLSSecretName == GeneratedTLSSecretName {
+			v.bad("tlsSecretName", c.TLSSecretName, "a name other than "+GeneratedTLSSecretName+": that is the generated certificate's Secret, "+
+				"which the stack deletes when tlsSource changes from generated")
 		} else {
 			v.dnsSubdomain("tlsSecretName", c.TLSSecretName)
 		}
@@ -234,9 +247,9 @@ func (v *validator) validateRouting(c *Config) {
 }
 
 // unenforced refuses source ranges the chosen controller cannot enforce, unless the user said so.
-func (v *validator) unenforced(c *Config, ctrl Controller, key string) {
+func (v *validator) unenforced(c *Config, ctrl Controller, key, enforcing string) {
 	if ctrl == ControllerOther && len(c.IngressSourceRanges) > 0 && !c.AllowUnenforcedSourceRanges {
-		v.bad(key, string(ctrl), fmt.Sprintf("nginx or traefik while ingressSourceRanges is set: the stack cannot enforce %s "+
+		v.bad(key, string(ctrl), fmt.Sprintf(enforcing+" while ingressSourceRanges is set: the stack cannot enforce %s "+
 			"on another controller; enforce them elsewhere and set allowUnenforcedSourceRanges=true, or clear ingressSourceRanges",
 			strings.Join(c.IngressSourceRanges, ",")))
 	}

@@ -1,16 +1,20 @@
 // Package htpasswd makes the registry's htpasswd entries: bcrypt hashes of generated passwords at a
-// low cost, with a salt derived from the password so the same password always gives the same hash.
+// low cost, with a salt derived from the account, the password and a stack secret (an HMAC), so the
+// same password always gives the same hash.
 //
 // Why a low cost is safe here: bcrypt's cost protects low-entropy, human-chosen passwords against
 // offline guessing after a hash leaks. These passwords are generated (32 random characters from 66,
 // about 190 bits), so guessing one is out of reach at any cost, while the registry pays the cost on
 // every request (distribution checks the hash per request, it caches nothing). Why a derived salt is
 // safe here: a salt defeats precomputed tables and makes equal passwords hash differently; with
-// 190-bit random passwords neither tables nor repeats exist. Being deterministic keeps the htpasswd
-// Secret, and so `pulumi preview`, unchanged from one run to the next.
+// 190-bit random passwords neither tables nor repeats exist. The salt is an HMAC keyed by a stack
+// secret that lives only in the state (secret) and is never written to the cluster, so the salt
+// seen in the htpasswd file gives no faster check of a guess than bcrypt itself. Being
+// deterministic keeps the htpasswd Secret, and so `pulumi preview`, unchanged between runs.
 package htpasswd
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -28,8 +32,8 @@ const Cost = bcrypt.MinCost
 // MinPasswordLength refuses the fast hash for anything that does not look generated.
 const MinPasswordLength = 24
 
-// saltDomain separates these salts from any other use of SHA-256 over the password.
-const saltDomain = "registry-stack/htpasswd/v1\x00"
+// MinSaltKeyLength is the shortest stack secret accepted as the salt's HMAC key.
+const MinSaltKeyLength = 16
 
 // bcrypt's own base64 alphabet, without padding.
 var b64 = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789").WithPadding(base64.NoPadding)
@@ -37,8 +41,12 @@ var b64 = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 // magic is the text bcrypt encrypts 64 times with the expensive key schedule.
 var magic = []byte("OrpheanBeholderScryDoubt")
 
-// Hash returns the $2a$ bcrypt hash of password at Cost with its derived salt.
-func Hash(password string) (string, error) {
+// Hash returns the $2a$ bcrypt hash of user's password at Cost, salted with
+// HMAC-SHA256(saltKey, user NUL password)[:16].
+func Hash(user, password, saltKey string) (string, error) {
+	if len(saltKey) < MinSaltKeyLength {
+		return "", fmt.Errorf("htpasswd: the salt key must have at least %d characters", MinSaltKeyLength)
+	}
 	if len(password) < MinPasswordLength {
 		return "", fmt.Errorf("htpasswd: a %d-character password is not a generated one (at least %d): the low-cost hash is only for generated passwords",
 			len(password), MinPasswordLength)
@@ -46,16 +54,17 @@ func Hash(password string) (string, error) {
 	if len(password) > 72 {
 		return "", errors.New("htpasswd: bcrypt uses at most 72 bytes of a password")
 	}
-	sum := sha256.Sum256([]byte(saltDomain + password))
-	return hashWithSalt([]byte(password), Cost, sum[:16])
+	mac := hmac.New(sha256.New, []byte(saltKey))
+	mac.Write([]byte(user + "\x00" + password))
+	return hashWithSalt([]byte(password), Cost, mac.Sum(nil)[:16])
 }
 
 // Entry is one htpasswd line, "user:hash".
-func Entry(user, password string) (string, error) {
+func Entry(user, password, saltKey string) (string, error) {
 	if user == "" || strings.ContainsAny(user, ":\n") {
 		return "", fmt.Errorf("htpasswd: user %q is empty or holds ':' or a newline", user)
 	}
-	h, err := Hash(password)
+	h, err := Hash(user, password, saltKey)
 	if err != nil {
 		return "", fmt.Errorf("htpasswd: user %s: %w", user, err)
 	}

@@ -7,12 +7,15 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-const generated = "Qm3vXb8LrT2pKz9WcY4nHs7dFg6jA1eU" // 32 characters, like the stack's RandomPassword
+const (
+	generated = "Qm3vXb8LrT2pKz9WcY4nHs7dFg6jA1eU" // 32 characters, like the stack's RandomPassword
+	key       = "stack-salt-key-0123456789abcdef"
+)
 
 // The hash is a real bcrypt hash of the chosen cost: the verifier distribution uses accepts the
 // password and refuses any other.
 func TestHashVerifiesWithBcrypt(t *testing.T) {
-	h, err := Hash(generated)
+	h, err := Hash("admin", generated, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,16 +33,22 @@ func TestHashVerifiesWithBcrypt(t *testing.T) {
 	}
 }
 
-// Same password, same hash (a stable Secret and an empty preview); another password, another salt.
+// Same inputs, same hash (a stable Secret and an empty preview); another password, account or
+// stack key, another salt.
 func TestHashIsStableAndSaltedPerPassword(t *testing.T) {
-	a1, _ := Hash(generated)
-	a2, _ := Hash(generated)
-	b, _ := Hash(strings.ToLower(generated))
+	a1, _ := Hash("admin", generated, key)
+	a2, _ := Hash("admin", generated, key)
 	if a1 != a2 {
 		t.Errorf("two hashes of one password differ: %s %s", a1, a2)
 	}
-	if a1[7:29] == b[7:29] {
-		t.Errorf("two passwords share a salt: %s %s", a1, b)
+	for _, other := range [][3]string{{"admin", strings.ToLower(generated), key}, {"ci", generated, key}, {"admin", generated, key + "x"}} {
+		b, err := Hash(other[0], other[1], other[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a1[7:29] == b[7:29] {
+			t.Errorf("%q shares a salt with admin's: %s %s", other, a1, b)
+		}
 	}
 	if strings.Contains(a1, generated) {
 		t.Error("the hash contains the password")
@@ -67,16 +76,19 @@ func TestHashMatchesReferenceImplementation(t *testing.T) {
 
 func TestShortOrLongPasswordsAndBadUsersAreRefused(t *testing.T) {
 	for _, p := range []string{"", "hunter2", strings.Repeat("a", 23), strings.Repeat("a", 73)} {
-		if _, err := Hash(p); err == nil {
+		if _, err := Hash("admin", p, key); err == nil {
 			t.Errorf("Hash accepted a %d-character password", len(p))
 		}
 	}
 	for _, u := range []string{"", "a:b", "a\nb"} {
-		if _, err := Entry(u, generated); err == nil {
+		if _, err := Entry(u, generated, key); err == nil {
 			t.Errorf("Entry accepted user %q", u)
 		}
 	}
-	e, err := Entry("ci", generated)
+	if _, err := Hash("admin", generated, "short"); err == nil {
+		t.Error("Hash accepted a short salt key")
+	}
+	e, err := Entry("ci", generated, key)
 	if err != nil || !strings.HasPrefix(e, "ci:$2a$04$") {
 		t.Errorf("Entry = %q, %v", e, err)
 	}
