@@ -318,7 +318,7 @@ func (f *fixture) checkRouteAccepted(ctx context.Context, ns, wantParent string)
 			} `json:"parents"`
 		} `json:"status"`
 	}
-	if err := f.kube.getJSON(ctx, true, &route, "get", "httproute", "registry"); err != nil {
+	if err := f.kube.getJSON(ctx, true, &route, "httproute", "registry"); err != nil {
 		return err
 	}
 	for _, p := range route.Status.Parents {

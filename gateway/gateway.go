@@ -181,8 +181,13 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 // checkedListener reads the existing Gateway (in preview too) and returns the section name only if
 // that listener is HTTPS: a route on a plain-HTTP listener would take credentials in clear text.
 func checkedListener(ctx *pulumi.Context, name string, e *stackconfig.ExistingGateway, parent pulumi.ResourceOption) (pulumi.StringOutput, error) {
+	// The name and namespace go in the state too: with apiVersion and kind given, the provider reads
+	// the object named there (without them it looks in the default namespace and finds nothing).
 	gw, err := apiextensions.GetCustomResource(ctx, name+"-parent", pulumi.ID(e.Namespace+"/"+e.Name),
-		&apiextensions.CustomResourceState{ApiVersion: pulumi.String(APIVersion), Kind: pulumi.String("Gateway")}, parent)
+		&apiextensions.CustomResourceState{
+			ApiVersion: pulumi.String(APIVersion), Kind: pulumi.String("Gateway"),
+			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(e.Name), Namespace: pulumi.String(e.Namespace)},
+		}, parent)
 	if err != nil {
 		return pulumi.StringOutput{}, fmt.Errorf("gateway: read Gateway %s/%s: %w", e.Namespace, e.Name, err)
 	}
