@@ -381,7 +381,7 @@ spec:
 	f.platformGateway = true
 
 	existing := map[string]string{
-		"routing": "gateway", "gatewayClassName": "", "gatewayName": "edge", "gatewayNamespace": gwNS,
+		"routing": "gateway", "gatewayClassName": "", "gatewayListenerPort": "0", "gatewayName": "edge", "gatewayNamespace": gwNS,
 		"gatewaySectionName": "web", "gatewayController": "traefik",
 	}
 	if err := f.pulumi.setConfig(ctx, existing); err != nil {
