@@ -5,12 +5,15 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Cache states of the HEAD part, in the order they are measured.
@@ -18,6 +21,9 @@ const (
 	headWarm     = "warm"     // cache on (as deployed), every blob looked up once before measuring
 	headDisabled = "disabled" // cacheEnabled=false: Redis removed, lookups go to the filesystem
 	headWarm2    = "warm2"    // cacheEnabled=true again (new, empty Redis), warmed the same way
+	// headCost10: cache warm, but the htpasswd Secret patched by the bench to bcrypt cost 10 (what
+	// pulumi-random's bcryptHash gives, the stack's hash before issue 11), pods restarted; restored after.
+	headCost10 = "cost10"
 )
 
 var headPaths = []string{varIngress, varDirect}
@@ -140,7 +146,12 @@ func (b *bench) benchHead(t *testing.T) {
 	}
 
 	measure(headWarm, b.cfg.Heads)
-	b.benchSmallLayers(ctx, t, ingress, res)
+	b.benchSmallLayers(ctx, t, ingress, res, headWarm)
+	// The same requests against a cost-10 hash of the same password: the "before" of one run.
+	restore := b.useHtpasswdCost(ctx, t, 10)
+	measure(headCost10, max(10, b.cfg.Heads/4))
+	b.benchSmallLayers(ctx, t, ingress, res, headCost10)
+	restore()
 	switchCache(false)
 	// Without Redis the cache state must really be gone: the registry config has no cache.
 	cfgYML, err := f.kube.secretValue(ctx, "registry-config", "config.yml")
@@ -170,11 +181,14 @@ const (
 )
 
 // benchSmallLayers pushes then pulls a fresh image of 20 small layers through the Ingress, one
-// layer at a time as the HEAD/POST/PATCH/PUT sequence of a client, and records the wall times.
-func (b *bench) benchSmallLayers(ctx context.Context, t *testing.T, c *registryClient, res *headResult) {
-	res.SmallLayers = map[string][]float64{}
+// layer at a time as the HEAD/POST/PATCH/PUT sequence of a client, and records the wall times
+// under state/push and state/pull.
+func (b *bench) benchSmallLayers(ctx context.Context, t *testing.T, c *registryClient, res *headResult, state string) {
+	if res.SmallLayers == nil {
+		res.SmallLayers = map[string][]float64{}
+	}
 	for i := range smallLayerRounds {
-		im, err := randomImage("bench/small", fmt.Sprintf("r%d", i), smallLayerCount, smallLayerBytes)
+		im, err := randomImage("bench/small", fmt.Sprintf("%s-r%d", state, i), smallLayerCount, smallLayerBytes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,10 +202,47 @@ func (b *bench) benchSmallLayers(ctx context.Context, t *testing.T, c *registryC
 			t.Fatalf("pull %d small layers: %v", smallLayerCount, err)
 		}
 		pull := time.Since(start)
-		res.SmallLayers["push"] = append(res.SmallLayers["push"], push.Seconds())
-		res.SmallLayers["pull"] = append(res.SmallLayers["pull"], pull.Seconds())
-		t.Logf("%d layers of %d KiB: push %s, pull %s", smallLayerCount, smallLayerBytes>>10, push.Round(time.Millisecond), pull.Round(time.Millisecond))
+		res.SmallLayers[state+"/push"] = append(res.SmallLayers[state+"/push"], push.Seconds())
+		res.SmallLayers[state+"/pull"] = append(res.SmallLayers[state+"/pull"], pull.Seconds())
+		t.Logf("%s: %d layers of %d KiB: push %s, pull %s", state, smallLayerCount, smallLayerBytes>>10, push.Round(time.Millisecond), pull.Round(time.Millisecond))
 	}
+}
+
+// useHtpasswdCost rewrites the htpasswd Secret with bcrypt hashes of the same passwords at cost,
+// restarts the registry pods, and returns the function that puts the stack's file back (and
+// restarts again). Only the bench does this, to measure before and after in one run.
+func (b *bench) useHtpasswdCost(ctx context.Context, t *testing.T, cost int) func() {
+	f := b.f
+	orig, err := f.kube.secretValue(ctx, "registry-config", "htpasswd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, user := range f.s.accounts() {
+		h, err := bcrypt.GenerateFromPassword([]byte(f.out.Passwords[user]), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, user+":"+string(h))
+	}
+	set := func(file, label string) {
+		patch := fmt.Sprintf(`{"data":{"htpasswd":%q}}`, base64.StdEncoding.EncodeToString([]byte(file)))
+		if _, err := f.kube.ns(ctx, "patch", "secret", "registry-config", "--type", "merge", "-p", patch); err != nil {
+			t.Fatalf("patch htpasswd (%s): %v", label, err)
+		}
+		if _, err := f.kube.ns(ctx, "rollout", "restart", "deployment/"+f.out.DeploymentName); err != nil {
+			t.Fatalf("restart (%s): %v", label, err)
+		}
+		if err := f.kube.rolloutStatus(ctx, f.out.DeploymentName, readyTimeout); err != nil {
+			t.Fatal(err)
+		}
+		// Old pods keep answering through their preStop delay (8 s) after the rollout reports
+		// done; wait past it so every measured request meets the new file.
+		time.Sleep(10 * time.Second)
+		t.Logf("htpasswd %s, pods restarted", label)
+	}
+	set(strings.Join(lines, "\n")+"\n", fmt.Sprintf("at bcrypt cost %d", cost))
+	return func() { set(orig, "restored (the stack's)") }
 }
 
 // headKey names a sample series: state/path, with "-noauth" for the requests without credentials.

@@ -143,6 +143,17 @@ func (r *benchResults) markdown(failed bool) string {
 			w("| with credentials (200) / without (401: no password check, no lookup), cache warm, %s | %s | %s |\n", p,
 				ratio(percentile(warm, 50), percentile(noauth, 50)), ratio(percentile(warm, 99), percentile(noauth, 99)))
 		}
+		for _, p := range headPaths {
+			if c10 := h.Samples[headCost10+"/"+p]; len(c10) > 0 {
+				warm := h.pooledWarm(p)
+				w("| htpasswd bcrypt cost 10 (before) / the stack's cost 4, with credentials, %s | %s | %s |\n", p,
+					ratio(percentile(c10, 50), percentile(warm, 50)), ratio(percentile(c10, 99), percentile(warm, 99)))
+			}
+		}
+		if sl := h.SmallLayers; len(sl[headCost10+"/push"]) > 0 && len(sl[headWarm+"/push"]) > 0 {
+			w("| %d small layers, cost 10 / cost 4: push, pull (medians) | %s | %s |\n", smallLayerCount,
+				ratio(median(sl[headCost10+"/push"]), median(sl[headWarm+"/push"])), ratio(median(sl[headCost10+"/pull"]), median(sl[headWarm+"/pull"])))
+		}
 		w("\n")
 	}
 	if d := r.Data; d != nil && len(d.Samples) > 0 {
@@ -172,7 +183,7 @@ func (r *benchResults) markdown(failed bool) string {
 			"warm = cache on and every blob looked up once before; disabled = `cacheEnabled=false` + `pulumi up` (Redis removed); warm again = `cacheEnabled=true` + `pulumi up` (new Redis), a shorter drift check. "+
 			"The same requests without credentials are answered 401 before any password check or lookup: the round trip of the path itself.\n\n", h.Blobs)
 		w("| cache | path | request | n | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|---|\n")
-		for _, st := range []string{headWarm, headDisabled, headWarm2} {
+		for _, st := range []string{headWarm, headCost10, headDisabled, headWarm2} {
 			for _, auth := range []bool{true, false} {
 				for _, p := range headPaths {
 					k := headKey(st, p, auth)
@@ -185,14 +196,17 @@ func (r *benchResults) markdown(failed bool) string {
 						req = "same, no credentials → 401"
 					}
 					_, hi := minMax(xs)
-					w("| %s | %s | %s | %d | **%s** | %s | **%s** | %s | %d |\n", map[string]string{headWarm: "warm", headDisabled: "disabled", headWarm2: "warm again"}[st],
+					w("| %s | %s | %s | %d | **%s** | %s | **%s** | %s | %d |\n", map[string]string{headWarm: "warm", headCost10: "warm, htpasswd cost 10 (before)", headDisabled: "disabled", headWarm2: "warm again"}[st],
 						p, req, len(xs), f2(percentile(xs, 50)), f2(percentile(xs, 90)), f2(percentile(xs, 99)), f2(hi), h.Errors[k])
 				}
 			}
 		}
-		if sl := h.SmallLayers; len(sl["push"]) > 0 {
-			w("\nImage of %d layers of %d KiB through the Ingress, cache warm, %d rounds (fresh random layers each): push median **%.2f s** (%s), pull median **%.2f s** (%s).\n",
-				smallLayerCount, smallLayerBytes>>10, len(sl["push"]), median(sl["push"]), rangeOf(sl["push"], f2), median(sl["pull"]), rangeOf(sl["pull"], f2))
+		for _, st := range []string{headWarm, headCost10} {
+			if sl := h.SmallLayers; len(sl[st+"/push"]) > 0 {
+				w("\nImage of %d layers of %d KiB through the Ingress, cache warm, htpasswd cost %s, %d rounds (fresh random layers each): push median **%.2f s** (%s), pull median **%.2f s** (%s).\n",
+					smallLayerCount, smallLayerBytes>>10, map[string]string{headWarm: "4 (the stack's)", headCost10: "10 (before)"}[st], len(sl[st+"/push"]),
+					median(sl[st+"/push"]), rangeOf(sl[st+"/push"], f2), median(sl[st+"/pull"]), rangeOf(sl[st+"/pull"], f2))
+			}
 		}
 		for _, p := range headPaths {
 			auth, noauth := h.pooledWarm(p), h.Samples[headKey(headWarm, p, false)]

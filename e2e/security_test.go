@@ -852,6 +852,16 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 		return nil, err
 	}
 	for _, r := range res {
+		if r.Type == "random:index/randomPassword:RandomPassword" && strings.HasSuffix(r.URN, "::registry-htpasswd-salt") {
+			// The htpasswd salts' HMAC key lives only in the state: nowhere in the cluster either.
+			v, err := stateString(r.Outputs["result"])
+			if err != nil {
+				return nil, fmt.Errorf("result of %s in the exported state: %w", r.URN, err)
+			}
+			if err := add("htpasswd salt key", v); err != nil {
+				return nil, err
+			}
+		}
 		if r.Type == "tls:index/privateKey:PrivateKey" {
 			pemKey, err := stateString(r.Outputs["privateKeyPem"])
 			if err != nil || pemKey == "" {
