@@ -98,31 +98,10 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 	f.retire("password of "+acct+" before rotation", oldPass)
 	f.retire("bcrypt hash of "+acct+" before rotation", oldHash)
 
-	var lastOldOK, lastNewRefused time.Duration = -1, -1
-	steady := 0
-	err = poll(ctx, 90*time.Second, 200*time.Millisecond, func() (bool, error) {
-		oldCode, err1 := f.client.ping(ctx, false, acct, oldPass)
-		newCode, err2 := f.client.ping(ctx, false, acct, newPass)
-		if err1 != nil || err2 != nil {
-			steady = 0
-			return false, nil
-		}
-		since := time.Since(upDone)
-		if oldCode != http.StatusUnauthorized {
-			lastOldOK = since
-		}
-		if newCode != http.StatusOK {
-			lastNewRefused = since
-		}
-		if oldCode == http.StatusUnauthorized && newCode == http.StatusOK {
-			steady++
-		} else {
-			steady = 0
-		}
-		return steady >= 8, nil
-	})
-	if err != nil {
-		t.Errorf("account %s: the old password is not refused and the new one accepted consistently: %v", acct, err)
+	c := f.waitCutover(ctx, acct, oldPass, newPass, upDone)
+	lastOldOK, lastNewRefused := c.lastOldOK, c.lastNewRefused
+	if c.err != nil {
+		t.Errorf("account %s: the old password is not refused and the new one accepted consistently (errors %v): %v", acct, c.probeErrs, c.err)
 	}
 	if lastOldOK > rotationCutoverGrace || lastNewRefused > rotationCutoverGrace {
 		t.Errorf("account %s: cutover: old accepted %s, new refused %s after up; allowed %s", acct, durOrNever(lastOldOK), durOrNever(lastNewRefused), rotationCutoverGrace)

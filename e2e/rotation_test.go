@@ -229,38 +229,10 @@ func (f *fixture) stepRotatePassword(t *testing.T) {
 	time.Sleep(rotationCutoverGrace - time.Since(upDone))
 	pulls := startPullLoop(ctx, f.client, f.imgKeep, 100*time.Millisecond)
 	defer pulls.stop()
-	var probes, oldRefused, newAccepted, steady int
-	var lastOldOK, lastNewRefused time.Duration = -1, -1
-	var probeErrs []string
-	err = poll(ctx, 90*time.Second, 200*time.Millisecond, func() (bool, error) {
-		probes++
-		oldCode, err1 := f.client.ping(ctx, false, f.out.Username, oldPass)
-		newCode, err2 := f.client.ping(ctx, false, "", "")
-		since := time.Since(upDone)
-		if err := errors.Join(err1, err2); err != nil {
-			probeErrs = append(probeErrs, err.Error())
-			steady = 0
-			return false, nil
-		}
-		if oldCode == http.StatusUnauthorized {
-			oldRefused++
-		} else {
-			lastOldOK = since
-		}
-		if newCode == http.StatusOK {
-			newAccepted++
-		} else {
-			lastNewRefused = since
-		}
-		if oldCode == http.StatusUnauthorized && newCode == http.StatusOK {
-			steady++
-		} else {
-			steady = 0
-		}
-		return steady >= 8, nil
-	})
-	if err != nil {
-		t.Errorf("the old password is not refused and the new one accepted consistently after the rotation (errors %v): %v", probeErrs, err)
+	c := f.waitCutover(ctx, f.out.Username, oldPass, f.out.Password, upDone)
+	probes, oldRefused, newAccepted, lastOldOK, lastNewRefused := c.probes, c.oldRefused, c.newAccepted, c.lastOldOK, c.lastNewRefused
+	if c.err != nil {
+		t.Errorf("the old password is not refused and the new one accepted consistently after the rotation (errors %v): %v", c.probeErrs, c.err)
 	}
 	window := "immediately"
 	if lastOldOK >= 0 || lastNewRefused >= 0 {
@@ -299,6 +271,51 @@ func (f *fixture) stepRotatePassword(t *testing.T) {
 		window, probes, oldRefused, newAccepted, stats.line("pulls"))
 	t.Log(msg)
 	f.report.fact("%s", msg)
+}
+
+// cutover is what waitCutover saw of one account's password change.
+type cutover struct {
+	probes, oldRefused, newAccepted int
+	// lastOldOK / lastNewRefused: the last time after up the old password was accepted / the new
+	// one refused (-1: never).
+	lastOldOK, lastNewRefused time.Duration
+	probeErrs                 []string
+	err                       error // nil once 8 probes in a row saw old → 401 and new → 200
+}
+
+// waitCutover probes user's old and new password every 200 ms (up to 90 s) until 8 probes in a row
+// see the old one refused and the new one accepted.
+func (f *fixture) waitCutover(ctx context.Context, user, oldPass, newPass string, upDone time.Time) cutover {
+	c := cutover{lastOldOK: -1, lastNewRefused: -1}
+	steady := 0
+	c.err = poll(ctx, 90*time.Second, 200*time.Millisecond, func() (bool, error) {
+		c.probes++
+		oldCode, err1 := f.client.ping(ctx, false, user, oldPass)
+		newCode, err2 := f.client.ping(ctx, false, user, newPass)
+		since := time.Since(upDone)
+		if err := errors.Join(err1, err2); err != nil {
+			c.probeErrs = append(c.probeErrs, err.Error())
+			steady = 0
+			return false, nil
+		}
+		if oldCode == http.StatusUnauthorized {
+			c.oldRefused++
+		} else {
+			c.lastOldOK = since
+		}
+		if newCode == http.StatusOK {
+			c.newAccepted++
+		} else {
+			c.lastNewRefused = since
+		}
+		if oldCode == http.StatusUnauthorized && newCode == http.StatusOK {
+			steady++
+		} else {
+			steady = 0
+		}
+		return steady >= 8, nil
+	})
+	return c
 }
 
 func durOrNever(d time.Duration) string {
