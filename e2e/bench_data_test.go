@@ -9,6 +9,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -33,7 +34,7 @@ const (
 	varPF      = "pf"      // kubectl port-forward alone: the same bytes to/from nc in a pod
 	varDisk    = "disk"    // plain copy of the layer files on the registry's filesystem (+fsync) / read back (+sha256)
 	// From inside the cluster (no port-forward): benchpod in the pf pod.
-	varClusterIngress = "cluster-ingress" // -> the ingress controller's plain-HTTP entry point with the registry's Host
+	varClusterIngress = "cluster-ingress" // -> the ingress controller's HTTPS entry point with the registry's hostname (TLS verified)
 	varClusterSvc     = "cluster-svc"     // -> the registry Service (plain HTTP)
 )
 
@@ -526,24 +527,25 @@ func (p *pfProbe) pull(ctx context.Context, n, parallel int) error {
 	})
 }
 
-// clusterIngressAddr is the in-cluster host:port of the ingress controller's plain-HTTP entry
-// point (sandbox: Traefik's Service), or "" when unknown.
+// clusterIngressAddr is the in-cluster host:port of the ingress controller's HTTPS entry point
+// (sandbox: Traefik's Service), or "" when unknown. The registry is not served on plain HTTP.
 func (b *bench) clusterIngressAddr() string {
 	def := ""
 	if b.f.s.IngressClass == "traefik" {
-		def = "traefik.ingress.svc.cluster.local:80"
+		def = "traefik.ingress.svc.cluster.local:443"
 	}
 	return env("BENCH_CLUSTER_INGRESS_ADDR", def)
 }
 
 // clusterOp pushes fresh random layers or pulls im's layers from inside the cluster with
 // benchpod (the same protocol steps as the host client, Go net/http and sha256) in the pf pod, to
-// the registry Service or through the ingress controller's plain-HTTP entry point: the data path
-// without the port-forward. The time is measured by benchpod; the credentials go in on stdin.
+// the registry Service or through the ingress controller's HTTPS entry point (TLS verified against
+// the stack's CA): the data path without the port-forward. The time is measured by benchpod; the credentials go in on stdin.
 func (b *bench) clusterOp(ctx context.Context, variant, op string, im *fileImage, parallel int) (time.Duration, int64, error) {
 	args := []string{"/tmp/benchpod", "-mode", op, "-parallel", fmt.Sprint(parallel)}
 	if variant == varClusterIngress {
-		args = append(args, "-base", "http://"+b.f.s.Hostname, "-connect", b.clusterIngressAddr())
+		args = append(args, "-base", "https://"+b.f.s.Hostname, "-connect", b.clusterIngressAddr(),
+			"-ca-b64", base64.StdEncoding.EncodeToString([]byte(b.f.out.CACertPEM)))
 	} else {
 		args = append(args, "-base", fmt.Sprintf("http://%s.%s.svc.cluster.local:%d", b.f.out.ServiceName, b.f.s.Namespace, 5000))
 	}
@@ -637,7 +639,7 @@ func (b *bench) benchData(t *testing.T) {
 	variants := dataVariants
 	if b.clusterIngressAddr() == "" {
 		variants = []string{varIngress, varDirect, varPF, varClusterSvc, varDisk}
-		b.res.note("in-cluster runs through the ingress controller skipped: set BENCH_CLUSTER_INGRESS_ADDR (host:port of the controller's plain-HTTP Service port)")
+		b.res.note("in-cluster runs through the ingress controller skipped: set BENCH_CLUSTER_INGRESS_ADDR (host:port of the controller's HTTPS Service port)")
 	}
 	if err := b.installBenchPod(ctx); err != nil {
 		t.Fatal(err)

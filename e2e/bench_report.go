@@ -82,7 +82,7 @@ var dataLabels = map[string][2]string{
 	varDirect:         {"direct to one pod", "http → kubectl port-forward → one registry pod :5000 (same auth)"},
 	varPF:             {"port-forward alone", "the same bytes through kubectl port-forward to `nc` in a pod (no registry)"},
 	varDisk:           {"disk", "push: plain copy + fsync of the layer files on the registry's filesystem; pull: read back + sha256"},
-	varClusterIngress: {"in cluster → ingress", "benchpod (same Go client) in a pod → ingress controller's plain-HTTP entry point (Host: registry) → 2 replicas; no port-forward, no TLS; layers only (no manifest)"},
+	varClusterIngress: {"in cluster → ingress", "benchpod (same Go client) in a pod → ingress controller's HTTPS entry point (SNI: registry, TLS verified) → 2 replicas; no port-forward; layers only (no manifest)"},
 	varClusterSvc:     {"in cluster → Service", "benchpod in a pod → registry Service → one of 2 pods, http; no port-forward; layers only"},
 }
 
@@ -122,7 +122,7 @@ func (r *benchResults) markdown(failed bool) string {
 			{"port-forward alone / disk", varPF, varDisk},
 			{"Ingress / disk", varIngress, varDisk},
 			{"direct to one pod / in cluster → Service (the port-forward's share)", varDirect, varClusterSvc},
-			{"in cluster → ingress / in cluster → Service (the ingress controller's share, no TLS)", varClusterIngress, varClusterSvc},
+			{"in cluster → ingress / in cluster → Service (the ingress controller's share, with TLS)", varClusterIngress, varClusterSvc},
 			{"in cluster → Service / disk (the registry's own distance to the disk)", varClusterSvc, varDisk},
 		} {
 			w("| %s | %s | %s |\n", row[0], ratio(med(row[1], "push"), med(row[2], "push")), ratio(med(row[1], "pull"), med(row[2], "pull")))

@@ -7,7 +7,7 @@
 // credentials ("user:pass") come in on stdin.
 //
 //	benchpod -mode push -base http://registry.ns.svc.cluster.local:5000 -repo r -layers 4 -layer-bytes N -parallel 4
-//	benchpod -mode pull -base http://registry.e2e.test -connect traefik.ingress.svc.cluster.local:80 -repo r -blobs d1:size1,d2:size2
+//	benchpod -mode pull -base https://registry.e2e.test -connect traefik.ingress.svc.cluster.local:443 -ca-b64 <base64 PEM> -repo r -blobs d1:size1,d2:size2
 package main
 
 import (
@@ -16,6 +16,9 @@ import (
 	"context"
 	crand "crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -41,7 +44,8 @@ type client struct {
 
 func main() {
 	mode := flag.String("mode", "", "push or pull")
-	base := flag.String("base", "", "registry base URL (http)")
+	base := flag.String("base", "", "registry base URL (http, or https with -ca-b64)")
+	caB64 := flag.String("ca-b64", "", "https: base64 of the PEM CA certificate to trust (the stack's caCertPem)")
 	connect := flag.String("connect", "", "host:port to connect to instead of the base URL's host (ingress controller)")
 	repo := flag.String("repo", "", "repository")
 	layers := flag.Int("layers", 4, "push: number of layers")
@@ -50,13 +54,13 @@ func main() {
 	blobs := flag.String("blobs", "", "pull: digest:size,...")
 	timeout := flag.Duration("timeout", 10*time.Minute, "overall timeout")
 	flag.Parse()
-	if err := run(*mode, *base, *connect, *repo, *layers, *layerBytes, *parallel, *blobs, *timeout); err != nil {
+	if err := run(*mode, *base, *connect, *caB64, *repo, *layers, *layerBytes, *parallel, *blobs, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchpod:", err)
 		os.Exit(1)
 	}
 }
 
-func run(mode, base, connect, repo string, layers int, layerBytes int64, parallel int, blobs string, timeout time.Duration) error {
+func run(mode, base, connect, caB64, repo string, layers int, layerBytes int64, parallel int, blobs string, timeout time.Duration) error {
 	creds, err := bufio.NewReader(os.Stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read credentials: %w", err)
@@ -66,12 +70,21 @@ func run(mode, base, connect, repo string, layers int, layerBytes int64, paralle
 		return errors.New("stdin: want user:pass")
 	}
 	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "http" || repo == "" {
-		return fmt.Errorf("-base %q (http URL) and -repo are required", base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || repo == "" {
+		return fmt.Errorf("-base %q (http or https URL) and -repo are required", base)
 	}
 	target := u.Host
 	if !strings.Contains(target, ":") {
-		target += ":80"
+		target += map[string]string{"http": ":80", "https": ":443"}[u.Scheme]
+	}
+	var tlsConfig *tls.Config
+	if u.Scheme == "https" {
+		pemCA, err := base64.StdEncoding.DecodeString(caB64)
+		pool := x509.NewCertPool()
+		if err != nil || !pool.AppendCertsFromPEM(pemCA) {
+			return errors.New("https: -ca-b64 must be the base64 of a PEM CA certificate")
+		}
+		tlsConfig = &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	}
 	if connect != "" {
 		target = connect
@@ -82,6 +95,7 @@ func run(mode, base, connect, repo string, layers int, layerBytes int64, paralle
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return dialer.DialContext(ctx, network, target)
 		},
+		TLSClientConfig:     tlsConfig,
 		MaxIdleConnsPerHost: 16,
 	}
 	c := &client{base: u, hc: &http.Client{Transport: tr}, user: user, pass: pass}
