@@ -143,8 +143,8 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		Namespace:   namespace,
 		DNSNames:    cfg.DNSNames(),
 		IPAddresses: cfg.ExtraIPAddresses,
-		Generated:   tlsGenerated(cfg.TLS.Generated),
-		Secret:      tlsSecret(cfg.TLS.Secret),
+		Generated:   cfg.TLS.Generated,
+		Secret:      cfg.TLS.Secret,
 	}, k8s)
 	if err != nil {
 		return nil, err
@@ -245,19 +245,4 @@ func newRoute(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.Str
 		return &routeInfo{desc, gw.RouteName}, nil
 	}
 	return nil, fmt.Errorf("routing: no mode set")
-}
-
-// tlsGenerated and tlsSecret translate the validated TLS source into the component's args.
-func tlsGenerated(g *stackconfig.GeneratedTLS) *tlscert.Generated {
-	if g == nil {
-		return nil
-	}
-	return &tlscert.Generated{ValidityHours: g.ValidityHours}
-}
-
-func tlsSecret(s *stackconfig.SecretTLS) *tlscert.ExistingSecret {
-	if s == nil {
-		return nil
-	}
-	return &tlscert.ExistingSecret{Name: s.Name, CACertPEM: s.CACertPEM}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // CAValidityHours is the generated CA's lifetime (10 years): clients trust it once; the server
@@ -33,25 +34,12 @@ type TLSArgs struct {
 	DNSNames []string
 	// Optional: defaults to none. IP SANs of a generated certificate.
 	IPAddresses []string
-	// Generated makes a CA and a server certificate.
-	Generated *Generated
-	// Secret uses an existing kubernetes.io/tls Secret.
-	Secret *ExistingSecret
-}
-
-// Generated is the stack's own CA (ECDSA P-256, 10 years) and server certificate.
-type Generated struct {
-	// Optional: defaults to 8760 (one year). Lifetime of the server certificate; it is re-issued on
-	// the first `pulumi up --refresh` in its last tenth.
-	ValidityHours int
-}
-
-// ExistingSecret is a kubernetes.io/tls Secret in Namespace that the stack reads by name only.
-type ExistingSecret struct {
-	// Required: the Secret's name.
-	Name string
-	// Optional: defaults to empty. The CA certificate(s) clients should trust, as the user gave them.
-	CACertPEM string
+	// Generated makes the stack's own CA (ECDSA P-256, 10 years) and a server certificate valid
+	// ValidityHours (default 8760), re-issued on the first `pulumi up --refresh` in its last tenth.
+	Generated *stackconfig.GeneratedTLS
+	// Secret uses an existing kubernetes.io/tls Secret in Namespace, by name only; its CACertPEM
+	// (may be empty) is what clients should trust.
+	Secret *stackconfig.SecretTLS
 }
 
 // TLS is the server certificate of the registry's routes.
