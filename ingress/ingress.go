@@ -52,13 +52,9 @@ func (a *IngressArgs) withDefaults() (*IngressArgs, error) {
 		return nil, fmt.Errorf("ingress: Namespace, Hostnames, ClassName, TLSSecretName, ServiceName and ServicePort are required")
 	}
 	switch out.Controller {
-	case stackconfig.ControllerNginx, stackconfig.ControllerTraefik:
-	case stackconfig.ControllerOther:
-		if len(out.SourceRanges) > 0 {
-			// Validation refuses this unless the user enforces them elsewhere; never put an
-			// annotation on the Ingress that looks like protection and is not.
-			out.SourceRanges = nil
-		}
+	// With ControllerOther, Annotations adds nothing and no Middleware is made: source ranges
+	// there are refused by validation unless the user enforces them elsewhere.
+	case stackconfig.ControllerNginx, stackconfig.ControllerTraefik, stackconfig.ControllerOther:
 	default:
 		return nil, fmt.Errorf("ingress: unknown controller %q", out.Controller)
 	}
