@@ -83,15 +83,8 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 	}
 
 	data, err := storage.NewStorage(ctx, storageName, &storage.StorageArgs{
-		Namespace:        namespace,
-		Mode:             cfg.StorageMode,
-		VolumeSize:       cfg.PVSize,
-		ClaimSize:        cfg.PVCSize,
-		AccessMode:       cfg.StorageAccessMode,
-		HostPath:         cfg.StorageHostPath,
-		StorageClassName: cfg.StorageClassName,
-		VolumeName:       cfg.StorageVolumeName,
-		NodeName:         cfg.StorageNodeName,
+		Namespace:  namespace,
+		Filesystem: cfg.Storage.Filesystem,
 	}, k8s)
 	if err != nil {
 		return nil, err
@@ -118,18 +111,16 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 	}
 
 	regArgs := &registry.RegistryArgs{
-		Namespace:          namespace,
-		ClaimName:          data.ClaimName,
-		Image:              cfg.RegistryImage,
-		Replicas:           cfg.Replicas,
-		Accounts:           cfg.Accounts(),
-		LogLevel:           cfg.LogLevel,
-		ServiceType:        cfg.ServiceType,
-		FixVolumeOwnership: cfg.StorageMode == stackconfig.StorageHostPath,
-		CPURequest:         cfg.RegistryCPURequest,
-		MemoryRequest:      cfg.RegistryMemoryRequest,
-		MemoryLimit:        cfg.RegistryMemoryLimit,
-		CoLocate:           cfg.StorageAccessMode == "ReadWriteOnce",
+		Namespace:     namespace,
+		Storage:       data.Backend,
+		Image:         cfg.RegistryImage,
+		Replicas:      cfg.Replicas,
+		Accounts:      cfg.Accounts(),
+		LogLevel:      cfg.LogLevel,
+		ServiceType:   cfg.ServiceType,
+		CPURequest:    cfg.RegistryCPURequest,
+		MemoryRequest: cfg.RegistryMemoryRequest,
+		MemoryLimit:   cfg.RegistryMemoryLimit,
 	}
 	if cache != nil {
 		regArgs.CacheEnabled, regArgs.RedisAddr, regArgs.RedisPassword = true, cache.Address, cache.Password
@@ -164,7 +155,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		RegistryImage:    cfg.RegistryImage,
 		RegistryUID:      registry.UID,
 		ConfigSecretName: reg.ConfigSecretName,
-		ClaimName:        data.ClaimName,
+		Storage:          data.Backend,
 		KubectlImage:     cfg.GCKubectlImage,
 	}
 	if cache != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/storage"
 )
 
 //go:embed scripts/*.sh
@@ -58,12 +59,13 @@ type GCArgs struct {
 	ContainerName  string
 	// Required: selector of the registry pods (to wait until none is writable).
 	RegistrySelector map[string]string
-	// Required: registry image (runs the collector) and UID owning the data.
+	// Required: registry image (runs the collector) and the UID it runs as.
 	RegistryImage string
 	RegistryUID   int
-	// Required: the Secret holding the registry's config.yml, and the data claim.
+	// Required: the Secret holding the registry's config.yml.
 	ConfigSecretName pulumi.StringInput
-	ClaimName        pulumi.StringInput
+	// Required: the registry's storage, which the collector mounts and reaches as the registry does.
+	Storage *storage.Backend
 	// Optional: defaults to false. When true the Redis cache at RedisHost:RedisPort is flushed.
 	CacheEnabled bool
 	// Required when CacheEnabled: Redis Service host, port, image, and the Secret/key of its password.
@@ -86,10 +88,10 @@ type GC struct {
 
 func (a *GCArgs) withDefaults() (*GCArgs, error) {
 	out := *a
-	if out.Namespace == nil || out.DeploymentName == nil || out.ConfigSecretName == nil || out.ClaimName == nil ||
+	if out.Namespace == nil || out.DeploymentName == nil || out.ConfigSecretName == nil || out.Storage == nil ||
 		out.ContainerName == "" || len(out.RegistrySelector) == 0 || out.RegistryImage == "" || out.RegistryUID == 0 {
 		return nil, fmt.Errorf("gc: Namespace, DeploymentName, ContainerName, RegistrySelector, RegistryImage, " +
-			"RegistryUID, ConfigSecretName and ClaimName are required")
+			"RegistryUID, ConfigSecretName and Storage are required")
 	}
 	if out.CacheEnabled && (out.RedisHost == nil || out.RedisPort == 0 || out.RedisImage == "" ||
 		out.RedisPasswordSecret == nil || out.RedisPasswordKey == "") {
@@ -269,7 +271,7 @@ func PodSpec(a *GCArgs, selfSelector map[string]string, serviceAccount, scriptsC
 		return &corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path), ReadOnly: pulumi.Bool(readOnly)}
 	}
 	// script is the file name in scriptsDir followed by its arguments.
-	step := func(name, image string, script []string, uid int, env corev1.EnvVarArray, mounts ...*corev1.VolumeMountArgs) *corev1.ContainerArgs {
+	step := func(name, image string, script []string, uid int, env corev1.EnvVarArray, mounts ...corev1.VolumeMountInput) *corev1.ContainerArgs {
 		sc := kube.ContainerSecurityContext()
 		sc.RunAsUser, sc.RunAsGroup = pulumi.Int(uid), pulumi.Int(uid)
 		vm := corev1.VolumeMountArray{mount("scripts", scriptsDir, true), mount("status", statusDir, false), mount("tmp", "/tmp", false)}
@@ -307,12 +309,11 @@ func PodSpec(a *GCArgs, selfSelector map[string]string, serviceAccount, scriptsC
 		inits = append(inits, pull("pull-redis-image", a.RedisImage, redisUID, "redis-cli", "--version"))
 	}
 	inits = append(inits, step("enter-read-only", a.KubectlImage, []string{"maintenance.sh", "enter"}, kubectlUID, kubectlEnv))
-	collect := step("garbage-collect", a.RegistryImage, []string{"collect.sh"}, a.RegistryUID, corev1.EnvVarArray{
+	collect := step("garbage-collect", a.RegistryImage, []string{"collect.sh"}, a.RegistryUID, append(corev1.EnvVarArray{
 		&corev1.EnvVarArgs{Name: pulumi.String("CONFIG"), Value: pulumi.String(configDir + "/config.yml")},
-		&corev1.EnvVarArgs{Name: pulumi.String("DATA_DIR"), Value: pulumi.String("/var/lib/registry")},
 		&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
 		&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
-	}, mount("config", configDir, true), mount("data", "/var/lib/registry", false))
+	}, a.Storage.Env...), append(corev1.VolumeMountArray{mount("config", configDir, true)}, a.Storage.Mounts...)...)
 	// The collector holds the whole manifest graph in memory.
 	collect.Resources = kube.Resources("50m", "64Mi", "1Gi")
 	inits = append(inits, collect)
@@ -327,34 +328,38 @@ func PodSpec(a *GCArgs, selfSelector map[string]string, serviceAccount, scriptsC
 		}))
 	}
 
-	return &corev1.PodSpecArgs{
+	volumes := corev1.VolumeArray{
+		&corev1.VolumeArgs{Name: pulumi.String("scripts"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
+			Name: scriptsConfigMap, DefaultMode: pulumi.Int(0o555),
+		}},
+		&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
+			SecretName: a.ConfigSecretName, DefaultMode: pulumi.Int(0o440),
+		}},
+	}
+	volumes = append(volumes, a.Storage.Volumes...)
+	volumes = append(volumes,
+		&corev1.VolumeArgs{Name: pulumi.String("status"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
+		&corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
+	)
+	spec := &corev1.PodSpecArgs{
 		ServiceAccountName: serviceAccount,
 		RestartPolicy:      pulumi.String("Never"),
 		EnableServiceLinks: pulumi.Bool(false),
 		SecurityContext:    kube.PodSecurityContext(a.RegistryUID),
-		// The data claim may be ReadWriteOnce (attached to the registry pods' node): run beside a
+		InitContainers:     inits,
+		Containers:         corev1.ContainerArray{step("restore-writes", a.KubectlImage, []string{"restore.sh"}, kubectlUID, kubectlEnv)},
+		Volumes:            volumes,
+	}
+	if a.Storage.CoLocate {
+		// The data claim is ReadWriteOnce (attached to the registry pods' node): run beside a
 		// registry pod. Elsewhere the pod would wait for an attach that never comes, and block
 		// every later run (Forbid). Unschedulable means pending before step 1: writes unaffected.
-		Affinity: &corev1.AffinityArgs{PodAffinity: &corev1.PodAffinityArgs{
+		spec.Affinity = &corev1.AffinityArgs{PodAffinity: &corev1.PodAffinityArgs{
 			RequiredDuringSchedulingIgnoredDuringExecution: corev1.PodAffinityTermArray{&corev1.PodAffinityTermArgs{
 				TopologyKey:   pulumi.String("kubernetes.io/hostname"),
 				LabelSelector: &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(a.RegistrySelector)},
 			}},
-		}},
-		InitContainers: inits,
-		Containers:     corev1.ContainerArray{step("restore-writes", a.KubectlImage, []string{"restore.sh"}, kubectlUID, kubectlEnv)},
-		Volumes: corev1.VolumeArray{
-			&corev1.VolumeArgs{Name: pulumi.String("scripts"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
-				Name: scriptsConfigMap, DefaultMode: pulumi.Int(0o555),
-			}},
-			&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
-				SecretName: a.ConfigSecretName, DefaultMode: pulumi.Int(0o440),
-			}},
-			&corev1.VolumeArgs{Name: pulumi.String("data"), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{
-				ClaimName: a.ClaimName,
-			}},
-			&corev1.VolumeArgs{Name: pulumi.String("status"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
-			&corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
-		},
+		}}
 	}
+	return spec
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/storage"
 )
 
 const (
@@ -37,7 +39,7 @@ func gcArgs(cache bool) *GCArgs {
 		RegistryImage:    "registry:3.1.2",
 		RegistryUID:      1000,
 		ConfigSecretName: pulumi.String("registry-config"),
-		ClaimName:        pulumi.String("registry-data"),
+		Storage:          storage.FilesystemBackend(pulumi.String("registry-data"), &stackconfig.FilesystemStorage{Mode: "dynamic", AccessMode: "ReadWriteOnce"}),
 		KubectlImage:     "registry.k8s.io/kubectl:v1.33.13",
 	}
 	if cache {
@@ -404,7 +406,7 @@ func TestStepEnvironmentValues(t *testing.T) {
 		}
 	}
 	collect := env(byName["garbage-collect"])
-	if collect["CONFIG"] != "/etc/distribution/config.yml" || collect["DATA_DIR"] != "/var/lib/registry" || collect["OTEL_TRACES_EXPORTER"] != "none" {
+	if collect["CONFIG"] != "/etc/distribution/config.yml" || collect["STATUS_DIR"] != "/status" || collect["OTEL_TRACES_EXPORTER"] != "none" {
 		t.Errorf("garbage-collect env = %v", collect)
 	}
 	flush := env(byName["flush-cache"])
@@ -690,7 +692,8 @@ func TestGCPodRunsBesideTheRegistry(t *testing.T) {
 	a, err := (&GCArgs{
 		Namespace: pulumi.String("ns"), DeploymentName: pulumi.String("registry"), ContainerName: "registry",
 		RegistrySelector: map[string]string{"app.kubernetes.io/name": "registry"}, RegistryImage: "registry:3.1.2",
-		RegistryUID: 1000, ConfigSecretName: pulumi.String("cfg"), ClaimName: pulumi.String("data"),
+		RegistryUID: 1000, ConfigSecretName: pulumi.String("cfg"),
+		Storage: storage.FilesystemBackend(pulumi.String("data"), &stackconfig.FilesystemStorage{Mode: "dynamic", AccessMode: "ReadWriteOnce"}),
 	}).withDefaults()
 	if err != nil {
 		t.Fatal(err)

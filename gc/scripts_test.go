@@ -21,6 +21,8 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 
 	"github.com/regstack/registry-stack/registry"
+	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/storage"
 )
 
 // fakeLib is sourced text shared by the fakes.
@@ -80,11 +82,10 @@ esac
 echo "fake kubectl: unexpected call: $*" >&2
 exit 97
 `,
-	// Records whether the repositories directory existed when the collector started.
+	// FAKE_REGISTRY_OUT is what the collector prints (as the real one, without a final newline).
 	"registry": `log_argv registry "$@"
 if [ "$*" = --version ]; then echo "registry github.com/distribution/distribution/v3 v3.1.2"; exit 0; fi
-if [ -d "$DATA_DIR/docker/registry/v2/repositories" ]; then r=yes; else r=no; fi
-log_argv registry:repositories-dir "$r"
+printf '%s' "${FAKE_REGISTRY_OUT:-}" >&2
 exit "${FAKE_REGISTRY_RC:-0}"
 `,
 	// FAKE_REDIS_REPLIES: replies per call, separated by '|'.
@@ -162,7 +163,6 @@ func newSandbox(t *testing.T, sh shell) *sandbox {
 		"STATUS_DIR":      s.path("status"),
 		"CACHE_ENABLED":   "true",
 		"CONFIG":          s.path("config/config.yml"),
-		"DATA_DIR":        s.path("data"),
 		"REDIS_HOST":      "registry-redis",
 		"REDIS_PORT":      "6379",
 		"REDISCLI_AUTH":   "redis-pass",
@@ -268,41 +268,40 @@ func TestScriptsParse(t *testing.T) {
 
 func TestCollect(t *testing.T) {
 	for _, sh := range shells(t) {
-		for _, rc := range []int{0, 1, 3} {
-			t.Run(fmt.Sprintf("%s/registry exits %d", sh.name, rc), func(t *testing.T) {
+		for _, c := range []struct {
+			name, out string
+			rc, want  int
+		}{
+			{"success", "mark-and-sweep done\n", 0, 0},
+			{"failure", "failed to garbage collect: failed to mark: s3aws: AccessDenied", 1, 1},
+			{"other exit code", "", 3, 3},
+			// The messages of distribution v3.1.2 on a storage that never held an image.
+			{"empty filesystem", "failed to garbage collect: failed to mark: filesystem: Path not found: /docker/registry/v2/repositories", 1, 0},
+			{"empty bucket", "failed to garbage collect: failed to mark: s3aws: Path not found: /docker/registry/v2/repositories", 1, 0},
+			{"no blobs yet", "failed to garbage collect: error enumerating blobs: s3aws: Path not found: /docker/registry/v2/blobs", 1, 0},
+			// Anything deeper is a real inconsistency, not an empty registry.
+			{"missing manifest", "failed to garbage collect: failed to mark: s3aws: Path not found: /docker/registry/v2/repositories/a/_manifests", 1, 1},
+			{"missing root named by another error", "failed to garbage collect: failed to delete blob x: s3aws: Path not found: /docker/registry/v2/blobs", 1, 1},
+		} {
+			t.Run(sh.name+"/"+c.name, func(t *testing.T) {
 				s := newSandbox(t, sh)
-				code, out := s.script("collect.sh", map[string]string{"FAKE_REGISTRY_RC": fmt.Sprint(rc)})
+				code, out := s.script("collect.sh", map[string]string{"FAKE_REGISTRY_RC": fmt.Sprint(c.rc), "FAKE_REGISTRY_OUT": c.out})
 				if code != 0 {
 					t.Errorf("collect.sh exited %d, want 0 always (the restore step must run)\n%s", code, out)
 				}
-				if got := s.status("gc"); got != fmt.Sprint(rc) {
-					t.Errorf("status gc = %q, want the collector's exit code %d", got, rc)
+				if got := s.status("gc"); got != fmt.Sprint(c.want) {
+					t.Errorf("status gc = %q, want %d\n%s", got, c.want, out)
 				}
-				calls := s.calls("registry", "registry:repositories-dir")
-				want := [][]string{
-					{"registry", "garbage-collect", "--delete-untagged", s.path("config/config.yml")},
-					{"registry:repositories-dir", "yes"},
+				if !strings.Contains(out, strings.TrimSuffix(c.out, "\n")) {
+					t.Errorf("the collector's output is not shown:\n%s", out)
 				}
+				calls := s.calls("registry")
+				want := [][]string{{"registry", "garbage-collect", "--delete-untagged", s.path("config/config.yml")}}
 				if fmt.Sprint(calls) != fmt.Sprint(want) {
-					t.Errorf("calls = %q, want %q (the repositories directory must exist before the collector runs, "+
-						"or it fails on an empty registry with \"Path not found\")", calls, want)
+					t.Errorf("calls = %q, want %q", calls, want)
 				}
 			})
 		}
-		t.Run(sh.name+"/data directory not writable", func(t *testing.T) {
-			s := newSandbox(t, sh)
-			s.write("not-a-dir", "", 0o644)
-			code, out := s.script("collect.sh", map[string]string{"DATA_DIR": s.path("not-a-dir")})
-			if code != 0 {
-				t.Errorf("collect.sh exited %d, want 0\n%s", code, out)
-			}
-			if got := s.status("gc"); got != "1" {
-				t.Errorf("status gc = %q, want 1", got)
-			}
-			if calls := s.calls("registry"); len(calls) != 0 {
-				t.Errorf("the collector ran without its repositories directory: %q", calls)
-			}
-		})
 	}
 }
 
@@ -724,7 +723,8 @@ func TestEnterPatchMakesTheRegistryReadOnly(t *testing.T) {
 		t.Errorf("the patch targets container %v, the registry's is %s", ctr["name"], registry.ContainerName)
 	}
 	name, value := e["name"].(string), e["value"].(string)
-	raw, err := registry.RenderConfig(registry.ConfigInput{LogLevel: "info", HTTPSecret: "s", RedisAddr: "redis:6379", RedisPassword: "p", CacheEnabled: true})
+	raw, err := registry.RenderConfig(registry.ConfigInput{LogLevel: "info",
+		Storage: storage.FilesystemBackend(nil, &stackconfig.FilesystemStorage{Mode: stackconfig.StorageHostPath}), HTTPSecret: "s", RedisAddr: "redis:6379", RedisPassword: "p", CacheEnabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}

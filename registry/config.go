@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/regstack/registry-stack/storage"
 )
 
 // Paths and ports inside the registry pod.
@@ -11,7 +13,6 @@ const (
 	ConfigDir    = "/etc/distribution"
 	ConfigFile   = ConfigDir + "/config.yml"
 	HtpasswdFile = ConfigDir + "/htpasswd"
-	DataDir      = "/var/lib/registry"
 	Port         = 5000
 	DebugPort    = 5001
 	MetricsPath  = "/metrics"
@@ -19,7 +20,9 @@ const (
 
 // ConfigInput is what the rendered config.yml depends on.
 type ConfigInput struct {
-	LogLevel      string
+	LogLevel string
+	// Storage supplies the storage driver and its parameters.
+	Storage       *storage.Backend
 	HTTPSecret    string
 	RedisAddr     string
 	RedisPassword string
@@ -49,11 +52,18 @@ type logConfig struct {
 	} `yaml:"accesslog"`
 }
 
+// storageConfig is the storage section: one driver's parameters (inlined under the driver's
+// name) beside the driver-independent keys.
 type storageConfig struct {
-	Filesystem  map[string]string `yaml:"filesystem"`
-	Delete      map[string]bool   `yaml:"delete"`
-	Cache       map[string]string `yaml:"cache,omitempty"`
-	Maintenance maintenanceConfig `yaml:"maintenance"`
+	Driver      map[string]map[string]any `yaml:",inline"`
+	Delete      map[string]bool           `yaml:"delete"`
+	Redirect    *redirectConfig           `yaml:"redirect,omitempty"`
+	Cache       map[string]string         `yaml:"cache,omitempty"`
+	Maintenance maintenanceConfig         `yaml:"maintenance"`
+}
+
+type redirectConfig struct {
+	Disable bool `yaml:"disable"`
 }
 
 type maintenanceConfig struct {
@@ -120,6 +130,9 @@ type storageDriverHealth struct {
 
 // RenderConfig renders the registry's whole config.yml.
 func RenderConfig(in ConfigInput) (string, error) {
+	if in.Storage == nil || in.Storage.Driver == "" {
+		return "", fmt.Errorf("render registry config: a storage driver is required")
+	}
 	cfg := fileConfig{
 		Version: "0.1",
 		Log: logConfig{
@@ -128,8 +141,8 @@ func RenderConfig(in ConfigInput) (string, error) {
 			Fields:    map[string]string{"service": "registry"},
 		},
 		Storage: storageConfig{
-			Filesystem: map[string]string{"rootdirectory": DataDir},
-			Delete:     map[string]bool{"enabled": true},
+			Driver: map[string]map[string]any{in.Storage.Driver: in.Storage.Parameters},
+			Delete: map[string]bool{"enabled": true},
 			Maintenance: maintenanceConfig{UploadPurging: uploadPurging{
 				// Abandoned uploads are removed after a week; a live upload never lasts that long.
 				Enabled: true, Age: "168h", Interval: "24h",
@@ -149,6 +162,9 @@ func RenderConfig(in ConfigInput) (string, error) {
 			},
 		},
 		Health: healthConfig{StorageDriver: storageDriverHealth{Enabled: true, Interval: "10s", Threshold: 3}},
+	}
+	if in.Storage.Redirect != nil {
+		cfg.Storage.Redirect = &redirectConfig{Disable: !*in.Storage.Redirect}
 	}
 	if in.CacheEnabled {
 		cfg.Storage.Cache = map[string]string{"blobdescriptor": "redis"}

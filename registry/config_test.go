@@ -18,10 +18,17 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	goredis "github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
+
+	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/storage"
 )
+
+// fsStorage is the filesystem driver of the default stack.
+var fsStorage = storage.FilesystemBackend(nil, &stackconfig.FilesystemStorage{Mode: stackconfig.StorageHostPath, AccessMode: "ReadWriteOnce"})
 
 var cacheInput = ConfigInput{
 	LogLevel:      "debug",
+	Storage:       fsStorage,
 	HTTPSecret:    "shared-http-secret",
 	RedisAddr:     "registry-redis:6379",
 	RedisPassword: "redis-pass",
@@ -68,7 +75,7 @@ func TestRenderedConfigValuesReachTheRegistry(t *testing.T) {
 		{"log.formatter", cfg.Log.Formatter, "text"},
 		{"log.fields.service", cfg.Log.Fields["service"], "registry"},
 		{"storage type", cfg.Storage.Type(), "filesystem"},
-		{"storage.filesystem.rootdirectory", param(cfg.Storage["filesystem"], "rootdirectory"), DataDir},
+		{"storage.filesystem.rootdirectory", param(cfg.Storage["filesystem"], "rootdirectory"), storage.DataDir},
 		{"storage.delete.enabled", param(cfg.Storage["delete"], "enabled"), true},
 		{"storage.cache.blobdescriptor", param(cfg.Storage["cache"], "blobdescriptor"), "redis"},
 		{"storage.maintenance.uploadpurging.enabled", param(cfg.Storage["maintenance"], "uploadpurging", "enabled"), true},
@@ -210,7 +217,7 @@ func TestCacheDisabledConfigHasNoRedis(t *testing.T) {
 	if strings.Contains(raw, "must-not-appear") {
 		t.Error("the Redis password is rendered although the cache is disabled")
 	}
-	if cfg.HTTP.Secret != "shared-http-secret" || param(cfg.Storage["filesystem"], "rootdirectory") != DataDir {
+	if cfg.HTTP.Secret != "shared-http-secret" || param(cfg.Storage["filesystem"], "rootdirectory") != storage.DataDir {
 		t.Errorf("disabling the cache changed unrelated settings:\n%s", raw)
 	}
 }

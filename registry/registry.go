@@ -17,6 +17,7 @@ import (
 
 	"github.com/regstack/registry-stack/internal/htpasswd"
 	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/storage"
 )
 
 const (
@@ -36,8 +37,8 @@ const (
 type RegistryArgs struct {
 	// Required: namespace of every object.
 	Namespace pulumi.StringInput
-	// Required: the PersistentVolumeClaim holding the images.
-	ClaimName pulumi.StringInput
+	// Required: where the images are (volumes, driver config, credentials, placement).
+	Storage *storage.Backend
 	// Optional: defaults to "registry:3.1.2". Must be distribution v3 (config at /etc/distribution).
 	Image string
 	// Optional: defaults to 2.
@@ -55,18 +56,12 @@ type RegistryArgs struct {
 	RedisAddr pulumi.StringInput
 	// Required when CacheEnabled: the Redis password (secret).
 	RedisPassword pulumi.StringInput
-	// Optional: defaults to false. Adds a root init container that chowns the data directory:
-	// hostPath volumes are created root-owned and ignore fsGroup.
-	FixVolumeOwnership bool
 	// Optional: defaults to "100m".
 	CPURequest string
 	// Optional: defaults to "128Mi".
 	MemoryRequest string
 	// Optional: defaults to "1Gi".
 	MemoryLimit string
-	// Optional: defaults to false. Schedules every replica on one node (required pod affinity)
-	// instead of spreading them: a ReadWriteOnce volume attaches to one node only.
-	CoLocate bool
 }
 
 // Registry is the registry Deployment and everything it needs.
@@ -89,8 +84,8 @@ type Registry struct {
 
 func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 	out := *a
-	if out.Namespace == nil || out.ClaimName == nil {
-		return nil, fmt.Errorf("registry: Namespace and ClaimName are required")
+	if out.Namespace == nil || out.Storage == nil {
+		return nil, fmt.Errorf("registry: Namespace and Storage are required")
 	}
 	if out.CacheEnabled && (out.RedisAddr == nil || out.RedisPassword == nil) {
 		return nil, fmt.Errorf("registry: RedisAddr and RedisPassword are required when CacheEnabled")
@@ -194,6 +189,7 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	rendered := pulumi.All(httpSecret.Result, redisAddr, redisPassword).ApplyT(func(v []any) (string, error) {
 		return RenderConfig(ConfigInput{
 			LogLevel:      a.LogLevel,
+			Storage:       a.Storage,
 			HTTPSecret:    v[0].(string),
 			RedisAddr:     v[1].(string),
 			RedisPassword: v[2].(string),
@@ -316,6 +312,11 @@ func PodSelector(name string) map[string]string {
 
 // PodSpec is the registry pod.
 func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[string]string) *corev1.PodSpecArgs {
+	volumes := corev1.VolumeArray{&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
+		SecretName: configSecretName, DefaultMode: pulumi.Int(0o440),
+	}}}
+	volumes = append(volumes, a.Storage.Volumes...)
+	volumes = append(volumes, &corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}})
 	spec := &corev1.PodSpecArgs{
 		// A Service named "registry" would inject REGISTRY_* variables, which the registry reads
 		// as configuration overrides.
@@ -323,19 +324,13 @@ func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[
 		AutomountServiceAccountToken:  pulumi.Bool(false),
 		TerminationGracePeriodSeconds: pulumi.Int(terminationGracePeriodSeconds),
 		SecurityContext:               kube.PodSecurityContext(UID),
+		InitContainers:                a.Storage.InitContainers(a.Image, UID),
 		Containers:                    corev1.ContainerArray{Container(a)},
-		Volumes: corev1.VolumeArray{
-			&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
-				SecretName: configSecretName, DefaultMode: pulumi.Int(0o440),
-			}},
-			&corev1.VolumeArgs{Name: pulumi.String("data"), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{
-				ClaimName: a.ClaimName,
-			}},
-			&corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
-		},
+		Volumes:                       volumes,
 	}
 	sameNode := &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(selector)}
-	if a.CoLocate {
+	if a.Storage.CoLocate {
+		// A ReadWriteOnce volume attaches to one node only.
 		// The first replica matches its own term, so it schedules; the others follow it.
 		spec.Affinity = &corev1.AffinityArgs{PodAffinity: &corev1.PodAffinityArgs{
 			RequiredDuringSchedulingIgnoredDuringExecution: corev1.PodAffinityTermArray{&corev1.PodAffinityTermArgs{
@@ -350,9 +345,6 @@ func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[
 			LabelSelector:     sameNode,
 		}}
 	}
-	if a.FixVolumeOwnership {
-		spec.InitContainers = corev1.ContainerArray{VolumeOwnershipContainer(a.Image, DataDir)}
-	}
 	return spec
 }
 
@@ -365,10 +357,10 @@ func Container(a *RegistryArgs) *corev1.ContainerArgs {
 		Image:           pulumi.String(a.Image),
 		ImagePullPolicy: pulumi.String("IfNotPresent"),
 		Command:         pulumi.ToStringArray([]string{"registry", "serve", ConfigFile}),
-		Env: corev1.EnvVarArray{
+		Env: append(corev1.EnvVarArray{
 			// v3 exports traces to localhost:4318 by default and logs an error every few seconds.
 			&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
-		},
+		}, a.Storage.Env...),
 		Ports: corev1.ContainerPortArray{
 			&corev1.ContainerPortArgs{Name: pulumi.String("http"), ContainerPort: pulumi.Int(Port)},
 			&corev1.ContainerPortArgs{Name: pulumi.String("debug"), ContainerPort: pulumi.Int(DebugPort)},
@@ -393,36 +385,10 @@ func Container(a *RegistryArgs) *corev1.ContainerArgs {
 		}},
 		Resources:       kube.Resources(a.CPURequest, a.MemoryRequest, a.MemoryLimit),
 		SecurityContext: kube.ContainerSecurityContext(),
-		VolumeMounts: corev1.VolumeMountArray{
+		VolumeMounts: append(append(corev1.VolumeMountArray{
 			&corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String(ConfigDir), ReadOnly: pulumi.Bool(true)},
-			&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(DataDir)},
+		}, a.Storage.Mounts...),
 			&corev1.VolumeMountArgs{Name: pulumi.String("tmp"), MountPath: pulumi.String("/tmp")},
-		},
-	}
-}
-
-// VolumeOwnershipContainer hands the data directory to UID. It is the one container that runs as
-// root, with CHOWN as its only capability; it never touches the contents.
-func VolumeOwnershipContainer(image, dir string) *corev1.ContainerArgs {
-	return &corev1.ContainerArgs{
-		Name:            pulumi.String("volume-ownership"),
-		Image:           pulumi.String(image),
-		ImagePullPolicy: pulumi.String("IfNotPresent"),
-		Command:         pulumi.ToStringArray([]string{"chown", fmt.Sprintf("%d:%d", UID, UID), dir}),
-		Resources:       kube.Resources("10m", "16Mi", "64Mi"),
-		SecurityContext: &corev1.SecurityContextArgs{
-			RunAsUser:                pulumi.Int(0),
-			RunAsNonRoot:             pulumi.Bool(false),
-			AllowPrivilegeEscalation: pulumi.Bool(false),
-			ReadOnlyRootFilesystem:   pulumi.Bool(true),
-			Capabilities: &corev1.CapabilitiesArgs{
-				Drop: pulumi.ToStringArray([]string{"ALL"}),
-				Add:  pulumi.ToStringArray([]string{"CHOWN"}),
-			},
-			SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
-		},
-		VolumeMounts: corev1.VolumeMountArray{
-			&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(dir)},
-		},
+		),
 	}
 }

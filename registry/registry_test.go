@@ -12,6 +12,8 @@ import (
 
 	"github.com/regstack/registry-stack/internal/htpasswd"
 	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/storage"
 )
 
 const (
@@ -23,11 +25,16 @@ const (
 	tRegistry   = "registry-stack:index:Registry"
 )
 
+// fsBackend is the storage of a filesystem claim registry-data provisioned in mode with access.
+func fsBackend(mode, access string) *storage.Backend {
+	return storage.FilesystemBackend(pulumi.String("registry-data"), &stackconfig.FilesystemStorage{Mode: mode, AccessMode: access})
+}
+
 // args are fixed inputs for NewRegistry; each call returns a fresh copy.
 func args() *RegistryArgs {
 	return &RegistryArgs{
 		Namespace:     pulumi.String("images"),
-		ClaimName:     pulumi.String("registry-data"),
+		Storage:       fsBackend(stackconfig.StorageDynamic, "ReadWriteMany"),
 		Image:         "registry:3.1.2",
 		Replicas:      2,
 		Accounts:      []string{"admin"},
@@ -113,7 +120,7 @@ func TestContainer(t *testing.T) {
 			t.Error("config mounted writable")
 		}
 	}
-	for path, vol := range map[string]string{ConfigDir: "config", DataDir: "data", "/tmp": "tmp"} {
+	for path, vol := range map[string]string{ConfigDir: "config", storage.DataDir: "data", "/tmp": "tmp"} {
 		if mounts[path] != vol {
 			t.Errorf("mount %s = volume %q, want %q (mounts: %v)", path, mounts[path], vol, mounts)
 		}
@@ -184,14 +191,16 @@ func TestPodSpec(t *testing.T) {
 
 func TestVolumeOwnershipContainer(t *testing.T) {
 	for _, fix := range []bool{false, true} {
-		t.Run(fmt.Sprint("FixVolumeOwnership=", fix), func(t *testing.T) {
+		t.Run(fmt.Sprint("hostPath=", fix), func(t *testing.T) {
 			a := args()
-			a.FixVolumeOwnership = fix
+			if fix {
+				a.Storage = fsBackend(stackconfig.StorageHostPath, "ReadWriteOnce")
+			}
 			dep := runRegistry(t, "registry", a).Get(t, tDeployment, "registry")
 			inits, _ := dep.Lookup("spec", "template", "spec", "initContainers").([]any)
 			if !fix {
 				if len(inits) != 0 {
-					t.Errorf("init containers %v without FixVolumeOwnership: no root container wanted", inits)
+					t.Errorf("init containers %v without a hostPath volume: no root container wanted", inits)
 				}
 				return
 			}
@@ -207,13 +216,13 @@ func TestVolumeOwnershipContainer(t *testing.T) {
 			}{
 				{[]any{"name"}, "volume-ownership"},
 				{[]any{"image"}, "registry:3.1.2"},
-				{[]any{"command"}, []any{"chown", fmt.Sprintf("%d:%d", UID, UID), DataDir}},
+				{[]any{"command"}, []any{"chown", fmt.Sprintf("%d:%d", UID, UID), storage.DataDir}},
 				{[]any{"securityContext", "capabilities", "add"}, []any{"CHOWN"}},
 				{[]any{"securityContext", "capabilities", "drop"}, []any{"ALL"}},
 				{[]any{"securityContext", "allowPrivilegeEscalation"}, false},
 				{[]any{"securityContext", "readOnlyRootFilesystem"}, true},
 				{[]any{"securityContext", "privileged"}, nil},
-				{[]any{"volumeMounts"}, []any{map[string]any{"name": "data", "mountPath": DataDir}}},
+				{[]any{"volumeMounts"}, []any{map[string]any{"name": "data", "mountPath": storage.DataDir}}},
 			} {
 				if got := c(e.path...); fmt.Sprint(got) != fmt.Sprint(e.want) {
 					t.Errorf("volume-ownership %v = %v, want %v", e.path, got, e.want)
@@ -429,7 +438,7 @@ func TestInvalidArgsRegisterNothing(t *testing.T) {
 		{"negative replicas", func(a *RegistryArgs) { a.Replicas = -1 }},
 		{"cache without address", func(a *RegistryArgs) { a.RedisAddr = nil }},
 		{"cache without password", func(a *RegistryArgs) { a.RedisPassword = nil }},
-		{"no claim", func(a *RegistryArgs) { a.ClaimName = nil }},
+		{"no storage", func(a *RegistryArgs) { a.Storage = nil }},
 		{"no namespace", func(a *RegistryArgs) { a.Namespace = nil }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -452,7 +461,8 @@ func TestInvalidArgsRegisterNothing(t *testing.T) {
 // A ReadWriteOnce volume attaches to one node: co-located replicas share it; otherwise they spread.
 func TestPlacementFollowsTheVolume(t *testing.T) {
 	for _, coLocate := range []bool{true, false} {
-		a, err := (&RegistryArgs{Namespace: pulumi.String("ns"), ClaimName: pulumi.String("data"), CoLocate: coLocate}).withDefaults()
+		access := map[bool]string{true: "ReadWriteOnce", false: "ReadWriteMany"}[coLocate]
+		a, err := (&RegistryArgs{Namespace: pulumi.String("ns"), Storage: fsBackend(stackconfig.StorageDynamic, access)}).withDefaults()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -471,7 +481,7 @@ func TestPlacementFollowsTheVolume(t *testing.T) {
 // The debug port (pprof, metrics, no auth) is left out of the registry's NetworkPolicy.
 func TestNetworkPolicyAdmitsOnlyTheAPIPort(t *testing.T) {
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
-		_, err := NewRegistry(ctx, "registry", &RegistryArgs{Namespace: pulumi.String("ns"), ClaimName: pulumi.String("data")})
+		_, err := NewRegistry(ctx, "registry", &RegistryArgs{Namespace: pulumi.String("ns"), Storage: fsBackend(stackconfig.StorageDynamic, "ReadWriteOnce")})
 		return err
 	})
 	np := m.Get(t, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "registry")

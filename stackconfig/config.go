@@ -54,6 +54,8 @@ type Config struct {
 	Routing Routing
 	// TLS is the validated certificate source (exactly one is set).
 	TLS TLS
+	// Storage is the validated storage backend (exactly one driver is set), built from the storage keys.
+	Storage Storage
 
 	Replicas              int
 	RegistryImage         string
@@ -184,7 +186,7 @@ func Parse(lookup func(name string) (string, bool)) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	c.Routing, c.TLS = c.routing(), c.tls()
+	c.Routing, c.TLS, c.Storage = c.routing(), c.tls(), c.storage()
 	return c, nil
 }
 

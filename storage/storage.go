@@ -16,47 +16,73 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
-// Modes (the same strings as the storageMode stack config key).
+// Modes of the filesystem driver (the same strings as the storageMode stack config key).
 const (
-	ModeHostPath = "hostPath"
-	ModeDynamic  = "dynamic"
-	ModeExisting = "existing"
+	ModeHostPath = stackconfig.StorageHostPath
+	ModeDynamic  = stackconfig.StorageDynamic
+	ModeExisting = stackconfig.StorageExisting
 )
 
-// StorageArgs configures the data volume.
+// DataDir is where the filesystem driver's volume is mounted in the pods that read the images.
+const DataDir = "/var/lib/registry"
+
+// StorageArgs configures the storage. Exactly one driver is set.
 type StorageArgs struct {
-	// Required: namespace of the claim.
+	// Required: namespace of the claim and of every Secret.
 	Namespace pulumi.StringInput
-	// Optional: defaults to ModeHostPath. One of ModeHostPath, ModeDynamic, ModeExisting.
-	Mode string
-	// Optional: defaults to "10Gi". Capacity of the static PV (hostPath mode only).
-	VolumeSize string
-	// Optional: defaults to "10Gi". Size the claim requests.
-	ClaimSize string
-	// Optional: defaults to "ReadWriteOnce". ReadWriteMany is needed for replicas on several nodes.
-	AccessMode string
-	// Optional: defaults to "/data/registry" (survives minikube restarts). Node directory in hostPath mode.
-	HostPath string
-	// Optional: defaults to "standard" in dynamic mode. The StorageClass in dynamic mode; in
-	// existing mode the PV's class ("" for a static PV such as a retained hostPath PV).
-	StorageClassName string
-	// Required in existing mode: the PersistentVolume the claim binds to.
-	VolumeName string
-	// Optional: defaults to "" (any node). Node holding the hostPath directory; pins every pod
-	// that mounts the volume to it, so replicas never write to different nodes' directories.
-	NodeName string
+	// Filesystem keeps the images on a PersistentVolumeClaim. Defaults of its fields: mode
+	// hostPath, 10Gi volume and claim, ReadWriteOnce, /data/registry, class "standard" in
+	// dynamic mode, any node.
+	Filesystem *stackconfig.FilesystemStorage
 }
 
-// Storage is the registry's data volume.
+// Storage is the registry's storage: the objects it needs in the cluster and the Backend that
+// tells the registry and its GC how to reach it.
 type Storage struct {
 	pulumi.ResourceState
 
-	// ClaimName is the name of the PersistentVolumeClaim to mount.
+	// ClaimName is the name of the PersistentVolumeClaim (filesystem driver; empty otherwise).
 	ClaimName pulumi.StringOutput `pulumi:"claimName"`
 	// VolumeName is the bound PersistentVolume (known after the claim binds in dynamic mode).
 	VolumeName pulumi.StringOutput `pulumi:"volumeName"`
+
+	// Backend is what every pod that reads or writes the images needs (not a resource output).
+	Backend *Backend
+}
+
+// Backend is what the registry and its garbage collector need from the storage, whatever the
+// driver: the storage section of config.yml, volumes, credentials and placement. The components
+// that use it know no driver, path or credential of their own.
+type Backend struct {
+	// Driver names distribution's storage driver; Parameters are its config.yml parameters,
+	// which never hold a credential (those arrive through Env, from a Secret).
+	Driver     string
+	Parameters map[string]any
+	// Redirect is storage.redirect for drivers that can redirect blob downloads (nil: no such
+	// setting for this driver): true sends clients to the store with presigned URLs.
+	Redirect *bool
+	// Volumes are added to every pod that uses the storage; Mounts to its container that does.
+	Volumes corev1.VolumeArray
+	Mounts  corev1.VolumeMountArray
+	// Env is added to the containers that use the storage (credentials from a Secret).
+	Env corev1.EnvVarArray
+	// CoLocate: every pod that mounts the storage must run on one node (a ReadWriteOnce claim).
+	CoLocate bool
+
+	// fixOwnership: hostPath directories are created root-owned and ignore fsGroup.
+	fixOwnership bool
+}
+
+// InitContainers are the containers a pod running image as uid needs before it can use the
+// storage: the ownership fix of a hostPath directory, nothing otherwise.
+func (b *Backend) InitContainers(image string, uid int) corev1.ContainerArray {
+	if !b.fixOwnership {
+		return nil
+	}
+	return corev1.ContainerArray{VolumeOwnershipContainer(image, uid, DataDir)}
 }
 
 func (a *StorageArgs) withDefaults() (*StorageArgs, error) {
@@ -64,32 +90,37 @@ func (a *StorageArgs) withDefaults() (*StorageArgs, error) {
 	if out.Namespace == nil {
 		return nil, fmt.Errorf("storage: Namespace is required")
 	}
-	if out.Mode == "" {
-		out.Mode = ModeHostPath
+	if out.Filesystem == nil {
+		return nil, fmt.Errorf("storage: a driver is required (Filesystem)")
 	}
-	if out.VolumeSize == "" {
-		out.VolumeSize = "10Gi"
+	fs := *out.Filesystem
+	out.Filesystem = &fs
+	if fs.Mode == "" {
+		fs.Mode = ModeHostPath
 	}
-	if out.ClaimSize == "" {
-		out.ClaimSize = "10Gi"
+	if fs.VolumeSize == "" {
+		fs.VolumeSize = "10Gi"
 	}
-	if out.AccessMode == "" {
-		out.AccessMode = "ReadWriteOnce"
+	if fs.ClaimSize == "" {
+		fs.ClaimSize = "10Gi"
 	}
-	if out.HostPath == "" {
-		out.HostPath = "/data/registry"
+	if fs.AccessMode == "" {
+		fs.AccessMode = "ReadWriteOnce"
 	}
-	if out.StorageClassName == "" && out.Mode == ModeDynamic {
-		out.StorageClassName = "standard"
+	if fs.HostPath == "" {
+		fs.HostPath = "/data/registry"
 	}
-	switch out.Mode {
+	if fs.StorageClassName == "" && fs.Mode == ModeDynamic {
+		fs.StorageClassName = "standard"
+	}
+	switch fs.Mode {
 	case ModeHostPath, ModeDynamic:
 	case ModeExisting:
-		if out.VolumeName == "" {
+		if fs.VolumeName == "" {
 			return nil, fmt.Errorf("storage: VolumeName is required in mode %q", ModeExisting)
 		}
 	default:
-		return nil, fmt.Errorf("storage: unknown mode %q (allowed: %s, %s, %s)", out.Mode, ModeHostPath, ModeDynamic, ModeExisting)
+		return nil, fmt.Errorf("storage: unknown mode %q (allowed: %s, %s, %s)", fs.Mode, ModeHostPath, ModeDynamic, ModeExisting)
 	}
 	return &out, nil
 }
@@ -104,6 +135,21 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 	if err := ctx.RegisterComponentResource("registry-stack:index:Storage", name, comp, opts...); err != nil {
 		return nil, fmt.Errorf("storage: register component %q: %w", name, err)
 	}
+	if err := newFilesystem(ctx, name, a.Namespace, a.Filesystem, comp); err != nil {
+		return nil, err
+	}
+	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
+		"claimName":  comp.ClaimName,
+		"volumeName": comp.VolumeName,
+	}); err != nil {
+		return nil, fmt.Errorf("storage: register outputs: %w", err)
+	}
+	return comp, nil
+}
+
+// newFilesystem registers the claim (and the PV in hostPath mode) of the filesystem driver and
+// sets comp's outputs and Backend.
+func newFilesystem(ctx *pulumi.Context, name string, namespace pulumi.StringInput, a *stackconfig.FilesystemStorage, comp *Storage) error {
 	// retainOnDelete: `pulumi destroy` and replacements drop these from the state but leave the
 	// objects (and the images on them) in the cluster.
 	keep := []pulumi.ResourceOption{pulumi.Parent(comp), pulumi.RetainOnDelete(true)}
@@ -121,13 +167,13 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 		pv, err := corev1.NewPersistentVolume(ctx, name, &corev1.PersistentVolumeArgs{
 			Metadata: &metav1.ObjectMetaArgs{
 				// PVs are cluster-scoped: the namespace keeps two stacks on one cluster apart.
-				Name:   pulumi.Sprintf("%s-%s", a.Namespace, name),
+				Name:   pulumi.Sprintf("%s-%s", namespace, name),
 				Labels: labels,
 			},
 			Spec: HostPathVolumeSpec(a.HostPath, a.VolumeSize, a.AccessMode, a.NodeName),
 		}, keep...)
 		if err != nil {
-			return nil, fmt.Errorf("storage: persistent volume: %w", err)
+			return fmt.Errorf("storage: persistent volume: %w", err)
 		}
 		volumeName = pv.Metadata.Name().Elem()
 		// An empty class keeps the default provisioner away; volumeName binds exactly this PV.
@@ -144,12 +190,12 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 		// preview and with WaitForFirstConsumer classes.
 		source, err := storagev1.GetStorageClass(ctx, name+"-source-class", pulumi.ID(a.StorageClassName), nil, pulumi.Parent(comp))
 		if err != nil {
-			return nil, fmt.Errorf("storage: read StorageClass %q: %w", a.StorageClassName, err)
+			return fmt.Errorf("storage: read StorageClass %q: %w", a.StorageClassName, err)
 		}
 		retain, err := storagev1.NewStorageClass(ctx, name+"-retain", &storagev1.StorageClassArgs{
 			Metadata: &metav1.ObjectMetaArgs{
 				// Cluster-scoped: the namespace keeps two stacks on one cluster apart.
-				Name:   pulumi.Sprintf("%s-%s-retain", a.Namespace, name),
+				Name:   pulumi.Sprintf("%s-%s-retain", namespace, name),
 				Labels: labels,
 			},
 			Provisioner:          source.Provisioner,
@@ -161,17 +207,17 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 			ReclaimPolicy:        pulumi.String("Retain"),
 		}, pulumi.Parent(comp))
 		if err != nil {
-			return nil, fmt.Errorf("storage: retaining copy of StorageClass %q: %w", a.StorageClassName, err)
+			return fmt.Errorf("storage: retaining copy of StorageClass %q: %w", a.StorageClassName, err)
 		}
 		claimSpec.StorageClassName = retain.Metadata.Name().Elem()
 	}
 
 	claim, err := corev1.NewPersistentVolumeClaim(ctx, name, &corev1.PersistentVolumeClaimArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: namespace, Labels: labels},
 		Spec:     claimSpec,
 	}, keep...)
 	if err != nil {
-		return nil, fmt.Errorf("storage: persistent volume claim: %w", err)
+		return fmt.Errorf("storage: persistent volume claim: %w", err)
 	}
 	switch a.Mode {
 	case ModeDynamic:
@@ -188,19 +234,29 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 				PersistentVolumeReclaimPolicy: pulumi.String("Retain"),
 			},
 		}, keep...); err != nil {
-			return nil, fmt.Errorf("storage: retain patch of volume %q: %w", a.VolumeName, err)
+			return fmt.Errorf("storage: retain patch of volume %q: %w", a.VolumeName, err)
 		}
 	}
 
 	comp.ClaimName = claim.Metadata.Name().Elem()
 	comp.VolumeName = volumeName
-	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
-		"claimName":  comp.ClaimName,
-		"volumeName": comp.VolumeName,
-	}); err != nil {
-		return nil, fmt.Errorf("storage: register outputs: %w", err)
+	comp.Backend = FilesystemBackend(comp.ClaimName, a)
+	return nil
+}
+
+// FilesystemBackend is the Backend of the filesystem driver on claimName, provisioned as fs says.
+func FilesystemBackend(claimName pulumi.StringInput, fs *stackconfig.FilesystemStorage) *Backend {
+	return &Backend{
+		Driver:     "filesystem",
+		Parameters: map[string]any{"rootdirectory": DataDir},
+		Volumes: corev1.VolumeArray{&corev1.VolumeArgs{
+			Name:                  pulumi.String("data"),
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: claimName},
+		}},
+		Mounts:       corev1.VolumeMountArray{&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(DataDir)}},
+		CoLocate:     fs.AccessMode == "ReadWriteOnce",
+		fixOwnership: fs.Mode == ModeHostPath,
 	}
-	return comp, nil
 }
 
 // HostPathVolumeSpec is the static PV of hostPath mode: Retain, no class, directory created on
@@ -228,4 +284,30 @@ func HostPathVolumeSpec(hostPath, size, accessMode, nodeName string) *corev1.Per
 		}}
 	}
 	return spec
+}
+
+// VolumeOwnershipContainer hands dir to uid. It is the one container that runs as root, with
+// CHOWN as its only capability; it never touches the contents. image must have chown.
+func VolumeOwnershipContainer(image string, uid int, dir string) *corev1.ContainerArgs {
+	return &corev1.ContainerArgs{
+		Name:            pulumi.String("volume-ownership"),
+		Image:           pulumi.String(image),
+		ImagePullPolicy: pulumi.String("IfNotPresent"),
+		Command:         pulumi.ToStringArray([]string{"chown", fmt.Sprintf("%d:%d", uid, uid), dir}),
+		Resources:       kube.Resources("10m", "16Mi", "64Mi"),
+		SecurityContext: &corev1.SecurityContextArgs{
+			RunAsUser:                pulumi.Int(0),
+			RunAsNonRoot:             pulumi.Bool(false),
+			AllowPrivilegeEscalation: pulumi.Bool(false),
+			ReadOnlyRootFilesystem:   pulumi.Bool(true),
+			Capabilities: &corev1.CapabilitiesArgs{
+				Drop: pulumi.ToStringArray([]string{"ALL"}),
+				Add:  pulumi.ToStringArray([]string{"CHOWN"}),
+			},
+			SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
+		},
+		VolumeMounts: corev1.VolumeMountArray{
+			&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(dir)},
+		},
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
 const (
@@ -55,31 +56,31 @@ func TestHostPathVolumeSpec(t *testing.T) {
 func TestWithDefaults(t *testing.T) {
 	ns := pulumi.String("ns")
 	t.Run("defaults", func(t *testing.T) {
-		a, err := (&StorageArgs{Namespace: ns}).withDefaults()
+		a, err := (&StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{}}).withDefaults()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a.Mode != ModeHostPath || a.VolumeSize != "10Gi" || a.ClaimSize != "10Gi" || a.AccessMode != "ReadWriteOnce" || a.HostPath != "/data/registry" {
-			t.Errorf("defaults = %+v, want hostPath mode, 10Gi/10Gi, ReadWriteOnce, /data/registry", *a)
+		if fs := a.Filesystem; fs.Mode != ModeHostPath || fs.VolumeSize != "10Gi" || fs.ClaimSize != "10Gi" || fs.AccessMode != "ReadWriteOnce" || fs.HostPath != "/data/registry" {
+			t.Errorf("defaults = %+v, want hostPath mode, 10Gi/10Gi, ReadWriteOnce, /data/registry", *fs)
 		}
-		if a.StorageClassName != "" {
-			t.Errorf("hostPath mode defaulted StorageClassName to %q; the PV and claim use the empty class", a.StorageClassName)
+		if a.Filesystem.StorageClassName != "" {
+			t.Errorf("hostPath mode defaulted StorageClassName to %q; the PV and claim use the empty class", a.Filesystem.StorageClassName)
 		}
-		d, err := (&StorageArgs{Namespace: ns, Mode: ModeDynamic}).withDefaults()
+		d, err := (&StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeDynamic}}).withDefaults()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.StorageClassName != "standard" {
-			t.Errorf("dynamic mode class = %q, want the minikube default \"standard\"", d.StorageClassName)
+		if d.Filesystem.StorageClassName != "standard" {
+			t.Errorf("dynamic mode class = %q, want the minikube default \"standard\"", d.Filesystem.StorageClassName)
 		}
 	})
 	t.Run("does not modify its receiver", func(t *testing.T) {
-		in := &StorageArgs{Namespace: ns}
+		in := &StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{}}
 		if _, err := in.withDefaults(); err != nil {
 			t.Fatal(err)
 		}
-		if in.Mode != "" || in.ClaimSize != "" {
-			t.Errorf("withDefaults changed the caller's args: %+v", *in)
+		if in.Filesystem.Mode != "" || in.Filesystem.ClaimSize != "" {
+			t.Errorf("withDefaults changed the caller's args: %+v", *in.Filesystem)
 		}
 	})
 
@@ -88,10 +89,11 @@ func TestWithDefaults(t *testing.T) {
 		args StorageArgs
 		want []string // substrings of the error
 	}{
-		{"unknown mode", StorageArgs{Namespace: ns, Mode: "nfs"}, []string{`"nfs"`, ModeHostPath, ModeDynamic, ModeExisting}},
-		{"mode is case sensitive", StorageArgs{Namespace: ns, Mode: "HostPath"}, []string{`"HostPath"`}},
-		{"existing without VolumeName", StorageArgs{Namespace: ns, Mode: ModeExisting}, []string{"VolumeName", ModeExisting}},
+		{"unknown mode", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: "nfs"}}, []string{`"nfs"`, ModeHostPath, ModeDynamic, ModeExisting}},
+		{"mode is case sensitive", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: "HostPath"}}, []string{`"HostPath"`}},
+		{"existing without VolumeName", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting}}, []string{"VolumeName", ModeExisting}},
 		{"no namespace", StorageArgs{}, []string{"Namespace"}},
+		{"no driver", StorageArgs{Namespace: ns}, []string{"driver"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := c.args.withDefaults()
@@ -109,7 +111,7 @@ func TestWithDefaults(t *testing.T) {
 
 func TestNewStorageRejectsBadArgsBeforeRegistering(t *testing.T) {
 	m, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
-		_, err := NewStorage(ctx, "data", &StorageArgs{Namespace: pulumi.String("ns"), Mode: ModeExisting})
+		_, err := NewStorage(ctx, "data", &StorageArgs{Namespace: pulumi.String("ns"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting}})
 		return err
 	})
 	if err == nil {
@@ -141,10 +143,8 @@ func resolve(t *testing.T, out pulumi.StringOutput) string {
 }
 
 func TestHostPathModeBindsItsOwnVolume(t *testing.T) {
-	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{
-		Namespace: pulumi.String("images"), Mode: ModeHostPath, VolumeSize: "20Gi", ClaimSize: "15Gi",
-		HostPath: "/srv/registry", StorageClassName: "ignored-in-hostpath-mode",
-	})
+	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath, VolumeSize: "20Gi", ClaimSize: "15Gi",
+		HostPath: "/srv/registry", StorageClassName: "ignored-in-hostpath-mode"}})
 	pv, pvc := m.Get(t, tPV, "data"), m.Get(t, tPVC, "data")
 	if got := pv.String("metadata", "name"); got != "images-data" {
 		t.Errorf("PV name = %q, want namespace-qualified images-data (PVs are cluster-scoped)", got)
@@ -176,10 +176,8 @@ func TestHostPathModeBindsItsOwnVolume(t *testing.T) {
 }
 
 func TestDynamicModeRetainsTheProvisionedVolume(t *testing.T) {
-	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{
-		Namespace: pulumi.String("images"), Mode: ModeDynamic, StorageClassName: "fast", ClaimSize: "30Gi",
-		AccessMode: "ReadWriteMany",
-	})
+	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeDynamic, StorageClassName: "fast", ClaimSize: "30Gi",
+		AccessMode: "ReadWriteMany"}})
 	if n := len(m.OfType(tPV)); n != 0 {
 		t.Errorf("dynamic mode registered %d PVs; the provisioner makes the volume", n)
 	}
@@ -211,9 +209,7 @@ func TestDynamicModeRetainsTheProvisionedVolume(t *testing.T) {
 }
 
 func TestExistingModeBindsTheNamedVolume(t *testing.T) {
-	m, _, volumeName := storageRun(t, "data", &StorageArgs{
-		Namespace: pulumi.String("images"), Mode: ModeExisting, VolumeName: "old-pv", StorageClassName: "nfs",
-	})
+	m, _, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting, VolumeName: "old-pv", StorageClassName: "nfs"}})
 	if n := len(m.OfType(tPV)); n != 0 {
 		t.Errorf("existing mode registered %d PVs", n)
 	}
@@ -234,9 +230,9 @@ func TestEveryModeProtectsTheData(t *testing.T) {
 		mode string
 		args StorageArgs
 	}{
-		{ModeHostPath, StorageArgs{Mode: ModeHostPath}},
-		{ModeDynamic, StorageArgs{Mode: ModeDynamic}},
-		{ModeExisting, StorageArgs{Mode: ModeExisting, VolumeName: "old-pv"}},
+		{ModeHostPath, StorageArgs{Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath}}},
+		{ModeDynamic, StorageArgs{Filesystem: &stackconfig.FilesystemStorage{Mode: ModeDynamic}}},
+		{ModeExisting, StorageArgs{Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting, VolumeName: "old-pv"}}},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			args := c.args
