@@ -23,7 +23,7 @@ destroy:
 test:
 	go build ./...
 	go vet ./...
-	go vet -tags e2e ./e2e/
+	go vet -tags e2e ./e2e/... ./bench/...
 	go test -count=1 ./...
 
 ## e2e: the end-to-end suite against the cluster of the current KUBECONFIG (real pulumi CLI).
@@ -32,4 +32,4 @@ e2e:
 
 ## bench: benchmarks on the cluster of the current KUBECONFIG; results in results/ (git-ignored).
 bench:
-	go test -tags e2e -count=1 -timeout 85m -run '^TestBench$$' -v ./e2e/
+	go test -tags e2e -count=1 -timeout 85m -run '^TestBench$$' -v ./bench/

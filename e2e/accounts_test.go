@@ -9,16 +9,18 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // stepRotateOneAccount replaces the password of one account (ci) the way the README says, while
 // the other accounts are probed every 200 ms: they must keep working during and after the
 // rollout; ci's old password is refused and its new one accepted afterwards.
 func (f *fixture) stepRotateOneAccount(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 	const acct = "ci"
-	before, err := f.pulumi.exportResources(ctx)
+	before, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,8 +28,8 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 	if urn == "" {
 		t.Fatalf("no RandomPassword registry-password-%s in the state", acct)
 	}
-	oldPass := f.out.Passwords[acct]
-	htpasswd, err := f.kube.secretValue(ctx, "registry-config", "htpasswd")
+	oldPass := f.Out.Passwords[acct]
+	htpasswd, err := f.Kube.SecretValue(ctx, "registry-config", "htpasswd")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,9 +37,9 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 
 	// The other accounts, probed from before the update until after the rollout.
 	others := map[string]string{}
-	for _, a := range f.s.accounts() {
+	for _, a := range f.Settings.Accounts() {
 		if a != acct {
-			others[a] = f.out.Passwords[a]
+			others[a] = f.Out.Passwords[a]
 		}
 	}
 	var mu sync.Mutex
@@ -55,7 +57,7 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 			case <-tick.C:
 			}
 			for user, pass := range others {
-				code, err := f.client.ping(ctx, false, user, pass)
+				code, err := f.Client.Ping(ctx, false, user, pass)
 				mu.Lock()
 				probes++
 				if err != nil || code != http.StatusOK {
@@ -70,11 +72,11 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 	defer stopProbes()
 	time.Sleep(time.Second)
 
-	var ops []stepOp
-	err = f.timed("pulumi up --replace registry-password-"+acct, func() (string, error) {
+	var ops []kit.StepOp
+	err = f.Timed("pulumi up --replace registry-password-"+acct, func() (string, error) {
 		var err error
-		ops, err = f.pulumi.up(ctx, "up-rotate-"+acct, "--replace", urn)
-		return summarizeOps(ops), err
+		ops, err = f.Pulumi.Up(ctx, "up-rotate-"+acct, "--replace", urn)
+		return kit.SummarizeOps(ops), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -82,16 +84,16 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 	upDone := time.Now()
 	checkOnlyReplaced(t, "up --replace registry-password-"+acct, ops, urn)
 	requireUpdated(t, "up --replace registry-password-"+acct, ops, before,
-		[2]string{"kubernetes:core/v1:Secret", "registry-config"}, [2]string{"kubernetes:apps/v1:Deployment", f.out.DeploymentName})
-	if err := f.loadOutputs(ctx); err != nil {
+		[2]string{"kubernetes:core/v1:Secret", "registry-config"}, [2]string{"kubernetes:apps/v1:Deployment", f.Out.DeploymentName})
+	if err := f.LoadOutputs(ctx); err != nil {
 		t.Fatal(err)
 	}
-	newPass := f.out.Passwords[acct]
+	newPass := f.Out.Passwords[acct]
 	if newPass == oldPass {
 		t.Fatalf("passwords[%s] did not change", acct)
 	}
 	for user, pass := range others {
-		if f.out.Passwords[user] != pass {
+		if f.Out.Passwords[user] != pass {
 			t.Errorf("the password of %s changed too", user)
 		}
 	}
@@ -107,7 +109,7 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 		t.Errorf("account %s: cutover: old accepted %s, new refused %s after up; allowed %s", acct, durOrNever(lastOldOK), durOrNever(lastNewRefused), rotationCutoverGrace)
 	}
 	// Let the probes of the other accounts see the whole rollout (pods Ready again).
-	if err := f.kube.rolloutStatus(ctx, f.out.DeploymentName, readyTimeout); err != nil {
+	if err := f.Kube.RolloutStatus(ctx, f.Out.DeploymentName, kit.ReadyTimeout); err != nil {
 		t.Error(err)
 	}
 	time.Sleep(2 * time.Second)
@@ -117,8 +119,8 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 	if len(failures) > 0 {
 		t.Errorf("the other accounts failed %d of %d probes during the rotation of %s: %v", len(failures), probes, acct, failures)
 	}
-	f.report.fact("rotate one account (up --replace registry-password-%s): %s; other accounts %v: %d probes during and after the rollout, %d failed; %s old password refused, new accepted (old accepted %s, new refused %s after up)",
-		acct, summarizeOps(ops), keysOfStrings(others), probes, len(failures), acct, durOrNever(lastOldOK), durOrNever(lastNewRefused))
+	f.Report.Fact("rotate one account (up --replace registry-password-%s): %s; other accounts %v: %d probes during and after the rollout, %d failed; %s old password refused, new accepted (old accepted %s, new refused %s after up)",
+		acct, kit.SummarizeOps(ops), keysOfStrings(others), probes, len(failures), acct, durOrNever(lastOldOK), durOrNever(lastNewRefused))
 }
 
 func keysOfStrings(m map[string]string) []string {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // badConfigCase is one invalid stack config value run through the real CLI. Every value is also
@@ -46,41 +48,41 @@ var configKeyRE = regexp.MustCompile(`config "([^"]+)"`)
 // key, and nothing is created — the throwaway stack has no resource, no new namespace or PV exists
 // in the cluster, and the main stack's resources are untouched.
 func (f *fixture) stepBadConfigRejected(t *testing.T) {
-	need(t, f.stackCreated, "stack")
+	need(t, f.StackCreated, "stack")
 	ctx := context.Background()
-	p, err := newPulumiCLI(f.repoRoot, f.s.WorkDir, f.s.LogDir, f.s.Stack+"-bad")
+	p, err := kit.NewPulumiCLI(f.RepoRoot, f.Settings.WorkDir, f.Settings.LogDir, f.Settings.Stack+"-bad")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.initStack(ctx); err != nil {
+	if err := p.InitStack(ctx); err != nil {
 		t.Fatal(err)
 	}
 	deployed := false
 	defer func() {
 		if deployed {
-			if _, err := p.runLong(ctx, destroyTimeout, "bad-destroy", "destroy", "--yes", "--skip-preview"); err != nil {
-				t.Errorf("destroy of the throwaway stack %s: %v", p.stack, err)
+			if _, err := p.RunLong(ctx, kit.DestroyTimeout, "bad-destroy", "destroy", "--yes", "--skip-preview"); err != nil {
+				t.Errorf("destroy of the throwaway stack %s: %v", p.Stack, err)
 			}
 		}
-		if _, err := p.run(ctx, 2*time.Minute, false, "stack", "rm", "--yes", "--force"); err != nil {
-			t.Errorf("remove the throwaway stack %s: %v", p.stack, err)
+		if _, err := p.Run(ctx, 2*time.Minute, false, "stack", "rm", "--yes", "--force"); err != nil {
+			t.Errorf("remove the throwaway stack %s: %v", p.Stack, err)
 		}
 	}()
-	badNamespace := f.s.Namespace + "-bad"
-	base := f.s.stackConfig()
+	badNamespace := f.Settings.Namespace + "-bad"
+	base := f.Settings.StackConfig()
 	base["namespace"] = badNamespace
-	if f.s.StorageMode == "hostPath" {
-		base["storageHostPath"] = filepath.Join(f.s.WorkDir, "bad-data")
+	if f.Settings.StorageMode == "hostPath" {
+		base["storageHostPath"] = filepath.Join(f.Settings.WorkDir, "bad-data")
 	}
-	if err := p.setConfig(ctx, base); err != nil {
+	if err := p.SetConfig(ctx, base); err != nil {
 		t.Fatal(err)
 	}
-	pristine, err := os.ReadFile(p.configFile)
+	pristine, err := os.ReadFile(p.ConfigFile)
 	if err != nil {
 		t.Fatalf("config of the throwaway stack: %v", err)
 	}
 
-	mainBefore, err := f.pulumi.exportResources(ctx)
+	mainBefore, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +99,14 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 	for _, c := range badConfigCases {
 		label := fmt.Sprintf("%s=%q", c.key, c.value)
 		t.Run(fileSafe(c.key+"-"+c.value), func(t *testing.T) {
-			if err := os.WriteFile(p.configFile, pristine, 0o600); err != nil {
+			if err := os.WriteFile(p.ConfigFile, pristine, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			args := []string{"config", "set", "--plaintext"}
 			if c.path {
 				args = append(args, "--path")
 			}
-			if _, err := p.run(ctx, 2*time.Minute, true, append(args, "registry-stack:"+c.key, c.value)...); err != nil {
+			if _, err := p.Run(ctx, 2*time.Minute, true, append(args, "registry-stack:"+c.key, c.value)...); err != nil {
 				t.Fatalf("config set %s: %v", label, err)
 			}
 			commands := [][]string{{"preview"}}
@@ -113,13 +115,13 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 			}
 			for _, cmd := range commands {
 				start := time.Now()
-				out, err := p.runLong(ctx, previewTimeout, "bad-"+cmd[0]+"-"+fileSafe(c.key+"-"+c.value), cmd...)
+				out, err := p.RunLong(ctx, kit.PreviewTimeout, "bad-"+cmd[0]+"-"+fileSafe(c.key+"-"+c.value), cmd...)
 				took := time.Since(start)
 				if err == nil {
 					if cmd[0] == "up" {
 						deployed = true
 					}
-					t.Errorf("pulumi %s with %s succeeded; want a config error\n%s", cmd[0], label, tail(out, 20))
+					t.Errorf("pulumi %s with %s succeeded; want a config error\n%s", cmd[0], label, kit.Tail(out, 20))
 					continue
 				}
 				msg := err.Error()
@@ -128,10 +130,10 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 					named[m[1]] = true
 				}
 				if !named[c.key] || len(named) != 1 {
-					t.Errorf("pulumi %s with %s: the error names keys %v, want exactly %q:\n%s", cmd[0], label, keysOf(named), c.key, tail(msg, 15))
+					t.Errorf("pulumi %s with %s: the error names keys %v, want exactly %q:\n%s", cmd[0], label, keysOf(named), c.key, kit.Tail(msg, 15))
 				}
 				if !strings.Contains(msg, fmt.Sprintf("%q", c.value)) {
-					t.Errorf("pulumi %s with %s: the error does not quote the value:\n%s", cmd[0], label, tail(msg, 15))
+					t.Errorf("pulumi %s with %s: the error does not quote the value:\n%s", cmd[0], label, kit.Tail(msg, 15))
 				}
 				reason := ""
 				for _, l := range strings.Split(msg, "\n") {
@@ -140,14 +142,14 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 						break
 					}
 				}
-				res, err := p.exportResources(ctx)
+				res, err := p.ExportResources(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
 				var created []string
 				for _, r := range res {
 					if r.Type != "pulumi:pulumi:Stack" {
-						created = append(created, shortURN(r.URN))
+						created = append(created, kit.ShortURN(r.URN))
 					}
 				}
 				if len(created) > 0 {
@@ -177,20 +179,20 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 	if added := newNames(pvBefore, pvAfter); len(added) > 0 {
 		t.Errorf("PersistentVolumes appeared while the invalid configs ran: %v", added)
 	}
-	mainAfter, err := f.pulumi.exportResources(ctx)
+	mainAfter, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(mainAfter) != len(mainBefore) {
 		t.Errorf("the main stack went from %d to %d resources", len(mainBefore), len(mainAfter))
 	}
-	f.report.fact("invalid stack config through the real CLI (throwaway stack %s; %d namespaces and %d PVs before and after, main stack %d resources before and after):\n%s",
-		p.stack, len(nsAfter), len(pvAfter), len(mainAfter), strings.Join(lines, "\n"))
+	f.Report.Fact("invalid stack config through the real CLI (throwaway stack %s; %d namespaces and %d PVs before and after, main stack %d resources before and after):\n%s",
+		p.Stack, len(nsAfter), len(pvAfter), len(mainAfter), strings.Join(lines, "\n"))
 }
 
 // clusterNames lists the names of a cluster-scoped kind.
 func (f *fixture) clusterNames(ctx context.Context, kind string) ([]string, error) {
-	out, err := f.kube.run(ctx, false, "get", kind, "-o", "name")
+	out, err := f.Kube.Run(ctx, false, "get", kind, "-o", "name")
 	if err != nil {
 		return nil, err
 	}

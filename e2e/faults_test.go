@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // Fault tests (issue 4): the registry keeps serving through the ordinary faults of a cluster and
@@ -55,10 +57,10 @@ func (c loadCounts) line(kind string) string {
 // traffic run for d.tail more, stops it and reports the counts. Pushes the registry acknowledged
 // are then pulled back by tag and digest and become survivors. It fails the test when a pull or a
 // push failed even after the client's retries.
-func (f *fixture) underLoad(ctx context.Context, t *testing.T, d disruption, c *registryClient, fault func() error) (trafficResult, error) {
+func (f *fixture) underLoad(ctx context.Context, t *testing.T, d disruption, c *kit.RegistryClient, fault func() error) (trafficResult, error) {
 	t.Helper()
 	if c == nil {
-		c = f.client
+		c = f.Client
 	}
 	var res trafficResult
 	start := time.Now()
@@ -80,7 +82,7 @@ func (f *fixture) underLoad(ctx context.Context, t *testing.T, d disruption, c *
 		res.Duration = time.Since(start)
 	}
 	defer stop()
-	if err := poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
+	if err := kit.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
 		ok := pl.stats.snapshot().Attempts > 0
 		if ps != nil {
 			ok = ok && ps.stats.snapshot().Attempts > 0
@@ -100,14 +102,14 @@ func (f *fixture) underLoad(ctx context.Context, t *testing.T, d disruption, c *
 		msg += "; " + res.Pushes.line("pushes")
 	}
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 	failures := append(append([]string{}, res.Pulls.Failures...), res.Pushes.Failures...)
 	for _, l := range failures {
 		t.Logf("  %s: %s", d.name, l)
 	}
 	if len(failures) > 0 {
 		shown := failures[:min(len(failures), 6)]
-		f.report.fact("%s: failed attempts (retried or final), first %d of %d:\n%s", d.name, len(shown), len(failures), strings.Join(shown, "\n"))
+		f.Report.Fact("%s: failed attempts (retried or final), first %d of %d:\n%s", d.name, len(shown), len(failures), strings.Join(shown, "\n"))
 	}
 	if faultErr != nil {
 		return res, faultErr
@@ -133,7 +135,7 @@ func (f *fixture) underLoad(ctx context.Context, t *testing.T, d disruption, c *
 }
 
 // pullAcked pulls every image and records them as survivors that later steps pull again.
-func (f *fixture) pullAcked(ctx context.Context, images []*testImage) error {
+func (f *fixture) pullAcked(ctx context.Context, images []*kit.Image) error {
 	if _, err := f.pullAll(ctx, images); err != nil {
 		return err
 	}
@@ -143,15 +145,15 @@ func (f *fixture) pullAcked(ctx context.Context, images []*testImage) error {
 
 // pullAll pulls every image by tag, checking the manifest digest and every blob byte for byte, and
 // checks that the manifest is also there by digest (HEAD). It returns the bytes downloaded.
-func (f *fixture) pullAll(ctx context.Context, images []*testImage) (int, error) {
+func (f *fixture) pullAll(ctx context.Context, images []*kit.Image) (int, error) {
 	total := 0
 	for _, im := range images {
-		n, err := f.client.pullImage(ctx, im.Tag, im)
+		n, err := f.Client.PullImage(ctx, im.Tag, im)
 		if err != nil {
 			return total, err
 		}
 		total += n
-		code, err := f.client.manifestStatus(ctx, im.Repo, im.Digest)
+		code, err := f.Client.ManifestStatus(ctx, im.Repo, im.Digest)
 		if err != nil {
 			return total, err
 		}
@@ -165,7 +167,7 @@ func (f *fixture) pullAll(ctx context.Context, images []*testImage) (int, error)
 // deploymentReplicas reads spec.replicas of a Deployment (the suite scales the registry to 3 later,
 // so steps ask instead of assuming 2).
 func (f *fixture) deploymentReplicas(ctx context.Context, name string) (int, error) {
-	out, err := f.kube.ns(ctx, "get", "deployment", name, "-o", "jsonpath={.spec.replicas}")
+	out, err := f.Kube.NS(ctx, "get", "deployment", name, "-o", "jsonpath={.spec.replicas}")
 	if err != nil {
 		return 0, err
 	}
@@ -177,12 +179,12 @@ func (f *fixture) deploymentReplicas(ctx context.Context, name string) (int, err
 }
 
 // readyRegistryPods waits until the registry has its full replica count Ready and returns the pods.
-func (f *fixture) readyRegistryPods(ctx context.Context) ([]podInfo, int, error) {
-	n, err := f.deploymentReplicas(ctx, f.out.DeploymentName)
+func (f *fixture) readyRegistryPods(ctx context.Context) ([]kit.PodInfo, int, error) {
+	n, err := f.deploymentReplicas(ctx, f.Out.DeploymentName)
 	if err != nil {
 		return nil, 0, err
 	}
-	pods, err := f.kube.waitReadyPods(ctx, registryPodSelector, n, readyTimeout)
+	pods, err := f.Kube.WaitReadyPods(ctx, kit.RegistryPodSelector, n, kit.ReadyTimeout)
 	return pods, n, err
 }
 
@@ -193,23 +195,23 @@ func (f *fixture) deletePod(ctx context.Context, pod string, force bool, replica
 	if force {
 		args = append(args, "--grace-period=0", "--force")
 	}
-	if _, err := f.kube.ns(ctx, args...); err != nil {
+	if _, err := f.Kube.NS(ctx, args...); err != nil {
 		return err
 	}
-	if err := poll(ctx, 2*time.Minute, 500*time.Millisecond, func() (bool, error) {
-		_, err := f.kube.ns(ctx, "get", "pod", pod, "-o", "name")
-		if isNotFound(err) {
+	if err := kit.Poll(ctx, 2*time.Minute, 500*time.Millisecond, func() (bool, error) {
+		_, err := f.Kube.NS(ctx, "get", "pod", pod, "-o", "name")
+		if kit.IsNotFound(err) {
 			return true, nil
 		}
 		return false, err
 	}); err != nil {
 		return fmt.Errorf("pod %s still exists: %w", pod, err)
 	}
-	_, err := f.kube.waitReadyPods(ctx, registryPodSelector, replicas, readyTimeout)
+	_, err := f.Kube.WaitReadyPods(ctx, kit.RegistryPodSelector, replicas, kit.ReadyTimeout)
 	return err
 }
 
-func podNames(pods []podInfo) []string {
+func podNames(pods []kit.PodInfo) []string {
 	names := make([]string, 0, len(pods))
 	for _, p := range pods {
 		names = append(names, p.Name)
@@ -239,7 +241,7 @@ func (f *fixture) stepReplicaLoss(t *testing.T) {
 		victim := pods[0].Name
 		name := fmt.Sprintf("replica loss, %s delete of 1 of %d pods", kind, replicas)
 		var took time.Duration
-		err := f.timed(name, func() (string, error) {
+		err := f.Timed(name, func() (string, error) {
 			res, err := f.underLoad(ctx, t, disruption{
 				name: name, pushRepo: repo, pushLayer: 768 << 10, pushEvery: 500 * time.Millisecond, tail: 3 * time.Second,
 			}, nil, func() error {
@@ -251,9 +253,9 @@ func (f *fixture) stepReplicaLoss(t *testing.T) {
 			return fmt.Sprintf("%s; %s; replacement Ready after %s", res.Pulls.line("pulls"), res.Pushes.line("pushes"), took.Round(100*time.Millisecond)), err
 		})
 		if err != nil {
-			t.Fatalf("%s: %v\nevents:\n%s", name, err, f.kube.events(ctx))
+			t.Fatalf("%s: %v\nevents:\n%s", name, err, f.Kube.Events(ctx))
 		}
-		if pods, err = f.kube.pods(ctx, registryPodSelector); err != nil {
+		if pods, err = f.Kube.Pods(ctx, kit.RegistryPodSelector); err != nil {
 			t.Fatal(err)
 		}
 		if slices.Contains(podNames(pods), victim) {
@@ -276,20 +278,20 @@ func (m cacheMetrics) String() string {
 // podMetrics fetches /metrics from the debug port of one registry pod through a kubectl
 // port-forward to the pod (the port is deliberately in no Service); traffic stays on 127.0.0.1.
 func (f *fixture) podMetrics(ctx context.Context, pod string) (string, error) {
-	addr, stop, err := f.kube.portForwardTo(ctx, f.s.Namespace, "pod/"+pod, "5001")
+	addrs, stop, err := f.Kube.PortForward(ctx, f.Settings.Namespace, "pod/"+pod, "5001")
 	if err != nil {
 		return "", err
 	}
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addrs[0]+"/metrics", nil)
 	if err != nil {
 		return "", err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("GET /metrics of %s via %s: %w", pod, addr, err)
+		return "", fmt.Errorf("GET /metrics of %s via %s: %w", pod, addrs[0], err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -305,7 +307,7 @@ func (f *fixture) podMetrics(ctx context.Context, pod string) (string, error) {
 // registryCacheMetrics reads the metrics of every Ready registry pod and sums the cache counters.
 func (f *fixture) registryCacheMetrics(ctx context.Context) (cacheMetrics, error) {
 	var m cacheMetrics
-	pods, err := f.kube.pods(ctx, registryPodSelector)
+	pods, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 	if err != nil {
 		return m, err
 	}
@@ -369,13 +371,13 @@ func promValue(text, name string) (float64, bool, error) {
 
 // countLogLines counts lines containing needle in the registry containers' logs of the last since.
 func (f *fixture) countLogLines(ctx context.Context, needle string, since time.Duration) (int, error) {
-	pods, err := f.kube.pods(ctx, registryPodSelector)
+	pods, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, p := range pods {
-		out, err := f.kube.ns(ctx, "logs", p.Name, "-c", "registry", "--since", since.Round(time.Second).String())
+		out, err := f.Kube.NS(ctx, "logs", p.Name, "-c", "registry", "--since", since.Round(time.Second).String())
 		if err != nil {
 			return 0, fmt.Errorf("logs of %s: %w", p.Name, err)
 		}
@@ -391,7 +393,7 @@ func (f *fixture) countLogLines(ctx context.Context, needle string, since time.D
 func (f *fixture) stepRedisDown(t *testing.T) {
 	need(t, f.imgKeep != nil, "pushed image")
 	ctx := context.Background()
-	redisDeploy := f.out.RedisDeploymentName
+	redisDeploy := f.Out.RedisDeploymentName
 	if _, _, err := f.readyRegistryPods(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -404,11 +406,11 @@ func (f *fixture) stepRedisDown(t *testing.T) {
 		if restored {
 			return nil
 		}
-		if _, err := f.kube.ns(ctx, "scale", "deployment", redisDeploy, "--replicas=1"); err != nil {
+		if _, err := f.Kube.NS(ctx, "scale", "deployment", redisDeploy, "--replicas=1"); err != nil {
 			return err
 		}
 		restored = true
-		_, err := f.kube.waitReadyPods(ctx, redisPodSelector, 1, readyTimeout)
+		_, err := f.Kube.WaitReadyPods(ctx, kit.RedisPodSelector, 1, kit.ReadyTimeout)
 		return err
 	}
 	defer func() {
@@ -421,23 +423,23 @@ func (f *fixture) stepRedisDown(t *testing.T) {
 	var downFor time.Duration
 	var keysAtReturn int
 	name := "Redis scaled to 0 and back"
-	err = f.timed(name, func() (string, error) {
+	err = f.Timed(name, func() (string, error) {
 		res, err := f.underLoad(ctx, t, disruption{
 			name: name, pushRepo: "e2e/redis-down", pushLayer: 256 << 10, pushEvery: time.Second, tail: 3 * time.Second,
 		}, nil, func() error {
-			if _, err := f.kube.ns(ctx, "scale", "deployment", redisDeploy, "--replicas=0"); err != nil {
+			if _, err := f.Kube.NS(ctx, "scale", "deployment", redisDeploy, "--replicas=0"); err != nil {
 				return err
 			}
 			restored = false
-			if err := poll(ctx, 2*time.Minute, time.Second, func() (bool, error) {
-				ps, err := f.kube.pods(ctx, redisPodSelector)
+			if err := kit.Poll(ctx, 2*time.Minute, time.Second, func() (bool, error) {
+				ps, err := f.Kube.Pods(ctx, kit.RedisPodSelector)
 				return len(ps) == 0, err
 			}); err != nil {
 				return fmt.Errorf("redis pods still there after scaling to 0: %w", err)
 			}
 			down := time.Now()
 			// Traffic without a cache for at least 8 s, until the registry has counted cache errors.
-			if err := poll(ctx, time.Minute, 2*time.Second, func() (bool, error) {
+			if err := kit.Poll(ctx, time.Minute, 2*time.Second, func() (bool, error) {
 				var err error
 				if m1, err = f.registryCacheMetrics(ctx); err != nil {
 					return false, err
@@ -450,7 +452,7 @@ func (f *fixture) stepRedisDown(t *testing.T) {
 				return err
 			}
 			downFor = time.Since(down)
-			keys, err := f.redisBlobKeys(ctx)
+			keys, err := f.RedisBlobKeys(ctx)
 			if err != nil {
 				return err
 			}
@@ -461,7 +463,7 @@ func (f *fixture) stepRedisDown(t *testing.T) {
 		return fmt.Sprintf("Redis down %s; %s; %s", downFor.Round(100*time.Millisecond), res.Pulls.line("pulls"), res.Pushes.line("pushes")), err
 	})
 	if err != nil {
-		t.Fatalf("%v\nevents:\n%s", err, f.kube.events(ctx))
+		t.Fatalf("%v\nevents:\n%s", err, f.Kube.Events(ctx))
 	}
 	logErrors, err := f.countLogLines(ctx, "error from cache", 5*time.Minute)
 	if err != nil {
@@ -470,12 +472,12 @@ func (f *fixture) stepRedisDown(t *testing.T) {
 
 	// The cache fills again: pulls of the kept image write its descriptors into the new Redis.
 	var keys map[string]bool
-	err = poll(ctx, time.Minute, time.Second, func() (bool, error) {
-		if _, err := f.client.pullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
+	err = kit.Poll(ctx, time.Minute, time.Second, func() (bool, error) {
+		if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
 			return false, err
 		}
 		var err error
-		if keys, err = f.redisBlobKeys(ctx); err != nil {
+		if keys, err = f.RedisBlobKeys(ctx); err != nil {
 			return false, err
 		}
 		for _, b := range f.imgKeep.Blobs() {
@@ -494,7 +496,7 @@ func (f *fixture) stepRedisDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := f.client.pullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
+		if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -514,14 +516,14 @@ func (f *fixture) stepRedisDown(t *testing.T) {
 		downFor.Round(100*time.Millisecond), m0, mBack, mBack.Errors-m0.Errors, m2, m3, m3.Hits-m2.Hits, m3.Errors-m2.Errors,
 		logErrors, keysAtReturn, len(keys), len(f.imgKeep.Blobs()), f.imgKeep.Ref())
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 
 	// Pulumi declares replicas=1 for Redis; the live object must match the stack again.
 	if n, err := f.deploymentReplicas(ctx, redisDeploy); err != nil || n != 1 {
 		t.Errorf("redis deployment has %d replicas after the restore (%v), want 1 as declared", n, err)
 	}
-	err = f.timed("pulumi preview --refresh --expect-no-changes", func() (string, error) {
-		_, err := f.pulumi.runLong(ctx, previewTimeout, "preview-refresh-after-faults", "preview", "--refresh", "--expect-no-changes", "--diff")
+	err = f.Timed("pulumi preview --refresh --expect-no-changes", func() (string, error) {
+		_, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-refresh-after-faults", "preview", "--refresh", "--expect-no-changes", "--diff")
 		return "after kubectl scale of Redis, pod deletions", err
 	})
 	if err != nil {
@@ -541,16 +543,16 @@ func (f *fixture) stepRestartAllRegistryPods(t *testing.T) {
 	}
 	var probes, failed int
 	var firstFail, lastFail time.Time
-	err = f.timed("restart all registry pods", func() (string, error) {
+	err = f.Timed("restart all registry pods", func() (string, error) {
 		start := time.Now()
-		if _, err := f.kube.ns(ctx, "delete", "pods", "-l", registryPodSelector, "--wait=false"); err != nil {
+		if _, err := f.Kube.NS(ctx, "delete", "pods", "-l", kit.RegistryPodSelector, "--wait=false"); err != nil {
 			return "", err
 		}
 		// Probe /v2/ (one attempt each, no retry) until every old pod is gone, the new ones are
 		// Ready and the registry answers 200 again.
-		err := poll(ctx, readyTimeout, 250*time.Millisecond, func() (bool, error) {
+		err := kit.Poll(ctx, kit.ReadyTimeout, 250*time.Millisecond, func() (bool, error) {
 			probes++
-			code, err := f.client.ping(ctx, false, "", "")
+			code, err := f.Client.Ping(ctx, false, "", "")
 			ok := err == nil && code == http.StatusOK
 			if !ok {
 				failed++
@@ -560,7 +562,7 @@ func (f *fixture) stepRestartAllRegistryPods(t *testing.T) {
 				lastFail = time.Now()
 				return false, nil
 			}
-			pods, err := f.kube.pods(ctx, registryPodSelector)
+			pods, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 			if err != nil {
 				return false, err
 			}
@@ -583,22 +585,22 @@ func (f *fixture) stepRestartAllRegistryPods(t *testing.T) {
 			replicas, time.Since(start).Round(100*time.Millisecond), failed, probes, outage.Round(100*time.Millisecond)), err
 	})
 	if err != nil {
-		t.Fatalf("registry did not come back after all pods were deleted: %v\nevents:\n%s", err, f.kube.events(ctx))
+		t.Fatalf("registry did not come back after all pods were deleted: %v\nevents:\n%s", err, f.Kube.Events(ctx))
 	}
-	after, err := f.kube.pods(ctx, registryPodSelector)
+	after, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("pods %v -> %v", podNames(before), podNames(after))
 
-	err = f.timed("pull all images after restart", func() (string, error) {
+	err = f.Timed("pull all images after restart", func() (string, error) {
 		total, err := f.pullAll(ctx, f.survivors)
-		return fmt.Sprintf("%d images by tag (+ HEAD by digest), %s", len(f.survivors), mib(total)), err
+		return fmt.Sprintf("%d images by tag (+ HEAD by digest), %s", len(f.survivors), kit.MiB(total)), err
 	})
 	if err != nil {
 		t.Errorf("an image pushed before the restart does not pull: %v", err)
 	}
-	f.report.fact("restart of all %d registry pods at once (kubectl delete pods -l ...): GET /v2/ every 250 ms failed %d of %d times until the new pods were Ready; all %d images pushed so far pull (by tag, manifest HEAD by digest) afterwards",
+	f.Report.Fact("restart of all %d registry pods at once (kubectl delete pods -l ...): GET /v2/ every 250 ms failed %d of %d times until the new pods were Ready; all %d images pushed so far pull (by tag, manifest HEAD by digest) afterwards",
 		replicas, failed, probes, len(f.survivors))
 }
 
@@ -624,7 +626,7 @@ func (f *fixture) registrySnapshot(ctx context.Context) (*deploySnapshot, error)
 			} `json:"template"`
 		} `json:"spec"`
 	}
-	if err := f.kube.getJSON(ctx, true, &d, "deployment", f.out.DeploymentName); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &d, "deployment", f.Out.DeploymentName); err != nil {
 		return nil, err
 	}
 	var pods struct {
@@ -635,10 +637,10 @@ func (f *fixture) registrySnapshot(ctx context.Context) (*deploySnapshot, error)
 			} `json:"metadata"`
 		} `json:"items"`
 	}
-	if err := f.kube.getJSON(ctx, true, &pods, "pods", "-l", registryPodSelector); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &pods, "pods", "-l", kit.RegistryPodSelector); err != nil {
 		return nil, err
 	}
-	uid, err := f.kube.ns(ctx, "get", "secret", "registry-config", "-o", "jsonpath={.metadata.uid}")
+	uid, err := f.Kube.NS(ctx, "get", "secret", "registry-config", "-o", "jsonpath={.metadata.uid}")
 	if err != nil {
 		return nil, err
 	}
@@ -667,22 +669,22 @@ func (f *fixture) stepRollingConfigChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resources, err := f.pulumi.exportResources(ctx)
+	resources, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.pulumi.setConfig(ctx, map[string]string{"logLevel": "debug"}); err != nil {
+	if err := f.Pulumi.SetConfig(ctx, map[string]string{"logLevel": "debug"}); err != nil {
 		t.Fatal(err)
 	}
-	var ops []stepOp
+	var ops []kit.StepOp
 	name := "rolling config change (logLevel info -> debug)"
-	err = f.timed("pulumi up (logLevel debug) + pulls", func() (string, error) {
+	err = f.Timed("pulumi up (logLevel debug) + pulls", func() (string, error) {
 		res, err := f.underLoad(ctx, t, disruption{name: name, tail: 3 * time.Second}, nil, func() error {
 			var err error
-			ops, err = f.pulumi.up(ctx, "up-loglevel-debug")
+			ops, err = f.Pulumi.Up(ctx, "up-loglevel-debug")
 			return err
 		})
-		return summarizeOps(ops) + "; " + res.Pulls.line("pulls"), err
+		return kit.SummarizeOps(ops) + "; " + res.Pulls.line("pulls"), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -690,11 +692,11 @@ func (f *fixture) stepRollingConfigChange(t *testing.T) {
 	checkInPlace(t, "up logLevel=debug", ops)
 	for _, want := range []struct{ typ, name string }{
 		{"kubernetes:core/v1:Secret", "registry-config"},
-		{"kubernetes:apps/v1:Deployment", f.out.DeploymentName},
+		{"kubernetes:apps/v1:Deployment", f.Out.DeploymentName},
 	} {
 		urn := k8sURN(resources, want.typ, want.name)
-		if urn == "" || !slices.Contains(ops, stepOp{Op: "update", URN: urn}) {
-			t.Errorf("pulumi up did not update %s %s in place: %s", want.typ, want.name, summarizeOps(ops))
+		if urn == "" || !slices.Contains(ops, kit.StepOp{Op: "update", URN: urn}) {
+			t.Errorf("pulumi up did not update %s %s in place: %s", want.typ, want.name, kit.SummarizeOps(ops))
 		}
 	}
 	if _, _, err := f.readyRegistryPods(ctx); err != nil {
@@ -718,7 +720,7 @@ func (f *fixture) stepRollingConfigChange(t *testing.T) {
 	if slices.Equal(after.TemplateHash, before.TemplateHash) {
 		t.Errorf("pod-template-hash unchanged (%v): no new ReplicaSet", after.TemplateHash)
 	}
-	cfg, err := f.kube.secretValue(ctx, "registry-config", "config.yml")
+	cfg, err := f.Kube.SecretValue(ctx, "registry-config", "config.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -735,5 +737,5 @@ func (f *fixture) stepRollingConfigChange(t *testing.T) {
 	msg := fmt.Sprintf("logLevel info -> debug: pods %v (template hash %v) -> %v (%v); checksum/config %.12s -> %.12s; Secret registry-config updated in place; %d debug log lines",
 		before.Pods, before.TemplateHash, after.Pods, after.TemplateHash, before.Checksum, after.Checksum, debugLines)
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 }

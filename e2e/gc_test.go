@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // blobDataPath is where the filesystem driver keeps a blob inside the registry pod.
@@ -18,12 +20,12 @@ func blobDataPath(digestHex string) string {
 
 // blobsOnDisk checks with one `kubectl exec` which of the blobs have a data file in the storage
 // the registry pods share.
-func (f *fixture) blobsOnDisk(ctx context.Context, blobs []blob) (map[string]bool, error) {
+func (f *fixture) blobsOnDisk(ctx context.Context, blobs []kit.Blob) (map[string]bool, error) {
 	var script strings.Builder
 	for _, b := range blobs {
-		fmt.Fprintf(&script, "if test -e %s; then echo present %s; else echo absent %s; fi\n", blobDataPath(b.hex()), b.Digest, b.Digest)
+		fmt.Fprintf(&script, "if test -e %s; then echo present %s; else echo absent %s; fi\n", blobDataPath(b.Hex()), b.Digest, b.Digest)
 	}
-	out, err := f.kube.exec(ctx, "deploy/"+f.out.DeploymentName, "registry", script.String())
+	out, err := f.Kube.Exec(ctx, "deploy/"+f.Out.DeploymentName, "registry", script.String())
 	if err != nil {
 		return nil, err
 	}
@@ -44,17 +46,17 @@ func (f *fixture) blobsOnDisk(ctx context.Context, blobs []blob) (map[string]boo
 
 // runGC creates a Job from the GC CronJob, waits for it and for the registry to be back to its
 // normal replica count.
-func (f *fixture) runGC(ctx context.Context, t *testing.T, label string) (*jobResult, error) {
-	suffix, err := randomSuffix()
+func (f *fixture) runGC(ctx context.Context, t *testing.T, label string) (*kit.JobResult, error) {
+	suffix, err := kit.RandomSuffix()
 	if err != nil {
 		return nil, err
 	}
 	job := "e2e-" + label + "-" + suffix
-	res, err := f.kube.runJobFromCronJob(ctx, f.out.GCCronJobName, job, gcJobTimeout)
+	res, err := f.Kube.RunJobFromCronJob(ctx, f.Out.GCCronJobName, job, kit.GCJobTimeout)
 	if err != nil {
 		return res, err
 	}
-	t.Logf("job %s succeeded in %s; last log lines:\n%s", job, res.Duration.Round(time.Second), tail(res.Logs, 8))
+	t.Logf("job %s succeeded in %s; last log lines:\n%s", job, res.Duration.Round(time.Second), kit.Tail(res.Logs, 8))
 	return res, nil
 }
 
@@ -62,16 +64,16 @@ func (f *fixture) runGC(ctx context.Context, t *testing.T, label string) (*jobRe
 // `registry garbage-collect` fails there because the repositories dir does not exist yet) and leave
 // the registry writable again.
 func (f *fixture) stepGCEmpty(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
-	err := f.timed("GC job (empty registry)", func() (string, error) {
+	err := f.Timed("GC job (empty registry)", func() (string, error) {
 		_, err := f.runGC(ctx, t, "gc-empty")
 		return "", err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.waitReady(ctx, 2); err != nil {
+	if err := f.WaitReady(ctx, 2); err != nil {
 		t.Fatalf("registry not Ready after GC: %v", err)
 	}
 }
@@ -85,11 +87,11 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	keep, drop := f.imgKeep, f.imgDrop
 
-	if err := f.client.deleteManifest(ctx, drop.Repo, drop.Digest); err != nil {
+	if err := f.Client.DeleteManifest(ctx, drop.Repo, drop.Digest); err != nil {
 		t.Fatal(err)
 	}
 	for _, ref := range []string{drop.Tag, drop.Digest} {
-		code, err := f.client.manifestStatus(ctx, drop.Repo, ref)
+		code, err := f.Client.ManifestStatus(ctx, drop.Repo, ref)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,39 +108,39 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 	}
 	for _, b := range all {
 		if !onDisk[b.Digest] {
-			t.Fatalf("blob %s is not at %s before GC: storage layout differs from the contract", b.Digest, blobDataPath(b.hex()))
+			t.Fatalf("blob %s is not at %s before GC: storage layout differs from the contract", b.Digest, blobDataPath(b.Hex()))
 		}
 	}
 
-	pulls := startPullLoop(ctx, f.client, keep, 100*time.Millisecond)
-	pushes := startPushLoop(ctx, f.client, "e2e/during-gc", 128<<10, time.Second)
+	pulls := startPullLoop(ctx, f.Client, keep, 100*time.Millisecond)
+	pushes := startPushLoop(ctx, f.Client, "e2e/during-gc", 128<<10, time.Second)
 	// Stopping twice is harmless; the defers only matter when the step fails early.
 	defer pulls.stop()
 	defer pushes.stop()
 	// Make sure both loops are running before GC starts, so the counts cover the whole GC.
-	if err := poll(ctx, time.Minute, 200*time.Millisecond, func() (bool, error) {
+	if err := kit.Poll(ctx, time.Minute, 200*time.Millisecond, func() (bool, error) {
 		p, q := pulls.stats.snapshot(), pushes.stats.snapshot()
 		return p.Attempts > 0 && q.Attempts > 0, nil
 	}); err != nil {
 		t.Fatalf("load loops did not start: %v", err)
 	}
 	var pullStats, pushStats loadCounts
-	var gcRes *jobResult
-	gcErr := f.timed("GC job (under load)", func() (string, error) {
+	var gcRes *kit.JobResult
+	gcErr := f.Timed("GC job (under load)", func() (string, error) {
 		var err error
 		gcRes, err = f.runGC(ctx, t, "gc")
 		pullStats, pushStats = pulls.stop(), pushes.stop()
 		return pullStats.summary("pulls") + "; " + pushStats.summary("pushes"), err
 	})
-	f.report.fact("during GC %s", pullStats.summary("pulls"))
-	f.report.fact("during GC %s; %d acknowledged", pushStats.summary("pushes"), len(pushStats.Acked))
+	f.Report.Fact("during GC %s", pullStats.summary("pulls"))
+	f.Report.Fact("during GC %s; %d acknowledged", pushStats.summary("pushes"), len(pushStats.Acked))
 	t.Logf("during GC %s", pullStats.summary("pulls"))
 	t.Logf("during GC %s; %d acknowledged", pushStats.summary("pushes"), len(pushStats.Acked))
 	for _, l := range append(pullStats.Failures, pushStats.Failures...) {
 		t.Logf("  failure: %s", l)
 	}
 	if len(pullStats.Failures) > 0 {
-		f.report.fact("pull failures during GC (incl. retried):\n%s", strings.Join(pullStats.Failures, "\n"))
+		f.Report.Fact("pull failures during GC (incl. retried):\n%s", strings.Join(pullStats.Failures, "\n"))
 	}
 	if gcErr != nil {
 		t.Fatal(gcErr)
@@ -149,7 +151,7 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 	if pullStats.OK+pullStats.OKAfterRetry == 0 {
 		t.Errorf("no pull completed during GC")
 	}
-	if err := f.waitReady(ctx, 2); err != nil {
+	if err := f.WaitReady(ctx, 2); err != nil {
 		t.Fatalf("registry not Ready after GC: %v", err)
 	}
 
@@ -166,15 +168,15 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 	gone := 0
 	for _, b := range drop.Blobs() {
 		if onDisk[b.Digest] {
-			t.Errorf("blob %s of the deleted image is still at %s after GC", b.Digest, blobDataPath(b.hex()))
+			t.Errorf("blob %s of the deleted image is still at %s after GC", b.Digest, blobDataPath(b.Hex()))
 		} else {
 			gone++
 		}
 	}
-	f.report.fact("GC removed %d of %d blobs of the deleted image from storage; %d blobs of the kept image intact", gone, len(drop.Blobs()), len(keep.Blobs()))
+	f.Report.Fact("GC removed %d of %d blobs of the deleted image from storage; %d blobs of the kept image intact", gone, len(drop.Blobs()), len(keep.Blobs()))
 
 	// The cache was flushed: no descriptor of a deleted blob is left to answer "exists".
-	keys, err := f.redisBlobKeys(ctx)
+	keys, err := f.RedisBlobKeys(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +198,7 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 		msg := fmt.Sprintf("pushes racing GC: %d acknowledged before the read-only window, %d inside it (%s-%s UTC, GC mark and sweep), %d after writes were restored; %d refused with 405 in between",
 			before, inside, win.readOnly.Format("15:04:05"), win.writable.Format("15:04:05"), after, pushStats.Refused)
 		t.Log(msg)
-		f.report.fact("%s", msg)
+		f.Report.Fact("%s", msg)
 		if inside > 0 {
 			t.Errorf("%d pushes were acknowledged while GC ran (the registry was not read-only)", inside)
 		}
@@ -204,21 +206,21 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 
 	// Everything acknowledged, before and during GC, pulls with the right digest, by tag and by
 	// digest: a blob collected under an acknowledged manifest would fail here.
-	images := append(append([]*testImage{}, f.survivors...), pushStats.Acked...)
-	err = f.timed("pull after GC", func() (string, error) {
+	images := append(append([]*kit.Image{}, f.survivors...), pushStats.Acked...)
+	err = f.Timed("pull after GC", func() (string, error) {
 		total := 0
 		for _, im := range images {
-			n, err := f.client.pullImage(ctx, im.Tag, im)
+			n, err := f.Client.PullImage(ctx, im.Tag, im)
 			if err != nil {
 				return "", err
 			}
 			total += n
-			if n, err = f.client.pullImage(ctx, im.Digest, im); err != nil {
+			if n, err = f.Client.PullImage(ctx, im.Digest, im); err != nil {
 				return "", err
 			}
 			total += n
 		}
-		return fmt.Sprintf("%d images (%d pushed during GC) by tag and digest, %s", len(images), len(pushStats.Acked), mib(total)), nil
+		return fmt.Sprintf("%d images (%d pushed during GC) by tag and digest, %s", len(images), len(pushStats.Acked), kit.MiB(total)), nil
 	})
 	if err != nil {
 		t.Errorf("an acknowledged image is lost after GC: %v", err)
@@ -227,10 +229,10 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 
 	// Re-push the deleted image with HEAD-before-upload like docker: a stale cache would answer
 	// "exists" for the collected layers and the image would not pull.
-	var res *pushResult
-	err = f.timed("re-push deleted image", func() (string, error) {
+	var res *kit.PushResult
+	err = f.Timed("re-push deleted image", func() (string, error) {
 		var err error
-		res, err = f.client.pushImage(ctx, drop)
+		res, err = f.Client.PushImage(ctx, drop)
 		if err != nil {
 			return "", err
 		}
@@ -242,7 +244,7 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 	if res.Skipped > 0 {
 		t.Errorf("the registry claimed %d collected blobs of %s still exist (stale cache)", res.Skipped, drop.Ref())
 	}
-	if _, err := f.client.pullImage(ctx, drop.Tag, drop); err != nil {
+	if _, err := f.Client.PullImage(ctx, drop.Tag, drop); err != nil {
 		t.Fatalf("re-pushed image does not pull: %v", err)
 	}
 	t.Logf("re-pushed %s@%s pulls with identical digests and layer contents", drop.Ref(), drop.Digest)
@@ -279,7 +281,7 @@ func gcReadOnlyWindow(logs string, ref time.Time) (gcWindow, error) {
 		}
 	}
 	if w.readOnly.IsZero() || w.writable.IsZero() || w.writable.Before(w.readOnly) {
-		return w, fmt.Errorf("no read-only window (read-only %v, back to read-write %v) in the logs:\n%s", w.readOnly, w.writable, tail(logs, 30))
+		return w, fmt.Errorf("no read-only window (read-only %v, back to read-write %v) in the logs:\n%s", w.readOnly, w.writable, kit.Tail(logs, 30))
 	}
 	return w, nil
 }

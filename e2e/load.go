@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // Load loops run beside a disruptive operation (GC now; pod loss, Redis outage and rolling config
@@ -29,7 +31,7 @@ type loadCounts struct {
 	Refused      int // pushes refused cleanly with 405 (registry read-only)
 	Bytes        int
 	Failures     []string
-	Acked        []*testImage // pushes the registry acknowledged
+	Acked        []*kit.Image // pushes the registry acknowledged
 	AckedAt      []time.Time  // when each push of Acked was acknowledged (same index)
 }
 
@@ -45,7 +47,7 @@ func (s *loadStats) snapshot() loadCounts {
 	defer s.mu.Unlock()
 	c := s.loadCounts
 	c.Failures = append([]string(nil), s.Failures...)
-	c.Acked = append([]*testImage(nil), s.Acked...)
+	c.Acked = append([]*kit.Image(nil), s.Acked...)
 	c.AckedAt = append([]time.Time(nil), s.AckedAt...)
 	return c
 }
@@ -65,7 +67,7 @@ func (l *loop) stop() loadCounts {
 
 // startLoop calls iteration every interval until stopped. The iteration gets a context that is
 // cancelled only by stop, plus a client whose retried failures are recorded in the stats.
-func startLoop(ctx context.Context, c *registryClient, interval time.Duration, iteration func(ctx context.Context, c *registryClient, s *loadStats, retried *int)) *loop {
+func startLoop(ctx context.Context, c *kit.RegistryClient, interval time.Duration, iteration func(ctx context.Context, c *kit.RegistryClient, s *loadStats, retried *int)) *loop {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &loop{cancel: cancel, done: make(chan struct{}), stats: &loadStats{}}
 	go func() {
@@ -74,7 +76,7 @@ func startLoop(ctx context.Context, c *registryClient, interval time.Duration, i
 		defer t.Stop()
 		for {
 			retried := 0
-			rc := c.withRetryHook(func(op string, err error) {
+			rc := c.WithRetryHook(func(op string, err error) {
 				retried++
 				l.stats.fail(fmt.Sprintf("retried %s: %v", op, err))
 			})
@@ -90,9 +92,9 @@ func startLoop(ctx context.Context, c *registryClient, interval time.Duration, i
 }
 
 // startPullLoop pulls img again and again and verifies it completely each time.
-func startPullLoop(ctx context.Context, c *registryClient, img *testImage, interval time.Duration) *loop {
-	return startLoop(ctx, c, interval, func(ctx context.Context, rc *registryClient, s *loadStats, retried *int) {
-		n, err := rc.pullImage(ctx, img.Tag, img)
+func startPullLoop(ctx context.Context, c *kit.RegistryClient, img *kit.Image, interval time.Duration) *loop {
+	return startLoop(ctx, c, interval, func(ctx context.Context, rc *kit.RegistryClient, s *loadStats, retried *int) {
+		n, err := rc.PullImage(ctx, img.Tag, img)
 		if ctx.Err() != nil {
 			return // stopped mid-pull: not a result
 		}
@@ -115,16 +117,16 @@ func startPullLoop(ctx context.Context, c *registryClient, img *testImage, inter
 
 // startPushLoop pushes a fresh small image (one random layer) per iteration into repo. Every push
 // the registry acknowledges is recorded in Acked; a 405 (read-only) counts as a clean refusal.
-func startPushLoop(ctx context.Context, c *registryClient, repo string, layerBytes int, interval time.Duration) *loop {
+func startPushLoop(ctx context.Context, c *kit.RegistryClient, repo string, layerBytes int, interval time.Duration) *loop {
 	n := 0
-	return startLoop(ctx, c, interval, func(ctx context.Context, rc *registryClient, s *loadStats, retried *int) {
+	return startLoop(ctx, c, interval, func(ctx context.Context, rc *kit.RegistryClient, s *loadStats, retried *int) {
 		n++
-		img, err := randomImage(repo, fmt.Sprintf("load-%03d", n), 1, layerBytes)
+		img, err := kit.RandomImage(repo, fmt.Sprintf("load-%03d", n), 1, layerBytes)
 		if err != nil {
 			s.fail("build image: " + err.Error())
 			return
 		}
-		_, err = rc.pushImage(ctx, img)
+		_, err = rc.PushImage(ctx, img)
 		if ctx.Err() != nil {
 			return
 		}
@@ -140,7 +142,7 @@ func startPushLoop(ctx context.Context, c *registryClient, repo string, layerByt
 			s.OK++
 			s.Acked = append(s.Acked, img)
 			s.AckedAt = append(s.AckedAt, time.Now())
-		case httpStatus(err) == 405:
+		case kit.HTTPStatus(err) == 405:
 			s.Refused++
 		default:
 			s.Failed++
@@ -156,7 +158,7 @@ func (s loadCounts) summary(kind string) string {
 		msg += fmt.Sprintf(", %d refused (405 read-only)", s.Refused)
 	}
 	if s.Bytes > 0 {
-		msg += ", " + mib(s.Bytes) + " verified"
+		msg += ", " + kit.MiB(s.Bytes) + " verified"
 	}
 	return msg
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // Sizes of the test images: several MiB in several layers, uploaded in 512 KiB chunks so that each
@@ -23,25 +25,25 @@ const (
 // stepPushPull pushes two random multi-layer images and pulls them back byte for byte. The first
 // stays for the rest of the suite; the second is the one GC will collect.
 func (f *fixture) stepPushPull(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 	var err error
-	if f.imgKeep, err = randomImage("e2e/keep", "v1", mainLayers, mainLayerBytes); err != nil {
+	if f.imgKeep, err = kit.RandomImage("e2e/keep", "v1", mainLayers, mainLayerBytes); err != nil {
 		t.Fatal(err)
 	}
-	drop, err := randomImage("e2e/drop", "v1", mainLayers, mainLayerBytes/2)
+	drop, err := kit.RandomImage("e2e/drop", "v1", mainLayers, mainLayerBytes/2)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	var res *pushResult
-	err = f.timed("push (4 layers)", func() (string, error) {
+	var res *kit.PushResult
+	err = f.Timed("push (4 layers)", func() (string, error) {
 		start := time.Now()
-		res, err = f.client.pushImage(ctx, f.imgKeep)
-		return fmt.Sprintf("%s, %s, %s/s", f.imgKeep.Ref(), mib(f.imgKeep.Size()), mib(int(float64(f.imgKeep.Size())/time.Since(start).Seconds()))), err
+		res, err = f.Client.PushImage(ctx, f.imgKeep)
+		return fmt.Sprintf("%s, %s, %s/s", f.imgKeep.Ref(), kit.MiB(f.imgKeep.Size()), kit.MiB(int(float64(f.imgKeep.Size())/time.Since(start).Seconds()))), err
 	})
 	if err != nil {
-		if httpStatus(err) == 405 {
+		if kit.HTTPStatus(err) == 405 {
 			t.Fatalf("push refused with 405: is the registry still read-only after the first GC? %v", err)
 		}
 		t.Fatal(err)
@@ -50,19 +52,19 @@ func (f *fixture) stepPushPull(t *testing.T) {
 	f.survivors = append(f.survivors, f.imgKeep)
 	t.Logf("pushed %s@%s: %d blobs uploaded, %d already present", f.imgKeep.Ref(), f.imgKeep.Digest, len(res.Uploads), res.Skipped)
 
-	err = f.timed("pull (4 layers)", func() (string, error) {
+	err = f.Timed("pull (4 layers)", func() (string, error) {
 		start := time.Now()
-		n, err := f.client.pullImage(ctx, f.imgKeep.Tag, f.imgKeep)
-		return fmt.Sprintf("%s, digests equal, %s/s", mib(n), mib(int(float64(n)/time.Since(start).Seconds()))), err
+		n, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep)
+		return fmt.Sprintf("%s, digests equal, %s/s", kit.MiB(n), kit.MiB(int(float64(n)/time.Since(start).Seconds()))), err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// By digest as well: this is how Kubernetes pulls pinned images.
-	if _, err := f.client.pullImage(ctx, f.imgKeep.Digest, f.imgKeep); err != nil {
+	if _, err := f.Client.PullImage(ctx, f.imgKeep.Digest, f.imgKeep); err != nil {
 		t.Fatalf("pull by digest: %v", err)
 	}
-	tags, err := f.client.tags(ctx, f.imgKeep.Repo)
+	tags, err := f.Client.Tags(ctx, f.imgKeep.Repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +72,12 @@ func (f *fixture) stepPushPull(t *testing.T) {
 		t.Errorf("tags of %s are %v, want %s among them", f.imgKeep.Repo, tags, f.imgKeep.Tag)
 	}
 
-	res, err = f.client.pushImage(ctx, drop)
+	res, err = f.Client.PushImage(ctx, drop)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.uploads = append(f.uploads, res.Uploads...)
-	if _, err := f.client.pullImage(ctx, drop.Tag, drop); err != nil {
+	if _, err := f.Client.PullImage(ctx, drop.Tag, drop); err != nil {
 		t.Fatal(err)
 	}
 	f.imgDrop = drop
@@ -115,11 +117,11 @@ func (f *fixture) stepUploadsAcrossReplicas(t *testing.T) {
 		if len(st.Split) > 0 || len(f.uploads) >= maxBlobs {
 			break
 		}
-		im, err := randomImage("e2e/spread", fmt.Sprintf("v%d", i), 3, 1200<<10)
+		im, err := kit.RandomImage("e2e/spread", fmt.Sprintf("v%d", i), 3, 1200<<10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := f.client.pushImage(ctx, im)
+		res, err := f.Client.PushImage(ctx, im)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,9 +141,9 @@ func (f *fixture) stepUploadsAcrossReplicas(t *testing.T) {
 		}
 		t.Logf("  %s", s)
 	}
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 	if len(st.Split) > 0 {
-		f.report.fact("example: %s", st.Split[0])
+		f.Report.Fact("example: %s", st.Split[0])
 	} else {
 		t.Errorf("no upload was served by more than one replica across %d blobs; is the Ingress balancing per request?", len(f.uploads))
 	}
@@ -150,7 +152,7 @@ func (f *fixture) stepUploadsAcrossReplicas(t *testing.T) {
 // analyseUploadLogs reads every registry pod's log and maps the suite's upload UUIDs to the pods
 // that served a request of that upload.
 func (f *fixture) analyseUploadLogs(ctx context.Context) (*splitStats, error) {
-	pods, err := f.kube.pods(ctx, registryPodSelector)
+	pods, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +162,7 @@ func (f *fixture) analyseUploadLogs(ctx context.Context) (*splitStats, error) {
 	}
 	st := &splitStats{PerPod: map[string]int{}, ByUUID: map[string]map[string][]string{}}
 	for _, p := range pods {
-		logs, err := f.kube.ns(ctx, "logs", p.Name, "-c", "registry")
+		logs, err := f.Kube.NS(ctx, "logs", p.Name, "-c", "registry")
 		if err != nil {
 			return nil, fmt.Errorf("logs of %s: %w", p.Name, err)
 		}
@@ -220,9 +222,9 @@ func (f *fixture) stepRedisKeys(t *testing.T) {
 	var keys map[string]bool
 	var missing []string
 	// The registry writes descriptors when an upload is committed; poll briefly in case a write lags.
-	err := poll(ctx, 30*time.Second, 2*time.Second, func() (bool, error) {
+	err := kit.Poll(ctx, 30*time.Second, 2*time.Second, func() (bool, error) {
 		var err error
-		keys, err = f.redisBlobKeys(ctx)
+		keys, err = f.RedisBlobKeys(ctx)
 		if err != nil {
 			return false, err
 		}
@@ -239,21 +241,5 @@ func (f *fixture) stepRedisKeys(t *testing.T) {
 	}
 	msg := fmt.Sprintf("redis holds %d blobs::* keys, including all %d blobs of %s", len(keys), len(f.imgKeep.Blobs()), f.imgKeep.Ref())
 	t.Log(msg)
-	f.report.fact("%s", msg)
-}
-
-// redisBlobKeys lists the blobs::* keys with redis-cli inside the Redis pod (REDISCLI_AUTH is set
-// there, so the password never passes through this process' command line).
-func (f *fixture) redisBlobKeys(ctx context.Context) (map[string]bool, error) {
-	out, err := f.kube.ns(ctx, "exec", "deploy/"+f.out.RedisDeploymentName, "-c", "redis", "--", "redis-cli", "--scan", "--pattern", "blobs::*")
-	if err != nil {
-		return nil, fmt.Errorf("redis-cli --scan in deploy/%s: %w", f.out.RedisDeploymentName, err)
-	}
-	keys := map[string]bool{}
-	for _, l := range strings.Split(out, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			keys[l] = true
-		}
-	}
-	return keys, nil
+	f.Report.Fact("%s", msg)
 }

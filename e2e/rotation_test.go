@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // Rotation of the generated credentials, as the README's Operations section tells an operator to
@@ -33,7 +35,7 @@ const rotationCutoverGrace = 3 * time.Second
 var replaceOps = map[string]bool{"replace": true, "create-replacement": true, "delete-replaced": true}
 
 // stateURN finds the URN of a resource by type and name (the last URN segment).
-func stateURN(resources []stateResource, typ, name string) string {
+func stateURN(resources []kit.StateResource, typ, name string) string {
 	for _, r := range resources {
 		if r.Type == typ && strings.HasSuffix(r.URN, "::"+name) {
 			return r.URN
@@ -42,37 +44,37 @@ func stateURN(resources []stateResource, typ, name string) string {
 	return ""
 }
 
-func stateResourceByURN(resources []stateResource, urn string) (stateResource, bool) {
+func stateResourceByURN(resources []kit.StateResource, urn string) (kit.StateResource, bool) {
 	for _, r := range resources {
 		if r.URN == urn {
 			return r, true
 		}
 	}
-	return stateResource{}, false
+	return kit.StateResource{}, false
 }
 
 // checkOnlyReplaced fails the test unless target is replaced and every other resource is left alone
 // or updated in place (no replacement, creation or deletion of a Deployment, Secret, PV, claim or
 // anything else).
-func checkOnlyReplaced(t *testing.T, what string, ops []stepOp, target string) {
+func checkOnlyReplaced(t *testing.T, what string, ops []kit.StepOp, target string) {
 	t.Helper()
 	replaced := false
 	for _, o := range ops {
 		switch {
 		case o.URN == target && replaceOps[o.Op]:
 			replaced = true
-		case o.URN == target && inPlaceOps[o.Op]:
-		case !inPlaceOps[o.Op]:
-			t.Errorf("%s: %s %s (only %s may be replaced; the rest must be updated in place)", what, o.Op, o.URN, shortURN(target))
+		case o.URN == target && kit.InPlaceOps[o.Op]:
+		case !kit.InPlaceOps[o.Op]:
+			t.Errorf("%s: %s %s (only %s may be replaced; the rest must be updated in place)", what, o.Op, o.URN, kit.ShortURN(target))
 		}
 	}
 	if !replaced {
-		t.Errorf("%s: %s is not replaced: %s", what, shortURN(target), summarizeOps(ops))
+		t.Errorf("%s: %s is not replaced: %s", what, kit.ShortURN(target), kit.SummarizeOps(ops))
 	}
 }
 
 // requireUpdated fails the test unless each named Kubernetes object got an in-place update.
-func requireUpdated(t *testing.T, what string, ops []stepOp, resources []stateResource, objects ...[2]string) {
+func requireUpdated(t *testing.T, what string, ops []kit.StepOp, resources []kit.StateResource, objects ...[2]string) {
 	t.Helper()
 	for _, o := range objects {
 		urn := k8sURN(resources, o[0], o[1])
@@ -87,7 +89,7 @@ func requireUpdated(t *testing.T, what string, ops []stepOp, resources []stateRe
 			}
 		}
 		if !found {
-			t.Errorf("%s: %s %s was not updated in place: %s", what, o[0], o[1], summarizeOps(ops))
+			t.Errorf("%s: %s %s was not updated in place: %s", what, o[0], o[1], kit.SummarizeOps(ops))
 		}
 	}
 }
@@ -95,9 +97,9 @@ func requireUpdated(t *testing.T, what string, ops []stepOp, resources []stateRe
 // compareIdentitiesExcept is compareIdentities for an update that replaced the except URN on
 // purpose (none when empty): every other resource keeps its ID, Kubernetes UID and (random/tls)
 // outputs.
-func compareIdentitiesExcept(t *testing.T, before, after []stateResource, except string) int {
+func compareIdentitiesExcept(t *testing.T, before, after []kit.StateResource, except string) int {
 	t.Helper()
-	byURN := map[string]stateResource{}
+	byURN := map[string]kit.StateResource{}
 	for _, r := range after {
 		byURN[r.URN] = r
 	}
@@ -155,7 +157,7 @@ func (f *fixture) retire(name, value string) {
 func (f *fixture) stepRotatePassword(t *testing.T) {
 	need(t, f.imgKeep != nil, "pushed image")
 	ctx := context.Background()
-	before, err := f.pulumi.exportResources(ctx)
+	before, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,34 +171,34 @@ func (f *fixture) stepRotatePassword(t *testing.T) {
 	} else if shown != urn {
 		t.Errorf("pulumi stack --show-urns gives %s, the state %s", shown, urn)
 	}
-	oldPass := f.out.Password
-	htpasswd, err := f.kube.secretValue(ctx, "registry-config", "htpasswd")
+	oldPass := f.Out.Password
+	htpasswd, err := f.Kube.SecretValue(ctx, "registry-config", "htpasswd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldHash := htpasswdHashes(htpasswd)[f.out.Username]
-	podsBefore, err := f.kube.pods(ctx, registryPodSelector)
+	oldHash := htpasswdHashes(htpasswd)[f.Out.Username]
+	podsBefore, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	plan, err := f.pulumi.previewJSON(ctx, "preview-rotate-password", "--replace", urn)
+	plan, err := f.Pulumi.PreviewJSON(ctx, "preview-rotate-password", "--replace", urn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var planned []stepOp
+	var planned []kit.StepOp
 	for _, s := range plan.Steps {
-		planned = append(planned, stepOp{Op: s.Op, URN: s.URN})
+		planned = append(planned, kit.StepOp{Op: s.Op, URN: s.URN})
 	}
-	t.Logf("preview --replace %s: %s", shortURN(urn), summarizeOps(planned))
+	t.Logf("preview --replace %s: %s", kit.ShortURN(urn), kit.SummarizeOps(planned))
 	checkOnlyReplaced(t, "preview --replace registry-password", planned, urn)
 
-	var ops []stepOp
+	var ops []kit.StepOp
 	upStart := time.Now()
-	err = f.timed("pulumi up --replace registry-password", func() (string, error) {
+	err = f.Timed("pulumi up --replace registry-password", func() (string, error) {
 		var err error
-		ops, err = f.pulumi.up(ctx, "up-rotate-password", "--replace", urn)
-		return summarizeOps(ops), err
+		ops, err = f.Pulumi.Up(ctx, "up-rotate-password", "--replace", urn)
+		return kit.SummarizeOps(ops), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -205,31 +207,29 @@ func (f *fixture) stepRotatePassword(t *testing.T) {
 	upTook := upDone.Sub(upStart)
 	checkOnlyReplaced(t, "up --replace registry-password", ops, urn)
 	requireUpdated(t, "up --replace registry-password", ops, before,
-		[2]string{"kubernetes:core/v1:Secret", "registry-config"}, [2]string{"kubernetes:apps/v1:Deployment", f.out.DeploymentName})
+		[2]string{"kubernetes:core/v1:Secret", "registry-config"}, [2]string{"kubernetes:apps/v1:Deployment", f.Out.DeploymentName})
 
-	if err := f.loadOutputs(ctx); err != nil {
+	if err := f.LoadOutputs(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.out.Password == oldPass {
+	if f.Out.Password == oldPass {
 		t.Fatal("the password output did not change")
 	}
 	f.retire("registry password before rotation", oldPass)
 	f.retire("bcrypt hash before rotation", oldHash)
-	newClient := *f.client
-	newClient.pass = f.out.Password
-	f.client = &newClient
+	f.Client = f.Client.WithPassword(f.Out.Password)
 
 	// Right after the update (plus the grace, if any): a pull loop with the new credentials, and
 	// probes of both passwords every 200 ms until 8 probes in a row see the old one refused and
 	// the new one accepted.
-	podsAtReturn, err := f.kube.pods(ctx, registryPodSelector)
+	podsAtReturn, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(rotationCutoverGrace - time.Since(upDone))
-	pulls := startPullLoop(ctx, f.client, f.imgKeep, 100*time.Millisecond)
+	pulls := startPullLoop(ctx, f.Client, f.imgKeep, 100*time.Millisecond)
 	defer pulls.stop()
-	c := f.waitCutover(ctx, f.out.Username, oldPass, f.out.Password, upDone)
+	c := f.waitCutover(ctx, f.Out.Username, oldPass, f.Out.Password, upDone)
 	probes, oldRefused, newAccepted, lastOldOK, lastNewRefused := c.probes, c.oldRefused, c.newAccepted, c.lastOldOK, c.lastNewRefused
 	if c.err != nil {
 		t.Errorf("the old password is not refused and the new one accepted consistently after the rotation (errors %v): %v", c.probeErrs, c.err)
@@ -256,21 +256,21 @@ func (f *fixture) stepRotatePassword(t *testing.T) {
 		t.Errorf("no pull with the new password completed")
 	}
 
-	after, err := f.pulumi.exportResources(ctx)
+	after, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	kept := compareIdentitiesExcept(t, before, after, urn)
-	podsAfter, err := f.kube.pods(ctx, registryPodSelector)
+	podsAfter, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 	if err != nil {
 		t.Fatal(err)
 	}
 	msg := fmt.Sprintf("password rotation (up --replace registry-password, %s): %s; %d other resources kept their identity; pods %v -> %v (when up returned: %s); "+
 		"cutover %s: in %d probes from up's return, old password refused %d times, new password accepted %d times; pulls with the new password from right after up: %s",
-		upTook.Round(100*time.Millisecond), summarizeOps(ops), kept, podNames(podsBefore), podNames(podsAfter), describePods(podsAtReturn),
+		upTook.Round(100*time.Millisecond), kit.SummarizeOps(ops), kept, podNames(podsBefore), podNames(podsAfter), describePods(podsAtReturn),
 		window, probes, oldRefused, newAccepted, stats.line("pulls"))
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 }
 
 // cutover is what waitCutover saw of one account's password change.
@@ -288,10 +288,10 @@ type cutover struct {
 func (f *fixture) waitCutover(ctx context.Context, user, oldPass, newPass string, upDone time.Time) cutover {
 	c := cutover{lastOldOK: -1, lastNewRefused: -1}
 	steady := 0
-	c.err = poll(ctx, 90*time.Second, 200*time.Millisecond, func() (bool, error) {
+	c.err = kit.Poll(ctx, 90*time.Second, 200*time.Millisecond, func() (bool, error) {
 		c.probes++
-		oldCode, err1 := f.client.ping(ctx, false, user, oldPass)
-		newCode, err2 := f.client.ping(ctx, false, user, newPass)
+		oldCode, err1 := f.Client.Ping(ctx, false, user, oldPass)
+		newCode, err2 := f.Client.Ping(ctx, false, user, newPass)
 		since := time.Since(upDone)
 		if err := errors.Join(err1, err2); err != nil {
 			c.probeErrs = append(c.probeErrs, err.Error())
@@ -326,7 +326,7 @@ func durOrNever(d time.Duration) string {
 }
 
 // describePods lists pods with their state (Ready, not ready, terminating).
-func describePods(pods []podInfo) string {
+func describePods(pods []kit.PodInfo) string {
 	var parts []string
 	for _, p := range pods {
 		state := "Ready"
@@ -345,18 +345,18 @@ func describePods(pods []podInfo) string {
 // against the stack's CA, and returns the leaf certificate the controller served.
 func (f *fixture) servedCert(ctx context.Context) (*x509.Certificate, error) {
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(f.out.CACertPEM)) {
+	if !pool.AppendCertsFromPEM([]byte(f.Out.CACertPEM)) {
 		return nil, errors.New("caCertPem holds no certificate")
 	}
 	d := tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: 10 * time.Second},
-		Config:    &tls.Config{ServerName: f.s.Hostname, RootCAs: pool, MinVersion: tls.VersionTLS12},
+		Config:    &tls.Config{ServerName: f.Settings.Hostname, RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	conn, err := d.DialContext(ctx, "tcp", f.ingressAddr)
+	conn, err := d.DialContext(ctx, "tcp", f.IngressAddr)
 	if err != nil {
-		return nil, fmt.Errorf("TLS handshake with %s for %s: %w", f.ingressAddr, f.s.Hostname, err)
+		return nil, fmt.Errorf("TLS handshake with %s for %s: %w", f.IngressAddr, f.Settings.Hostname, err)
 	}
 	defer conn.Close()
 	tc, ok := conn.(*tls.Conn)
@@ -384,7 +384,7 @@ func parseCertPEM(s string) (*x509.Certificate, error) {
 func (f *fixture) stepRotateServerCert(t *testing.T) {
 	need(t, f.imgKeep != nil, "pushed image")
 	ctx := context.Background()
-	before, err := f.pulumi.exportResources(ctx)
+	before, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,21 +396,21 @@ func (f *fixture) stepRotateServerCert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caBefore := f.out.CACertPEM
-	tlsUID, err := f.kube.ns(ctx, "get", "secret", "registry-tls", "-o", "jsonpath={.metadata.uid}")
+	caBefore := f.Out.CACertPEM
+	tlsUID, err := f.Kube.NS(ctx, "get", "secret", "registry-tls", "-o", "jsonpath={.metadata.uid}")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	var ops []stepOp
+	var ops []kit.StepOp
 	name := "server certificate rotation (up --replace registry-server-cert)"
-	err = f.timed("pulumi up --replace registry-server-cert + pulls", func() (string, error) {
+	err = f.Timed("pulumi up --replace registry-server-cert + pulls", func() (string, error) {
 		res, err := f.underLoad(ctx, t, disruption{name: name, tail: 3 * time.Second}, nil, func() error {
 			var err error
-			ops, err = f.pulumi.up(ctx, "up-rotate-cert", "--replace", urn)
+			ops, err = f.Pulumi.Up(ctx, "up-rotate-cert", "--replace", urn)
 			return err
 		})
-		return summarizeOps(ops) + "; " + res.Pulls.line("pulls"), err
+		return kit.SummarizeOps(ops) + "; " + res.Pulls.line("pulls"), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -418,13 +418,13 @@ func (f *fixture) stepRotateServerCert(t *testing.T) {
 	checkOnlyReplaced(t, "up --replace registry-server-cert", ops, urn)
 	requireUpdated(t, "up --replace registry-server-cert", ops, before, [2]string{"kubernetes:core/v1:Secret", "registry-tls"})
 
-	if err := f.loadOutputs(ctx); err != nil {
+	if err := f.LoadOutputs(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.out.CACertPEM != caBefore {
+	if f.Out.CACertPEM != caBefore {
 		t.Errorf("caCertPem changed: clients would have to trust a new CA")
 	}
-	after, err := f.pulumi.exportResources(ctx)
+	after, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +436,7 @@ func (f *fixture) stepRotateServerCert(t *testing.T) {
 	pemOut, _ := r.Outputs["certPem"].(string)
 	stateCert, err := parseCertPEM(pemOut)
 	if err != nil {
-		t.Fatalf("certPem of %s: %v", shortURN(urn), err)
+		t.Fatalf("certPem of %s: %v", kit.ShortURN(urn), err)
 	}
 	if stateCert.SerialNumber.Cmp(oldCert.SerialNumber) == 0 {
 		t.Fatalf("the replaced certificate has the old serial %s", oldCert.SerialNumber)
@@ -445,7 +445,7 @@ func (f *fixture) stepRotateServerCert(t *testing.T) {
 	// The controller picks up the updated Secret on its own; wait for the new serial.
 	var served *x509.Certificate
 	start := time.Now()
-	err = poll(ctx, 90*time.Second, time.Second, func() (bool, error) {
+	err = kit.Poll(ctx, 90*time.Second, time.Second, func() (bool, error) {
 		c, err := f.servedCert(ctx)
 		if err != nil {
 			return false, err
@@ -457,37 +457,37 @@ func (f *fixture) stepRotateServerCert(t *testing.T) {
 		t.Fatalf("the ingress still serves serial %s, want the new %s: %v", served.SerialNumber, stateCert.SerialNumber, err)
 	}
 	pickup := time.Since(start)
-	ca, err := parseCertPEM(f.out.CACertPEM)
+	ca, err := parseCertPEM(f.Out.CACertPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	if _, err := served.Verify(x509.VerifyOptions{DNSName: f.s.Hostname, Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+	if _, err := served.Verify(x509.VerifyOptions{DNSName: f.Settings.Hostname, Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 		t.Errorf("the new server certificate does not verify against the stack's CA: %v", err)
 	}
 	if err := served.CheckSignatureFrom(ca); err != nil {
 		t.Errorf("the new server certificate is not signed by the stack's CA: %v", err)
 	}
-	if uid, err := f.kube.ns(ctx, "get", "secret", "registry-tls", "-o", "jsonpath={.metadata.uid}"); err != nil {
+	if uid, err := f.Kube.NS(ctx, "get", "secret", "registry-tls", "-o", "jsonpath={.metadata.uid}"); err != nil {
 		t.Error(err)
 	} else if uid != tlsUID {
 		t.Errorf("Secret registry-tls was recreated (uid %s -> %s), want an in-place update", tlsUID, uid)
 	}
-	if _, err := f.client.pullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
+	if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
 		t.Errorf("pull after the certificate rotation: %v", err)
 	}
 	msg := fmt.Sprintf("server certificate rotation: %s; %d other resources kept their identity; served serial %x -> %x (picked up %s after up), "+
 		"verifies for %s against the unchanged CA (serial %x), valid until %s",
-		summarizeOps(ops), kept, oldCert.SerialNumber, served.SerialNumber, pickup.Round(100*time.Millisecond), f.s.Hostname, ca.SerialNumber, served.NotAfter.Format(time.RFC3339))
+		kit.SummarizeOps(ops), kept, oldCert.SerialNumber, served.SerialNumber, pickup.Round(100*time.Millisecond), f.Settings.Hostname, ca.SerialNumber, served.NotAfter.Format(time.RFC3339))
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 }
 
 // urnFromShowURNs finds a URN the way the README tells an operator to: in the output of
 // `pulumi stack --show-urns`.
 func (f *fixture) urnFromShowURNs(ctx context.Context, suffix string) (string, error) {
-	out, err := f.pulumi.run(ctx, 2*time.Minute, false, "stack", "--show-urns")
+	out, err := f.Pulumi.Run(ctx, 2*time.Minute, false, "stack", "--show-urns")
 	if err != nil {
 		return "", err
 	}
@@ -513,7 +513,7 @@ func (f *fixture) urnFromShowURNs(ctx context.Context, suffix string) (string, e
 func (f *fixture) stepRotateRedisPassword(t *testing.T) {
 	need(t, f.imgKeep != nil, "pushed image")
 	ctx := context.Background()
-	before, err := f.pulumi.exportResources(ctx)
+	before, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,21 +524,21 @@ func (f *fixture) stepRotateRedisPassword(t *testing.T) {
 	if want := stateURN(before, "random:index/randomPassword:RandomPassword", "registry-redis-password"); urn != want {
 		t.Fatalf("pulumi stack --show-urns gives %s, the state %s", urn, want)
 	}
-	oldPass, err := f.kube.secretValue(ctx, "registry-redis", "password")
+	oldPass, err := f.Kube.SecretValue(ctx, "registry-redis", "password")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ops []stepOp
+	var ops []kit.StepOp
 	name := "Redis password rotation (up --replace registry-redis-password)"
-	err = f.timed("pulumi up --replace registry-redis-password + traffic", func() (string, error) {
+	err = f.Timed("pulumi up --replace registry-redis-password + traffic", func() (string, error) {
 		res, err := f.underLoad(ctx, t, disruption{
 			name: name, pushRepo: "e2e/redis-rotation", pushLayer: 256 << 10, pushEvery: time.Second, tail: 3 * time.Second,
 		}, nil, func() error {
 			var err error
-			ops, err = f.pulumi.up(ctx, "up-rotate-redis-password", "--replace", urn)
+			ops, err = f.Pulumi.Up(ctx, "up-rotate-redis-password", "--replace", urn)
 			return err
 		})
-		return summarizeOps(ops) + "; " + res.Pulls.line("pulls") + "; " + res.Pushes.line("pushes"), err
+		return kit.SummarizeOps(ops) + "; " + res.Pulls.line("pulls") + "; " + res.Pushes.line("pushes"), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -546,8 +546,8 @@ func (f *fixture) stepRotateRedisPassword(t *testing.T) {
 	checkOnlyReplaced(t, "up --replace registry-redis-password", ops, urn)
 	requireUpdated(t, "up --replace registry-redis-password", ops, before,
 		[2]string{"kubernetes:core/v1:Secret", "registry-redis"}, [2]string{"kubernetes:core/v1:Secret", "registry-config"},
-		[2]string{"kubernetes:apps/v1:Deployment", f.out.RedisDeploymentName}, [2]string{"kubernetes:apps/v1:Deployment", f.out.DeploymentName})
-	newPass, err := f.kube.secretValue(ctx, "registry-redis", "password")
+		[2]string{"kubernetes:apps/v1:Deployment", f.Out.RedisDeploymentName}, [2]string{"kubernetes:apps/v1:Deployment", f.Out.DeploymentName})
+	newPass, err := f.Kube.SecretValue(ctx, "registry-redis", "password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +555,7 @@ func (f *fixture) stepRotateRedisPassword(t *testing.T) {
 		t.Fatal("the Redis password did not change")
 	}
 	f.retire("redis password before rotation", oldPass)
-	after, err := f.pulumi.exportResources(ctx)
+	after, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,18 +563,18 @@ func (f *fixture) stepRotateRedisPassword(t *testing.T) {
 	if _, _, err := f.readyRegistryPods(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.kube.waitReadyPods(ctx, redisPodSelector, 1, readyTimeout); err != nil {
+	if _, err := f.Kube.WaitReadyPods(ctx, kit.RedisPodSelector, 1, kit.ReadyTimeout); err != nil {
 		t.Fatal(err)
 	}
 
 	// The registry talks to Redis with the new password: the kept image's descriptors land in the
 	// (restarted, empty) cache, and further pulls are hits without errors.
 	var keys map[string]bool
-	err = poll(ctx, time.Minute, time.Second, func() (bool, error) {
-		if _, err := f.client.pullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
+	err = kit.Poll(ctx, time.Minute, time.Second, func() (bool, error) {
+		if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
 			return false, err
 		}
-		if keys, err = f.redisBlobKeys(ctx); err != nil {
+		if keys, err = f.RedisBlobKeys(ctx); err != nil {
 			return false, err
 		}
 		for _, b := range f.imgKeep.Blobs() {
@@ -592,7 +592,7 @@ func (f *fixture) stepRotateRedisPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := f.client.pullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
+		if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -604,7 +604,7 @@ func (f *fixture) stepRotateRedisPassword(t *testing.T) {
 		t.Errorf("after the Redis password rotation the cache does not serve cleanly: %s -> %s", m1, m2)
 	}
 	msg := fmt.Sprintf("Redis password rotation: %s; %d other resources kept their identity; afterwards the cache refilled (%d blobs::* keys) and 3 pulls gave +%.0f hits, +%.0f errors",
-		summarizeOps(ops), kept, len(keys), m2.Hits-m1.Hits, m2.Errors-m1.Errors)
+		kit.SummarizeOps(ops), kept, len(keys), m2.Hits-m1.Hits, m2.Errors-m1.Errors)
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // Routing steps (issue 8): the plain-HTTP entry point never serves the registry, source ranges are
@@ -66,20 +68,20 @@ func probePlainHTTP(ctx context.Context, addr, hostname, path, user, pass string
 // or without credentials, and records what it got.
 func (f *fixture) checkPlainHTTP(ctx context.Context, t *testing.T, mode string) {
 	t.Helper()
-	if f.s.IngressHTTPAddr == "" {
+	if f.Settings.IngressHTTPAddr == "" {
 		t.Errorf("%s: no E2E_INGRESS_HTTP_ADDR / INGRESS_HTTP_ADDR: the plain-HTTP entry point cannot be checked", mode)
 		return
 	}
 	// The real credentials go only to a loopback address (the sandbox's port-forward): a probe must
 	// not itself send them in clear text across a network. Elsewhere a well-formed decoy is sent.
-	host, _, err := net.SplitHostPort(f.s.IngressHTTPAddr)
+	host, _, err := net.SplitHostPort(f.Settings.IngressHTTPAddr)
 	if err != nil {
-		t.Errorf("E2E_INGRESS_HTTP_ADDR=%q: %v", f.s.IngressHTTPAddr, err)
+		t.Errorf("E2E_INGRESS_HTTP_ADDR=%q: %v", f.Settings.IngressHTTPAddr, err)
 		return
 	}
-	user, pass := f.out.Username, f.out.Password
+	user, pass := f.Out.Username, f.Out.Password
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		user, pass = f.out.Username, "decoy-not-the-password-0123456789"
+		user, pass = f.Out.Username, "decoy-not-the-password-0123456789"
 	}
 	paths := []string{"/v2/", "/v2/_catalog", "/"}
 	if f.imgKeep != nil {
@@ -93,7 +95,7 @@ func (f *fixture) checkPlainHTTP(ctx context.Context, t *testing.T, mode string)
 			if creds {
 				u, pw = user, pass
 			}
-			r, err := probePlainHTTP(ctx, f.s.IngressHTTPAddr, f.s.Hostname, p, u, pw)
+			r, err := probePlainHTTP(ctx, f.Settings.IngressHTTPAddr, f.Settings.Hostname, p, u, pw)
 			if err != nil {
 				t.Errorf("%s: %v", mode, err)
 				continue
@@ -106,15 +108,15 @@ func (f *fixture) checkPlainHTTP(ctx context.Context, t *testing.T, mode string)
 			}
 		}
 	}
-	f.report.fact("plain HTTP (%s, %s): %d probes of %d paths with and without credentials -> status counts %v, none from the registry",
-		mode, f.s.IngressHTTPAddr, n, len(paths), codes)
+	f.Report.Fact("plain HTTP (%s, %s): %d probes of %d paths with and without credentials -> status counts %v, none from the registry",
+		mode, f.Settings.IngressHTTPAddr, n, len(paths), codes)
 }
 
 // stepPlainHTTPRefused: on the Ingress as deployed, the controller's plain-HTTP entry point never
 // reaches the registry.
 func (f *fixture) stepPlainHTTPRefused(t *testing.T) {
-	need(t, f.client != nil, "deployment")
-	f.checkPlainHTTP(context.Background(), t, "ingress "+f.s.IngressClass)
+	need(t, f.Client != nil, "deployment")
+	f.checkPlainHTTP(context.Background(), t, "ingress "+f.Settings.IngressClass)
 }
 
 // routeUp sets config, runs `pulumi up`, and checks that only routing objects (and, for a new TLS
@@ -122,32 +124,32 @@ func (f *fixture) stepPlainHTTPRefused(t *testing.T) {
 // credentials and passwords keep their identity.
 func (f *fixture) routeUp(ctx context.Context, t *testing.T, label string, config map[string]string, alsoChanging ...string) {
 	t.Helper()
-	if err := f.pulumi.setConfig(ctx, config); err != nil {
+	if err := f.Pulumi.SetConfig(ctx, config); err != nil {
 		t.Fatal(err)
 	}
-	before, err := f.pulumi.exportResources(ctx)
+	before, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ops []stepOp
-	err = f.timed("pulumi up ("+label+")", func() (string, error) {
+	var ops []kit.StepOp
+	err = f.Timed("pulumi up ("+label+")", func() (string, error) {
 		var err error
-		ops, err = f.pulumi.up(ctx, "up-"+label)
-		return summarizeOps(ops), err
+		ops, err = f.Pulumi.Up(ctx, "up-"+label)
+		return kit.SummarizeOps(ops), err
 	})
 	if err != nil {
-		t.Fatalf("pulumi up (%s): %v\nevents:\n%s", label, err, f.kube.events(ctx))
+		t.Fatalf("pulumi up (%s): %v\nevents:\n%s", label, err, f.Kube.Events(ctx))
 	}
-	t.Logf("up %s: %s", label, summarizeOps(ops))
+	t.Logf("up %s: %s", label, kit.SummarizeOps(ops))
 	routing := []string{"Ingress", "Gateway", "HTTPRoute", "ReferenceGrant", "Middleware"}
 	allowed := append(routing, alsoChanging...)
 	for _, o := range ops {
-		if inPlaceOps[o.Op] {
+		if kit.InPlaceOps[o.Op] {
 			continue
 		}
 		ok := false
 		for _, a := range allowed {
-			if strings.Contains(shortURN(o.URN), a) {
+			if strings.Contains(kit.ShortURN(o.URN), a) {
 				ok = true
 			}
 		}
@@ -155,7 +157,7 @@ func (f *fixture) routeUp(ctx context.Context, t *testing.T, label string, confi
 			t.Errorf("%s: %s %s; only routing objects may be created or deleted", label, o.Op, o.URN)
 		}
 	}
-	after, err := f.pulumi.exportResources(ctx)
+	after, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,28 +169,28 @@ func (f *fixture) routeUp(ctx context.Context, t *testing.T, label string, confi
 			}
 		}
 	}
-	passwords := f.out.Passwords
-	htBefore, err := f.kube.secretValue(ctx, "registry-config", "htpasswd")
+	passwords := f.Out.Passwords
+	htBefore, err := f.Kube.SecretValue(ctx, "registry-config", "htpasswd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.loadOutputs(ctx); err != nil {
+	if err := f.LoadOutputs(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for user, pw := range passwords {
-		if f.out.Passwords[user] != pw {
+		if f.Out.Passwords[user] != pw {
 			t.Errorf("%s: the password of account %s changed", label, user)
 		}
 	}
-	if htAfter, err := f.kube.secretValue(ctx, "registry-config", "htpasswd"); err != nil || htAfter != htBefore {
+	if htAfter, err := f.Kube.SecretValue(ctx, "registry-config", "htpasswd"); err != nil || htAfter != htBefore {
 		t.Errorf("%s: the htpasswd file changed (%v)", label, err)
 	}
-	nonRouting := func(rs []stateResource) []stateResource {
-		var out []stateResource
+	nonRouting := func(rs []kit.StateResource) []kit.StateResource {
+		var out []kit.StateResource
 		for _, r := range rs {
 			routingObject := false
 			for _, a := range allowed {
-				if strings.Contains(shortURN(r.URN), a) {
+				if strings.Contains(kit.ShortURN(r.URN), a) {
 					routingObject = true
 				}
 			}
@@ -199,24 +201,24 @@ func (f *fixture) routeUp(ctx context.Context, t *testing.T, label string, confi
 		return out
 	}
 	compareIdentities(t, nonRouting(before), after)
-	t.Logf("%s: %d of %d resources kept their ID; routing output %q", label, kept, len(before), f.out.Routing)
+	t.Logf("%s: %d of %d resources kept their ID; routing output %q", label, kept, len(before), f.Out.Routing)
 }
 
 // routedClient is a registry client through the HTTPS entry point that trusts caPEM.
-func (f *fixture) routedClient(caPEM string) (*registryClient, error) {
-	hc, err := newHTTPClient(f.s.Hostname, f.ingressAddr, []byte(caPEM))
+func (f *fixture) routedClient(caPEM string) (*kit.RegistryClient, error) {
+	hc, err := kit.NewHTTPClient(f.Settings.Hostname, f.IngressAddr, []byte(caPEM))
 	if err != nil {
 		return nil, err
 	}
-	return newRegistryClient(hc, f.s.Hostname, f.out.Username, f.out.Password)
+	return kit.NewRegistryClient(hc, "https://"+f.Settings.Hostname, f.Out.Username, f.Out.Password)
 }
 
 // waitPing polls GET /v2/ with the stack's credentials until it answers want.
-func (f *fixture) waitPing(ctx context.Context, c *registryClient, want int, what string) (time.Duration, error) {
+func (f *fixture) waitPing(ctx context.Context, c *kit.RegistryClient, want int, what string) (time.Duration, error) {
 	start := time.Now()
 	var last string
-	err := poll(ctx, routeTimeout, time.Second, func() (bool, error) {
-		code, err := c.ping(ctx, false, "", "")
+	err := kit.Poll(ctx, routeTimeout, time.Second, func() (bool, error) {
+		code, err := c.Ping(ctx, false, "", "")
 		if err != nil {
 			last = err.Error()
 			return false, nil
@@ -231,78 +233,78 @@ func (f *fixture) waitPing(ctx context.Context, c *registryClient, want int, wha
 }
 
 // pullSurvivors pulls every acknowledged image through c, and pushes one more that later steps keep.
-func (f *fixture) pullSurvivorsAndPush(ctx context.Context, t *testing.T, c *registryClient, mode string) {
+func (f *fixture) pullSurvivorsAndPush(ctx context.Context, t *testing.T, c *kit.RegistryClient, mode string) {
 	t.Helper()
 	n, err := f.pullAll(ctx, f.survivors)
 	if err != nil {
 		t.Errorf("%s: an image pushed earlier does not pull: %v", mode, err)
 	}
-	im, err := randomImage("e2e/routing", strings.NewReplacer(" ", "-", "/", "-").Replace(mode), 2, 256<<10)
+	im, err := kit.RandomImage("e2e/routing", strings.NewReplacer(" ", "-", "/", "-").Replace(mode), 2, 256<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.pushImage(ctx, im); err != nil {
+	if _, err := c.PushImage(ctx, im); err != nil {
 		t.Errorf("%s: push: %v", mode, err)
 		return
 	}
-	if _, err := c.pullImage(ctx, im.Tag, im); err != nil {
+	if _, err := c.PullImage(ctx, im.Tag, im); err != nil {
 		t.Errorf("%s: pull of the new image: %v", mode, err)
 		return
 	}
 	f.survivors = append(f.survivors, im)
-	f.report.fact("%s: %d earlier images pulled (%s), new image pushed and pulled, TLS verified, same credentials", mode, len(f.survivors)-1, mib(n))
+	f.Report.Fact("%s: %d earlier images pulled (%s), new image pushed and pulled, TLS verified, same credentials", mode, len(f.survivors)-1, kit.MiB(n))
 }
 
 // stepIngressSourceRanges: ranges without the client's address give 403; adding it lets it in.
 func (f *fixture) stepIngressSourceRanges(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 	f.routeUp(ctx, t, "ranges-deny", map[string]string{"ingressSourceRanges": `["10.0.0.0/8"]`})
-	took, err := f.waitPing(ctx, f.client, http.StatusForbidden, "ingressSourceRanges=[10.0.0.0/8]")
+	took, err := f.waitPing(ctx, f.Client, http.StatusForbidden, "ingressSourceRanges=[10.0.0.0/8]")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.report.fact("ingress %s, ingressSourceRanges [10.0.0.0/8]: /v2/ from 127.0.0.1 answered 403 %s after up", f.s.IngressClass, took.Round(time.Second))
+	f.Report.Fact("ingress %s, ingressSourceRanges [10.0.0.0/8]: /v2/ from 127.0.0.1 answered 403 %s after up", f.Settings.IngressClass, took.Round(time.Second))
 	f.checkPlainHTTP(ctx, t, "ingress with source ranges")
 
 	f.routeUp(ctx, t, "ranges-allow", map[string]string{"ingressSourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
-	if took, err = f.waitPing(ctx, f.client, http.StatusOK, "ingressSourceRanges=[10.0.0.0/8,127.0.0.1/32]"); err != nil {
+	if took, err = f.waitPing(ctx, f.Client, http.StatusOK, "ingressSourceRanges=[10.0.0.0/8,127.0.0.1/32]"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.client.pullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
+	if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
 		t.Errorf("pull with 127.0.0.1 allowed: %v", err)
 	}
-	f.report.fact("ingress %s, ingressSourceRanges [10.0.0.0/8, 127.0.0.1/32]: /v2/ 200 %s after up, pull ok", f.s.IngressClass, took.Round(time.Second))
+	f.Report.Fact("ingress %s, ingressSourceRanges [10.0.0.0/8, 127.0.0.1/32]: /v2/ 200 %s after up, pull ok", f.Settings.IngressClass, took.Round(time.Second))
 }
 
 // stepGatewayCreated moves the registry to an HTTPRoute on a Gateway the stack creates: source
 // ranges refuse first, then admit; data and credentials are the same; plain HTTP never answers.
 func (f *fixture) stepGatewayCreated(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 	f.routeUp(ctx, t, "gateway-created-deny", map[string]string{
-		"routing": "gateway", "gatewayClassName": f.s.GatewayClass, "gatewayListenerPort": f.s.GatewayPort,
+		"routing": "gateway", "gatewayClassName": f.Settings.GatewayClass, "gatewayListenerPort": f.Settings.GatewayPort,
 		"ingressSourceRanges": `["10.0.0.0/8"]`,
 	})
-	if !strings.HasPrefix(f.out.Routing, "gateway (created") {
-		t.Errorf("routing output = %q", f.out.Routing)
+	if !strings.HasPrefix(f.Out.Routing, "gateway (created") {
+		t.Errorf("routing output = %q", f.Out.Routing)
 	}
-	if err := f.checkRouteAccepted(ctx, f.s.Namespace, f.s.Namespace+"/registry"); err != nil {
+	if err := f.checkRouteAccepted(ctx, f.Settings.Namespace, f.Settings.Namespace+"/registry"); err != nil {
 		t.Error(err)
 	}
-	took, err := f.waitPing(ctx, f.client, http.StatusForbidden, "gateway, ranges [10.0.0.0/8]")
+	took, err := f.waitPing(ctx, f.Client, http.StatusForbidden, "gateway, ranges [10.0.0.0/8]")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.report.fact("gateway (created, class %s, port %s), ingressSourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
-		f.s.GatewayClass, f.s.GatewayPort, took.Round(time.Second))
+	f.Report.Fact("gateway (created, class %s, port %s), ingressSourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
+		f.Settings.GatewayClass, f.Settings.GatewayPort, took.Round(time.Second))
 
 	f.routeUp(ctx, t, "gateway-created-allow", map[string]string{"ingressSourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
-	if _, err := f.waitPing(ctx, f.client, http.StatusOK, "gateway, ranges with 127.0.0.1"); err != nil {
+	if _, err := f.waitPing(ctx, f.Client, http.StatusOK, "gateway, ranges with 127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	f.checkPlainHTTP(ctx, t, "gateway created")
-	f.pullSurvivorsAndPush(ctx, t, f.client, "gateway created")
+	f.pullSurvivorsAndPush(ctx, t, f.Client, "gateway created")
 }
 
 // checkRouteAccepted reads the HTTPRoute's status: `pulumi up` returned, so the parent (the Gateway
@@ -318,7 +320,7 @@ func (f *fixture) checkRouteAccepted(ctx context.Context, ns, wantParent string)
 			} `json:"parents"`
 		} `json:"status"`
 	}
-	if err := f.kube.getJSON(ctx, true, &route, "httproute", "registry"); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &route, "httproute", "registry"); err != nil {
 		return err
 	}
 	for _, p := range route.Status.Parents {
@@ -336,7 +338,7 @@ func (f *fixture) checkRouteAccepted(ctx context.Context, ns, wantParent string)
 		if !strings.HasPrefix(got["Accepted"], "True") || !strings.HasPrefix(got["ResolvedRefs"], "True") {
 			return fmt.Errorf("HTTPRoute registry on %s right after up: %v, want Accepted and ResolvedRefs True", wantParent, got)
 		}
-		f.report.fact("HTTPRoute registry on %s when up returned: Accepted=%s ResolvedRefs=%s", wantParent, got["Accepted"], got["ResolvedRefs"])
+		f.Report.Fact("HTTPRoute registry on %s when up returned: Accepted=%s ResolvedRefs=%s", wantParent, got["Accepted"], got["ResolvedRefs"])
 		return nil
 	}
 	return fmt.Errorf("HTTPRoute registry has no status for parent %s right after up", wantParent)
@@ -346,9 +348,9 @@ func (f *fixture) checkRouteAccepted(ctx context.Context, ns, wantParent string)
 // pattern) whose HTTPS listener serves the stack's certificate through the stack's ReferenceGrant.
 // A plain-HTTP listener of the same Gateway is refused by preview, naming the key.
 func (f *fixture) stepGatewayExisting(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
-	gwNS := f.platformNamespace()
+	gwNS := f.PlatformNamespace()
 	manifest := fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata: {name: %[1]s}
@@ -370,58 +372,55 @@ spec:
     port: %[7]s
     hostname: %[4]s
     allowedRoutes: {namespaces: {from: All}}
-`, gwNS, f.s.GatewayClass, f.s.GatewayPort, f.s.Hostname, f.out.TLSSecretName, f.s.Namespace, f.s.GatewayHTTPPort)
-	path := filepath.Join(f.s.WorkDir, "platform-gateway.yaml")
+`, gwNS, f.Settings.GatewayClass, f.Settings.GatewayPort, f.Settings.Hostname, f.Out.TLSSecretName, f.Settings.Namespace, f.Settings.GatewayHTTPPort)
+	path := filepath.Join(f.Settings.WorkDir, "platform-gateway.yaml")
 	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.kube.run(ctx, false, "apply", "-f", path); err != nil {
+	if _, err := f.Kube.Run(ctx, false, "apply", "-f", path); err != nil {
 		t.Fatalf("platform Gateway fixture: %v", err)
 	}
-	f.platformGateway = true
+	f.PlatformGateway = true
 
 	existing := map[string]string{
 		"routing": "gateway", "gatewayClassName": "", "gatewayListenerPort": "0", "gatewayName": "edge", "gatewayNamespace": gwNS,
 		"gatewaySectionName": "web", "gatewayController": "traefik",
 	}
-	if err := f.pulumi.setConfig(ctx, existing); err != nil {
+	if err := f.Pulumi.SetConfig(ctx, existing); err != nil {
 		t.Fatal(err)
 	}
-	out, err := f.pulumi.runLong(ctx, previewTimeout, "preview-http-listener", "preview")
+	out, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-http-listener", "preview")
 	if err == nil {
 		t.Errorf("preview with gatewaySectionName=web (an HTTP listener) succeeded")
 	} else if !strings.Contains(out+err.Error(), `config "gatewaySectionName": "web" is invalid`) ||
 		!strings.Contains(out+err.Error(), "is HTTP") {
-		t.Errorf("preview with an HTTP listener failed without naming the key and the reason:\n%s", tail(out, 15))
+		t.Errorf("preview with an HTTP listener failed without naming the key and the reason:\n%s", kit.Tail(out, 15))
 	} else {
-		f.report.fact("existing Gateway, gatewaySectionName=web (HTTP listener): preview refused, naming the key")
+		f.Report.Fact("existing Gateway, gatewaySectionName=web (HTTP listener): preview refused, naming the key")
 	}
 
 	existing["gatewaySectionName"] = "websecure"
 	f.routeUp(ctx, t, "gateway-existing", existing)
-	if err := f.checkRouteAccepted(ctx, f.s.Namespace, gwNS+"/edge"); err != nil {
+	if err := f.checkRouteAccepted(ctx, f.Settings.Namespace, gwNS+"/edge"); err != nil {
 		t.Error(err)
 	}
-	if _, err := f.waitPing(ctx, f.client, http.StatusOK, "existing gateway"); err != nil {
+	if _, err := f.waitPing(ctx, f.Client, http.StatusOK, "existing gateway"); err != nil {
 		t.Fatal(err)
 	}
-	grant, err := f.kube.ns(ctx, "get", "referencegrants.gateway.networking.k8s.io", "-o", "jsonpath={.items[*].spec.from[*].namespace}")
+	grant, err := f.Kube.NS(ctx, "get", "referencegrants.gateway.networking.k8s.io", "-o", "jsonpath={.items[*].spec.from[*].namespace}")
 	if err != nil || !strings.Contains(grant, gwNS) {
 		t.Errorf("no ReferenceGrant from %s in the stack's namespace (%q, %v)", gwNS, grant, err)
 	}
 	f.checkPlainHTTP(ctx, t, "existing gateway (with an HTTP listener for the same host)")
-	f.pullSurvivorsAndPush(ctx, t, f.client, "existing gateway")
+	f.pullSurvivorsAndPush(ctx, t, f.Client, "existing gateway")
 }
-
-// platformNamespace is the namespace of the existing-Gateway fixture.
-func (f *fixture) platformNamespace() string { return f.s.Namespace + "-platform" }
 
 // stepTLSSecretSource goes back to the Ingress with a certificate the stack did not make (a CA and
 // server certificate made here, in a kubernetes.io/tls Secret), with its CA given as tlsCaCertPem.
 func (f *fixture) stepTLSSecretSource(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
-	caPEM, certPEM, keyPEM, err := makeCA(f.s.Hostname)
+	caPEM, certPEM, keyPEM, err := makeCA(f.Settings.Hostname)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,41 +430,41 @@ func (f *fixture) stepTLSSecretSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := f.kube.ns(ctx, "create", "secret", "tls", "e2e-own-tls", "--cert", filepath.Join(dir, "tls.crt"), "--key", filepath.Join(dir, "tls.key")); err != nil {
+	if _, err := f.Kube.NS(ctx, "create", "secret", "tls", "e2e-own-tls", "--cert", filepath.Join(dir, "tls.crt"), "--key", filepath.Join(dir, "tls.key")); err != nil {
 		t.Fatal(err)
 	}
 	// The generated keys leave the stack: they must still never show up in plain text.
-	res, err := f.pulumi.exportResources(ctx)
+	res, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range res {
 		if r.Type == "tls:index/privateKey:PrivateKey" {
 			if k, err := stateString(r.Outputs["privateKeyPem"]); err == nil && k != "" {
-				f.retire("generated "+shortURN(r.URN), k)
+				f.retire("generated "+kit.ShortURN(r.URN), k)
 			}
 		}
 	}
-	oldCA := f.out.CACertPEM
+	oldCA := f.Out.CACertPEM
 
 	f.routeUp(ctx, t, "tls-secret", map[string]string{
 		"routing": "ingress", "gatewayName": "", "gatewayNamespace": "", "gatewaySectionName": "", "gatewayController": "",
 		"tlsSource": "secret", "tlsSecretName": "e2e-own-tls", "tlsCaCertPem": string(caPEM),
 	}, "tls:", "Secret::registry-tls", "TLS::registry")
-	if f.out.CACertPEM != strings.TrimSpace(string(caPEM)) && f.out.CACertPEM != string(caPEM) {
+	if f.Out.CACertPEM != strings.TrimSpace(string(caPEM)) && f.Out.CACertPEM != string(caPEM) {
 		t.Errorf("caCertPem output is not the tlsCaCertPem given")
 	}
-	if f.out.CACertPEM == oldCA || f.out.TLSSecretName != "e2e-own-tls" {
-		t.Errorf("outputs after the switch: tlsSecretName %q, caCertPem unchanged %v", f.out.TLSSecretName, f.out.CACertPEM == oldCA)
+	if f.Out.CACertPEM == oldCA || f.Out.TLSSecretName != "e2e-own-tls" {
+		t.Errorf("outputs after the switch: tlsSecretName %q, caCertPem unchanged %v", f.Out.TLSSecretName, f.Out.CACertPEM == oldCA)
 	}
-	c, err := f.routedClient(f.out.CACertPEM)
+	c, err := f.routedClient(f.Out.CACertPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.waitPing(ctx, c, http.StatusOK, "ingress with the user's certificate"); err != nil {
 		t.Fatal(err)
 	}
-	f.client = c
+	f.Client = c
 	served, err := f.servedCert(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -473,25 +472,13 @@ func (f *fixture) stepTLSSecretSource(t *testing.T) {
 	if want, _ := parseCertPEM(string(certPEM)); want == nil || served.SerialNumber.Cmp(want.SerialNumber) != 0 {
 		t.Errorf("the Ingress serves serial %s, not the certificate of Secret e2e-own-tls", served.SerialNumber)
 	}
-	if out, err := f.kube.ns(ctx, "get", "secret", "registry-tls", "--ignore-not-found", "-o", "name"); err != nil || out != "" {
+	if out, err := f.Kube.NS(ctx, "get", "secret", "registry-tls", "--ignore-not-found", "-o", "name"); err != nil || out != "" {
 		t.Errorf("the generated TLS Secret is still there (%q, %v)", out, err)
 	}
-	f.report.fact("tlsSource=secret: the Ingress serves the outside certificate (serial %s), verified against the supplied CA; generated CA/Secret removed", served.SerialNumber)
+	f.Report.Fact("tlsSource=secret: the Ingress serves the outside certificate (serial %s), verified against the supplied CA; generated CA/Secret removed", served.SerialNumber)
 	f.checkPlainHTTP(ctx, t, "ingress with tlsSource secret")
 	f.pullSurvivorsAndPush(ctx, t, c, "ingress with tlsSource secret")
-	f.deletePlatformNamespace(ctx, t)
-}
-
-// deletePlatformNamespace removes the existing-Gateway fixture (also done by teardown).
-func (f *fixture) deletePlatformNamespace(ctx context.Context, t *testing.T) {
-	if !f.platformGateway {
-		return
-	}
-	if _, err := f.kube.run(ctx, false, "delete", "namespace", f.platformNamespace(), "--ignore-not-found", "--wait=false"); err != nil {
-		t.Logf("delete namespace %s: %v", f.platformNamespace(), err)
-		return
-	}
-	f.platformGateway = false
+	f.DeletePlatformNamespace(ctx, t)
 }
 
 // makeCA makes a CA and a server certificate for hostname, as a corporate PKI or cert-manager would.

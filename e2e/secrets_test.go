@@ -18,14 +18,14 @@ import (
 // text — neither literally, JSON-escaped, nor base64-encoded (Kubernetes Secret data is base64, so
 // an unencrypted Secret input would appear that way) — and no PEM private key.
 func (f *fixture) stepStateSecrets(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 
-	redisPassword, err := f.kube.secretValue(ctx, "registry-redis", "password")
+	redisPassword, err := f.Kube.SecretValue(ctx, "registry-redis", "password")
 	if err != nil {
 		t.Fatal(err)
 	}
-	configYML, err := f.kube.secretValue(ctx, "registry-config", "config.yml")
+	configYML, err := f.Kube.SecretValue(ctx, "registry-config", "config.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,19 +37,19 @@ func (f *fixture) stepStateSecrets(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(configYML), &cfg); err != nil {
 		t.Fatalf("registry-config config.yml is not YAML: %v", err)
 	}
-	htpasswd, err := f.kube.secretValue(ctx, "registry-config", "htpasswd")
+	htpasswd, err := f.Kube.SecretValue(ctx, "registry-config", "htpasswd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	secrets := map[string]string{
-		"registry password (output password)":    f.out.Password,
+		"registry password (output password)":    f.Out.Password,
 		"redis password (Secret registry-redis)": redisPassword,
 		"http.secret (Secret registry-config)":   cfg.HTTP.Secret,
 	}
 	for user, hash := range htpasswdHashes(htpasswd) {
 		secrets["bcrypt hash of "+user+" (Secret registry-config htpasswd)"] = hash
 	}
-	for user, pw := range f.out.Passwords {
+	for user, pw := range f.Out.Passwords {
 		secrets["password of account "+user+" (output passwords)"] = pw
 	}
 	for name, v := range f.retired { // rotated away by the rotation steps
@@ -63,13 +63,13 @@ func (f *fixture) stepStateSecrets(t *testing.T) {
 		}
 	}
 
-	files, stateFile, err := f.pulumi.stateFiles("registry-stack")
+	files, stateFile, err := f.Pulumi.StateFiles("registry-stack")
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := 0
 	for path, data := range files {
-		rel, _ := filepath.Rel(f.pulumi.backendDir, path)
+		rel, _ := filepath.Rel(f.Pulumi.BackendDir, path)
 		for name, v := range secrets {
 			for _, needle := range secretNeedles(v) {
 				if bytes.Contains(data, []byte(needle)) {
@@ -86,7 +86,7 @@ func (f *fixture) stepStateSecrets(t *testing.T) {
 	}
 
 	// The plain (not --show-secrets) outputs must mask the password.
-	plain, err := f.pulumi.outputs(ctx, false)
+	plain, err := f.Pulumi.Outputs(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func (f *fixture) stepStateSecrets(t *testing.T) {
 	msg := fmt.Sprintf("state: %s (%d bytes) + %d other backend files scanned for %d secrets and PEM private keys: %d found",
 		filepath.Base(stateFile), len(files[stateFile]), len(files)-1, len(secrets), found)
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 }
 
 // secretNeedles are the forms a secret could take in a JSON state file: literal, JSON-escaped,

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regstack/registry-stack/e2e/kit"
 	"gopkg.in/yaml.v3"
 )
 
@@ -218,12 +219,12 @@ func (p procFacts) String() string {
 // command replaced by procProbe (so the registry is not switched to read-only again) and returns
 // each container's probe output. The images, users and securityContexts are exactly those of a GC run.
 func (f *fixture) runSecurityProbeJob(ctx context.Context) (map[string]string, string, error) {
-	suffix, err := randomSuffix()
+	suffix, err := kit.RandomSuffix()
 	if err != nil {
 		return nil, "", err
 	}
 	job := "e2e-secprobe-" + suffix
-	out, err := f.kube.ns(ctx, "create", "job", job, "--from", "cronjob/"+f.out.GCCronJobName, "--dry-run=client", "-o", "json")
+	out, err := f.Kube.NS(ctx, "create", "job", job, "--from", "cronjob/"+f.Out.GCCronJobName, "--dry-run=client", "-o", "json")
 	if err != nil {
 		return nil, "", err
 	}
@@ -253,24 +254,24 @@ func (f *fixture) runSecurityProbeJob(ctx context.Context) (map[string]string, s
 	if err != nil {
 		return nil, "", err
 	}
-	path := filepath.Join(f.s.WorkDir, job+".json")
+	path := filepath.Join(f.Settings.WorkDir, job+".json")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return nil, "", err
 	}
 	start := time.Now()
-	if _, err := f.kube.ns(ctx, "create", "-f", path); err != nil {
+	if _, err := f.Kube.NS(ctx, "create", "-f", path); err != nil {
 		return nil, "", err
 	}
-	if _, err := f.kube.waitJob(ctx, job, start, 3*time.Minute); err != nil {
+	if _, err := f.Kube.WaitJob(ctx, job, start, 3*time.Minute); err != nil {
 		return nil, job, err
 	}
-	pod, err := f.kube.ns(ctx, "get", "pods", "-l", "job-name="+job, "-o", "jsonpath={.items[0].metadata.name}")
+	pod, err := f.Kube.NS(ctx, "get", "pods", "-l", "job-name="+job, "-o", "jsonpath={.items[0].metadata.name}")
 	if err != nil {
 		return nil, job, err
 	}
 	outputs := map[string]string{}
 	for _, c := range names {
-		logs, err := f.kube.ns(ctx, "logs", pod, "-c", c)
+		logs, err := f.Kube.NS(ctx, "logs", pod, "-c", c)
 		if err != nil {
 			return nil, job, fmt.Errorf("logs of %s/%s: %w", pod, c, err)
 		}
@@ -298,7 +299,7 @@ func dig(m map[string]any, keys ...string) (map[string]any, bool) {
 // processes say the same: uid, no capabilities, no_new_privs, / not writable. GC containers are
 // probed through a Job from the CronJob's own template.
 func (f *fixture) stepSecurityPods(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 
 	probeOut, probeJob, err := f.runSecurityProbeJob(ctx)
@@ -306,13 +307,13 @@ func (f *fixture) stepSecurityPods(t *testing.T) {
 		t.Fatalf("security probe job from the GC CronJob: %v", err)
 	}
 	defer func() {
-		if _, err := f.kube.ns(ctx, "delete", "job", probeJob, "--cascade=background", "--wait=false"); err != nil {
+		if _, err := f.Kube.NS(ctx, "delete", "job", probeJob, "--cascade=background", "--wait=false"); err != nil {
 			t.Errorf("delete probe job %s: %v", probeJob, err)
 		}
 	}()
 
 	var pods podSpecs
-	if err := f.kube.getJSON(ctx, true, &pods, "pods"); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &pods, "pods"); err != nil {
 		t.Fatal(err)
 	}
 	kinds := map[string]int{}
@@ -345,7 +346,7 @@ func (f *fixture) stepSecurityPods(t *testing.T) {
 		}
 		c := p.Spec.Containers[0]
 		_, user, _ := effective(p.Spec.SecurityContext, c.SecurityContext)
-		out, err := f.kube.exec(ctx, "pod/"+p.Metadata.Name, c.Name, procProbe)
+		out, err := f.Kube.Exec(ctx, "pod/"+p.Metadata.Name, c.Name, procProbe)
 		if err != nil {
 			t.Errorf("probe in %s/%s: %v", p.Metadata.Name, c.Name, err)
 			continue
@@ -377,7 +378,7 @@ func (f *fixture) stepSecurityPods(t *testing.T) {
 			} `json:"jobTemplate"`
 		} `json:"spec"`
 	}
-	if err := f.kube.getJSON(ctx, true, &cron, "cronjob", f.out.GCCronJobName); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &cron, "cronjob", f.Out.GCCronJobName); err != nil {
 		t.Fatal(err)
 	}
 	tpl := cron.Spec.JobTemplate.Spec.Template.Spec
@@ -400,7 +401,7 @@ func (f *fixture) stepSecurityPods(t *testing.T) {
 	}
 
 	wantExceptions := 0
-	if f.s.StorageMode == "hostPath" {
+	if f.Settings.StorageMode == "hostPath" {
 		wantExceptions = kinds["registry"]
 	}
 	if exceptions != wantExceptions {
@@ -416,7 +417,7 @@ func (f *fixture) stepSecurityPods(t *testing.T) {
 		"the only exception is %s in %d registry pods (root, only CHOWN, hostPath mode). Processes:\n%s",
 		len(pods.Items), kinds, volumeOwnershipContainer, exceptions, strings.Join(lines, "\n"))
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 }
 
 // stepSecurityNetwork: the debug port (metrics, pprof, no auth) is in no Service and not reachable
@@ -424,7 +425,7 @@ func (f *fixture) stepSecurityPods(t *testing.T) {
 // only registry and GC pods to Redis (the object is checked: the sandbox's bridge CNI does not
 // enforce NetworkPolicy).
 func (f *fixture) stepSecurityNetwork(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 	var facts []string
 
@@ -443,7 +444,7 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 			} `json:"spec"`
 		} `json:"items"`
 	}
-	if err := f.kube.getJSON(ctx, true, &svcs, "services"); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &svcs, "services"); err != nil {
 		t.Fatal(err)
 	}
 	redisSvc := ""
@@ -456,7 +457,7 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 				t.Errorf("Service %s exposes the debug port: %d -> %s", s.Metadata.Name, p.Port, target)
 			}
 		}
-		if s.Metadata.Name == f.out.ServiceName && (len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 5000) {
+		if s.Metadata.Name == f.Out.ServiceName && (len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 5000) {
 			t.Errorf("Service %s ports %v, want only 5000", s.Metadata.Name, ports)
 		}
 		if s.Metadata.Labels["app.kubernetes.io/component"] == "cache" {
@@ -494,15 +495,15 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 			} `json:"spec"`
 		} `json:"items"`
 	}
-	if err := f.kube.getJSON(ctx, true, &ings, "ingresses"); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &ings, "ingresses"); err != nil {
 		t.Fatal(err)
 	}
 	for _, ing := range ings.Items {
 		for _, r := range ing.Spec.Rules {
 			for _, p := range r.HTTP.Paths {
 				b := p.Backend.Service
-				if b.Name != f.out.ServiceName || (b.Port.Number != 5000 && b.Port.Name != "http") {
-					t.Errorf("Ingress %s path %s routes to %s:%d%s, want only %s:5000", ing.Metadata.Name, p.Path, b.Name, b.Port.Number, b.Port.Name, f.out.ServiceName)
+				if b.Name != f.Out.ServiceName || (b.Port.Number != 5000 && b.Port.Name != "http") {
+					t.Errorf("Ingress %s path %s routes to %s:%d%s, want only %s:5000", ing.Metadata.Name, p.Path, b.Name, b.Port.Number, b.Port.Name, f.Out.ServiceName)
 				}
 			}
 		}
@@ -511,7 +512,7 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 	// Through the Ingress the debug paths are not the debug server.
 	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/vars", "/debug/health"} {
 		for _, auth := range []bool{false, true} {
-			resp, body, err := f.client.once(ctx, request{method: http.MethodGet, url: f.client.url(path), noAuth: !auth})
+			resp, body, err := f.Client.Once(ctx, kit.Request{Method: http.MethodGet, URL: f.Client.URL(path), NoAuth: !auth})
 			if err != nil {
 				t.Errorf("GET %s via the ingress: %v", path, err)
 				continue
@@ -523,7 +524,7 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 				}
 			}
 			if (resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusUnauthorized) || leak != "" {
-				t.Errorf("GET https://%s%s (auth %v) via the ingress: HTTP %d, %d bytes (debug marker %q): the debug server is reachable", f.s.Hostname, path, auth, resp.StatusCode, len(body), leak)
+				t.Errorf("GET https://%s%s (auth %v) via the ingress: HTTP %d, %d bytes (debug marker %q): the debug server is reachable", f.Settings.Hostname, path, auth, resp.StatusCode, len(body), leak)
 			}
 			facts = append(facts, fmt.Sprintf("ingress GET %s (auth %v): HTTP %d", path, auth, resp.StatusCode))
 		}
@@ -531,34 +532,34 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 
 	// Inside the cluster: the debug port answers on the pod itself, not through the Service. Plain
 	// HTTP/1.0 over busybox nc (the sandbox image's busybox wget crashes as a non-root user).
-	pods, err := f.kube.pods(ctx, registryPodSelector)
+	pods, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 	if err != nil || len(pods) == 0 {
 		t.Fatalf("registry pods: %v %v", pods, err)
 	}
 	pod := "pod/" + pods[0].Name
-	svc := f.out.ServiceName
+	svc := f.Out.ServiceName
 	httpGet := func(host, port, path string) (string, error) {
-		return f.kube.exec(ctx, pod, "registry", fmt.Sprintf(`printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' | nc -w 5 %s %s; echo "nc-exit=$?"`, path, host, host, port))
+		return f.Kube.Exec(ctx, pod, "registry", fmt.Sprintf(`printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' | nc -w 5 %s %s; echo "nc-exit=$?"`, path, host, host, port))
 	}
 	if out, err := httpGet("127.0.0.1", "5001", "/metrics"); err != nil || !strings.Contains(out, "registry_storage_cache_requests_total") {
-		t.Errorf("control: /metrics on the pod's own debug port 127.0.0.1:5001: %v\n%s", err, tail(out, 5))
+		t.Errorf("control: /metrics on the pod's own debug port 127.0.0.1:5001: %v\n%s", err, kit.Tail(out, 5))
 	}
 	if out, err := httpGet(svc, "5000", "/"); err != nil || !strings.Contains(out, "HTTP/1.0 200") {
-		t.Errorf("control: GET http://%s:5000/ from a registry pod: %v\n%s", svc, err, tail(out, 5))
+		t.Errorf("control: GET http://%s:5000/ from a registry pod: %v\n%s", svc, err, kit.Tail(out, 5))
 	}
 	out, err := httpGet(svc, "5001", "/metrics")
 	switch {
 	case err != nil:
 		t.Errorf("GET http://%s:5001/metrics from a registry pod: %v", svc, err)
 	case strings.Contains(out, "HTTP/"):
-		t.Errorf("http://%s:5001/metrics is reachable through the Service:\n%s", svc, tail(out, 5))
+		t.Errorf("http://%s:5001/metrics is reachable through the Service:\n%s", svc, kit.Tail(out, 5))
 	default:
 		facts = append(facts, fmt.Sprintf("in-cluster GET http://%s:5001/metrics: no answer (%s); controls: 127.0.0.1:5001/metrics on the pod and %s:5000/ answer", svc, oneLine(out), svc))
 	}
 	facts = append(facts, f.checkRegistryNetworkPolicy(ctx, t)...)
 
 	// Redis: no password -> NOAUTH, wrong password -> refused, the password -> PONG.
-	redis := "deploy/" + f.out.RedisDeploymentName
+	redis := "deploy/" + f.Out.RedisDeploymentName
 	for _, c := range []struct {
 		name, script string
 		want         []string // any of these
@@ -567,7 +568,7 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 		{"a wrong password", "REDISCLI_AUTH=not-the-password redis-cli -h 127.0.0.1 ping 2>&1", []string{"WRONGPASS", "NOAUTH"}},
 		{"the password", "redis-cli -h 127.0.0.1 ping 2>&1", []string{"PONG"}},
 	} {
-		out, err := f.kube.ns(ctx, "exec", redis, "-c", "redis", "--", "sh", "-c", c.script+"; true")
+		out, err := f.Kube.NS(ctx, "exec", redis, "-c", "redis", "--", "sh", "-c", c.script+"; true")
 		if err != nil {
 			t.Errorf("redis-cli with %s: %v", c.name, err)
 			continue
@@ -579,10 +580,10 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 		facts = append(facts, fmt.Sprintf("redis-cli ping with %s: %s", c.name, oneLine(out)))
 	}
 	// Over the network from a registry pod (busybox nc), like any other pod would connect.
-	if _, err := f.kube.exec(ctx, pod, "registry", "command -v nc"); err != nil {
+	if _, err := f.Kube.Exec(ctx, pod, "registry", "command -v nc"); err != nil {
 		t.Logf("no nc in the registry image: skipping the network-level Redis check")
 	} else {
-		out, err := f.kube.exec(ctx, pod, "registry", fmt.Sprintf(`printf 'PING\r\n' | nc -w 3 %s 6379; true`, redisSvc))
+		out, err := f.Kube.Exec(ctx, pod, "registry", fmt.Sprintf(`printf 'PING\r\n' | nc -w 3 %s 6379; true`, redisSvc))
 		if err != nil || !strings.Contains(out, "NOAUTH") {
 			t.Errorf("PING to %s:6379 without a password from a registry pod: %q %v, want NOAUTH", redisSvc, out, err)
 		}
@@ -593,7 +594,7 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 	facts = append(facts, f.checkRedisNetworkPolicy(ctx, t)...)
 	msg := "network security:\n" + strings.Join(facts, "\n")
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 }
 
 func lastLine(s string) string {
@@ -627,12 +628,12 @@ func (s labelSelector) matches(labels map[string]string) bool {
 func (f *fixture) checkRegistryNetworkPolicy(ctx context.Context, t *testing.T) []string {
 	t.Helper()
 	var dep map[string]any
-	if err := f.kube.getJSON(ctx, true, &dep, "deployment", f.out.DeploymentName); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &dep, "deployment", f.Out.DeploymentName); err != nil {
 		t.Fatal(err)
 	}
 	tplLabels, ok := dig(dep, "spec", "template", "metadata", "labels")
 	if !ok {
-		t.Fatalf("deployment %s has no template labels", f.out.DeploymentName)
+		t.Fatalf("deployment %s has no template labels", f.Out.DeploymentName)
 	}
 	labels := map[string]string{}
 	for k, v := range tplLabels {
@@ -695,7 +696,7 @@ type netPolicies struct {
 
 func (f *fixture) networkPolicies(ctx context.Context) (*netPolicies, error) {
 	var pols netPolicies
-	if err := f.kube.getJSON(ctx, true, &pols, "networkpolicies"); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &pols, "networkpolicies"); err != nil {
 		return nil, err
 	}
 	return &pols, nil
@@ -708,7 +709,7 @@ func (f *fixture) checkRedisNetworkPolicy(ctx context.Context, t *testing.T) []s
 	t.Helper()
 	labelsOf := func(kind, name, path string) map[string]string {
 		var obj map[string]any
-		if err := f.kube.getJSON(ctx, true, &obj, kind, name); err != nil {
+		if err := f.Kube.GetJSON(ctx, true, &obj, kind, name); err != nil {
 			t.Fatal(err)
 		}
 		m, ok := dig(obj, strings.Split(path, ".")...)
@@ -721,9 +722,9 @@ func (f *fixture) checkRedisNetworkPolicy(ctx context.Context, t *testing.T) []s
 		}
 		return out
 	}
-	redisLabels := labelsOf("deployment", f.out.RedisDeploymentName, "spec.template.metadata.labels")
-	registryLabels := labelsOf("deployment", f.out.DeploymentName, "spec.template.metadata.labels")
-	gcLabels := labelsOf("cronjob", f.out.GCCronJobName, "spec.jobTemplate.spec.template.metadata.labels")
+	redisLabels := labelsOf("deployment", f.Out.RedisDeploymentName, "spec.template.metadata.labels")
+	registryLabels := labelsOf("deployment", f.Out.DeploymentName, "spec.template.metadata.labels")
+	gcLabels := labelsOf("cronjob", f.Out.GCCronJobName, "spec.jobTemplate.spec.template.metadata.labels")
 
 	pols, err := f.networkPolicies(ctx)
 	if err != nil {
@@ -799,11 +800,11 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 		s[name] = secretNeedles(v)
 		return nil
 	}
-	redisPassword, err := f.kube.secretValue(ctx, "registry-redis", "password")
+	redisPassword, err := f.Kube.SecretValue(ctx, "registry-redis", "password")
 	if err != nil {
 		return nil, err
 	}
-	configYML, err := f.kube.secretValue(ctx, "registry-config", "config.yml")
+	configYML, err := f.Kube.SecretValue(ctx, "registry-config", "config.yml")
 	if err != nil {
 		return nil, err
 	}
@@ -815,21 +816,21 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 	if err := yaml.Unmarshal([]byte(configYML), &cfg); err != nil {
 		return nil, fmt.Errorf("config.yml: %w", err)
 	}
-	htpasswd, err := f.kube.secretValue(ctx, "registry-config", "htpasswd")
+	htpasswd, err := f.Kube.SecretValue(ctx, "registry-config", "htpasswd")
 	if err != nil {
 		return nil, err
 	}
-	serverKey, err := f.kube.secretValue(ctx, f.out.TLSSecretName, "tls.key")
+	serverKey, err := f.Kube.SecretValue(ctx, f.Out.TLSSecretName, "tls.key")
 	if err != nil {
 		return nil, err
 	}
 	values := map[string]string{
-		"registry password": f.out.Password, "redis password": redisPassword, "http.secret": cfg.HTTP.Secret,
+		"registry password": f.Out.Password, "redis password": redisPassword, "http.secret": cfg.HTTP.Secret,
 	}
 	for user, hash := range htpasswdHashes(htpasswd) {
 		values["bcrypt hash of "+user] = hash
 	}
-	for user, pw := range f.out.Passwords {
+	for user, pw := range f.Out.Passwords {
 		values["password of account "+user] = pw
 	}
 	for name, v := range values {
@@ -837,7 +838,7 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 			return nil, err
 		}
 	}
-	keys := map[string]string{"server private key (Secret " + f.out.TLSSecretName + ")": serverKey}
+	keys := map[string]string{"server private key (Secret " + f.Out.TLSSecretName + ")": serverKey}
 	for name, v := range f.retired {
 		if strings.Contains(v, "PRIVATE KEY") { // a key the stack no longer holds: searched like the current ones
 			keys[name] = v
@@ -847,7 +848,7 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 			return nil, err
 		}
 	}
-	res, err := f.pulumi.exportResources(ctx)
+	res, err := f.Pulumi.ExportResources(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -925,7 +926,7 @@ func (s secretSet) scan(data []byte) []string {
 // command the suite ran, all ConfigMaps, the non-Secret objects of the namespace (pods,
 // Deployments, Jobs, events, ...), and the logs of every container.
 func (f *fixture) stepNoSecretLeaks(t *testing.T) {
-	need(t, f.client != nil, "deployment")
+	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 	secrets, err := f.collectSecrets(ctx)
 	if err != nil {
@@ -941,7 +942,7 @@ func (f *fixture) stepNoSecretLeaks(t *testing.T) {
 		}
 	}
 
-	plain, err := f.pulumi.run(ctx, 2*time.Minute, false, "stack", "output", "--json")
+	plain, err := f.Pulumi.Run(ctx, 2*time.Minute, false, "stack", "output", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -951,7 +952,7 @@ func (f *fixture) stepNoSecretLeaks(t *testing.T) {
 	}
 
 	logFiles := 0
-	err = filepath.WalkDir(f.s.LogDir, func(path string, d os.DirEntry, err error) error {
+	err = filepath.WalkDir(f.Settings.LogDir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -964,14 +965,14 @@ func (f *fixture) stepNoSecretLeaks(t *testing.T) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("pulumi logs in %s: %v", f.s.LogDir, err)
+		t.Fatalf("pulumi logs in %s: %v", f.Settings.LogDir, err)
 	}
 	if logFiles == 0 {
-		t.Errorf("no pulumi logs in %s", f.s.LogDir)
+		t.Errorf("no pulumi logs in %s", f.Settings.LogDir)
 	}
 
 	for _, kinds := range []string{"configmaps", "pods,deployments,replicasets,statefulsets,daemonsets,cronjobs,jobs,services,ingresses,networkpolicies,serviceaccounts,roles,rolebindings,poddisruptionbudgets,persistentvolumeclaims,events"} {
-		out, err := f.kube.ns(ctx, "get", kinds, "-o", "json")
+		out, err := f.Kube.NS(ctx, "get", kinds, "-o", "json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -979,13 +980,13 @@ func (f *fixture) stepNoSecretLeaks(t *testing.T) {
 	}
 
 	var pods podSpecs
-	if err := f.kube.getJSON(ctx, true, &pods, "pods"); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &pods, "pods"); err != nil {
 		t.Fatal(err)
 	}
 	containers := 0
 	for _, p := range pods.Items {
 		for _, c := range append(append([]containerSpec{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-			out, err := f.kube.ns(ctx, "logs", p.Metadata.Name, "-c", c.Name)
+			out, err := f.Kube.NS(ctx, "logs", p.Metadata.Name, "-c", c.Name)
 			if err != nil {
 				t.Logf("no logs of %s/%s: %v", p.Metadata.Name, c.Name, lastLine(err.Error()))
 				continue
@@ -1000,7 +1001,7 @@ func (f *fixture) stepNoSecretLeaks(t *testing.T) {
 	}
 	sort.Strings(names)
 	msg := fmt.Sprintf("secret leaks: %d secrets (%s) searched (literal, JSON-escaped, base64) in %d places, %s: plain stack outputs, %d pulumi logs/event logs, ConfigMaps and other objects, logs of %d containers; %d found",
-		len(secrets), strings.Join(names, ", "), places, mib(total), logFiles, containers, found)
+		len(secrets), strings.Join(names, ", "), places, kit.MiB(total), logFiles, containers, found)
 	t.Log(msg)
-	f.report.fact("%s", msg)
+	f.Report.Fact("%s", msg)
 }

@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package bench
 
 import (
 	"bufio"
@@ -10,12 +10,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // benchUnit times the offline unit test suite, `go test -count=1 ./...` in the repository root
-// (without the e2e tag, so the e2e package is not built), with a warm build cache: one untimed
-// run first fills the cache, then UnitRuns timed runs. -json gives each package's test binary run
-// time (Elapsed), which separates running the tests from building and linking them.
+// (without the e2e tag, so neither the e2e suite nor the bench is built), with a warm build cache:
+// one untimed run first fills the cache, then UnitRuns timed runs. -json gives each package's test
+// binary run time (Elapsed), which separates running the tests from building and linking them.
 func (b *bench) benchUnit(t *testing.T) {
 	ctx := context.Background()
 	res := &unitResult{}
@@ -43,7 +45,7 @@ func (b *bench) unitRun(ctx context.Context) (*unitRun, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	start := time.Now()
-	out, err := runCmd(ctx, b.f.repoRoot, []string{"GOTOOLCHAIN=local"}, "go", "test", "-count=1", "-json", "./...")
+	out, err := kit.RunCmd(ctx, b.f.RepoRoot, []string{"GOTOOLCHAIN=local"}, "go", "test", "-count=1", "-json", "./...")
 	wall := time.Since(start)
 	run := &unitRun{WallSeconds: wall.Seconds()}
 	sc := bufio.NewScanner(strings.NewReader(out))

@@ -1,9 +1,10 @@
 //go:build e2e
 
-package e2e
+package kit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -13,35 +14,36 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
-// kube runs kubectl against one context and namespace. Every call has a timeout so a hanging API
+// Kube runs kubectl against one context and namespace. Every call has a timeout so a hanging API
 // server cannot stall the suite until the global test timeout.
-type kube struct {
+type Kube struct {
 	context   string
 	namespace string
 }
 
-// run runs kubectl with --context and, for namespaced calls, -n.
-func (k *kube) run(ctx context.Context, namespaced bool, args ...string) (string, error) {
+// Run runs kubectl with --context and, for namespaced calls, -n.
+func (k *Kube) Run(ctx context.Context, namespaced bool, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, kubectlTimeout)
 	defer cancel()
 	full := []string{"--context", k.context}
 	if namespaced {
 		full = append(full, "-n", k.namespace)
 	}
-	return runCmd(ctx, "", nil, "kubectl", append(full, args...)...)
+	return RunCmd(ctx, "", nil, "kubectl", append(full, args...)...)
 }
 
-// ns runs a namespaced kubectl command.
-func (k *kube) ns(ctx context.Context, args ...string) (string, error) {
-	return k.run(ctx, true, args...)
+// NS runs a namespaced kubectl command.
+func (k *Kube) NS(ctx context.Context, args ...string) (string, error) {
+	return k.Run(ctx, true, args...)
 }
 
-// getJSON runs `kubectl get ... -o json` and decodes the result into out.
-func (k *kube) getJSON(ctx context.Context, namespaced bool, out any, args ...string) error {
-	stdout, err := k.run(ctx, namespaced, append(append([]string{"get"}, args...), "-o", "json")...)
+// GetJSON runs `kubectl get ... -o json` and decodes the result into out.
+func (k *Kube) GetJSON(ctx context.Context, namespaced bool, out any, args ...string) error {
+	stdout, err := k.Run(ctx, namespaced, append(append([]string{"get"}, args...), "-o", "json")...)
 	if err != nil {
 		return err
 	}
@@ -51,18 +53,18 @@ func (k *kube) getJSON(ctx context.Context, namespaced bool, out any, args ...st
 	return nil
 }
 
-// isNotFound reports whether a kubectl error says the object does not exist.
-func isNotFound(err error) bool {
+// IsNotFound reports whether a kubectl error says the object does not exist.
+func IsNotFound(err error) bool {
 	var ce *cmdError
 	return errors.As(err, &ce) && strings.Contains(ce.Stderr, "NotFound")
 }
 
-// secretValue returns one decoded key of a Secret in the namespace.
-func (k *kube) secretValue(ctx context.Context, name, key string) (string, error) {
+// SecretValue returns one decoded key of a Secret in the namespace.
+func (k *Kube) SecretValue(ctx context.Context, name, key string) (string, error) {
 	var s struct {
 		Data map[string]string `json:"data"`
 	}
-	if err := k.getJSON(ctx, true, &s, "secret", name); err != nil {
+	if err := k.GetJSON(ctx, true, &s, "secret", name); err != nil {
 		return "", fmt.Errorf("secret %s: %w", name, err)
 	}
 	enc, ok := s.Data[key]
@@ -76,16 +78,16 @@ func (k *kube) secretValue(ctx context.Context, name, key string) (string, error
 	return string(dec), nil
 }
 
-// podInfo is the part of a Pod the suite looks at.
-type podInfo struct {
+// PodInfo is the part of a Pod the suite looks at.
+type PodInfo struct {
 	Name    string
 	Ready   bool
 	Deleted bool // has a deletionTimestamp (terminating)
 	IP      string
 }
 
-// pods lists the pods matching a label selector.
-func (k *kube) pods(ctx context.Context, selector string) ([]podInfo, error) {
+// Pods lists the pods matching a label selector.
+func (k *Kube) Pods(ctx context.Context, selector string) ([]PodInfo, error) {
 	var list struct {
 		Items []struct {
 			Metadata struct {
@@ -101,12 +103,12 @@ func (k *kube) pods(ctx context.Context, selector string) ([]podInfo, error) {
 			} `json:"status"`
 		} `json:"items"`
 	}
-	if err := k.getJSON(ctx, true, &list, "pods", "-l", selector); err != nil {
+	if err := k.GetJSON(ctx, true, &list, "pods", "-l", selector); err != nil {
 		return nil, err
 	}
-	out := make([]podInfo, 0, len(list.Items))
+	out := make([]PodInfo, 0, len(list.Items))
 	for _, it := range list.Items {
-		p := podInfo{Name: it.Metadata.Name, Deleted: it.Metadata.DeletionTimestamp != nil, IP: it.Status.PodIP}
+		p := PodInfo{Name: it.Metadata.Name, Deleted: it.Metadata.DeletionTimestamp != nil, IP: it.Status.PodIP}
 		for _, c := range it.Status.Conditions {
 			if c.Type == "Ready" && c.Status == "True" {
 				p.Ready = true
@@ -117,11 +119,11 @@ func (k *kube) pods(ctx context.Context, selector string) ([]podInfo, error) {
 	return out, nil
 }
 
-// waitReadyPods waits until exactly want pods match the selector, all Ready and none terminating.
-func (k *kube) waitReadyPods(ctx context.Context, selector string, want int, timeout time.Duration) ([]podInfo, error) {
-	var last []podInfo
-	err := poll(ctx, timeout, 2*time.Second, func() (bool, error) {
-		ps, err := k.pods(ctx, selector)
+// WaitReadyPods waits until exactly want pods match the selector, all Ready and none terminating.
+func (k *Kube) WaitReadyPods(ctx context.Context, selector string, want int, timeout time.Duration) ([]PodInfo, error) {
+	var last []PodInfo
+	err := Poll(ctx, timeout, 2*time.Second, func() (bool, error) {
+		ps, err := k.Pods(ctx, selector)
 		if err != nil {
 			return false, err
 		}
@@ -143,11 +145,11 @@ func (k *kube) waitReadyPods(ctx context.Context, selector string, want int, tim
 	return last, nil
 }
 
-// rolloutStatus waits for a Deployment rollout to finish.
-func (k *kube) rolloutStatus(ctx context.Context, deployment string, timeout time.Duration) error {
+// RolloutStatus waits for a Deployment rollout to finish.
+func (k *Kube) RolloutStatus(ctx context.Context, deployment string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
 	defer cancel()
-	_, err := runCmd(ctx, "", nil, "kubectl", "--context", k.context, "-n", k.namespace,
+	_, err := RunCmd(ctx, "", nil, "kubectl", "--context", k.context, "-n", k.namespace,
 		"rollout", "status", "deployment/"+deployment, "--timeout", timeout.String())
 	if err != nil {
 		return fmt.Errorf("rollout of deployment/%s: %w", deployment, err)
@@ -155,46 +157,60 @@ func (k *kube) rolloutStatus(ctx context.Context, deployment string, timeout tim
 	return nil
 }
 
-// exec runs a shell script in a container of a workload (e.g. deploy/registry).
-func (k *kube) exec(ctx context.Context, target, container, script string) (string, error) {
-	out, err := k.ns(ctx, "exec", target, "-c", container, "--", "sh", "-c", script)
+// Exec runs a shell script in a container of a workload (e.g. deploy/registry).
+func (k *Kube) Exec(ctx context.Context, target, container, script string) (string, error) {
+	out, err := k.NS(ctx, "exec", target, "-c", container, "--", "sh", "-c", script)
 	if err != nil {
 		return "", fmt.Errorf("exec in %s/%s: %w", target, container, err)
 	}
 	return out, nil
 }
 
-// events returns the namespace's events, oldest first, for failure diagnostics.
-func (k *kube) events(ctx context.Context) string {
-	out, err := k.ns(ctx, "get", "events", "--sort-by", ".lastTimestamp")
+// ExecStdin runs a command in a pod of the namespace with stdin (kubectl exec -i).
+func (k *Kube) ExecStdin(ctx context.Context, pod, stdin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--context", k.context, "-n", k.namespace, "exec", "-i", pod, "--"}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("kubectl exec -i %s %s: %w\n%s", pod, args[0], err, Tail(stderr.String()+stdout.String(), 20))
+	}
+	return stdout.String(), nil
+}
+
+// Events returns the namespace's events, oldest first, for failure diagnostics.
+func (k *Kube) Events(ctx context.Context) string {
+	out, err := k.NS(ctx, "get", "events", "--sort-by", ".lastTimestamp")
 	if err != nil {
 		return "events unavailable: " + err.Error()
 	}
-	return tail(out, 40)
+	return Tail(out, 40)
 }
 
-// jobResult is the outcome of a Job.
-type jobResult struct {
+// JobResult is the outcome of a Job.
+type JobResult struct {
 	Succeeded bool
 	Duration  time.Duration
 	Logs      string
 }
 
-// runJobFromCronJob creates a Job from a CronJob (like `kubectl create job --from`) and waits until
+// RunJobFromCronJob creates a Job from a CronJob (like `kubectl create job --from`) and waits until
 // it completes or fails. A failed Job is returned as an error together with its logs.
-func (k *kube) runJobFromCronJob(ctx context.Context, cronJob, job string, timeout time.Duration) (*jobResult, error) {
+func (k *Kube) RunJobFromCronJob(ctx context.Context, cronJob, job string, timeout time.Duration) (*JobResult, error) {
 	start := time.Now()
-	if _, err := k.ns(ctx, "create", "job", job, "--from", "cronjob/"+cronJob); err != nil {
+	if _, err := k.NS(ctx, "create", "job", job, "--from", "cronjob/"+cronJob); err != nil {
 		return nil, fmt.Errorf("create job %s from cronjob/%s: %w", job, cronJob, err)
 	}
-	return k.waitJob(ctx, job, start, timeout)
+	return k.WaitJob(ctx, job, start, timeout)
 }
 
-// waitJob waits until an existing Job completes or fails; start is when it was created. A failed
+// WaitJob waits until an existing Job completes or fails; start is when it was created. A failed
 // Job is returned as an error together with its logs.
-func (k *kube) waitJob(ctx context.Context, job string, start time.Time, timeout time.Duration) (*jobResult, error) {
-	res := &jobResult{}
-	err := poll(ctx, timeout, 2*time.Second, func() (bool, error) {
+func (k *Kube) WaitJob(ctx context.Context, job string, start time.Time, timeout time.Duration) (*JobResult, error) {
+	res := &JobResult{}
+	err := Poll(ctx, timeout, 2*time.Second, func() (bool, error) {
 		var j struct {
 			Status struct {
 				Succeeded  int `json:"succeeded"`
@@ -205,7 +221,7 @@ func (k *kube) waitJob(ctx context.Context, job string, start time.Time, timeout
 				} `json:"conditions"`
 			} `json:"status"`
 		}
-		if err := k.getJSON(ctx, true, &j, "job", job); err != nil {
+		if err := k.GetJSON(ctx, true, &j, "job", job); err != nil {
 			return false, err
 		}
 		for _, c := range j.Status.Conditions {
@@ -226,10 +242,10 @@ func (k *kube) waitJob(ctx context.Context, job string, start time.Time, timeout
 	logs := k.jobLogs(ctx, job)
 	res.Logs = logs
 	if err != nil {
-		return res, fmt.Errorf("job %s did not finish in %s: %w\njob logs:\n%s\nevents:\n%s", job, timeout, err, tail(logs, 40), k.events(ctx))
+		return res, fmt.Errorf("job %s did not finish in %s: %w\njob logs:\n%s\nevents:\n%s", job, timeout, err, Tail(logs, 40), k.Events(ctx))
 	}
 	if !res.Succeeded {
-		return res, fmt.Errorf("job %s failed after %s\njob logs:\n%s\nevents:\n%s", job, res.Duration.Round(time.Second), tail(logs, 60), k.events(ctx))
+		return res, fmt.Errorf("job %s failed after %s\njob logs:\n%s\nevents:\n%s", job, res.Duration.Round(time.Second), Tail(logs, 60), k.Events(ctx))
 	}
 	return res, nil
 }
@@ -237,7 +253,7 @@ func (k *kube) waitJob(ctx context.Context, job string, start time.Time, timeout
 // jobLogs collects the logs of every container (init containers first, in order) of every pod of
 // a Job. `kubectl logs job/x --all-containers` gives up at the first container that never started,
 // which hides the output of the step that failed.
-func (k *kube) jobLogs(ctx context.Context, job string) string {
+func (k *Kube) jobLogs(ctx context.Context, job string) string {
 	var pods struct {
 		Items []struct {
 			Metadata struct {
@@ -257,7 +273,7 @@ func (k *kube) jobLogs(ctx context.Context, job string) string {
 			} `json:"status"`
 		} `json:"items"`
 	}
-	if err := k.getJSON(ctx, true, &pods, "pods", "-l", "job-name="+job); err != nil {
+	if err := k.GetJSON(ctx, true, &pods, "pods", "-l", "job-name="+job); err != nil {
 		return "logs unavailable: " + err.Error()
 	}
 	var b strings.Builder
@@ -275,7 +291,7 @@ func (k *kube) jobLogs(ctx context.Context, job string) string {
 		}
 		for _, c := range names {
 			fmt.Fprintf(&b, "--- pod %s container %s (%s)\n", p.Metadata.Name, c, states[c])
-			out, err := k.ns(ctx, "logs", p.Metadata.Name, "-c", c, "--tail", "100")
+			out, err := k.NS(ctx, "logs", p.Metadata.Name, "-c", c, "--tail", "100")
 			if err != nil {
 				b.WriteString("(no logs: container did not start)\n")
 				continue
@@ -318,36 +334,38 @@ func (c containerStatus) describe() string {
 
 var forwardingRE = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+)`)
 
-// portForward starts `kubectl port-forward` to a Service on a free local port chosen by kubectl and
-// returns 127.0.0.1:<port> and a stop function that kills exactly that process.
-func (k *kube) portForward(ctx context.Context, namespace, service, remotePort string) (string, func(), error) {
-	return k.portForwardTo(ctx, namespace, "svc/"+service, remotePort)
-}
-
-// portForwardTo is portForward to any target kubectl accepts (svc/NAME, pod/NAME, deploy/NAME).
-func (k *kube) portForwardTo(ctx context.Context, namespace, target, remotePort string) (string, func(), error) {
-	cmd := exec.Command("kubectl", "--context", k.context, "-n", namespace, "port-forward",
-		"--address", "127.0.0.1", target, ":"+remotePort)
+// PortForward starts `kubectl port-forward` to a target in namespace (svc/NAME, pod/NAME,
+// deploy/NAME) for the remote ports, each on a free local port chosen by kubectl, and returns
+// 127.0.0.1:<port> per remote port (same order) and a stop function that kills exactly that
+// process. kubectl listens on the ports in the order given and prints one "Forwarding from" line
+// for each, so the lines are matched to the ports in order (the remote port it prints for a
+// Service is the pod's target port, not the one asked for).
+func (k *Kube) PortForward(ctx context.Context, namespace, target string, remotePorts ...string) ([]string, func(), error) {
+	args := []string{"--context", k.context, "-n", namespace, "port-forward", "--address", "127.0.0.1", target}
+	for _, p := range remotePorts {
+		args = append(args, ":"+p)
+	}
+	cmd := exec.Command("kubectl", args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, fmt.Errorf("port-forward pipe: %w", err)
+		return nil, nil, fmt.Errorf("port-forward pipe: %w", err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := &syncWriter{w: &strings.Builder{}}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start port-forward: %w", err)
+		return nil, nil, fmt.Errorf("start port-forward: %w", err)
 	}
 	stop := func() {
 		_ = cmd.Process.Kill() // only the process started here; Wait reaps it
 		_ = cmd.Wait()
 	}
-	found := make(chan string, 1)
+	found := make(chan string, len(remotePorts))
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if m := forwardingRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
-				case found <- m[1]:
+				case found <- "127.0.0.1:" + m[1]:
 				default:
 				}
 			}
@@ -355,20 +373,43 @@ func (k *kube) portForwardTo(ctx context.Context, namespace, target, remotePort 
 		// Keep draining so kubectl never blocks on a full pipe.
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	select {
-	case port := <-found:
-		return "127.0.0.1:" + port, stop, nil
-	case <-time.After(30 * time.Second):
-		stop()
-		return "", nil, fmt.Errorf("port-forward to %s/%s:%s did not start in 30s: %s", namespace, target, remotePort, stderr.String())
-	case <-ctx.Done():
-		stop()
-		return "", nil, ctx.Err()
+	addrs := make([]string, 0, len(remotePorts))
+	deadline := time.After(30 * time.Second)
+	for len(addrs) < len(remotePorts) {
+		select {
+		case addr := <-found:
+			addrs = append(addrs, addr)
+		case <-deadline:
+			stop()
+			return nil, nil, fmt.Errorf("port-forward to %s/%s %v did not start in 30s: %s", namespace, target, remotePorts, stderr.String())
+		case <-ctx.Done():
+			stop()
+			return nil, nil, ctx.Err()
+		}
 	}
+	return addrs, stop, nil
 }
 
-// poll calls check every interval until it returns true, an error, or the timeout passes.
-func poll(ctx context.Context, timeout, interval time.Duration, check func() (bool, error)) error {
+// syncWriter serialises writes and reads of kubectl's stderr (written by exec's copying goroutine).
+type syncWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+// Poll calls check every interval until it returns true, an error, or the timeout passes.
+func Poll(ctx context.Context, timeout, interval time.Duration, check func() (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t := time.NewTicker(interval)

@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package kit
 
 import (
 	"archive/tar"
@@ -17,50 +17,52 @@ import (
 
 // OCI media types of the test images.
 const (
-	mediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
-	mediaTypeConfig   = "application/vnd.oci.image.config.v1+json"
+	MediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
+	MediaTypeConfig   = "application/vnd.oci.image.config.v1+json"
 	mediaTypeLayer    = "application/vnd.oci.image.layer.v1.tar+gzip"
 )
 
-// blob is content-addressed data as stored in the registry.
-type blob struct {
+// Blob is content-addressed data as stored in the registry.
+type Blob struct {
 	MediaType string
 	Digest    string // sha256:<hex>
 	Data      []byte
 }
 
-func newBlob(mediaType string, data []byte) blob {
-	return blob{MediaType: mediaType, Digest: sha256Digest(data), Data: data}
+// NewBlob wraps data with its digest.
+func NewBlob(mediaType string, data []byte) Blob {
+	return Blob{MediaType: mediaType, Digest: SHA256Digest(data), Data: data}
 }
 
-// hex returns the digest without the algorithm prefix.
-func (b blob) hex() string { return strings.TrimPrefix(b.Digest, "sha256:") }
+// Hex returns the digest without the algorithm prefix.
+func (b Blob) Hex() string { return strings.TrimPrefix(b.Digest, "sha256:") }
 
-func sha256Digest(data []byte) string {
+// SHA256Digest is the content digest of data, sha256:<hex>.
+func SHA256Digest(data []byte) string {
 	sum := sha256.Sum256(data)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// testImage is a complete image built in memory: random layers (so no two images share a blob), a
+// Image is a complete image built in memory: random layers (so no two images share a blob), a
 // config naming their diff IDs, and an OCI manifest. Everything needed to verify a pull byte by
 // byte is kept.
-type testImage struct {
+type Image struct {
 	Repo     string
 	Tag      string
-	Config   blob
-	Layers   []blob
+	Config   Blob
+	Layers   []Blob
 	Manifest []byte
 	Digest   string // digest of Manifest
 }
 
 // Ref is repo:tag.
-func (im *testImage) Ref() string { return im.Repo + ":" + im.Tag }
+func (im *Image) Ref() string { return im.Repo + ":" + im.Tag }
 
 // Blobs returns the layers and the config, in upload order.
-func (im *testImage) Blobs() []blob { return append(append([]blob{}, im.Layers...), im.Config) }
+func (im *Image) Blobs() []Blob { return append(append([]Blob{}, im.Layers...), im.Config) }
 
 // Size is the number of bytes the blobs take in the registry.
-func (im *testImage) Size() int {
+func (im *Image) Size() int {
 	n := 0
 	for _, b := range im.Blobs() {
 		n += len(b.Data)
@@ -68,32 +70,34 @@ func (im *testImage) Size() int {
 	return n
 }
 
-type descriptor struct {
+// Descriptor points a manifest at one blob.
+type Descriptor struct {
 	MediaType string `json:"mediaType"`
 	Digest    string `json:"digest"`
 	Size      int    `json:"size"`
 }
 
-type ociManifest struct {
+// OCIManifest is an OCI image manifest.
+type OCIManifest struct {
 	SchemaVersion int               `json:"schemaVersion"`
 	MediaType     string            `json:"mediaType"`
-	Config        descriptor        `json:"config"`
-	Layers        []descriptor      `json:"layers"`
+	Config        Descriptor        `json:"config"`
+	Layers        []Descriptor      `json:"layers"`
 	Annotations   map[string]string `json:"annotations,omitempty"`
 }
 
-// randomImage builds an image of `layers` layers, each a gzipped tar holding one file of layerBytes
+// RandomImage builds an image of `layers` layers, each a gzipped tar holding one file of layerBytes
 // random bytes (random data does not compress, so the upload really is that big).
-func randomImage(repo, tag string, layers, layerBytes int) (*testImage, error) {
-	im := &testImage{Repo: repo, Tag: tag}
+func RandomImage(repo, tag string, layers, layerBytes int) (*Image, error) {
+	im := &Image{Repo: repo, Tag: tag}
 	var diffIDs []string
 	for i := range layers {
 		tarball, gz, err := randomLayer(fmt.Sprintf("e2e/layer-%d.bin", i), layerBytes)
 		if err != nil {
 			return nil, err
 		}
-		diffIDs = append(diffIDs, sha256Digest(tarball))
-		im.Layers = append(im.Layers, newBlob(mediaTypeLayer, gz))
+		diffIDs = append(diffIDs, SHA256Digest(tarball))
+		im.Layers = append(im.Layers, NewBlob(mediaTypeLayer, gz))
 	}
 	cfg, err := json.Marshal(map[string]any{
 		"architecture": "amd64",
@@ -105,21 +109,21 @@ func randomImage(repo, tag string, layers, layerBytes int) (*testImage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image config: %w", err)
 	}
-	im.Config = newBlob(mediaTypeConfig, cfg)
-	m := ociManifest{
+	im.Config = NewBlob(MediaTypeConfig, cfg)
+	m := OCIManifest{
 		SchemaVersion: 2,
-		MediaType:     mediaTypeManifest,
-		Config:        descriptor{MediaType: mediaTypeConfig, Digest: im.Config.Digest, Size: len(cfg)},
+		MediaType:     MediaTypeManifest,
+		Config:        Descriptor{MediaType: MediaTypeConfig, Digest: im.Config.Digest, Size: len(cfg)},
 		Annotations:   map[string]string{"org.opencontainers.image.ref.name": tag},
 	}
 	for _, l := range im.Layers {
-		m.Layers = append(m.Layers, descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: len(l.Data)})
+		m.Layers = append(m.Layers, Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: len(l.Data)})
 	}
 	im.Manifest, err = json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("image manifest: %w", err)
 	}
-	im.Digest = sha256Digest(im.Manifest)
+	im.Digest = SHA256Digest(im.Manifest)
 	return im, nil
 }
 

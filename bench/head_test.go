@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package bench
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regstack/registry-stack/e2e/kit"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -48,7 +49,7 @@ func (b *bench) benchHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ingress.pushImage(ctx, im); err != nil {
+	if _, err := ingress.PushImage(ctx, im); err != nil {
 		t.Fatalf("push the HEAD test image: %v", err)
 	}
 
@@ -58,16 +59,16 @@ func (b *bench) benchHead(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer stop()
-		clients := map[string]*registryClient{varIngress: ingress, varDirect: direct}
+		clients := map[string]*kit.RegistryClient{varIngress: ingress, varDirect: direct}
 		// head sends one HEAD on a blob; without credentials the registry answers 401 before any
 		// password check or lookup, which isolates the round trip through the path.
-		head := func(c *registryClient, bl blob, auth bool) (time.Duration, error) {
-			r := request{method: http.MethodHead, url: c.url("/v2/" + im.Repo + "/blobs/" + bl.Digest), expect: []int{http.StatusOK}}
+		head := func(c *kit.RegistryClient, bl kit.Blob, auth bool) (time.Duration, error) {
+			r := kit.Request{Method: http.MethodHead, URL: c.URL("/v2/" + im.Repo + "/blobs/" + bl.Digest), Expect: []int{http.StatusOK}}
 			if !auth {
-				r.noAuth, r.expect = true, []int{http.StatusUnauthorized}
+				r.NoAuth, r.Expect = true, []int{http.StatusUnauthorized}
 			}
 			start := time.Now()
-			_, _, err := c.once(ctx, r)
+			_, _, err := c.Once(ctx, r)
 			return time.Since(start), err
 		}
 		// Warm-up, not recorded: fills the cache (when on) and opens the connections.
@@ -79,7 +80,7 @@ func (b *bench) benchHead(t *testing.T) {
 			}
 		}
 		if state != headDisabled {
-			keys, err := f.redisBlobKeys(ctx)
+			keys, err := f.RedisBlobKeys(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,28 +122,28 @@ func (b *bench) benchHead(t *testing.T) {
 		}
 	}
 	switchCache := func(on bool) {
-		if err := f.pulumi.setConfig(ctx, map[string]string{"cacheEnabled": fmt.Sprint(on)}); err != nil {
+		if err := f.Pulumi.SetConfig(ctx, map[string]string{"cacheEnabled": fmt.Sprint(on)}); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		ops, err := f.pulumi.up(ctx, fmt.Sprintf("bench-cache-%v", on))
+		ops, err := f.Pulumi.Up(ctx, fmt.Sprintf("bench-cache-%v", on))
 		if err != nil {
 			t.Fatalf("pulumi up cacheEnabled=%v: %v", on, err)
 		}
-		if err := f.kube.rolloutStatus(ctx, f.out.DeploymentName, readyTimeout); err != nil {
+		if err := f.Kube.RolloutStatus(ctx, f.Out.DeploymentName, kit.ReadyTimeout); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.kube.waitReadyPods(ctx, registryPodSelector, 2, readyTimeout); err != nil {
+		if _, err := f.Kube.WaitReadyPods(ctx, kit.RegistryPodSelector, 2, kit.ReadyTimeout); err != nil {
 			t.Fatal(err)
 		}
 		if on {
-			if _, err := f.kube.waitReadyPods(ctx, redisPodSelector, 1, readyTimeout); err != nil {
+			if _, err := f.Kube.WaitReadyPods(ctx, kit.RedisPodSelector, 1, kit.ReadyTimeout); err != nil {
 				t.Fatal(err)
 			}
 		}
 		d := time.Since(start)
 		res.Switch[fmt.Sprintf("cacheEnabled=%v", on)] = d.Seconds()
-		t.Logf("cacheEnabled=%v: up + rollout %s (%s)", on, d.Round(100*time.Millisecond), summarizeOps(ops))
+		t.Logf("cacheEnabled=%v: up + rollout %s (%s)", on, d.Round(100*time.Millisecond), kit.SummarizeOps(ops))
 	}
 
 	measure(headWarm, b.cfg.Heads)
@@ -154,7 +155,7 @@ func (b *bench) benchHead(t *testing.T) {
 	restore()
 	switchCache(false)
 	// Without Redis the cache state must really be gone: the registry config has no cache.
-	cfgYML, err := f.kube.secretValue(ctx, "registry-config", "config.yml")
+	cfgYML, err := f.Kube.SecretValue(ctx, "registry-config", "config.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,22 +184,22 @@ const (
 // benchSmallLayers pushes then pulls a fresh image of 20 small layers through the Ingress, one
 // layer at a time as the HEAD/POST/PATCH/PUT sequence of a client, and records the wall times
 // under state/push and state/pull.
-func (b *bench) benchSmallLayers(ctx context.Context, t *testing.T, c *registryClient, res *headResult, state string) {
+func (b *bench) benchSmallLayers(ctx context.Context, t *testing.T, c *kit.RegistryClient, res *headResult, state string) {
 	if res.SmallLayers == nil {
 		res.SmallLayers = map[string][]float64{}
 	}
 	for i := range smallLayerRounds {
-		im, err := randomImage("bench/small", fmt.Sprintf("%s-r%d", state, i), smallLayerCount, smallLayerBytes)
+		im, err := kit.RandomImage("bench/small", fmt.Sprintf("%s-r%d", state, i), smallLayerCount, smallLayerBytes)
 		if err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		if _, err := c.pushImage(ctx, im); err != nil {
+		if _, err := c.PushImage(ctx, im); err != nil {
 			t.Fatalf("push %d small layers: %v", smallLayerCount, err)
 		}
 		push := time.Since(start)
 		start = time.Now()
-		if _, err := c.pullImage(ctx, im.Tag, im); err != nil {
+		if _, err := c.PullImage(ctx, im.Tag, im); err != nil {
 			t.Fatalf("pull %d small layers: %v", smallLayerCount, err)
 		}
 		pull := time.Since(start)
@@ -213,13 +214,13 @@ func (b *bench) benchSmallLayers(ctx context.Context, t *testing.T, c *registryC
 // restarts again). Only the bench does this, to measure before and after in one run.
 func (b *bench) useHtpasswdCost(ctx context.Context, t *testing.T, cost int) func() {
 	f := b.f
-	orig, err := f.kube.secretValue(ctx, "registry-config", "htpasswd")
+	orig, err := f.Kube.SecretValue(ctx, "registry-config", "htpasswd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var lines []string
-	for _, user := range f.s.accounts() {
-		h, err := bcrypt.GenerateFromPassword([]byte(f.out.Passwords[user]), cost)
+	for _, user := range f.Settings.Accounts() {
+		h, err := bcrypt.GenerateFromPassword([]byte(f.Out.Passwords[user]), cost)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,13 +228,13 @@ func (b *bench) useHtpasswdCost(ctx context.Context, t *testing.T, cost int) fun
 	}
 	set := func(file, label string) {
 		patch := fmt.Sprintf(`{"data":{"htpasswd":%q}}`, base64.StdEncoding.EncodeToString([]byte(file)))
-		if _, err := f.kube.ns(ctx, "patch", "secret", "registry-config", "--type", "merge", "-p", patch); err != nil {
+		if _, err := f.Kube.NS(ctx, "patch", "secret", "registry-config", "--type", "merge", "-p", patch); err != nil {
 			t.Fatalf("patch htpasswd (%s): %v", label, err)
 		}
-		if _, err := f.kube.ns(ctx, "rollout", "restart", "deployment/"+f.out.DeploymentName); err != nil {
+		if _, err := f.Kube.NS(ctx, "rollout", "restart", "deployment/"+f.Out.DeploymentName); err != nil {
 			t.Fatalf("restart (%s): %v", label, err)
 		}
-		if err := f.kube.rolloutStatus(ctx, f.out.DeploymentName, readyTimeout); err != nil {
+		if err := f.Kube.RolloutStatus(ctx, f.Out.DeploymentName, kit.ReadyTimeout); err != nil {
 			t.Fatal(err)
 		}
 		// Old pods keep answering through their preStop delay (8 s) after the rollout reports
@@ -254,15 +255,15 @@ func headKey(state, path string, auth bool) string {
 }
 
 // headImage is an image of n tiny (1 KiB) random layers, tagged so GC keeps it.
-func headImage(n int) (*testImage, error) {
-	im := &testImage{Repo: "bench/head", Tag: "v1"}
+func headImage(n int) (*kit.Image, error) {
+	im := &kit.Image{Repo: "bench/head", Tag: "v1"}
 	var diffIDs []string
 	for range n {
 		data := make([]byte, 1024)
 		if _, err := rand.Read(data); err != nil {
 			return nil, fmt.Errorf("random blob: %w", err)
 		}
-		bl := newBlob(mediaTypeLayerTar, data)
+		bl := kit.NewBlob(mediaTypeLayerTar, data)
 		im.Layers = append(im.Layers, bl)
 		diffIDs = append(diffIDs, bl.Digest)
 	}
@@ -270,15 +271,15 @@ func headImage(n int) (*testImage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	im.Config = newBlob(mediaTypeConfig, cfg)
-	m := ociManifest{SchemaVersion: 2, MediaType: mediaTypeManifest,
-		Config: descriptor{MediaType: mediaTypeConfig, Digest: im.Config.Digest, Size: len(cfg)}}
+	im.Config = kit.NewBlob(kit.MediaTypeConfig, cfg)
+	m := kit.OCIManifest{SchemaVersion: 2, MediaType: kit.MediaTypeManifest,
+		Config: kit.Descriptor{MediaType: kit.MediaTypeConfig, Digest: im.Config.Digest, Size: len(cfg)}}
 	for _, l := range im.Layers {
-		m.Layers = append(m.Layers, descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: len(l.Data)})
+		m.Layers = append(m.Layers, kit.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: len(l.Data)})
 	}
 	if im.Manifest, err = json.Marshal(m); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	im.Digest = sha256Digest(im.Manifest)
+	im.Digest = kit.SHA256Digest(im.Manifest)
 	return im, nil
 }

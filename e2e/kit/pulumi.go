@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package kit
 
 import (
 	"bufio"
@@ -23,35 +23,37 @@ import (
 // a temp dir that is deleted at the end, and a fixed value lets a kept (E2E_KEEP=1) stack be inspected.
 const testPassphrase = "regstack-e2e-passphrase"
 
-// pulumiCLI runs the real `pulumi` CLI on the program in the repository root with a file backend in
+// PulumiCLI runs the real `pulumi` CLI on the program in the repository root with a file backend in
 // a temp dir and the stack config file kept beside it, so nothing is written into the repository.
-type pulumiCLI struct {
+type PulumiCLI struct {
 	projectDir string // repository root (Pulumi.yaml)
-	backendDir string
-	configFile string
-	stack      string
+	BackendDir string
+	ConfigFile string
+	Stack      string
 	logDir     string
 	seq        atomic.Int32 // numbers the log files in call order
 }
 
-func newPulumiCLI(projectDir, workDir, logDir, stack string) (*pulumiCLI, error) {
-	p := &pulumiCLI{
+// NewPulumiCLI runs the project in projectDir as stack, with its backend and config file in workDir
+// and the logs of long commands in logDir.
+func NewPulumiCLI(projectDir, workDir, logDir, stack string) (*PulumiCLI, error) {
+	p := &PulumiCLI{
 		projectDir: projectDir,
-		backendDir: filepath.Join(workDir, "state"),
-		configFile: filepath.Join(workDir, "Pulumi."+stack+".yaml"),
-		stack:      stack,
+		BackendDir: filepath.Join(workDir, "state"),
+		ConfigFile: filepath.Join(workDir, "Pulumi."+stack+".yaml"),
+		Stack:      stack,
 		logDir:     logDir,
 	}
-	if err := os.MkdirAll(p.backendDir, 0o700); err != nil {
+	if err := os.MkdirAll(p.BackendDir, 0o700); err != nil {
 		return nil, fmt.Errorf("backend dir: %w", err)
 	}
 	return p, nil
 }
 
 // env is added to the test process environment for every pulumi call.
-func (p *pulumiCLI) env() []string {
+func (p *PulumiCLI) env() []string {
 	return []string{
-		"PULUMI_BACKEND_URL=file://" + p.backendDir,
+		"PULUMI_BACKEND_URL=file://" + p.BackendDir,
 		"PULUMI_CONFIG_PASSPHRASE=" + testPassphrase,
 		"PULUMI_CONFIG_PASSPHRASE_FILE=", // a user's passphrase file must not win over the test passphrase
 		"PULUMI_SKIP_UPDATE_CHECK=true",
@@ -64,36 +66,36 @@ func (p *pulumiCLI) env() []string {
 
 // args adds the flags every command needs. withConfig adds --config-file for the commands that
 // read or write stack config.
-func (p *pulumiCLI) args(withConfig bool, args ...string) []string {
+func (p *PulumiCLI) args(withConfig bool, args ...string) []string {
 	full := append([]string{}, args...)
-	full = append(full, "--stack", p.stack, "--non-interactive", "--color", "never")
+	full = append(full, "--stack", p.Stack, "--non-interactive", "--color", "never")
 	if withConfig {
-		full = append(full, "--config-file", p.configFile)
+		full = append(full, "--config-file", p.ConfigFile)
 	}
 	return full
 }
 
-// run runs a short pulumi command and returns its stdout.
-func (p *pulumiCLI) run(ctx context.Context, timeout time.Duration, withConfig bool, args ...string) (string, error) {
+// Run runs a short pulumi command and returns its stdout.
+func (p *PulumiCLI) Run(ctx context.Context, timeout time.Duration, withConfig bool, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return runCmd(ctx, p.projectDir, p.env(), "pulumi", p.args(withConfig, args...)...)
+	return RunCmd(ctx, p.projectDir, p.env(), "pulumi", p.args(withConfig, args...)...)
 }
 
-// runLong runs a long pulumi command (preview/up/destroy) with its whole output in a log file.
-func (p *pulumiCLI) runLong(ctx context.Context, timeout time.Duration, label string, args ...string) (string, error) {
+// RunLong runs a long pulumi command (preview/up/destroy) with its whole output in a log file.
+func (p *PulumiCLI) RunLong(ctx context.Context, timeout time.Duration, label string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	logPath := filepath.Join(p.logDir, fmt.Sprintf("%02d-pulumi-%s.log", p.seq.Add(1), label))
 	return runLogged(ctx, p.projectDir, p.env(), logPath, "pulumi", p.args(true, args...)...)
 }
 
-// initStack creates the stack with the passphrase secrets provider. `pulumi stack init` has no
+// InitStack creates the stack with the passphrase secrets provider. `pulumi stack init` has no
 // --config-file flag and writes the passphrase salt into Pulumi.<stack>.yaml next to the project's
 // Pulumi.yaml, so it runs in a scratch copy of the project (same project name, so the same stack in
 // the backend) and the file it writes becomes the suite's config file. Nothing lands in the repository.
-func (p *pulumiCLI) initStack(ctx context.Context) error {
-	scratch := filepath.Join(filepath.Dir(p.configFile), "init-project")
+func (p *PulumiCLI) InitStack(ctx context.Context) error {
+	scratch := filepath.Join(filepath.Dir(p.ConfigFile), "init-project")
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
 		return fmt.Errorf("scratch project dir: %w", err)
 	}
@@ -106,11 +108,11 @@ func (p *pulumiCLI) initStack(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	args := []string{"stack", "init", p.stack, "--secrets-provider", "passphrase", "--no-select", "--non-interactive", "--color", "never"}
-	if _, err := runCmd(ctx, scratch, p.env(), "pulumi", args...); err != nil {
+	args := []string{"stack", "init", p.Stack, "--secrets-provider", "passphrase", "--no-select", "--non-interactive", "--color", "never"}
+	if _, err := RunCmd(ctx, scratch, p.env(), "pulumi", args...); err != nil {
 		return fmt.Errorf("stack init: %w", err)
 	}
-	written := filepath.Join(scratch, "Pulumi."+p.stack+".yaml")
+	written := filepath.Join(scratch, "Pulumi."+p.Stack+".yaml")
 	if _, err := os.Stat(written); err != nil {
 		// Newer CLIs may keep the salt only in the state; then the config file starts empty.
 		if errors.Is(err, os.ErrNotExist) {
@@ -118,16 +120,16 @@ func (p *pulumiCLI) initStack(ctx context.Context) error {
 		}
 		return fmt.Errorf("stack config written by stack init: %w", err)
 	}
-	if err := os.Rename(written, p.configFile); err != nil {
-		return fmt.Errorf("move stack config to %s: %w", p.configFile, err)
+	if err := os.Rename(written, p.ConfigFile); err != nil {
+		return fmt.Errorf("move stack config to %s: %w", p.ConfigFile, err)
 	}
 	return nil
 }
 
-// setConfig sets plain (non-secret) config values of the project. A value that is a JSON list is
+// SetConfig sets plain (non-secret) config values of the project. A value that is a JSON list is
 // stored as a list (the project declares those keys as arrays, and Pulumi checks the type), so
 // `pulumi config set-all --json` is used, which also replaces a list whole.
-func (p *pulumiCLI) setConfig(ctx context.Context, config map[string]string) error {
+func (p *PulumiCLI) SetConfig(ctx context.Context, config map[string]string) error {
 	type entry struct {
 		Value       string    `json:"value"`
 		ObjectValue *[]string `json:"objectValue,omitempty"` // set (possibly empty) for lists
@@ -149,14 +151,14 @@ func (p *pulumiCLI) setConfig(ctx context.Context, config map[string]string) err
 	if err != nil {
 		return fmt.Errorf("config set-all: %w", err)
 	}
-	if _, err := p.run(ctx, 2*time.Minute, true, "config", "set-all", "--json", string(raw)); err != nil {
+	if _, err := p.Run(ctx, 2*time.Minute, true, "config", "set-all", "--json", string(raw)); err != nil {
 		return fmt.Errorf("config set-all: %w", err)
 	}
 	return nil
 }
 
-// previewResult is the part of `pulumi preview --json` the suite checks.
-type previewResult struct {
+// PreviewResult is the part of `pulumi preview --json` the suite checks.
+type PreviewResult struct {
 	Steps []struct {
 		Op             string   `json:"op"`
 		URN            string   `json:"urn"`
@@ -166,16 +168,16 @@ type previewResult struct {
 	ChangeSummary map[string]int `json:"changeSummary"`
 }
 
-// previewJSON runs `pulumi preview --json` (plus extra flags such as --replace URN) and decodes
+// PreviewJSON runs `pulumi preview --json` (plus extra flags such as --replace URN) and decodes
 // the plan.
-func (p *pulumiCLI) previewJSON(ctx context.Context, label string, extra ...string) (*previewResult, error) {
-	out, err := p.runLong(ctx, previewTimeout, label, append([]string{"preview", "--json"}, extra...)...)
+func (p *PulumiCLI) PreviewJSON(ctx context.Context, label string, extra ...string) (*PreviewResult, error) {
+	out, err := p.RunLong(ctx, PreviewTimeout, label, append([]string{"preview", "--json"}, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("pulumi preview --json: %w", err)
 	}
-	var res previewResult
+	var res PreviewResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		return nil, fmt.Errorf("decode preview --json: %w\n%s", err, tail(out, 20))
+		return nil, fmt.Errorf("decode preview --json: %w\n%s", err, Tail(out, 20))
 	}
 	return &res, nil
 }
@@ -191,30 +193,30 @@ type engineEvent struct {
 	} `json:"resourcePreEvent"`
 }
 
-// stepOp is one resource operation the engine performed or planned.
-type stepOp struct {
+// StepOp is one resource operation the engine performed or planned.
+type StepOp struct {
 	Op, URN string
 }
 
-// up runs `pulumi up --yes --skip-preview` (plus extra flags such as --replace URN) with an engine
+// Up runs `pulumi up --yes --skip-preview` (plus extra flags such as --replace URN) with an engine
 // event log and returns the resource operations of that update (read from the event log, so the
 // test does not parse the text output).
-func (p *pulumiCLI) up(ctx context.Context, label string, extra ...string) ([]stepOp, error) {
+func (p *PulumiCLI) Up(ctx context.Context, label string, extra ...string) ([]StepOp, error) {
 	eventLog := filepath.Join(p.logDir, fmt.Sprintf("events-%s.jsonl", label))
 	args := append([]string{"up", "--yes", "--skip-preview", "--event-log", eventLog}, extra...)
-	if _, err := p.runLong(ctx, upTimeout, label, args...); err != nil {
+	if _, err := p.RunLong(ctx, upTimeout, label, args...); err != nil {
 		return nil, fmt.Errorf("pulumi up: %w", err)
 	}
 	return readEventLog(eventLog)
 }
 
-func readEventLog(path string) ([]stepOp, error) {
+func readEventLog(path string) ([]StepOp, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	defer f.Close()
-	var ops []stepOp
+	var ops []StepOp
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20) // events carry whole resource states
 	for sc.Scan() {
@@ -227,7 +229,7 @@ func readEventLog(path string) ([]stepOp, error) {
 			return nil, fmt.Errorf("decode event log line: %w", err)
 		}
 		if ev.ResourcePreEvent != nil {
-			ops = append(ops, stepOp{Op: ev.ResourcePreEvent.Metadata.Op, URN: ev.ResourcePreEvent.Metadata.URN})
+			ops = append(ops, StepOp{Op: ev.ResourcePreEvent.Metadata.Op, URN: ev.ResourcePreEvent.Metadata.URN})
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -236,13 +238,13 @@ func readEventLog(path string) ([]stepOp, error) {
 	return ops, nil
 }
 
-// outputs returns the stack outputs with secrets revealed.
-func (p *pulumiCLI) outputs(ctx context.Context, showSecrets bool) (map[string]any, error) {
+// Outputs returns the stack outputs with secrets revealed.
+func (p *PulumiCLI) Outputs(ctx context.Context, showSecrets bool) (map[string]any, error) {
 	args := []string{"stack", "output", "--json"}
 	if showSecrets {
 		args = append(args, "--show-secrets")
 	}
-	out, err := p.run(ctx, 2*time.Minute, false, args...)
+	out, err := p.Run(ctx, 2*time.Minute, false, args...)
 	if err != nil {
 		return nil, fmt.Errorf("stack output: %w", err)
 	}
@@ -253,23 +255,23 @@ func (p *pulumiCLI) outputs(ctx context.Context, showSecrets bool) (map[string]a
 	return m, nil
 }
 
-// stateResource is one resource of `pulumi stack export`.
-type stateResource struct {
+// StateResource is one resource of `pulumi stack export`.
+type StateResource struct {
 	URN     string         `json:"urn"`
 	Type    string         `json:"type"`
 	ID      string         `json:"id"`
 	Outputs map[string]any `json:"outputs"`
 }
 
-// exportResources returns the resources in the stack's state (secrets decrypted, kept in memory only).
-func (p *pulumiCLI) exportResources(ctx context.Context) ([]stateResource, error) {
-	out, err := p.run(ctx, 2*time.Minute, false, "stack", "export", "--show-secrets")
+// ExportResources returns the resources in the stack's state (secrets decrypted, kept in memory only).
+func (p *PulumiCLI) ExportResources(ctx context.Context) ([]StateResource, error) {
+	out, err := p.Run(ctx, 2*time.Minute, false, "stack", "export", "--show-secrets")
 	if err != nil {
 		return nil, fmt.Errorf("stack export: %w", err)
 	}
 	var dep struct {
 		Deployment struct {
-			Resources []stateResource `json:"resources"`
+			Resources []StateResource `json:"resources"`
 		} `json:"deployment"`
 	}
 	if err := json.Unmarshal([]byte(out), &dep); err != nil {
@@ -278,11 +280,11 @@ func (p *pulumiCLI) exportResources(ctx context.Context) ([]stateResource, error
 	return dep.Deployment.Resources, nil
 }
 
-// stateFiles returns the contents of every file of the file backend (state, history, backups),
+// StateFiles returns the contents of every file of the file backend (state, history, backups),
 // gunzipped when needed, keyed by path. The main state file must be among them.
-func (p *pulumiCLI) stateFiles(project string) (map[string][]byte, string, error) {
+func (p *PulumiCLI) StateFiles(project string) (map[string][]byte, string, error) {
 	files := map[string][]byte{}
-	err := filepath.WalkDir(p.backendDir, func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(p.BackendDir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -309,7 +311,7 @@ func (p *pulumiCLI) stateFiles(project string) (map[string][]byte, string, error
 	if err != nil {
 		return nil, "", fmt.Errorf("walk backend dir: %w", err)
 	}
-	base := filepath.Join(p.backendDir, ".pulumi", "stacks", project, p.stack+".json")
+	base := filepath.Join(p.BackendDir, ".pulumi", "stacks", project, p.Stack+".json")
 	for _, candidate := range []string{base, base + ".gz"} {
 		if _, ok := files[candidate]; ok {
 			return files, candidate, nil
@@ -321,4 +323,46 @@ func (p *pulumiCLI) stateFiles(project string) (map[string][]byte, string, error
 	}
 	sort.Strings(names)
 	return nil, "", fmt.Errorf("state file %s(.gz) not found; backend holds %v", base, names)
+}
+
+// InPlaceOps are the non-destructive operations: anything but these means a resource lost its identity.
+var InPlaceOps = map[string]bool{"same": true, "update": true, "refresh": true, "read": true}
+
+// ShortURN keeps type and name of a URN (urn:pulumi:stack::project::type::name).
+func ShortURN(urn string) string {
+	parts := strings.Split(urn, "::")
+	if len(parts) < 2 {
+		return urn
+	}
+	typ := parts[len(parts)-2]
+	if i := strings.LastIndex(typ, "$"); i >= 0 {
+		typ = typ[i+1:]
+	}
+	return typ + "::" + parts[len(parts)-1]
+}
+
+// SummarizeOps counts operations and names the non-"same" ones.
+func SummarizeOps(ops []StepOp) string {
+	counts := map[string]int{}
+	var changed []string
+	for _, o := range ops {
+		counts[o.Op]++
+		if o.Op != "same" {
+			changed = append(changed, o.Op+" "+ShortURN(o.URN))
+		}
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, counts[k]))
+	}
+	s := strings.Join(parts, " ")
+	if len(changed) > 0 && len(changed) <= 12 {
+		s += " [" + strings.Join(changed, ", ") + "]"
+	}
+	return s
 }

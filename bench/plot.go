@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package bench
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 
+	"github.com/regstack/registry-stack/e2e/kit"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -130,7 +131,7 @@ func (r *benchResults) plot(path string) (err error) {
 			y, _ := d.median(v, "pull")
 			push, pull = append(push, x), append(pull, y)
 		}
-		p := newBarPlot(fmt.Sprintf("Data path: %s image, median MiB/s", mib(int(d.ImageBytes))), "MiB/s", labels)
+		p := newBarPlot(fmt.Sprintf("Data path: %s image, median MiB/s", kit.MiB(int(d.ImageBytes))), "MiB/s", labels)
 		if err := groupedBars(p, []string{"push", "pull"}, [][]float64{push, pull}, []color.Color{colA, colB}, vg.Points(28)); err != nil {
 			return err
 		}

@@ -1,25 +1,27 @@
 //go:build e2e
 
-package e2e
+package kit
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
-// report collects the duration of every step and timed operation plus free-form facts (counts of
+// Report collects the duration of every step and timed operation plus free-form facts (counts of
 // pulls during GC, what survived destroy, ...) and renders them as the summary table printed at
 // the end of the run, also when the run fails.
-type report struct {
+type Report struct {
 	mu      sync.Mutex
-	steps   []reportStep
+	steps   []ReportStep
 	timings []reportTiming
 	facts   []string
 }
 
-type reportStep struct {
+// ReportStep is how one step ended ("ok" or "FAIL") and how long it took.
+type ReportStep struct {
 	Name     string
 	Result   string
 	Duration time.Duration
@@ -31,26 +33,34 @@ type reportTiming struct {
 	Note     string
 }
 
-func (r *report) step(name, result string, d time.Duration) {
+func (r *Report) step(name, result string, d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.steps = append(r.steps, reportStep{name, result, d})
+	r.steps = append(r.steps, ReportStep{name, result, d})
+}
+
+// Steps returns the steps recorded so far, in the order they ran.
+func (r *Report) Steps() []ReportStep {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.steps)
 }
 
 // timing records one measured operation (preview, up, push, pull, GC ...).
-func (r *report) timing(name string, d time.Duration, note string) {
+func (r *Report) timing(name string, d time.Duration, note string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.timings = append(r.timings, reportTiming{name, d, note})
 }
 
-func (r *report) fact(format string, args ...any) {
+// Fact records a free-form fact for the summary.
+func (r *Report) Fact(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.facts = append(r.facts, fmt.Sprintf(format, args...))
 }
 
-func (r *report) String() string {
+func (r *Report) String() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var b strings.Builder

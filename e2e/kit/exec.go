@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package kit
 
 import (
 	"bytes"
@@ -23,16 +23,16 @@ type cmdError struct {
 func (e *cmdError) Error() string {
 	msg := fmt.Sprintf("%s: %v", e.Cmd, e.Err)
 	if s := strings.TrimSpace(e.Stderr); s != "" {
-		msg += "\n" + tail(s, 40)
+		msg += "\n" + Tail(s, 40)
 	}
 	return msg
 }
 
 func (e *cmdError) Unwrap() error { return e.Err }
 
-// runCmd runs a short command and returns its stdout. extraEnv is appended to the environment of
+// RunCmd runs a short command and returns its stdout. extraEnv is appended to the environment of
 // the test process (later entries win).
-func runCmd(ctx context.Context, dir string, extraEnv []string, name string, args ...string) (string, error) {
+func RunCmd(ctx context.Context, dir string, extraEnv []string, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), extraEnv...)
@@ -40,14 +40,7 @@ func runCmd(ctx context.Context, dir string, extraEnv []string, name string, arg
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		code := -1
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		}
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
-		}
+		code, err := failure(ctx, err)
 		return stdout.String(), &cmdError{Cmd: describeCmd(name, args), ExitCode: code, Stderr: stderr.String() + stdout.String(), Err: err}
 	}
 	return stdout.String(), nil
@@ -74,22 +67,28 @@ func runLogged(ctx context.Context, dir string, extraEnv []string, logPath strin
 	var out, errOut bytes.Buffer
 	cmd.Stdout = &teeWriter{buf: &out, file: f}
 	cmd.Stderr = &teeWriter{buf: &errOut, file: f}
-	runErr := cmd.Run()
-	if runErr != nil {
-		code := -1
-		var ee *exec.ExitError
-		if errors.As(runErr, &ee) {
-			code = ee.ExitCode()
-		}
-		if ctx.Err() != nil {
-			runErr = fmt.Errorf("%w (%w)", runErr, ctx.Err())
-		}
+	if runErr := cmd.Run(); runErr != nil {
+		code, runErr := failure(ctx, runErr)
 		return out.String(), &cmdError{
 			Cmd: describeCmd(name, args) + " (full log: " + logPath + ")", ExitCode: code,
 			Stderr: out.String() + "\n" + errOut.String(), Err: runErr,
 		}
 	}
 	return out.String(), nil
+}
+
+// failure is the exit code of a command that failed with err (-1 when it did not exit by itself)
+// and err, which also names the context's error when the timeout or a cancel ended the command.
+func failure(ctx context.Context, err error) (int, error) {
+	code := -1
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	return code, err
 }
 
 // teeWriter keeps the output in memory and in the log file; a failing log write must not kill the
@@ -108,8 +107,8 @@ func describeCmd(name string, args []string) string {
 	return strings.TrimSpace(name + " " + strings.Join(args, " "))
 }
 
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
+// Tail returns the last n lines of s.
+func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = append([]string{fmt.Sprintf("... (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)

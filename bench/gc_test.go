@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package bench
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 const probeRepo = "bench/probe"
@@ -35,11 +37,11 @@ func (b *bench) benchGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The probe repository holds a tagged image, like every other repository here.
-	seed, err := randomImage(probeRepo, "v1", 1, 256)
+	seed, err := kit.RandomImage(probeRepo, "v1", 1, 256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pusher.pushSmall(ctx, seed); err != nil {
+	if err := pushSmall(ctx, pusher, seed); err != nil {
 		t.Fatal(err)
 	}
 
@@ -48,13 +50,13 @@ func (b *bench) benchGC(t *testing.T) {
 		todo := n - have
 		start := time.Now()
 		err := forEach(todo, b.cfg.GCWorkers, func(i int) error {
-			im, err := randomImage(fmt.Sprintf("bench-gc/r%05d", have+i), "v1", 1, 256)
+			im, err := kit.RandomImage(fmt.Sprintf("bench-gc/r%05d", have+i), "v1", 1, 256)
 			if err != nil {
 				return err
 			}
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer cancel()
-			return pusher.pushSmall(pctx, im)
+			return pushSmall(pctx, pusher, im)
 		})
 		pushD := time.Since(start)
 		if err != nil {
@@ -80,13 +82,13 @@ func (b *bench) benchGC(t *testing.T) {
 
 // pushSmall pushes a small in-memory image with monolithic uploads (POST, then PUT with the body
 // and the digest: two requests per blob), then the manifest.
-func (c *registryClient) pushSmall(ctx context.Context, im *testImage) error {
+func pushSmall(ctx context.Context, c *kit.RegistryClient, im *kit.Image) error {
 	for _, bl := range im.Blobs() {
-		resp, err := c.stream(ctx, http.MethodPost, c.url("/v2/"+im.Repo+"/blobs/uploads/"), nil, 0, nil, http.StatusAccepted)
+		resp, _, err := c.Once(ctx, kit.Request{Method: http.MethodPost, URL: c.URL("/v2/" + im.Repo + "/blobs/uploads/"), Expect: []int{http.StatusAccepted}})
 		if err != nil {
 			return fmt.Errorf("push %s: %w", im.Ref(), err)
 		}
-		loc, err := c.resolve(resp.Header.Get("Location"))
+		loc, err := c.Resolve(resp.Header.Get("Location"))
 		if err != nil {
 			return err
 		}
@@ -99,11 +101,11 @@ func (c *registryClient) pushSmall(ctx context.Context, im *testImage) error {
 		u.RawQuery = q.Encode()
 		h := http.Header{}
 		h.Set("Content-Type", "application/octet-stream")
-		if _, err := c.stream(ctx, http.MethodPut, u.String(), strings.NewReader(string(bl.Data)), int64(len(bl.Data)), h, http.StatusCreated); err != nil {
+		if _, _, err := c.Once(ctx, kit.Request{Method: http.MethodPut, URL: u.String(), Body: bl.Data, Header: h, Expect: []int{http.StatusCreated}}); err != nil {
 			return fmt.Errorf("push %s: %w", im.Ref(), err)
 		}
 	}
-	return c.putManifest(ctx, im.Repo, im.Tag, im.Manifest, im.Digest)
+	return putManifest(ctx, c, im.Repo, im.Tag, im.Manifest, im.Digest)
 }
 
 // probeLoop starts an upload every interval and cancels it again (DELETE) when it was accepted.
@@ -116,7 +118,7 @@ type probeLoop struct {
 	done    chan struct{}
 }
 
-func startProbe(ctx context.Context, c *registryClient, interval time.Duration, origin time.Time) *probeLoop {
+func startProbe(ctx context.Context, c *kit.RegistryClient, interval time.Duration, origin time.Time) *probeLoop {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &probeLoop{origin: origin, stop: cancel, done: make(chan struct{})}
 	go func() {
@@ -126,7 +128,7 @@ func startProbe(ctx context.Context, c *registryClient, interval time.Duration, 
 		for {
 			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 			start := time.Now()
-			resp, err := c.stream(pctx, http.MethodPost, c.url("/v2/"+probeRepo+"/blobs/uploads/"), nil, 0, nil, http.StatusAccepted)
+			resp, _, err := c.Once(pctx, kit.Request{Method: http.MethodPost, URL: c.URL("/v2/" + probeRepo + "/blobs/uploads/"), Expect: []int{http.StatusAccepted}})
 			ev := probeEvent{At: start.Sub(p.origin).Seconds(), Ms: float64(time.Since(start).Microseconds()) / 1000}
 			if resp != nil {
 				ev.Code = resp.StatusCode
@@ -136,9 +138,9 @@ func startProbe(ctx context.Context, c *registryClient, interval time.Duration, 
 			}
 			cancelFailed := false
 			if err == nil {
-				if loc, lerr := c.resolve(resp.Header.Get("Location")); lerr != nil {
+				if loc, lerr := c.Resolve(resp.Header.Get("Location")); lerr != nil {
 					cancelFailed = true
-				} else if _, derr := c.stream(pctx, http.MethodDelete, loc, nil, 0, nil, http.StatusNoContent); derr != nil {
+				} else if _, _, derr := c.Once(pctx, kit.Request{Method: http.MethodDelete, URL: loc, Expect: []int{http.StatusNoContent}}); derr != nil {
 					cancelFailed = true
 				}
 			}
@@ -178,9 +180,9 @@ func (p *probeLoop) halt() ([]probeEvent, int) {
 
 // gcWithProbe runs one GC Job while the probe runs: from a few accepted probes before the Job is
 // created until writes are accepted again after it (bounded).
-func (b *bench) gcWithProbe(ctx context.Context, t *testing.T, prober *registryClient, label string) (*gcLevel, error) {
+func (b *bench) gcWithProbe(ctx context.Context, t *testing.T, prober *kit.RegistryClient, label string) (*gcLevel, error) {
 	f := b.f
-	suffix, err := randomSuffix()
+	suffix, err := kit.RandomSuffix()
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +191,7 @@ func (b *bench) gcWithProbe(ctx context.Context, t *testing.T, prober *registryC
 	probe := startProbe(ctx, prober, time.Duration(b.cfg.ProbeMillis)*time.Millisecond, origin)
 	defer probe.stop()
 	// Writable before GC: a few accepted probes.
-	if err := poll(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
+	if err := kit.Poll(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
 		n := 0
 		for _, e := range probe.snapshot() {
 			if e.Code == http.StatusAccepted {
@@ -201,10 +203,10 @@ func (b *bench) gcWithProbe(ctx context.Context, t *testing.T, prober *registryC
 		return nil, fmt.Errorf("probe uploads are not accepted before GC: %v: %w", probe.snapshot(), err)
 	}
 	created := time.Now()
-	jr, jobErr := f.kube.runJobFromCronJob(ctx, f.out.GCCronJobName, job, gcJobTimeout)
+	jr, jobErr := f.Kube.RunJobFromCronJob(ctx, f.Out.GCCronJobName, job, kit.GCJobTimeout)
 	jobEnd := time.Now()
 	// Until writes are back: a 202 after the last 405, at least 2 s after the Job ended; at most 60 s.
-	_ = poll(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) {
+	_ = kit.Poll(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) {
 		ev := probe.snapshot()
 		last405, resumed := -1, false
 		for i, e := range ev {
@@ -236,7 +238,7 @@ func (b *bench) gcWithProbe(ctx context.Context, t *testing.T, prober *registryC
 	if jobErr != nil {
 		return level, jobErr
 	}
-	if err := f.waitReady(ctx, 2); err != nil {
+	if err := f.WaitReady(ctx, 2); err != nil {
 		return level, fmt.Errorf("registry not Ready after GC: %w", err)
 	}
 	if level.Pause.Refused == 0 {
@@ -321,7 +323,7 @@ func (b *bench) jobTimes(ctx context.Context, job string, level *gcLevel) error 
 			CompletionTime *time.Time `json:"completionTime"`
 		} `json:"status"`
 	}
-	if err := b.f.kube.getJSON(ctx, true, &j, "job", job); err != nil {
+	if err := b.f.Kube.GetJSON(ctx, true, &j, "job", job); err != nil {
 		return err
 	}
 	if j.Status.CompletionTime == nil {
@@ -336,7 +338,7 @@ func (b *bench) jobTimes(ctx context.Context, job string, level *gcLevel) error 
 			} `json:"status"`
 		} `json:"items"`
 	}
-	if err := b.f.kube.getJSON(ctx, true, &pods, "pods", "-l", "job-name="+job); err != nil {
+	if err := b.f.Kube.GetJSON(ctx, true, &pods, "pods", "-l", "job-name="+job); err != nil {
 		return err
 	}
 	if len(pods.Items) != 1 {

@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package bench
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // Metrics of the deploy part, in the order of the report.
@@ -30,48 +32,48 @@ var deployMetrics = []struct{ Key, Label string }{
 type deployTimes struct{ Up, Ready, Serving time.Duration }
 
 // deployFresh creates the stack on first use and deploys it into a namespace that does not exist
-// yet; it leaves f.out, f.client and the fixture's cleanup state consistent.
+// yet; it leaves f.Out, f.Client and the fixture's cleanup state consistent.
 func (b *bench) deployFresh(ctx context.Context, t *testing.T, label string) (*deployTimes, error) {
 	f := b.f
-	if !f.stackCreated {
-		if err := f.pulumi.initStack(ctx); err != nil {
+	if !f.StackCreated {
+		if err := f.Pulumi.InitStack(ctx); err != nil {
 			return nil, err
 		}
-		f.stackCreated = true
-		if err := f.pulumi.setConfig(ctx, b.benchStackConfig()); err != nil {
+		f.StackCreated = true
+		if err := f.Pulumi.SetConfig(ctx, b.benchStackConfig()); err != nil {
 			return nil, err
 		}
 		// The first pulumi command compiles the program (language host); that is not a deploy cost
 		// a user pays on every run, so it is measured apart.
 		start := time.Now()
-		if _, err := f.pulumi.runLong(ctx, previewTimeout, "bench-first-preview", "preview"); err != nil {
+		if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "bench-first-preview", "preview"); err != nil {
 			return nil, fmt.Errorf("first pulumi preview: %w", err)
 		}
 		b.firstPreview = time.Since(start)
 		t.Logf("first pulumi preview (compiles the program): %s", b.firstPreview.Round(100*time.Millisecond))
 	}
 	start := time.Now()
-	ops, err := f.pulumi.up(ctx, label)
+	ops, err := f.Pulumi.Up(ctx, label)
 	up := time.Since(start)
-	f.destroyed = false // whatever up created must be destroyed at the end
+	f.Destroyed = false // whatever up created must be destroyed at the end
 	if err != nil {
-		return nil, fmt.Errorf("pulumi up: %w\nevents:\n%s", err, f.kube.events(ctx))
+		return nil, fmt.Errorf("pulumi up: %w\nevents:\n%s", err, f.Kube.Events(ctx))
 	}
-	if err := f.loadOutputs(ctx); err != nil {
+	if err := f.LoadOutputs(ctx); err != nil {
 		return nil, err
 	}
 	wr := time.Now()
-	if err := f.waitReady(ctx, 2); err != nil {
-		return nil, fmt.Errorf("%w\nevents:\n%s", err, f.kube.events(ctx))
+	if err := f.WaitReady(ctx, 2); err != nil {
+		return nil, fmt.Errorf("%w\nevents:\n%s", err, f.Kube.Events(ctx))
 	}
 	ready := up + time.Since(wr)
 	cs := time.Now()
-	if err := f.connect(ctx, t); err != nil {
+	if err := f.Connect(ctx, t); err != nil {
 		return nil, err
 	}
 	serving := ready + time.Since(cs)
 	t.Logf("%s: pulumi up %s (%s), Ready after %s, serving after %s", label, up.Round(100*time.Millisecond),
-		summarizeOps(ops), ready.Round(100*time.Millisecond), serving.Round(100*time.Millisecond))
+		kit.SummarizeOps(ops), ready.Round(100*time.Millisecond), serving.Round(100*time.Millisecond))
 	return &deployTimes{Up: up, Ready: ready, Serving: serving}, nil
 }
 
@@ -92,21 +94,21 @@ func (b *bench) benchDeploy(t *testing.T) {
 		res.Samples[k] = append(res.Samples[k], d.Seconds())
 	}
 	timedUp := func(label string, replicas int) (time.Duration, time.Duration, error) {
-		if err := f.pulumi.setConfig(ctx, map[string]string{"replicas": fmt.Sprint(replicas)}); err != nil {
+		if err := f.Pulumi.SetConfig(ctx, map[string]string{"replicas": fmt.Sprint(replicas)}); err != nil {
 			return 0, 0, err
 		}
 		start := time.Now()
-		ops, err := f.pulumi.up(ctx, label)
+		ops, err := f.Pulumi.Up(ctx, label)
 		up := time.Since(start)
 		if err != nil {
 			return 0, 0, err
 		}
 		for _, o := range ops {
-			if !inPlaceOps[o.Op] {
-				return 0, 0, fmt.Errorf("%s: replicas change did more than in-place updates: %s", label, summarizeOps(ops))
+			if !kit.InPlaceOps[o.Op] {
+				return 0, 0, fmt.Errorf("%s: replicas change did more than in-place updates: %s", label, kit.SummarizeOps(ops))
 			}
 		}
-		if err := f.waitReady(ctx, replicas); err != nil {
+		if err := f.WaitReady(ctx, replicas); err != nil {
 			return 0, 0, err
 		}
 		return up, time.Since(start), nil
@@ -122,7 +124,7 @@ func (b *bench) benchDeploy(t *testing.T) {
 		add("up_serving", dt.Serving)
 
 		start := time.Now()
-		if _, err := f.pulumi.runLong(ctx, previewTimeout, fmt.Sprintf("bench-preview-noop-%d", i), "preview", "--expect-no-changes"); err != nil {
+		if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, fmt.Sprintf("bench-preview-noop-%d", i), "preview", "--expect-no-changes"); err != nil {
 			t.Fatalf("no-op preview %d: %v", i, err)
 		}
 		add("preview_noop", time.Since(start))
@@ -155,32 +157,32 @@ func (b *bench) benchDeploy(t *testing.T) {
 func (b *bench) destroyForRedeploy(ctx context.Context, t *testing.T) (time.Duration, error) {
 	f := b.f
 	start := time.Now()
-	if _, err := f.pulumi.runLong(ctx, destroyTimeout, "bench-destroy", "destroy", "--yes", "--skip-preview"); err != nil {
+	if _, err := f.Pulumi.RunLong(ctx, kit.DestroyTimeout, "bench-destroy", "destroy", "--yes", "--skip-preview"); err != nil {
 		return 0, err
 	}
 	d := time.Since(start)
-	f.destroyed = true
-	err := poll(ctx, namespaceGoneTimeout, time.Second, func() (bool, error) {
-		_, err := f.kube.run(ctx, false, "get", "namespace", f.s.Namespace)
-		if isNotFound(err) {
+	f.Destroyed = true
+	err := kit.Poll(ctx, kit.NamespaceGoneTimeout, time.Second, func() (bool, error) {
+		_, err := f.Kube.Run(ctx, false, "get", "namespace", f.Settings.Namespace)
+		if kit.IsNotFound(err) {
 			return true, nil
 		}
 		return false, err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("namespace %s still there after destroy: %w", f.s.Namespace, err)
+		return 0, fmt.Errorf("namespace %s still there after destroy: %w", f.Settings.Namespace, err)
 	}
-	for _, pv := range f.leftoverPVs(ctx, t) {
-		if _, err := f.kube.run(ctx, false, "delete", "pv", pv, "--ignore-not-found", "--wait=true"); err != nil {
+	for _, pv := range f.LeftoverPVs(ctx, t) {
+		if _, err := f.Kube.Run(ctx, false, "delete", "pv", pv, "--ignore-not-found", "--wait=true"); err != nil {
 			return 0, fmt.Errorf("delete pv %s: %w", pv, err)
 		}
 	}
-	if f.s.StorageMode == "hostPath" {
-		if !strings.HasPrefix(f.s.HostPath, f.s.WorkDir+string(filepath.Separator)) {
-			return 0, fmt.Errorf("E2E_STORAGE_HOST_PATH=%s is outside the work dir: the bench does not delete it, and the next deploy would reuse its data", f.s.HostPath)
+	if f.Settings.StorageMode == "hostPath" {
+		if !strings.HasPrefix(f.Settings.HostPath, f.Settings.WorkDir+string(filepath.Separator)) {
+			return 0, fmt.Errorf("E2E_STORAGE_HOST_PATH=%s is outside the work dir: the bench does not delete it, and the next deploy would reuse its data", f.Settings.HostPath)
 		}
-		if err := os.RemoveAll(f.s.HostPath); err != nil {
-			return 0, fmt.Errorf("remove hostPath data %s: %w", f.s.HostPath, err)
+		if err := os.RemoveAll(f.Settings.HostPath); err != nil {
+			return 0, fmt.Errorf("remove hostPath data %s: %w", f.Settings.HostPath, err)
 		}
 	}
 	t.Logf("destroyed in %s; namespace, PV and data removed", d.Round(100*time.Millisecond))

@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package kit
 
 import (
 	"bytes"
@@ -21,10 +21,10 @@ import (
 	"time"
 )
 
-// newHTTPClient returns a client that reaches https://<hostname> through the ingress address
+// NewHTTPClient returns a client that reaches https://<hostname> through the ingress address
 // (127.0.0.1:port) and trusts only the stack's CA. Dials to any other host are refused, so a
 // redirect or Location header pointing elsewhere shows up as an error instead of leaving the machine.
-func newHTTPClient(hostname, ingressAddr string, caPEM []byte) (*http.Client, error) {
+func NewHTTPClient(hostname, ingressAddr string, caPEM []byte) (*http.Client, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("the stack's caCertPem output holds no PEM certificate")
@@ -50,14 +50,14 @@ func newHTTPClient(hostname, ingressAddr string, caPEM []byte) (*http.Client, er
 	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}, nil
 }
 
-// statusError is an unexpected HTTP status from the registry.
-type statusError struct {
+// StatusError is an unexpected HTTP status from the registry.
+type StatusError struct {
 	Method, URL string
 	Code        int
 	Body        string
 }
 
-func (e *statusError) Error() string {
+func (e *StatusError) Error() string {
 	body := strings.TrimSpace(e.Body)
 	if len(body) > 300 {
 		body = body[:300] + "..."
@@ -65,9 +65,9 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("%s %s: HTTP %d %s", e.Method, e.URL, e.Code, body)
 }
 
-// httpStatus returns the HTTP status code carried by err, or 0.
-func httpStatus(err error) int {
-	var se *statusError
+// HTTPStatus returns the HTTP status code carried by err, or 0.
+func HTTPStatus(err error) int {
+	var se *StatusError
 	if errors.As(err, &se) {
 		return se.Code
 	}
@@ -80,7 +80,7 @@ func retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	switch httpStatus(err) {
+	switch HTTPStatus(err) {
 	case 0:
 	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
@@ -95,20 +95,20 @@ func retryable(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, errDigestMismatch)
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, ErrDigestMismatch)
 }
 
-// errDigestMismatch marks content that did not hash to its digest (e.g. a body cut short).
-var errDigestMismatch = errors.New("digest mismatch")
+// ErrDigestMismatch marks content that did not hash to its digest (e.g. a body cut short).
+var ErrDigestMismatch = errors.New("digest mismatch")
 
 // retryBackoff is the wait before the 2nd and 3rd attempt (go-containerregistry uses 1s, x3).
 var retryBackoff = []time.Duration{1 * time.Second, 3 * time.Second}
 
-// registryClient speaks the OCI distribution API with HTTP basic auth. It is deliberately small
+// RegistryClient speaks the OCI distribution API with HTTP basic auth. It is deliberately small
 // and explicit (chunked uploads, HEAD-before-upload like docker/crane) so that the test controls
 // and can log every request an upload makes.
-type registryClient struct {
-	base      *url.URL // https://<hostname>
+type RegistryClient struct {
+	base      *url.URL // https://<hostname> (or http://127.0.0.1:<port>)
 	hc        *http.Client
 	user      string
 	pass      string
@@ -118,25 +118,35 @@ type registryClient struct {
 	onRetry func(op string, err error)
 }
 
-func newRegistryClient(hc *http.Client, hostname, user, pass string) (*registryClient, error) {
-	base, err := url.Parse("https://" + hostname)
+// NewRegistryClient returns a client for the registry at baseURL (https://<hostname>, or
+// http://127.0.0.1:<port> for a port-forward to one pod) that sends hc's requests with user/pass.
+func NewRegistryClient(hc *http.Client, baseURL, user, pass string) (*RegistryClient, error) {
+	base, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("registry url: %w", err)
 	}
-	return &registryClient{base: base, hc: hc, user: user, pass: pass, chunkSize: 512 << 10}, nil
+	return &RegistryClient{base: base, hc: hc, user: user, pass: pass, chunkSize: 512 << 10}, nil
 }
 
-// withRetryHook returns a copy of the client that reports retried failures to hook.
-func (c *registryClient) withRetryHook(hook func(op string, err error)) *registryClient {
+// WithRetryHook returns a copy of the client that reports retried failures to hook.
+func (c *RegistryClient) WithRetryHook(hook func(op string, err error)) *RegistryClient {
 	cc := *c
 	cc.onRetry = hook
 	return &cc
 }
 
-func (c *registryClient) url(path string) string { return c.base.JoinPath(path).String() }
+// WithPassword returns a copy of the client that sends pass (e.g. after a rotation).
+func (c *RegistryClient) WithPassword(pass string) *RegistryClient {
+	cc := *c
+	cc.pass = pass
+	return &cc
+}
 
-// resolve turns a Location header into an absolute URL.
-func (c *registryClient) resolve(loc string) (string, error) {
+// URL is the absolute URL of path on the registry.
+func (c *RegistryClient) URL(path string) string { return c.base.JoinPath(path).String() }
+
+// Resolve turns a Location header into an absolute URL.
+func (c *RegistryClient) Resolve(loc string) (string, error) {
 	if loc == "" {
 		return "", errors.New("registry answered without a Location header")
 	}
@@ -147,56 +157,73 @@ func (c *registryClient) resolve(loc string) (string, error) {
 	return c.base.ResolveReference(u).String(), nil
 }
 
-// request is one HTTP call. Credentials are basic auth unless noAuth; user/pass override the client's.
-type request struct {
-	method, url string
-	body        []byte
-	header      http.Header
-	expect      []int
-	noAuth      bool
-	user, pass  string
+// Request is one HTTP call. Credentials are basic auth unless NoAuth; User/Pass override the client's.
+// Stream, when set, is the body instead of Body (Size bytes, e.g. a file that is not held in
+// memory); it can be read only once, so such a request is never retried.
+type Request struct {
+	Method, URL string
+	Body        []byte
+	Stream      io.Reader
+	Size        int64
+	Header      http.Header
+	Expect      []int
+	NoAuth      bool
+	User, Pass  string
 }
 
-// once performs one request and returns the response with its body read. A status not in expect
-// is a *statusError.
-func (c *registryClient) once(ctx context.Context, r request) (*http.Response, []byte, error) {
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
+// Send performs one request and returns the response with its body unread: the caller reads
+// (e.g. through a hash) and closes it.
+func (c *RegistryClient) Send(ctx context.Context, r Request) (*http.Response, error) {
+	body := r.Stream
+	if r.Body != nil {
+		body = bytes.NewReader(r.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
+	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, body)
 	if err != nil {
-		return nil, nil, fmt.Errorf("new request: %w", err)
+		return nil, fmt.Errorf("new request: %w", err)
 	}
-	for k, vs := range r.header {
+	if r.Stream != nil {
+		req.ContentLength = r.Size
+	}
+	for k, vs := range r.Header {
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
 	}
-	if !r.noAuth {
+	if !r.NoAuth {
 		user, pass := c.user, c.pass
-		if r.user != "" {
-			user, pass = r.user, r.pass
+		if r.User != "" {
+			user, pass = r.User, r.Pass
 		}
 		req.SetBasicAuth(user, pass)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", r.method, r.url, err)
+		return nil, fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
+	}
+	return resp, nil
+}
+
+// Once performs one request and returns the response with its body read. A status not in Expect
+// is a *StatusError.
+func (c *RegistryClient) Once(ctx context.Context, r Request) (*http.Response, []byte, error) {
+	resp, err := c.Send(ctx, r)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: reading body: %w", r.method, r.url, err)
+		return nil, nil, fmt.Errorf("%s %s: reading body: %w", r.Method, r.URL, err)
 	}
-	if len(r.expect) > 0 && !slices.Contains(r.expect, resp.StatusCode) {
-		return resp, data, &statusError{Method: r.method, URL: r.url, Code: resp.StatusCode, Body: string(data)}
+	if len(r.Expect) > 0 && !slices.Contains(r.Expect, resp.StatusCode) {
+		return resp, data, &StatusError{Method: r.Method, URL: r.URL, Code: resp.StatusCode, Body: string(data)}
 	}
 	return resp, data, nil
 }
 
 // retry runs fn up to 1+len(retryBackoff) times while it fails with a retryable error.
-func (c *registryClient) retry(ctx context.Context, op string, fn func() error) error {
+func (c *RegistryClient) retry(ctx context.Context, op string, fn func() error) error {
 	var err error
 	for attempt := 0; ; attempt++ {
 		err = fn()
@@ -214,21 +241,21 @@ func (c *registryClient) retry(ctx context.Context, op string, fn func() error) 
 	}
 }
 
-// do is once with the retry policy; for idempotent requests.
-func (c *registryClient) do(ctx context.Context, op string, r request) (*http.Response, []byte, error) {
+// do is Once with the retry policy; for idempotent requests.
+func (c *RegistryClient) do(ctx context.Context, op string, r Request) (*http.Response, []byte, error) {
 	var resp *http.Response
 	var data []byte
 	err := c.retry(ctx, op, func() error {
 		var err error
-		resp, data, err = c.once(ctx, r)
+		resp, data, err = c.Once(ctx, r)
 		return err
 	})
 	return resp, data, err
 }
 
-// ping does GET /v2/ once and returns the status code. With noAuth no credentials are sent.
-func (c *registryClient) ping(ctx context.Context, noAuth bool, user, pass string) (int, error) {
-	resp, _, err := c.once(ctx, request{method: http.MethodGet, url: c.url("/v2/"), noAuth: noAuth, user: user, pass: pass})
+// Ping does GET /v2/ once and returns the status code. With noAuth no credentials are sent.
+func (c *RegistryClient) Ping(ctx context.Context, noAuth bool, user, pass string) (int, error) {
+	resp, _, err := c.Once(ctx, Request{Method: http.MethodGet, URL: c.URL("/v2/"), NoAuth: noAuth, User: user, Pass: pass})
 	if err != nil {
 		return 0, err
 	}
@@ -236,10 +263,10 @@ func (c *registryClient) ping(ctx context.Context, noAuth bool, user, pass strin
 }
 
 // blobExists does HEAD on a blob, as docker and crane do before uploading it.
-func (c *registryClient) blobExists(ctx context.Context, repo, digest string) (bool, error) {
-	resp, _, err := c.do(ctx, "HEAD blob", request{
-		method: http.MethodHead, url: c.url("/v2/" + repo + "/blobs/" + digest),
-		expect: []int{http.StatusOK, http.StatusNotFound},
+func (c *RegistryClient) blobExists(ctx context.Context, repo, digest string) (bool, error) {
+	resp, _, err := c.do(ctx, "HEAD blob", Request{
+		Method: http.MethodHead, URL: c.URL("/v2/" + repo + "/blobs/" + digest),
+		Expect: []int{http.StatusOK, http.StatusNotFound},
 	})
 	if err != nil {
 		return false, err
@@ -247,8 +274,8 @@ func (c *registryClient) blobExists(ctx context.Context, repo, digest string) (b
 	return resp.StatusCode == http.StatusOK, nil
 }
 
-// uploadRecord describes one blob upload session, for matching against the registry logs.
-type uploadRecord struct {
+// UploadRecord describes one blob upload session, for matching against the registry logs.
+type UploadRecord struct {
 	UUID     string
 	Digest   string
 	Requests int // PATCH + PUT requests that carried the UUID in their URL
@@ -257,8 +284,8 @@ type uploadRecord struct {
 // uploadBlob uploads data in chunks (POST, PATCH per chunk, PUT with the digest). Each request can
 // land on a different replica; that only works if the replicas share storage and http.secret.
 // On a retryable failure the whole upload starts again, as docker does.
-func (c *registryClient) uploadBlob(ctx context.Context, repo string, b blob) (*uploadRecord, error) {
-	var rec *uploadRecord
+func (c *RegistryClient) uploadBlob(ctx context.Context, repo string, b Blob) (*UploadRecord, error) {
+	var rec *UploadRecord
 	err := c.retry(ctx, "upload blob", func() error {
 		var err error
 		rec, err = c.uploadBlobOnce(ctx, repo, b)
@@ -270,16 +297,16 @@ func (c *registryClient) uploadBlob(ctx context.Context, repo string, b blob) (*
 	return rec, nil
 }
 
-func (c *registryClient) uploadBlobOnce(ctx context.Context, repo string, b blob) (*uploadRecord, error) {
-	resp, _, err := c.once(ctx, request{
-		method: http.MethodPost, url: c.url("/v2/" + repo + "/blobs/uploads/"),
-		expect: []int{http.StatusAccepted},
+func (c *RegistryClient) uploadBlobOnce(ctx context.Context, repo string, b Blob) (*UploadRecord, error) {
+	resp, _, err := c.Once(ctx, Request{
+		Method: http.MethodPost, URL: c.URL("/v2/" + repo + "/blobs/uploads/"),
+		Expect: []int{http.StatusAccepted},
 	})
 	if err != nil {
 		return nil, err
 	}
-	rec := &uploadRecord{UUID: resp.Header.Get("Docker-Upload-UUID"), Digest: b.Digest}
-	loc, err := c.resolve(resp.Header.Get("Location"))
+	rec := &UploadRecord{UUID: resp.Header.Get("Docker-Upload-UUID"), Digest: b.Digest}
+	loc, err := c.Resolve(resp.Header.Get("Location"))
 	if err != nil {
 		return nil, err
 	}
@@ -288,12 +315,12 @@ func (c *registryClient) uploadBlobOnce(ctx context.Context, repo string, b blob
 		h := http.Header{}
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set("Content-Range", fmt.Sprintf("%d-%d", off, end-1))
-		resp, _, err = c.once(ctx, request{method: http.MethodPatch, url: loc, body: b.Data[off:end], header: h, expect: []int{http.StatusAccepted}})
+		resp, _, err = c.Once(ctx, Request{Method: http.MethodPatch, URL: loc, Body: b.Data[off:end], Header: h, Expect: []int{http.StatusAccepted}})
 		if err != nil {
 			return nil, err
 		}
 		rec.Requests++
-		if loc, err = c.resolve(resp.Header.Get("Location")); err != nil {
+		if loc, err = c.Resolve(resp.Header.Get("Location")); err != nil {
 			return nil, err
 		}
 	}
@@ -305,27 +332,27 @@ func (c *registryClient) uploadBlobOnce(ctx context.Context, repo string, b blob
 	q.Set("digest", b.Digest)
 	u.RawQuery = q.Encode()
 	// No body: the chunks carried all the data; net/http sends Content-Length: 0.
-	resp, _, err = c.once(ctx, request{method: http.MethodPut, url: u.String(), expect: []int{http.StatusCreated}})
+	resp, _, err = c.Once(ctx, Request{Method: http.MethodPut, URL: u.String(), Expect: []int{http.StatusCreated}})
 	if err != nil {
 		return nil, err
 	}
 	rec.Requests++
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != b.Digest {
-		return nil, fmt.Errorf("upload committed as %s, want %s: %w", got, b.Digest, errDigestMismatch)
+		return nil, fmt.Errorf("upload committed as %s, want %s: %w", got, b.Digest, ErrDigestMismatch)
 	}
 	return rec, nil
 }
 
-// pushResult summarises one image push.
-type pushResult struct {
-	Uploads []uploadRecord
+// PushResult summarises one image push.
+type PushResult struct {
+	Uploads []UploadRecord
 	Skipped int // blobs the registry said it already had (HEAD 200)
 }
 
-// pushImage uploads every blob the registry does not have yet, then puts the manifest under the tag.
+// PushImage uploads every blob the registry does not have yet, then puts the manifest under the tag.
 // A nil error means the registry acknowledged the push (201 for the manifest).
-func (c *registryClient) pushImage(ctx context.Context, im *testImage) (*pushResult, error) {
-	res := &pushResult{}
+func (c *RegistryClient) PushImage(ctx context.Context, im *Image) (*PushResult, error) {
+	res := &PushResult{}
 	for _, b := range im.Blobs() {
 		exists, err := c.blobExists(ctx, im.Repo, b.Digest)
 		if err != nil {
@@ -342,10 +369,10 @@ func (c *registryClient) pushImage(ctx context.Context, im *testImage) (*pushRes
 		res.Uploads = append(res.Uploads, *rec)
 	}
 	h := http.Header{}
-	h.Set("Content-Type", mediaTypeManifest)
-	resp, _, err := c.do(ctx, "PUT manifest", request{
-		method: http.MethodPut, url: c.url("/v2/" + im.Repo + "/manifests/" + im.Tag),
-		body: im.Manifest, header: h, expect: []int{http.StatusCreated},
+	h.Set("Content-Type", MediaTypeManifest)
+	resp, _, err := c.do(ctx, "PUT manifest", Request{
+		Method: http.MethodPut, URL: c.URL("/v2/" + im.Repo + "/manifests/" + im.Tag),
+		Body: im.Manifest, Header: h, Expect: []int{http.StatusCreated},
 	})
 	if err != nil {
 		return res, fmt.Errorf("push %s: manifest: %w", im.Ref(), err)
@@ -356,30 +383,31 @@ func (c *registryClient) pushImage(ctx context.Context, im *testImage) (*pushRes
 	return res, nil
 }
 
-var manifestAccept = strings.Join([]string{
-	mediaTypeManifest,
+// ManifestAccept is the Accept header of manifest requests: every manifest type a registry may answer with.
+var ManifestAccept = strings.Join([]string{
+	MediaTypeManifest,
 	"application/vnd.oci.image.index.v1+json",
 	"application/vnd.docker.distribution.manifest.v2+json",
 	"application/vnd.docker.distribution.manifest.list.v2+json",
 }, ", ")
 
-// pullImage fetches ref (tag or digest) and checks it is exactly want: manifest digest, and every
+// PullImage fetches ref (tag or digest) and checks it is exactly want: manifest digest, and every
 // blob's digest and bytes. It returns the number of bytes downloaded.
-func (c *registryClient) pullImage(ctx context.Context, ref string, want *testImage) (int, error) {
+func (c *RegistryClient) PullImage(ctx context.Context, ref string, want *Image) (int, error) {
 	h := http.Header{}
-	h.Set("Accept", manifestAccept)
+	h.Set("Accept", ManifestAccept)
 	var total int
 	var manifest []byte
 	err := c.retry(ctx, "GET manifest", func() error {
-		resp, data, err := c.once(ctx, request{
-			method: http.MethodGet, url: c.url("/v2/" + want.Repo + "/manifests/" + ref),
-			header: h, expect: []int{http.StatusOK},
+		resp, data, err := c.Once(ctx, Request{
+			Method: http.MethodGet, URL: c.URL("/v2/" + want.Repo + "/manifests/" + ref),
+			Header: h, Expect: []int{http.StatusOK},
 		})
 		if err != nil {
 			return err
 		}
-		if got := sha256Digest(data); got != want.Digest {
-			return fmt.Errorf("manifest %s:%s hashes to %s, want %s: %w", want.Repo, ref, got, want.Digest, errDigestMismatch)
+		if got := SHA256Digest(data); got != want.Digest {
+			return fmt.Errorf("manifest %s:%s hashes to %s, want %s: %w", want.Repo, ref, got, want.Digest, ErrDigestMismatch)
 		}
 		if got := resp.Header.Get("Docker-Content-Digest"); got != want.Digest {
 			return fmt.Errorf("manifest %s:%s: Docker-Content-Digest %q, want %s", want.Repo, ref, got, want.Digest)
@@ -391,11 +419,11 @@ func (c *registryClient) pullImage(ctx context.Context, ref string, want *testIm
 		return 0, fmt.Errorf("pull %s:%s: %w", want.Repo, ref, err)
 	}
 	total += len(manifest)
-	var m ociManifest
+	var m OCIManifest
 	if err := json.Unmarshal(manifest, &m); err != nil {
 		return total, fmt.Errorf("pull %s:%s: decode manifest: %w", want.Repo, ref, err)
 	}
-	descs := append(append([]descriptor{}, m.Layers...), m.Config)
+	descs := append(append([]Descriptor{}, m.Layers...), m.Config)
 	wantBlobs := want.Blobs()
 	if len(descs) != len(wantBlobs) {
 		return total, fmt.Errorf("pull %s:%s: manifest lists %d blobs, want %d", want.Repo, ref, len(descs), len(wantBlobs))
@@ -415,15 +443,15 @@ func (c *registryClient) pullImage(ctx context.Context, ref string, want *testIm
 }
 
 // fetchBlob downloads a blob and compares it with the expected bytes.
-func (c *registryClient) fetchBlob(ctx context.Context, repo string, want blob) (int, error) {
+func (c *RegistryClient) fetchBlob(ctx context.Context, repo string, want Blob) (int, error) {
 	var n int
 	err := c.retry(ctx, "GET blob", func() error {
-		_, data, err := c.once(ctx, request{method: http.MethodGet, url: c.url("/v2/" + repo + "/blobs/" + want.Digest), expect: []int{http.StatusOK}})
+		_, data, err := c.Once(ctx, Request{Method: http.MethodGet, URL: c.URL("/v2/" + repo + "/blobs/" + want.Digest), Expect: []int{http.StatusOK}})
 		if err != nil {
 			return err
 		}
-		if got := sha256Digest(data); got != want.Digest {
-			return fmt.Errorf("blob %s: got %d bytes hashing to %s (want %d bytes): %w", want.Digest, len(data), got, len(want.Data), errDigestMismatch)
+		if got := SHA256Digest(data); got != want.Digest {
+			return fmt.Errorf("blob %s: got %d bytes hashing to %s (want %d bytes): %w", want.Digest, len(data), got, len(want.Data), ErrDigestMismatch)
 		}
 		if !bytes.Equal(data, want.Data) { // cannot differ if the hashes match; kept as the explicit content check
 			return fmt.Errorf("blob %s: content differs", want.Digest)
@@ -434,29 +462,29 @@ func (c *registryClient) fetchBlob(ctx context.Context, repo string, want blob) 
 	return n, err
 }
 
-// manifestStatus returns the status code of HEAD on a manifest (200 present, 404 gone).
-func (c *registryClient) manifestStatus(ctx context.Context, repo, ref string) (int, error) {
+// ManifestStatus returns the status code of HEAD on a manifest (200 present, 404 gone).
+func (c *RegistryClient) ManifestStatus(ctx context.Context, repo, ref string) (int, error) {
 	h := http.Header{}
-	h.Set("Accept", manifestAccept)
-	resp, _, err := c.do(ctx, "HEAD manifest", request{method: http.MethodHead, url: c.url("/v2/" + repo + "/manifests/" + ref), header: h})
+	h.Set("Accept", ManifestAccept)
+	resp, _, err := c.do(ctx, "HEAD manifest", Request{Method: http.MethodHead, URL: c.URL("/v2/" + repo + "/manifests/" + ref), Header: h})
 	if err != nil {
 		return 0, err
 	}
 	return resp.StatusCode, nil
 }
 
-// deleteManifest deletes a manifest by digest (which also removes the tags pointing at it).
-func (c *registryClient) deleteManifest(ctx context.Context, repo, digest string) error {
-	_, _, err := c.do(ctx, "DELETE manifest", request{method: http.MethodDelete, url: c.url("/v2/" + repo + "/manifests/" + digest), expect: []int{http.StatusAccepted}})
+// DeleteManifest deletes a manifest by digest (which also removes the tags pointing at it).
+func (c *RegistryClient) DeleteManifest(ctx context.Context, repo, digest string) error {
+	_, _, err := c.do(ctx, "DELETE manifest", Request{Method: http.MethodDelete, URL: c.URL("/v2/" + repo + "/manifests/" + digest), Expect: []int{http.StatusAccepted}})
 	if err != nil {
 		return fmt.Errorf("delete %s@%s: %w", repo, digest, err)
 	}
 	return nil
 }
 
-// tags lists the tags of a repository.
-func (c *registryClient) tags(ctx context.Context, repo string) ([]string, error) {
-	_, data, err := c.do(ctx, "GET tags", request{method: http.MethodGet, url: c.url("/v2/" + repo + "/tags/list"), expect: []int{http.StatusOK}})
+// Tags lists the tags of a repository.
+func (c *RegistryClient) Tags(ctx context.Context, repo string) ([]string, error) {
+	_, data, err := c.do(ctx, "GET tags", Request{Method: http.MethodGet, URL: c.URL("/v2/" + repo + "/tags/list"), Expect: []int{http.StatusOK}})
 	if err != nil {
 		return nil, fmt.Errorf("tags of %s: %w", repo, err)
 	}
@@ -469,5 +497,5 @@ func (c *registryClient) tags(ctx context.Context, repo string) ([]string, error
 	return tl.Tags, nil
 }
 
-// mib formats a byte count.
-func mib(n int) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB" }
+// MiB formats a byte count.
+func MiB(n int) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB" }

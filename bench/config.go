@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package bench
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // benchConfig holds the knobs of TestBench (BENCH_* variables). The defaults are the numbers of
@@ -72,7 +74,7 @@ func loadBenchConfig(repoRoot string) (*benchConfig, error) {
 	}
 	c.Parallel = min(c.Parallel, c.Layers)
 
-	sizes := env("BENCH_GC_SIZES", "10,100,1000")
+	sizes := kit.Env("BENCH_GC_SIZES", "10,100,1000")
 	prev := 0
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -83,7 +85,7 @@ func loadBenchConfig(repoRoot string) (*benchConfig, error) {
 		prev = n
 	}
 
-	parts := env("BENCH_PARTS", strings.Join(benchParts, ","))
+	parts := kit.Env("BENCH_PARTS", strings.Join(benchParts, ","))
 	for _, p := range strings.Split(parts, ",") {
 		p = strings.TrimSpace(p)
 		known := false
@@ -95,7 +97,7 @@ func loadBenchConfig(repoRoot string) (*benchConfig, error) {
 		}
 		c.Parts[p] = true
 	}
-	c.OutDir = env("BENCH_OUT", filepath.Join(repoRoot, "results"))
+	c.OutDir = kit.Env("BENCH_OUT", filepath.Join(repoRoot, "results"))
 	return c, nil
 }
 

@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package bench
 
 import (
 	"encoding/json"
@@ -12,14 +12,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // writeResults writes bench.json (raw samples), bench.md (tables) and bench.png (plot) into
 // OutDir. It runs at the end of TestBench, also after a failed part, with what was measured.
 func (b *bench) writeResults(t *testing.T) {
+	var phases []phaseResult
+	for _, st := range b.f.Report.Steps() { // the parts, in the order the fixture ran them
+		phases = append(phases, phaseResult{Name: st.Name, Result: st.Result, Seconds: st.Duration.Seconds()})
+	}
 	r := b.res
 	r.mu.Lock()
 	r.Finished = time.Now().UTC()
+	r.Phases = phases
 	r.mu.Unlock()
 	if err := os.MkdirAll(b.cfg.OutDir, 0o755); err != nil {
 		t.Errorf("results dir: %v", err)
@@ -91,7 +98,7 @@ func (r *benchResults) markdown(failed bool) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	m := r.Machine
 	w("# registry-stack benchmarks\n\n")
-	w("`make bench` (TestBench, `e2e/BENCH.md`), %s → %s. Figures are medians of interleaved runs; ratios compare variants measured side by side in the same run.\n\n",
+	w("`make bench` (TestBench, `bench/BENCH.md`), %s → %s. Figures are medians of interleaved runs; ratios compare variants measured side by side in the same run.\n\n",
 		r.Started.Format("2006-01-02 15:04 MST"), r.Finished.Format("15:04 MST"))
 	if failed {
 		w("**The run had failures: some tables are incomplete (see the test log).**\n\n")
@@ -160,7 +167,7 @@ func (r *benchResults) markdown(failed bool) string {
 		w("\n## 1. Data path\n\n")
 		w("Image of %s (%d layers of random data, uncompressed tar, fresh per run so nothing is deduplicated), %d layers moved at once; "+
 			"each variant pushes then pulls (sha256 verified) in every round, in rotated order (A,B,C,D / B,C,D,A / …).\n\n",
-			mib(int(d.ImageBytes)), d.Layers, d.Parallel)
+			kit.MiB(int(d.ImageBytes)), d.Layers, d.Parallel)
 		w("| variant | path | push MiB/s (median) | push min–max | pull MiB/s (median) | pull min–max | runs |\n|---|---|---|---|---|---|---|\n")
 		for _, v := range dataVariants {
 			var push, pull []float64

@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package kit
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// settings is everything the suite takes from the environment. Defaults fit the sandbox cluster
+// Settings is everything the suite takes from the environment. Defaults fit the sandbox cluster
 // (../shared/sandbox/cluster); README.md lists the values for minikube.
-type settings struct {
+type Settings struct {
 	// KubeContext is passed to kubectl (--context) and to the program (kubeContext), so both talk
 	// to the same cluster even if the current context changes while the suite runs.
 	KubeContext string
@@ -62,14 +62,16 @@ type settings struct {
 	LogDir string
 }
 
-func env(name, def string) string {
+// Env is the trimmed value of the environment variable name, or def when it is empty.
+func Env(name, def string) string {
 	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
 		return v
 	}
 	return def
 }
 
-func randomSuffix() (string, error) {
+// RandomSuffix is 6 random hex digits, for names that must not collide with another run's.
+func RandomSuffix() (string, error) {
 	b := make([]byte, 3)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("random suffix: %w", err)
@@ -79,28 +81,28 @@ func randomSuffix() (string, error) {
 
 // loadSettings reads the E2E_* variables and creates the work and log directories. The current
 // kubectl context is resolved once here.
-func loadSettings(ctx context.Context) (*settings, error) {
-	suffix, err := randomSuffix()
+func loadSettings(ctx context.Context) (*Settings, error) {
+	suffix, err := RandomSuffix()
 	if err != nil {
 		return nil, err
 	}
-	s := &settings{
-		Namespace:       env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
-		Hostname:        env("E2E_HOSTNAME", "registry.e2e.test"),
-		IngressClass:    env("E2E_INGRESS_CLASS", "traefik"),
-		StorageMode:     env("E2E_STORAGE_MODE", "hostPath"),
-		StorageClass:    env("E2E_STORAGE_CLASS", "standard"),
-		RegistryImage:   env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
-		RedisImage:      env("E2E_REDIS_IMAGE", "redis:7.0.15-alpine"),
-		KubectlImage:    env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
-		IngressAddr:     env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
-		IngressService:  env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
-		IngressPort:     env("E2E_INGRESS_PORT", "443"),
-		IngressHTTPAddr: env("E2E_INGRESS_HTTP_ADDR", os.Getenv("INGRESS_HTTP_ADDR")),
-		GatewayClass:    env("E2E_GATEWAY_CLASS", "traefik"),
-		GatewayPort:     env("E2E_GATEWAY_PORT", "8443"),
-		GatewayHTTPPort: env("E2E_GATEWAY_HTTP_PORT", "8000"),
-		Keep:            env("E2E_KEEP", "") == "1",
+	s := &Settings{
+		Namespace:       Env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
+		Hostname:        Env("E2E_HOSTNAME", "registry.e2e.test"),
+		IngressClass:    Env("E2E_INGRESS_CLASS", "traefik"),
+		StorageMode:     Env("E2E_STORAGE_MODE", "hostPath"),
+		StorageClass:    Env("E2E_STORAGE_CLASS", "standard"),
+		RegistryImage:   Env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
+		RedisImage:      Env("E2E_REDIS_IMAGE", "redis:7.0.15-alpine"),
+		KubectlImage:    Env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
+		IngressAddr:     Env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
+		IngressService:  Env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
+		IngressPort:     Env("E2E_INGRESS_PORT", "443"),
+		IngressHTTPAddr: Env("E2E_INGRESS_HTTP_ADDR", os.Getenv("INGRESS_HTTP_ADDR")),
+		GatewayClass:    Env("E2E_GATEWAY_CLASS", "traefik"),
+		GatewayPort:     Env("E2E_GATEWAY_PORT", "8443"),
+		GatewayHTTPPort: Env("E2E_GATEWAY_HTTP_PORT", "8000"),
+		Keep:            Env("E2E_KEEP", "") == "1",
 		Stack:           "e2e-" + suffix,
 	}
 	switch s.StorageMode {
@@ -114,7 +116,7 @@ func loadSettings(ctx context.Context) (*settings, error) {
 
 	s.KubeContext = os.Getenv("E2E_KUBE_CONTEXT")
 	if s.KubeContext == "" {
-		out, err := runCmd(ctx, "", nil, "kubectl", "config", "current-context")
+		out, err := RunCmd(ctx, "", nil, "kubectl", "config", "current-context")
 		if err != nil {
 			return nil, fmt.Errorf("no E2E_KUBE_CONTEXT and no current kubectl context: %w", err)
 		}
@@ -126,17 +128,17 @@ func loadSettings(ctx context.Context) (*settings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("work dir: %w", err)
 	}
-	s.HostPath = env("E2E_STORAGE_HOST_PATH", filepath.Join(s.WorkDir, "data"))
-	s.LogDir = env("E2E_LOG_DIR", filepath.Join(os.TempDir(), "regstack-e2e-logs", s.Stack))
+	s.HostPath = Env("E2E_STORAGE_HOST_PATH", filepath.Join(s.WorkDir, "data"))
+	s.LogDir = Env("E2E_LOG_DIR", filepath.Join(os.TempDir(), "regstack-e2e-logs", s.Stack))
 	if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("log dir: %w", err)
 	}
 	return s, nil
 }
 
-// stackConfig is the stack configuration the suite deploys: the target cluster's specifics plus
+// StackConfig is the stack configuration the suite deploys: the target cluster's specifics plus
 // small sizes, two replicas and a suspended GC schedule (the tests trigger GC by hand).
-func (s *settings) stackConfig() map[string]string {
+func (s *Settings) StackConfig() map[string]string {
 	c := map[string]string{
 		"kubeContext":      s.KubeContext,
 		"namespace":        s.Namespace,
@@ -171,15 +173,15 @@ func (s *settings) stackConfig() map[string]string {
 
 // timeouts of the long operations; generous because the first preview compiles the Kubernetes SDK.
 const (
-	previewTimeout       = 15 * time.Minute
+	PreviewTimeout       = 15 * time.Minute
 	upTimeout            = 20 * time.Minute
-	destroyTimeout       = 15 * time.Minute
-	readyTimeout         = 5 * time.Minute
-	gcJobTimeout         = 10 * time.Minute
+	DestroyTimeout       = 15 * time.Minute
+	ReadyTimeout         = 5 * time.Minute
+	GCJobTimeout         = 10 * time.Minute
 	kubectlTimeout       = 2 * time.Minute
 	ingressTimeout       = 3 * time.Minute
-	namespaceGoneTimeout = 5 * time.Minute
+	NamespaceGoneTimeout = 5 * time.Minute
 )
 
-// accounts are the htpasswd accounts the suite deploys: the default username, then extraAccounts.
-func (s *settings) accounts() []string { return []string{"admin", "ci", "cluster-a"} }
+// Accounts are the htpasswd accounts the suite deploys: the default username, then extraAccounts.
+func (s *Settings) Accounts() []string { return []string{"admin", "ci", "cluster-a"} }

@@ -1,11 +1,10 @@
 //go:build e2e
 
-package e2e
+package bench
 
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/sha256"
@@ -19,12 +18,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
 )
 
 // Variants of the data path, in the order of the first round (later rounds rotate it).
@@ -60,7 +60,7 @@ type fileLayer struct {
 type fileImage struct {
 	Repo, Tag string
 	Layers    []fileLayer
-	Config    blob
+	Config    kit.Blob
 	Manifest  []byte
 	Digest    string
 }
@@ -105,19 +105,19 @@ func genFileImage(dir, repo, tag string, layers int, layerBytes int64) (*fileIma
 	if err != nil {
 		return nil, fmt.Errorf("image config: %w", err)
 	}
-	im.Config = newBlob(mediaTypeConfig, cfg)
-	m := ociManifest{
+	im.Config = kit.NewBlob(kit.MediaTypeConfig, cfg)
+	m := kit.OCIManifest{
 		SchemaVersion: 2,
-		MediaType:     mediaTypeManifest,
-		Config:        descriptor{MediaType: mediaTypeConfig, Digest: im.Config.Digest, Size: len(cfg)},
+		MediaType:     kit.MediaTypeManifest,
+		Config:        kit.Descriptor{MediaType: kit.MediaTypeConfig, Digest: im.Config.Digest, Size: len(cfg)},
 	}
 	for _, l := range im.Layers {
-		m.Layers = append(m.Layers, descriptor{MediaType: mediaTypeLayerTar, Digest: l.Digest, Size: int(l.Size)})
+		m.Layers = append(m.Layers, kit.Descriptor{MediaType: mediaTypeLayerTar, Digest: l.Digest, Size: int(l.Size)})
 	}
 	if im.Manifest, err = json.Marshal(m); err != nil {
 		return nil, fmt.Errorf("image manifest: %w", err)
 	}
-	im.Digest = sha256Digest(im.Manifest)
+	im.Digest = kit.SHA256Digest(im.Manifest)
 	return im, nil
 }
 
@@ -197,54 +197,22 @@ func forEach(n, parallel int, fn func(i int) error) error {
 	return first
 }
 
-// stream performs one request with a streamed body (nil for none) and reads the (small) answer.
-func (c *registryClient) stream(ctx context.Context, method, u string, body io.Reader, size int64, h http.Header, expect ...int) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return nil, fmt.Errorf("new request: %w", err)
-	}
-	if body != nil {
-		req.ContentLength = size
-	}
-	for k, vs := range h {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	req.SetBasicAuth(c.user, c.pass)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, u, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading body: %w", method, u, err)
-	}
-	for _, e := range expect {
-		if resp.StatusCode == e {
-			return resp, nil
-		}
-	}
-	return resp, &statusError{Method: method, URL: u, Code: resp.StatusCode, Body: string(data)}
-}
-
 // pushBlob uploads one blob like docker and crane do: HEAD (must be absent: the data is fresh),
 // POST to start, one streamed PATCH with the whole content, PUT with the digest.
-func (c *registryClient) pushBlob(ctx context.Context, repo, digest string, size int64, open func() (io.ReadCloser, error)) error {
-	blobURL := c.url("/v2/" + repo + "/blobs/" + digest)
-	resp, err := c.stream(ctx, http.MethodHead, blobURL, nil, 0, nil, http.StatusOK, http.StatusNotFound)
+func pushBlob(ctx context.Context, c *kit.RegistryClient, repo, digest string, size int64, open func() (io.ReadCloser, error)) error {
+	blobURL := c.URL("/v2/" + repo + "/blobs/" + digest)
+	resp, _, err := c.Once(ctx, kit.Request{Method: http.MethodHead, URL: blobURL, Expect: []int{http.StatusOK, http.StatusNotFound}})
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode == http.StatusOK {
 		return fmt.Errorf("blob %s already in %s: the benchmark needs fresh data", digest, repo)
 	}
-	resp, err = c.stream(ctx, http.MethodPost, c.url("/v2/"+repo+"/blobs/uploads/"), nil, 0, nil, http.StatusAccepted)
+	resp, _, err = c.Once(ctx, kit.Request{Method: http.MethodPost, URL: c.URL("/v2/" + repo + "/blobs/uploads/"), Expect: []int{http.StatusAccepted}})
 	if err != nil {
 		return err
 	}
-	loc, err := c.resolve(resp.Header.Get("Location"))
+	loc, err := c.Resolve(resp.Header.Get("Location"))
 	if err != nil {
 		return err
 	}
@@ -255,11 +223,11 @@ func (c *registryClient) pushBlob(ctx context.Context, repo, digest string, size
 	defer body.Close()
 	h := http.Header{}
 	h.Set("Content-Type", "application/octet-stream")
-	resp, err = c.stream(ctx, http.MethodPatch, loc, body, size, h, http.StatusAccepted)
+	resp, _, err = c.Once(ctx, kit.Request{Method: http.MethodPatch, URL: loc, Stream: body, Size: size, Header: h, Expect: []int{http.StatusAccepted}})
 	if err != nil {
 		return err
 	}
-	if loc, err = c.resolve(resp.Header.Get("Location")); err != nil {
+	if loc, err = c.Resolve(resp.Header.Get("Location")); err != nil {
 		return err
 	}
 	u, err := url.Parse(loc)
@@ -269,37 +237,37 @@ func (c *registryClient) pushBlob(ctx context.Context, repo, digest string, size
 	q := u.Query()
 	q.Set("digest", digest)
 	u.RawQuery = q.Encode()
-	resp, err = c.stream(ctx, http.MethodPut, u.String(), nil, 0, nil, http.StatusCreated)
+	resp, _, err = c.Once(ctx, kit.Request{Method: http.MethodPut, URL: u.String(), Expect: []int{http.StatusCreated}})
 	if err != nil {
 		return err
 	}
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != digest {
-		return fmt.Errorf("upload committed as %s, want %s: %w", got, digest, errDigestMismatch)
+		return fmt.Errorf("upload committed as %s, want %s: %w", got, digest, kit.ErrDigestMismatch)
 	}
 	return nil
 }
 
 // pushFileImage pushes the layers (parallel at once), the config, then the manifest by tag.
-func (c *registryClient) pushFileImage(ctx context.Context, im *fileImage, parallel int) error {
+func pushFileImage(ctx context.Context, c *kit.RegistryClient, im *fileImage, parallel int) error {
 	err := forEach(len(im.Layers), parallel, func(i int) error {
 		l := im.Layers[i]
-		return c.pushBlob(ctx, im.Repo, l.Digest, l.Size, func() (io.ReadCloser, error) { return os.Open(l.Path) })
+		return pushBlob(ctx, c, im.Repo, l.Digest, l.Size, func() (io.ReadCloser, error) { return os.Open(l.Path) })
 	})
 	if err != nil {
 		return fmt.Errorf("push %s:%s: %w", im.Repo, im.Tag, err)
 	}
-	if err := c.pushBlob(ctx, im.Repo, im.Config.Digest, int64(len(im.Config.Data)), func() (io.ReadCloser, error) {
+	if err := pushBlob(ctx, c, im.Repo, im.Config.Digest, int64(len(im.Config.Data)), func() (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader(string(im.Config.Data))), nil
 	}); err != nil {
 		return fmt.Errorf("push %s:%s config: %w", im.Repo, im.Tag, err)
 	}
-	return c.putManifest(ctx, im.Repo, im.Tag, im.Manifest, im.Digest)
+	return putManifest(ctx, c, im.Repo, im.Tag, im.Manifest, im.Digest)
 }
 
-func (c *registryClient) putManifest(ctx context.Context, repo, tag string, manifest []byte, digest string) error {
+func putManifest(ctx context.Context, c *kit.RegistryClient, repo, tag string, manifest []byte, digest string) error {
 	h := http.Header{}
-	h.Set("Content-Type", mediaTypeManifest)
-	resp, err := c.stream(ctx, http.MethodPut, c.url("/v2/"+repo+"/manifests/"+tag), strings.NewReader(string(manifest)), int64(len(manifest)), h, http.StatusCreated)
+	h.Set("Content-Type", kit.MediaTypeManifest)
+	resp, _, err := c.Once(ctx, kit.Request{Method: http.MethodPut, URL: c.URL("/v2/" + repo + "/manifests/" + tag), Body: manifest, Header: h, Expect: []int{http.StatusCreated}})
 	if err != nil {
 		return fmt.Errorf("manifest %s:%s: %w", repo, tag, err)
 	}
@@ -311,21 +279,16 @@ func (c *registryClient) putManifest(ctx context.Context, repo, tag string, mani
 
 // getBlobHashed streams a blob through sha256 (as a client verifying a pull does) and checks size
 // and digest; nothing is kept in memory.
-func (c *registryClient) getBlobHashed(ctx context.Context, repo, digest string, size int64) error {
-	u := c.url("/v2/" + repo + "/blobs/" + digest)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+func getBlobHashed(ctx context.Context, c *kit.RegistryClient, repo, digest string, size int64) error {
+	u := c.URL("/v2/" + repo + "/blobs/" + digest)
+	resp, err := c.Send(ctx, kit.Request{Method: http.MethodGet, URL: u})
 	if err != nil {
-		return fmt.Errorf("new request: %w", err)
-	}
-	req.SetBasicAuth(c.user, c.pass)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return &statusError{Method: http.MethodGet, URL: u, Code: resp.StatusCode, Body: string(data)}
+		return &kit.StatusError{Method: http.MethodGet, URL: u, Code: resp.StatusCode, Body: string(data)}
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, resp.Body)
@@ -333,30 +296,30 @@ func (c *registryClient) getBlobHashed(ctx context.Context, repo, digest string,
 		return fmt.Errorf("GET %s: after %d bytes: %w", u, n, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); n != size || got != digest {
-		return fmt.Errorf("blob %s: got %d bytes hashing to %s, want %d bytes: %w", digest, n, got, size, errDigestMismatch)
+		return fmt.Errorf("blob %s: got %d bytes hashing to %s, want %d bytes: %w", digest, n, got, size, kit.ErrDigestMismatch)
 	}
 	return nil
 }
 
 // pullFileImage fetches the manifest by tag, checks it, then every blob (parallel at once),
 // hashing each.
-func (c *registryClient) pullFileImage(ctx context.Context, im *fileImage, parallel int) error {
+func pullFileImage(ctx context.Context, c *kit.RegistryClient, im *fileImage, parallel int) error {
 	h := http.Header{}
-	h.Set("Accept", manifestAccept)
-	_, data, err := c.once(ctx, request{method: http.MethodGet, url: c.url("/v2/" + im.Repo + "/manifests/" + im.Tag), header: h, expect: []int{http.StatusOK}})
+	h.Set("Accept", kit.ManifestAccept)
+	_, data, err := c.Once(ctx, kit.Request{Method: http.MethodGet, URL: c.URL("/v2/" + im.Repo + "/manifests/" + im.Tag), Header: h, Expect: []int{http.StatusOK}})
 	if err != nil {
 		return fmt.Errorf("pull %s:%s: %w", im.Repo, im.Tag, err)
 	}
-	if got := sha256Digest(data); got != im.Digest {
-		return fmt.Errorf("pull %s:%s: manifest %s, want %s: %w", im.Repo, im.Tag, got, im.Digest, errDigestMismatch)
+	if got := kit.SHA256Digest(data); got != im.Digest {
+		return fmt.Errorf("pull %s:%s: manifest %s, want %s: %w", im.Repo, im.Tag, got, im.Digest, kit.ErrDigestMismatch)
 	}
-	var m ociManifest
+	var m kit.OCIManifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return fmt.Errorf("pull %s:%s: decode manifest: %w", im.Repo, im.Tag, err)
 	}
-	descs := append(append([]descriptor{}, m.Layers...), m.Config)
+	descs := append(append([]kit.Descriptor{}, m.Layers...), m.Config)
 	return forEach(len(descs), parallel, func(i int) error {
-		return c.getBlobHashed(ctx, im.Repo, descs[i].Digest, int64(descs[i].Size))
+		return getBlobHashed(ctx, c, im.Repo, descs[i].Digest, int64(descs[i].Size))
 	})
 }
 
@@ -409,7 +372,7 @@ func hashFile(path, digest string) error {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
-		return fmt.Errorf("%s hashes to %s, want %s: %w", path, got, digest, errDigestMismatch)
+		return fmt.Errorf("%s hashes to %s, want %s: %w", path, got, digest, kit.ErrDigestMismatch)
 	}
 	return nil
 }
@@ -427,25 +390,25 @@ type pfProbe struct {
 const pfPodName = "bench-pf"
 
 func (b *bench) startPFProbe(ctx context.Context, layerBytes int64) (*pfProbe, error) {
-	k := b.f.kube
+	k := b.f.Kube
 	script := fmt.Sprintf(`set -e
 head -c %[1]d /dev/urandom > /tmp/blob
 nc -ll -p 9000 -e sh -c 'head -c %[1]d >/dev/null && echo ok' &
 nc -ll -p 9001 -e cat /tmp/blob &
 touch /tmp/ready
 wait`, layerBytes)
-	if _, err := k.ns(ctx, "run", pfPodName, "--image", env("BENCH_BUSYBOX_IMAGE", "busybox:1.35.0"), "--image-pull-policy", "IfNotPresent",
+	if _, err := k.NS(ctx, "run", pfPodName, "--image", kit.Env("BENCH_BUSYBOX_IMAGE", "busybox:1.35.0"), "--image-pull-policy", "IfNotPresent",
 		"--restart", "Never", "--labels", "app.kubernetes.io/name=registry-stack-bench", "--command", "--", "sh", "-c", script); err != nil {
 		return nil, fmt.Errorf("start %s pod: %w", pfPodName, err)
 	}
-	err := poll(ctx, 2*time.Minute, time.Second, func() (bool, error) {
-		_, err := k.ns(ctx, "exec", pfPodName, "--", "test", "-e", "/tmp/ready")
+	err := kit.Poll(ctx, 2*time.Minute, time.Second, func() (bool, error) {
+		_, err := k.NS(ctx, "exec", pfPodName, "--", "test", "-e", "/tmp/ready")
 		return err == nil, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s pod not ready: %w\nevents:\n%s", pfPodName, err, k.events(ctx))
+		return nil, fmt.Errorf("%s pod not ready: %w\nevents:\n%s", pfPodName, err, k.Events(ctx))
 	}
-	addrs, stop, err := k.portForwardPod(ctx, pfPodName, "9000", "9001")
+	addrs, stop, err := k.PortForward(ctx, b.f.Settings.Namespace, "pod/"+pfPodName, "9000", "9001")
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +419,7 @@ func (b *bench) stopPFProbe(ctx context.Context, p *pfProbe) error {
 	if p != nil {
 		p.stop()
 	}
-	if _, err := b.f.kube.ns(ctx, "delete", "pod", pfPodName, "--ignore-not-found", "--wait=false"); err != nil {
+	if _, err := b.f.Kube.NS(ctx, "delete", "pod", pfPodName, "--ignore-not-found", "--wait=false"); err != nil {
 		return fmt.Errorf("delete %s pod: %w", pfPodName, err)
 	}
 	return nil
@@ -531,10 +494,10 @@ func (p *pfProbe) pull(ctx context.Context, n, parallel int) error {
 // (sandbox: Traefik's Service), or "" when unknown. The registry is not served on plain HTTP.
 func (b *bench) clusterIngressAddr() string {
 	def := ""
-	if b.f.s.IngressClass == "traefik" {
+	if b.f.Settings.IngressClass == "traefik" {
 		def = "traefik.ingress.svc.cluster.local:443"
 	}
-	return env("BENCH_CLUSTER_INGRESS_ADDR", def)
+	return kit.Env("BENCH_CLUSTER_INGRESS_ADDR", def)
 }
 
 // clusterOp pushes fresh random layers or pulls im's layers from inside the cluster with
@@ -544,10 +507,10 @@ func (b *bench) clusterIngressAddr() string {
 func (b *bench) clusterOp(ctx context.Context, variant, op string, im *fileImage, parallel int) (time.Duration, int64, error) {
 	args := []string{"/tmp/benchpod", "-mode", op, "-parallel", fmt.Sprint(parallel)}
 	if variant == varClusterIngress {
-		args = append(args, "-base", "https://"+b.f.s.Hostname, "-connect", b.clusterIngressAddr(),
-			"-ca-b64", base64.StdEncoding.EncodeToString([]byte(b.f.out.CACertPEM)))
+		args = append(args, "-base", "https://"+b.f.Settings.Hostname, "-connect", b.clusterIngressAddr(),
+			"-ca-b64", base64.StdEncoding.EncodeToString([]byte(b.f.Out.CACertPEM)))
 	} else {
-		args = append(args, "-base", fmt.Sprintf("http://%s.%s.svc.cluster.local:%d", b.f.out.ServiceName, b.f.s.Namespace, 5000))
+		args = append(args, "-base", fmt.Sprintf("http://%s.%s.svc.cluster.local:%d", b.f.Out.ServiceName, b.f.Settings.Namespace, 5000))
 	}
 	if op == "push" {
 		args = append(args, "-repo", "bench/data-"+variant, "-layers", fmt.Sprint(len(im.Layers)), "-layer-bytes", fmt.Sprint(im.Layers[0].Size))
@@ -558,7 +521,7 @@ func (b *bench) clusterOp(ctx context.Context, variant, op string, im *fileImage
 		}
 		args = append(args, "-repo", im.Repo, "-blobs", strings.Join(bl, ","))
 	}
-	out, err := b.f.kube.execStdin(ctx, pfPodName, b.f.out.Username+":"+b.f.out.Password+"\n", args...)
+	out, err := b.f.Kube.ExecStdin(ctx, pfPodName, b.f.Out.Username+":"+b.f.Out.Password+"\n", args...)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -575,33 +538,19 @@ func (b *bench) clusterOp(ctx context.Context, variant, op string, im *fileImage
 // installBenchPod builds benchpod for the cluster's node (static, linux/amd64 like the host) and
 // copies it into the pf pod.
 func (b *bench) installBenchPod(ctx context.Context) error {
-	bin := filepath.Join(b.f.s.WorkDir, "benchpod")
+	bin := filepath.Join(b.f.Settings.WorkDir, "benchpod")
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if _, err := runCmd(bctx, b.f.repoRoot, []string{"CGO_ENABLED=0", "GOTOOLCHAIN=local"}, "go", "build", "-tags", "e2e", "-trimpath", "-o", bin, "./e2e/benchpod"); err != nil {
+	if _, err := kit.RunCmd(bctx, b.f.RepoRoot, []string{"CGO_ENABLED=0", "GOTOOLCHAIN=local"}, "go", "build", "-tags", "e2e", "-trimpath", "-o", bin, "./bench/benchpod"); err != nil {
 		return fmt.Errorf("build benchpod: %w", err)
 	}
-	if _, err := b.f.kube.ns(ctx, "cp", bin, pfPodName+":/tmp/benchpod"); err != nil {
+	if _, err := b.f.Kube.NS(ctx, "cp", bin, pfPodName+":/tmp/benchpod"); err != nil {
 		return fmt.Errorf("copy benchpod into %s: %w", pfPodName, err)
 	}
-	if _, err := b.f.kube.ns(ctx, "exec", pfPodName, "--", "chmod", "755", "/tmp/benchpod"); err != nil {
+	if _, err := b.f.Kube.NS(ctx, "exec", pfPodName, "--", "chmod", "755", "/tmp/benchpod"); err != nil {
 		return fmt.Errorf("chmod benchpod: %w", err)
 	}
 	return nil
-}
-
-// execStdin runs a command in a pod of the namespace with stdin (kubectl exec -i).
-func (k *kube) execStdin(ctx context.Context, pod, stdin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--context", k.context, "-n", k.namespace, "exec", "-i", pod, "--"}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("kubectl exec -i %s %s: %w\n%s", pod, args[0], err, tail(stderr.String()+stdout.String(), 20))
-	}
-	return stdout.String(), nil
 }
 
 // benchData measures push and pull of a fresh random image per round and variant, the variants
@@ -634,7 +583,7 @@ func (b *bench) benchData(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	base := filepath.Join(b.f.s.WorkDir, "bench-data")
+	base := filepath.Join(b.f.Settings.WorkDir, "bench-data")
 	defer os.RemoveAll(base)
 	variants := dataVariants
 	if b.clusterIngressAddr() == "" {
@@ -657,17 +606,17 @@ func (b *bench) benchData(t *testing.T) {
 	{
 		dir := filepath.Join(base, "warmup")
 		for _, v := range []struct {
-			c    *registryClient
+			c    *kit.RegistryClient
 			repo string
 		}{{ingress, "bench/warmup-ingress"}, {direct, "bench/warmup-direct"}} {
 			im, err := genFileImage(filepath.Join(dir, strings.ReplaceAll(v.repo, "/", "_")), v.repo, "w", cfg.Layers, 256<<10)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := op(ctx, func(ctx context.Context) error { return v.c.pushFileImage(ctx, im, cfg.Parallel) }); err != nil {
+			if _, err := op(ctx, func(ctx context.Context) error { return pushFileImage(ctx, v.c, im, cfg.Parallel) }); err != nil {
 				t.Fatalf("warm-up push: %v", err)
 			}
-			if _, err := op(ctx, func(ctx context.Context) error { return v.c.pullFileImage(ctx, im, cfg.Parallel) }); err != nil {
+			if _, err := op(ctx, func(ctx context.Context) error { return pullFileImage(ctx, v.c, im, cfg.Parallel) }); err != nil {
 				t.Fatalf("warm-up pull: %v", err)
 			}
 		}
@@ -710,9 +659,9 @@ func (b *bench) benchData(t *testing.T) {
 					bytes = im.Bytes()
 					d, err = op(ctx, func(ctx context.Context) error {
 						if phase == "push" {
-							return c.pushFileImage(ctx, im, cfg.Parallel)
+							return pushFileImage(ctx, c, im, cfg.Parallel)
 						}
-						return c.pullFileImage(ctx, im, cfg.Parallel)
+						return pullFileImage(ctx, c, im, cfg.Parallel)
 					})
 				case varPF:
 					bytes = layerBytes * int64(cfg.Layers)
