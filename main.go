@@ -85,6 +85,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 	data, err := storage.NewStorage(ctx, storageName, &storage.StorageArgs{
 		Namespace:  namespace,
 		Filesystem: cfg.Storage.Filesystem,
+		S3:         cfg.Storage.S3,
 	}, k8s)
 	if err != nil {
 		return nil, err

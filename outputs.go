@@ -35,8 +35,10 @@ func stackOutputs(cfg *stackconfig.Config, reg *registry.Registry, cert *tlscert
 		"deploymentName":     reg.DeploymentName,
 		"serviceName":        reg.ServiceName,
 		"gcCronJobName":      collector.CronJobName,
-		"claimName":          data.ClaimName,
-		"volumeName":         data.VolumeName,
+		"storage":            pulumi.String(data.Backend.Description),
+	}
+	if cfg.Storage.Filesystem != nil {
+		out["claimName"], out["volumeName"] = data.ClaimName, data.VolumeName
 	}
 	if cache != nil {
 		out["redisDeploymentName"] = cache.DeploymentName

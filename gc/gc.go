@@ -134,7 +134,12 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 		return nil, fmt.Errorf("gc: scripts config map: %w", err)
 	}
 
-	account, err := corev1.NewServiceAccount(ctx, name, &corev1.ServiceAccountArgs{Metadata: meta()}, parent)
+	saMeta := meta()
+	if len(a.Storage.ServiceAccountAnnotations) > 0 {
+		// The collector reaches the store with the registry's cloud identity.
+		saMeta.Annotations = pulumi.ToStringMap(a.Storage.ServiceAccountAnnotations)
+	}
+	account, err := corev1.NewServiceAccount(ctx, name, &corev1.ServiceAccountArgs{Metadata: saMeta}, parent)
 	if err != nil {
 		return nil, fmt.Errorf("gc: service account: %w", err)
 	}

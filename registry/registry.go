@@ -211,6 +211,23 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		return nil, fmt.Errorf("registry: config secret: %w", err)
 	}
 
+	serviceAccount := pulumi.String("").ToStringOutput()
+	if len(a.Storage.ServiceAccountAnnotations) > 0 {
+		// The pods' cloud identity for the store (IRSA, EKS Pod Identity, ...). Its webhook
+		// mounts its own token; the Kubernetes API token stays unmounted.
+		sa, err := corev1.NewServiceAccount(ctx, name, &corev1.ServiceAccountArgs{
+			Metadata: &metav1.ObjectMetaArgs{
+				Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels,
+				Annotations: pulumi.ToStringMap(a.Storage.ServiceAccountAnnotations),
+			},
+			AutomountServiceAccountToken: pulumi.Bool(false),
+		}, parent)
+		if err != nil {
+			return nil, fmt.Errorf("registry: service account: %w", err)
+		}
+		serviceAccount = sa.Metadata.Name().Elem()
+	}
+
 	checksum := kube.Checksum(pulumi.Sprintf("%s\n%s", rendered, htpasswdFile))
 	deployment, err := appsv1.NewDeployment(ctx, name, &appsv1.DeploymentArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
@@ -229,7 +246,7 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 					Labels:      labels,
 					Annotations: pulumi.StringMap{"checksum/config": checksum},
 				},
-				Spec: PodSpec(a, configSecret.Metadata.Name().Elem(), PodSelector(name)),
+				Spec: PodSpec(a, configSecret.Metadata.Name().Elem(), serviceAccount, PodSelector(name)),
 			},
 		},
 	}, parent)
@@ -310,8 +327,8 @@ func PodSelector(name string) map[string]string {
 	return kube.Selector("registry", name)
 }
 
-// PodSpec is the registry pod.
-func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[string]string) *corev1.PodSpecArgs {
+// PodSpec is the registry pod; serviceAccount "" is the namespace's default (no identity needed).
+func PodSpec(a *RegistryArgs, configSecretName, serviceAccount pulumi.StringInput, selector map[string]string) *corev1.PodSpecArgs {
 	volumes := corev1.VolumeArray{&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
 		SecretName: configSecretName, DefaultMode: pulumi.Int(0o440),
 	}}}
@@ -328,6 +345,9 @@ func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[
 		Containers:                    corev1.ContainerArray{Container(a)},
 		Volumes:                       volumes,
 	}
+	if len(a.Storage.ServiceAccountAnnotations) > 0 {
+		spec.ServiceAccountName = serviceAccount
+	}
 	sameNode := &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(selector)}
 	if a.Storage.CoLocate {
 		// A ReadWriteOnce volume attaches to one node only.
@@ -338,12 +358,20 @@ func PodSpec(a *RegistryArgs, configSecretName pulumi.StringInput, selector map[
 			}},
 		}}
 	} else {
-		spec.TopologySpreadConstraints = corev1.TopologySpreadConstraintArray{&corev1.TopologySpreadConstraintArgs{
-			MaxSkew:           pulumi.Int(1),
-			TopologyKey:       pulumi.String("kubernetes.io/hostname"),
-			WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
-			LabelSelector:     sameNode,
-		}}
+		// Shared storage (an object store, a ReadWriteMany claim): spread over nodes and zones so
+		// one node or zone going takes at most its share. ScheduleAnyway: a preference, never a
+		// reason to leave a replica pending (one-node clusters, nodes without zone labels).
+		spread := func(key string) *corev1.TopologySpreadConstraintArgs {
+			return &corev1.TopologySpreadConstraintArgs{
+				MaxSkew:           pulumi.Int(1),
+				TopologyKey:       pulumi.String(key),
+				WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
+				LabelSelector:     sameNode,
+			}
+		}
+		spec.TopologySpreadConstraints = corev1.TopologySpreadConstraintArray{
+			spread("kubernetes.io/hostname"), spread("topology.kubernetes.io/zone"),
+		}
 	}
 	return spec
 }

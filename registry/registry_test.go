@@ -148,7 +148,7 @@ func TestImageIsUsedAsGiven(t *testing.T) {
 func TestPodSpec(t *testing.T) {
 	a := defaulted(t, args())
 	sel := PodSelector("registry")
-	pod := renderPod(t, func() *corev1.PodSpecArgs { return PodSpec(a, pulumi.String("cfg-secret"), sel) })
+	pod := renderPod(t, func() *corev1.PodSpecArgs { return PodSpec(a, pulumi.String("cfg-secret"), pulumi.String(""), sel) })
 	for _, e := range []struct {
 		path []any
 		want any
@@ -466,7 +466,9 @@ func TestPlacementFollowsTheVolume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pod := renderPod(t, func() *corev1.PodSpecArgs { return PodSpec(a, pulumi.String("cfg"), PodSelector("registry")) })
+		pod := renderPod(t, func() *corev1.PodSpecArgs {
+			return PodSpec(a, pulumi.String("cfg"), pulumi.String(""), PodSelector("registry"))
+		})
 		affinity := pod.Lookup("spec", "affinity", "podAffinity", "requiredDuringSchedulingIgnoredDuringExecution", 0, "topologyKey")
 		spread := pod.Lookup("spec", "topologySpreadConstraints", 0, "topologyKey")
 		if coLocate && (affinity != "kubernetes.io/hostname" || spread != nil) {

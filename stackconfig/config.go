@@ -77,6 +77,24 @@ type Config struct {
 	PVSize            string
 	PVCSize           string
 
+	// Raw storage-driver keys; Storage above is what components use.
+	StorageDriver               string
+	StorageRedirect             bool
+	S3Bucket                    string
+	S3Region                    string
+	S3Endpoint                  string
+	S3AllowHTTPEndpoint         bool
+	S3ForcePathStyle            bool
+	S3RootDirectory             string
+	S3CABundlePEM               string
+	S3Encrypt                   bool
+	S3KMSKeyID                  string
+	S3StorageClass              string
+	S3ChunkSize                 int
+	S3AccessKeyID               string
+	S3SecretAccessKey           string
+	S3ServiceAccountAnnotations []string
+
 	RedisImage         string
 	RedisMaxMemory     string
 	RedisCPURequest    string
@@ -93,6 +111,12 @@ type key struct {
 	def  string
 	set  func(c *Config, raw string) error
 }
+
+// secretKeys must be set with `pulumi config set --secret`: a plaintext value is refused.
+var secretKeys = map[string]bool{"s3AccessKeyId": true, "s3SecretAccessKey": true}
+
+// IsSecretKey tells whether the key (without the project prefix) must be set with --secret.
+func IsSecretKey(name string) bool { return secretKeys[name] }
 
 // keys is the single list of config keys with their defaults. Pulumi.yaml declares the same keys;
 // a test keeps the two in step.
@@ -137,6 +161,22 @@ var keys = []key{
 	{"storageAccessMode", "ReadWriteOnce", str(func(c *Config) *string { return &c.StorageAccessMode })},
 	{"pvSize", "10Gi", str(func(c *Config) *string { return &c.PVSize })},
 	{"pvcSize", "10Gi", str(func(c *Config) *string { return &c.PVCSize })},
+	{"storageDriver", DriverFilesystem, str(func(c *Config) *string { return &c.StorageDriver })},
+	{"storageRedirect", "false", boolean(func(c *Config) *bool { return &c.StorageRedirect })},
+	{"s3Bucket", "", str(func(c *Config) *string { return &c.S3Bucket })},
+	{"s3Region", "", str(func(c *Config) *string { return &c.S3Region })},
+	{"s3Endpoint", "", str(func(c *Config) *string { return &c.S3Endpoint })},
+	{"s3AllowHttpEndpoint", "false", boolean(func(c *Config) *bool { return &c.S3AllowHTTPEndpoint })},
+	{"s3ForcePathStyle", "false", boolean(func(c *Config) *bool { return &c.S3ForcePathStyle })},
+	{"s3RootDirectory", "", str(func(c *Config) *string { return &c.S3RootDirectory })},
+	{"s3CaBundlePem", "", str(func(c *Config) *string { return &c.S3CABundlePEM })},
+	{"s3Encrypt", "false", boolean(func(c *Config) *bool { return &c.S3Encrypt })},
+	{"s3KmsKeyId", "", str(func(c *Config) *string { return &c.S3KMSKeyID })},
+	{"s3StorageClass", "STANDARD", str(func(c *Config) *string { return &c.S3StorageClass })},
+	{"s3ChunkSize", "0", integer(func(c *Config) *int { return &c.S3ChunkSize })},
+	{"s3AccessKeyId", "", str(func(c *Config) *string { return &c.S3AccessKeyID })},
+	{"s3SecretAccessKey", "", str(func(c *Config) *string { return &c.S3SecretAccessKey })},
+	{"s3ServiceAccountAnnotations", "[]", list(func(c *Config) *[]string { return &c.S3ServiceAccountAnnotations })},
 	{"redisImage", "redis:7.0.15-alpine", str(func(c *Config) *string { return &c.RedisImage })},
 	{"redisMaxMemory", "64mb", str(func(c *Config) *string { return &c.RedisMaxMemory })},
 	{"redisCpuRequest", "50m", str(func(c *Config) *string { return &c.RedisCPURequest })},
@@ -159,18 +199,27 @@ func Defaults() map[string]string {
 func Load(ctx *pulumi.Context) (*Config, error) {
 	return Parse(func(name string) (string, bool) {
 		return ctx.GetConfig(ctx.Project() + ":" + name)
+	}, func(name string) bool {
+		return ctx.IsConfigSecret(ctx.Project() + ":" + name)
 	})
 }
 
 // Parse builds a Config from a lookup of raw values (as stored by `pulumi config set`), with
-// defaults for missing keys, and validates it. All problems are reported together.
-func Parse(lookup func(name string) (string, bool)) (*Config, error) {
+// defaults for missing keys, and validates it; isSecret tells whether a key's value is stored
+// encrypted. All problems are reported together.
+func Parse(lookup func(name string) (string, bool), isSecret func(name string) bool) (*Config, error) {
 	c := &Config{}
 	var errs []error
 	for _, k := range keys {
 		raw, ok := lookup(k.name)
 		if !ok {
 			raw = k.def
+		}
+		if secretKeys[k.name] && ok && raw != "" && !isSecret(k.name) {
+			// Not echoed: the value is a credential.
+			errs = append(errs, fmt.Errorf("config %q: a plaintext value is refused; it is a credential: "+
+				"set it with `pulumi config set --secret %s` (then rotate it: it is in the stack file's history)", k.name, k.name))
+			continue
 		}
 		if err := k.set(c, raw); err != nil {
 			errs = append(errs, fmt.Errorf("config %q: %w", k.name, err))

@@ -1,6 +1,7 @@
 package stackconfig
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -9,11 +10,16 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// parse parses values as stored by the CLI; keys of secretKeys count as set with --secret.
 func parse(values map[string]string) (*Config, error) {
+	return parseWithSecrets(values, secretKeys)
+}
+
+func parseWithSecrets(values map[string]string, secret map[string]bool) (*Config, error) {
 	return Parse(func(name string) (string, bool) {
 		v, ok := values[name]
 		return v, ok
-	})
+	}, func(name string) bool { return secret[name] })
 }
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -254,9 +260,11 @@ func TestPulumiYamlDeclaresEveryKeyWithTheSameDefault(t *testing.T) {
 	}
 }
 
-// The minikube stack file only sets keys the program knows, to values it accepts.
-func TestMinikubeStackConfigIsValid(t *testing.T) {
-	raw, err := os.ReadFile("../Pulumi.minikube.yaml")
+// loadStackFile parses a Pulumi.<stack>.yaml of the repository root, refusing keys the program
+// does not read.
+func loadStackFile(t *testing.T, file string) *Config {
+	t.Helper()
+	raw, err := os.ReadFile("../" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,16 +282,53 @@ func TestMinikubeStackConfigIsValid(t *testing.T) {
 		}
 		name, ok := strings.CutPrefix(k, "registry-stack:")
 		if _, known := defaults[name]; !ok || !known {
-			t.Errorf("Pulumi.minikube.yaml sets unknown key %q", k)
+			t.Errorf("%s sets unknown key %q", file, k)
+		}
+		if secretKeys[name] {
+			t.Errorf("%s holds %s in plain text: it must be set with --secret (and then lives encrypted in the file)", file, k)
 		}
 		values[name] = fmt.Sprint(v)
+		if list, isList := v.([]any); isList {
+			b, err := json.Marshal(list)
+			if err != nil {
+				t.Fatal(err)
+			}
+			values[name] = string(b) // as the CLI stores it
+		}
 	}
 	c, err := parse(values)
 	if err != nil {
-		t.Fatalf("minikube stack config rejected: %v", err)
+		t.Fatalf("%s rejected: %v", file, err)
 	}
+	return c
+}
+
+// The minikube stack file only sets keys the program knows, to values it accepts.
+func TestMinikubeStackConfigIsValid(t *testing.T) {
+	c := loadStackFile(t, "Pulumi.minikube.yaml")
 	if c.IngressClassName != "nginx" || c.StorageMode != StorageHostPath || c.KubeContext != "minikube" {
 		t.Errorf("minikube stack does not target minikube's defaults: %+v", c)
+	}
+}
+
+// The production stack is what the README promises: S3, 3 replicas, no hostPath, a shared Gateway
+// and a certificate from a Secret.
+func TestProductionStackConfigIsValid(t *testing.T) {
+	c := loadStackFile(t, "Pulumi.production.yaml")
+	if c.Storage.S3 == nil || c.Storage.Filesystem != nil {
+		t.Fatalf("production stack storage = %+v, want the s3 driver only", c.Storage)
+	}
+	if c.Replicas != 3 {
+		t.Errorf("production stack replicas = %d, want 3", c.Replicas)
+	}
+	if c.Routing.Gateway == nil || c.Routing.Gateway.Existing == nil || c.TLS.Secret == nil {
+		t.Errorf("production stack routing/TLS = %+v / %+v, want an existing Gateway and a certificate Secret", c.Routing, c.TLS)
+	}
+	if c.Storage.S3.Credentials != nil || len(c.Storage.S3.ServiceAccountAnnotations) == 0 {
+		t.Errorf("production stack should use a workload identity, no key in the file: %+v", c.Storage.S3)
+	}
+	if c.KubeContext == "" {
+		t.Error("production stack has no kubeContext: it would deploy to whatever context is current")
 	}
 }
 

@@ -1,8 +1,46 @@
 package stackconfig
 
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Storage drivers (the storageDriver key): distribution's driver names.
+const (
+	DriverFilesystem = "filesystem"
+	DriverS3         = "s3"
+)
+
+// Limits of distribution's s3 driver (v3.1.2) for the multipart chunk size.
+const (
+	MinS3ChunkSize = 5 << 20
+	MaxS3ChunkSize = 5 << 30
+)
+
+var (
+	storageDrivers = []string{DriverFilesystem, DriverS3}
+	// s3StorageClasses are the classes distribution's s3 driver accepts (NONE: the endpoint has none).
+	s3StorageClasses = []string{"NONE", "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
+		"INTELLIGENT_TIERING", "OUTPOSTS", "GLACIER_IR", "EXPRESS_ONEZONE"}
+	// S3 general-purpose bucket names (AWS rules; other stores accept these too).
+	s3BucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	// AWS region names; distribution checks the name against its AWS list when no endpoint is set.
+	awsRegionPattern = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$`)
+	// Any endpoint's region (signature v4 signs it; S3-compatible stores mostly accept any).
+	s3RegionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	s3PrefixPattern = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
+)
+
 // Storage is the validated storage backend: exactly one of its drivers is set.
 type Storage struct {
 	Filesystem *FilesystemStorage
+	S3         *S3Storage
 }
 
 // FilesystemStorage keeps the images on a PersistentVolume mounted into every registry pod.
@@ -25,8 +63,60 @@ type FilesystemStorage struct {
 	NodeName string
 }
 
+// S3Storage keeps the images in an S3 bucket (AWS or any S3-compatible store). The stack never
+// creates, empties or deletes the bucket.
+type S3Storage struct {
+	Bucket string
+	Region string
+	// Endpoint is the store's URL (empty: AWS S3 of Region).
+	Endpoint string
+	// ForcePathStyle addresses the bucket as endpoint/bucket instead of bucket.endpoint.
+	ForcePathStyle bool
+	// RootDirectory is the key prefix of every object ("" = the bucket's root).
+	RootDirectory string
+	// CABundlePEM replaces the system roots for TLS to Endpoint (a private CA).
+	CABundlePEM string
+	// Encrypt asks for server-side encryption, with KMSKeyID if set (else the store's key).
+	Encrypt  bool
+	KMSKeyID string
+	// StorageClass of new objects (NONE: send none).
+	StorageClass string
+	// ChunkSize of multipart uploads in bytes (0: the driver's 10 MiB).
+	ChunkSize int
+	// Credentials: nil means the default AWS credential chain (IRSA, EKS Pod Identity, an
+	// instance role), with ServiceAccountAnnotations binding the pods' ServiceAccount to it.
+	Credentials               *S3Credentials
+	ServiceAccountAnnotations map[string]string
+	// Redirect sends blob downloads to the store (presigned URLs) instead of through the registry.
+	Redirect bool
+}
+
+// S3Credentials is a static access key; both values are secrets.
+type S3Credentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+}
+
 // storage builds the typed backend from the validated flat keys.
 func (c *Config) storage() Storage {
+	if c.StorageDriver == DriverS3 {
+		s := &S3Storage{
+			Bucket: c.S3Bucket, Region: c.S3Region, Endpoint: c.S3Endpoint, ForcePathStyle: c.S3ForcePathStyle,
+			RootDirectory: c.S3RootDirectory, CABundlePEM: c.S3CABundlePEM, Encrypt: c.S3Encrypt, KMSKeyID: c.S3KMSKeyID,
+			StorageClass: c.S3StorageClass, ChunkSize: c.S3ChunkSize, Redirect: c.StorageRedirect,
+		}
+		if c.S3AccessKeyID != "" {
+			s.Credentials = &S3Credentials{AccessKeyID: c.S3AccessKeyID, SecretAccessKey: c.S3SecretAccessKey}
+		}
+		if len(c.S3ServiceAccountAnnotations) > 0 {
+			s.ServiceAccountAnnotations = map[string]string{}
+			for _, kv := range c.S3ServiceAccountAnnotations {
+				k, v, _ := strings.Cut(kv, "=")
+				s.ServiceAccountAnnotations[k] = v
+			}
+		}
+		return Storage{S3: s}
+	}
 	return Storage{Filesystem: &FilesystemStorage{
 		Mode:             c.StorageMode,
 		VolumeSize:       c.PVSize,
@@ -37,4 +127,127 @@ func (c *Config) storage() Storage {
 		VolumeName:       c.StorageVolumeName,
 		NodeName:         c.StorageNodeName,
 	}}
+}
+
+// validateStorage checks the keys of the chosen driver, and refuses driver-specific switches set
+// for another driver (they would be silently ignored).
+func (v *validator) validateStorage(c *Config) {
+	v.oneOf("storageDriver", c.StorageDriver, storageDrivers)
+	switch c.StorageDriver {
+	case DriverFilesystem:
+		v.validateFilesystem(c)
+		if c.StorageRedirect {
+			v.bad("storageRedirect", "true", "false with storageDriver filesystem: only an object store can serve blobs itself")
+		}
+	case DriverS3:
+		v.validateS3(c)
+	}
+}
+
+func (v *validator) validateFilesystem(c *Config) {
+	v.oneOf("storageMode", c.StorageMode, storageModes)
+	v.oneOf("storageAccessMode", c.StorageAccessMode, accessModes)
+	pv := v.quantity("pvSize", c.PVSize)
+	pvc := v.quantity("pvcSize", c.PVCSize)
+	switch c.StorageMode {
+	case StorageHostPath:
+		if !path.IsAbs(c.StorageHostPath) || path.Clean(c.StorageHostPath) != c.StorageHostPath || c.StorageHostPath == "/" {
+			v.bad("storageHostPath", c.StorageHostPath, "an absolute, clean directory path other than / (e.g. /data/registry)")
+		}
+		if c.StorageAccessMode == "ReadWriteMany" {
+			v.bad("storageAccessMode", c.StorageAccessMode, "ReadWriteOnce with storageMode hostPath: hostPath volumes live on one node "+
+				"(use storageMode dynamic with a ReadWriteMany class for replicas on several nodes)")
+		}
+		if c.StorageNodeName != "" {
+			v.dnsSubdomain("storageNodeName", c.StorageNodeName)
+		}
+		if pv != nil && pvc != nil && pvc.Cmp(*pv) > 0 {
+			v.bad("pvcSize", c.PVCSize, fmt.Sprintf("a size no larger than pvSize (%s): the claim must fit its volume", c.PVSize))
+		}
+	case StorageDynamic:
+		v.dnsSubdomain("storageClassName", c.StorageClassName)
+	case StorageExisting:
+		if c.StorageVolumeName == "" {
+			v.bad("storageVolumeName", c.StorageVolumeName, "the name of an existing PersistentVolume (required when storageMode is existing)")
+		} else {
+			v.dnsSubdomain("storageVolumeName", c.StorageVolumeName)
+		}
+		if c.StorageClassName != "" {
+			v.dnsSubdomain("storageClassName", c.StorageClassName)
+		}
+	}
+}
+
+func (v *validator) validateS3(c *Config) {
+	switch {
+	case c.S3Bucket == "":
+		v.bad("s3Bucket", c.S3Bucket, "the name of an existing bucket (required with storageDriver s3; the stack never creates it)")
+	case !s3BucketPattern.MatchString(c.S3Bucket) || strings.Contains(c.S3Bucket, "..") || net.ParseIP(c.S3Bucket) != nil ||
+		strings.HasPrefix(c.S3Bucket, "xn--") || strings.HasSuffix(c.S3Bucket, "-s3alias"):
+		v.bad("s3Bucket", c.S3Bucket, "an S3 bucket name: 3-63 lower-case letters, digits, . and -, starting and ending with a letter or digit, not an IP address")
+	}
+	var endpoint *url.URL
+	if c.S3Endpoint != "" {
+		u, err := url.Parse(c.S3Endpoint)
+		switch {
+		case err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+			v.bad("s3Endpoint", c.S3Endpoint, "empty for AWS S3, or the store's base URL such as https://s3.example.com or https://minio.storage:9000")
+		case u.Scheme == "http" && !c.S3AllowHTTPEndpoint:
+			v.bad("s3Endpoint", c.S3Endpoint, "an https:// URL: over http the images (and, with storageRedirect, "+
+				"the presigned URLs clients follow) travel in clear text; set s3AllowHttpEndpoint=true only for a store "+
+				"reachable on a trusted network")
+		case u.Scheme != "http" && u.Scheme != "https":
+			v.bad("s3Endpoint", c.S3Endpoint, "an https:// URL")
+		default:
+			endpoint = u
+		}
+	}
+	if c.S3AllowHTTPEndpoint && (endpoint == nil || endpoint.Scheme != "http") {
+		v.bad("s3AllowHttpEndpoint", "true", "false unless s3Endpoint is an http:// URL")
+	}
+	switch {
+	case c.S3Region == "":
+		v.bad("s3Region", c.S3Region, "the bucket's region, such as eu-west-1 (any name the store accepts with s3Endpoint, e.g. us-east-1)")
+	case c.S3Endpoint == "" && !awsRegionPattern.MatchString(c.S3Region):
+		v.bad("s3Region", c.S3Region, "an AWS region such as us-east-1 or eu-central-1 (s3Endpoint is empty, so the store is AWS S3)")
+	case !s3RegionPattern.MatchString(c.S3Region):
+		v.bad("s3Region", c.S3Region, "a region name of lower-case letters, digits and -")
+	}
+	if c.S3RootDirectory != "" && (!s3PrefixPattern.MatchString(c.S3RootDirectory) || path.Clean(c.S3RootDirectory) != c.S3RootDirectory) {
+		v.bad("s3RootDirectory", c.S3RootDirectory, "empty (the bucket's root) or a clean prefix such as /registry or /envs/prod: "+
+			"segments of letters, digits, . _ -, starting with /, no trailing /")
+	}
+	if c.S3CABundlePEM != "" {
+		switch {
+		case !isPEMCertificates(c.S3CABundlePEM):
+			v.bad("s3CaBundlePem", abbreviate(c.S3CABundlePEM), "empty, or PEM-encoded CA certificates (-----BEGIN CERTIFICATE----- ...)")
+		case endpoint == nil || endpoint.Scheme != "https":
+			v.bad("s3CaBundlePem", abbreviate(c.S3CABundlePEM), "empty unless s3Endpoint is an https:// URL: the bundle replaces "+
+				"the system roots for every connection to the store")
+		}
+	}
+	if c.S3KMSKeyID != "" && !c.S3Encrypt {
+		v.bad("s3KmsKeyId", c.S3KMSKeyID, "empty unless s3Encrypt is true (the key encrypts server-side)")
+	}
+	if c.S3KMSKeyID != "" && strings.ContainsAny(c.S3KMSKeyID, " \t\n") {
+		v.bad("s3KmsKeyId", c.S3KMSKeyID, "a KMS key id, alias or ARN without spaces")
+	}
+	v.oneOf("s3StorageClass", c.S3StorageClass, s3StorageClasses)
+	if c.S3ChunkSize != 0 && (c.S3ChunkSize < MinS3ChunkSize || c.S3ChunkSize > MaxS3ChunkSize) {
+		v.bad("s3ChunkSize", fmt.Sprint(c.S3ChunkSize), fmt.Sprintf("0 (the driver's 10 MiB) or bytes from %d (5 MiB) to %d (5 GiB)", MinS3ChunkSize, MaxS3ChunkSize))
+	}
+	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
+		v.bad("s3AccessKeyId", "<secret>", "set together with s3SecretAccessKey (both with --secret), or neither for the default AWS credential chain")
+	}
+	for i, kv := range c.S3ServiceAccountAnnotations {
+		key := fmt.Sprintf("s3ServiceAccountAnnotations[%d]", i)
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || len(validation.IsQualifiedName(k)) > 0 {
+			v.bad(key, kv, "key=value with a Kubernetes annotation key, such as eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/registry")
+		}
+	}
+	if c.S3AccessKeyID != "" && len(c.S3ServiceAccountAnnotations) > 0 {
+		v.bad("s3ServiceAccountAnnotations", strings.Join(c.S3ServiceAccountAnnotations, ","), "empty when s3AccessKeyId is set: "+
+			"a static key takes precedence, so a workload identity would never be used")
+	}
 }

@@ -3,7 +3,6 @@ package stackconfig
 import (
 	"fmt"
 	"net"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -84,37 +83,7 @@ func (c *Config) Validate() error {
 			fmt.Sprintf("a quantity at least registryMemoryRequest (%s)", c.RegistryMemoryRequest))
 	}
 
-	v.oneOf("storageMode", c.StorageMode, storageModes)
-	v.oneOf("storageAccessMode", c.StorageAccessMode, accessModes)
-	pv := v.quantity("pvSize", c.PVSize)
-	pvc := v.quantity("pvcSize", c.PVCSize)
-	switch c.StorageMode {
-	case StorageHostPath:
-		if !path.IsAbs(c.StorageHostPath) || path.Clean(c.StorageHostPath) != c.StorageHostPath || c.StorageHostPath == "/" {
-			v.bad("storageHostPath", c.StorageHostPath, "an absolute, clean directory path other than / (e.g. /data/registry)")
-		}
-		if c.StorageAccessMode == "ReadWriteMany" {
-			v.bad("storageAccessMode", c.StorageAccessMode, "ReadWriteOnce with storageMode hostPath: hostPath volumes live on one node "+
-				"(use storageMode dynamic with a ReadWriteMany class for replicas on several nodes)")
-		}
-		if c.StorageNodeName != "" {
-			v.dnsSubdomain("storageNodeName", c.StorageNodeName)
-		}
-		if pv != nil && pvc != nil && pvc.Cmp(*pv) > 0 {
-			v.bad("pvcSize", c.PVCSize, fmt.Sprintf("a size no larger than pvSize (%s): the claim must fit its volume", c.PVSize))
-		}
-	case StorageDynamic:
-		v.dnsSubdomain("storageClassName", c.StorageClassName)
-	case StorageExisting:
-		if c.StorageVolumeName == "" {
-			v.bad("storageVolumeName", c.StorageVolumeName, "the name of an existing PersistentVolume (required when storageMode is existing)")
-		} else {
-			v.dnsSubdomain("storageVolumeName", c.StorageVolumeName)
-		}
-		if c.StorageClassName != "" {
-			v.dnsSubdomain("storageClassName", c.StorageClassName)
-		}
-	}
+	v.validateStorage(c)
 
 	v.image("redisImage", c.RedisImage)
 	if _, err := RedisMaxMemoryBytes(c.RedisMaxMemory); err != nil {

@@ -37,6 +37,8 @@ type StorageArgs struct {
 	// hostPath, 10Gi volume and claim, ReadWriteOnce, /data/registry, class "standard" in
 	// dynamic mode, any node.
 	Filesystem *stackconfig.FilesystemStorage
+	// S3 keeps the images in an existing bucket; its credentials (if any) go to a Secret.
+	S3 *stackconfig.S3Storage
 }
 
 // Storage is the registry's storage: the objects it needs in the cluster and the Backend that
@@ -71,6 +73,11 @@ type Backend struct {
 	Env corev1.EnvVarArray
 	// CoLocate: every pod that mounts the storage must run on one node (a ReadWriteOnce claim).
 	CoLocate bool
+	// ServiceAccountAnnotations bind the pods' ServiceAccount to a cloud identity that grants
+	// access to the store (IRSA, EKS Pod Identity, ...); empty: no identity needed.
+	ServiceAccountAnnotations map[string]string
+	// Description says where the images are, for the stack outputs.
+	Description string
 
 	// fixOwnership: hostPath directories are created root-owned and ignore fsGroup.
 	fixOwnership bool
@@ -90,8 +97,14 @@ func (a *StorageArgs) withDefaults() (*StorageArgs, error) {
 	if out.Namespace == nil {
 		return nil, fmt.Errorf("storage: Namespace is required")
 	}
-	if out.Filesystem == nil {
-		return nil, fmt.Errorf("storage: a driver is required (Filesystem)")
+	if (out.Filesystem == nil) == (out.S3 == nil) {
+		return nil, fmt.Errorf("storage: exactly one driver is required (Filesystem or S3)")
+	}
+	if out.S3 != nil {
+		if out.S3.Bucket == "" || out.S3.Region == "" {
+			return nil, fmt.Errorf("storage: S3 needs Bucket and Region")
+		}
+		return &out, nil
 	}
 	fs := *out.Filesystem
 	out.Filesystem = &fs
@@ -135,7 +148,12 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 	if err := ctx.RegisterComponentResource("registry-stack:index:Storage", name, comp, opts...); err != nil {
 		return nil, fmt.Errorf("storage: register component %q: %w", name, err)
 	}
-	if err := newFilesystem(ctx, name, a.Namespace, a.Filesystem, comp); err != nil {
+	if a.S3 != nil {
+		err = newS3(ctx, name, a.Namespace, a.S3, comp)
+	} else {
+		err = newFilesystem(ctx, name, a.Namespace, a.Filesystem, comp)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
@@ -247,8 +265,9 @@ func newFilesystem(ctx *pulumi.Context, name string, namespace pulumi.StringInpu
 // FilesystemBackend is the Backend of the filesystem driver on claimName, provisioned as fs says.
 func FilesystemBackend(claimName pulumi.StringInput, fs *stackconfig.FilesystemStorage) *Backend {
 	return &Backend{
-		Driver:     "filesystem",
-		Parameters: map[string]any{"rootdirectory": DataDir},
+		Description: fmt.Sprintf("filesystem (claim, %s, %s)", fs.Mode, fs.AccessMode),
+		Driver:      "filesystem",
+		Parameters:  map[string]any{"rootdirectory": DataDir},
 		Volumes: corev1.VolumeArray{&corev1.VolumeArgs{
 			Name:                  pulumi.String("data"),
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: claimName},

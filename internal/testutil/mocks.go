@@ -12,6 +12,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // Project and Stack of every mocked run.
@@ -147,14 +149,24 @@ func (m *Mocks) summary() string {
 func Run(t testing.TB, config map[string]string, program pulumi.RunFunc) (*Mocks, error) {
 	t.Helper()
 	full := make(map[string]string, len(config))
+	secretKeys := []string{}
 	for k, v := range config {
 		full[Project+":"+k] = v
+		if stackconfig.IsSecretKey(k) {
+			// As `pulumi config set --secret` would have stored it.
+			secretKeys = append(secretKeys, Project+":"+k)
+		}
 	}
 	raw, err := json.Marshal(full)
 	if err != nil {
 		t.Fatalf("marshal config: %v", err)
 	}
 	t.Setenv("PULUMI_CONFIG", string(raw))
+	rawKeys, err := json.Marshal(secretKeys)
+	if err != nil {
+		t.Fatalf("marshal secret keys: %v", err)
+	}
+	t.Setenv(pulumi.EnvConfigSecretKeys, string(rawKeys))
 	m := &Mocks{}
 	err = pulumi.RunErr(program, pulumi.WithMocks(Project, Stack, m))
 	return m, err

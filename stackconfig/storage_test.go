@@ -1,0 +1,196 @@
+package stackconfig
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go/aws/endpoints"
+)
+
+// s3Base is a valid S3 configuration on an S3-compatible store; cases change one key.
+func s3Base() map[string]string {
+	return map[string]string{
+		"storageDriver": "s3", "s3Bucket": "registry-images", "s3Region": "us-east-1",
+		"s3Endpoint": "https://s3.storage.svc:7070", "s3ForcePathStyle": "true",
+		"s3AccessKeyId": "AKIAEXAMPLE", "s3SecretAccessKey": "secret-example-key",
+	}
+}
+
+func TestS3ConfigIsTyped(t *testing.T) {
+	in := s3Base()
+	in["s3RootDirectory"], in["s3Encrypt"], in["s3KmsKeyId"], in["s3StorageClass"] = "/envs/prod", "true", "alias/registry", "STANDARD_IA"
+	in["s3ChunkSize"], in["storageRedirect"], in["s3CaBundlePem"] = "16777216", "true", testCAPEM(t)
+	c, err := parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Storage.S3
+	if c.Storage.Filesystem != nil || s == nil {
+		t.Fatalf("storage = %+v, want only S3", c.Storage)
+	}
+	if s.Bucket != "registry-images" || s.Region != "us-east-1" || s.Endpoint != "https://s3.storage.svc:7070" || !s.ForcePathStyle ||
+		s.RootDirectory != "/envs/prod" || !s.Encrypt || s.KMSKeyID != "alias/registry" || s.StorageClass != "STANDARD_IA" ||
+		s.ChunkSize != 16<<20 || !s.Redirect || s.CABundlePEM == "" {
+		t.Errorf("S3 = %+v", *s)
+	}
+	if s.Credentials == nil || s.Credentials.AccessKeyID != "AKIAEXAMPLE" || s.Credentials.SecretAccessKey != "secret-example-key" {
+		t.Errorf("credentials = %+v", s.Credentials)
+	}
+
+	// No key: the default AWS chain, bound to a workload identity through the ServiceAccount.
+	irsa := map[string]string{"storageDriver": "s3", "s3Bucket": "images", "s3Region": "eu-west-1",
+		"s3ServiceAccountAnnotations": `["eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/registry"]`}
+	c, err = parse(irsa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.S3.Credentials != nil || c.Storage.S3.ServiceAccountAnnotations["eks.amazonaws.com/role-arn"] != "arn:aws:iam::123456789012:role/registry" {
+		t.Errorf("workload identity = %+v", *c.Storage.S3)
+	}
+	if c.Storage.S3.Endpoint != "" || c.Storage.S3.StorageClass != "STANDARD" {
+		t.Errorf("defaults: endpoint %q (want AWS), storage class %q (want STANDARD)", c.Storage.S3.Endpoint, c.Storage.S3.StorageClass)
+	}
+}
+
+func TestFilesystemIsTheDefaultDriver(t *testing.T) {
+	c, err := parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.S3 != nil || c.Storage.Filesystem == nil || c.Storage.Filesystem.Mode != StorageHostPath {
+		t.Errorf("default storage = %+v, want the filesystem driver in hostPath mode", c.Storage)
+	}
+}
+
+// A credential typed in plain text (`pulumi config set` without --secret) is refused, and the
+// message never repeats it.
+func TestPlaintextS3CredentialsAreRefused(t *testing.T) {
+	for _, key := range []string{"s3AccessKeyId", "s3SecretAccessKey"} {
+		t.Run(key, func(t *testing.T) {
+			secret := map[string]bool{"s3AccessKeyId": true, "s3SecretAccessKey": true}
+			delete(secret, key)
+			_, err := parseWithSecrets(s3Base(), secret)
+			if err == nil {
+				t.Fatal("plaintext credential accepted")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, key) || !strings.Contains(msg, "--secret") {
+				t.Errorf("error %q does not name %s and --secret", msg, key)
+			}
+			if strings.Contains(msg, s3Base()[key]) {
+				t.Errorf("error repeats the credential: %q", msg)
+			}
+		})
+	}
+}
+
+func TestInvalidS3ValuesAreRefused(t *testing.T) {
+	for _, c := range []struct {
+		name, key, value string
+		also             map[string]string
+		want             string // a fragment of the allowed text
+	}{
+		{"bucket missing", "s3Bucket", "", nil, "existing bucket"},
+		{"bucket too short", "s3Bucket", "ab", nil, "S3 bucket name"},
+		{"bucket upper case", "s3Bucket", "Registry", nil, "S3 bucket name"},
+		{"bucket underscore", "s3Bucket", "my_bucket", nil, "S3 bucket name"},
+		{"bucket ends with dash", "s3Bucket", "images-", nil, "S3 bucket name"},
+		{"bucket double dot", "s3Bucket", "my..images", nil, "S3 bucket name"},
+		{"bucket is an IP", "s3Bucket", "192.168.1.10", nil, "not an IP address"},
+		{"bucket reserved prefix", "s3Bucket", "xn--images", nil, "S3 bucket name"},
+		{"bucket too long", "s3Bucket", strings.Repeat("a", 64), nil, "S3 bucket name"},
+		{"region missing", "s3Region", "", nil, "region"},
+		{"region not AWS without endpoint", "s3Region", "garage", map[string]string{"s3Endpoint": "", "s3ForcePathStyle": "false"}, "an AWS region"},
+		{"region with spaces", "s3Region", "us east", nil, "lower-case"},
+		{"endpoint not a URL", "s3Endpoint", "s3.example.com", nil, "base URL"},
+		{"endpoint with path", "s3Endpoint", "https://s3.example.com/bucket", nil, "base URL"},
+		{"endpoint with credentials", "s3Endpoint", "https://user:pw@s3.example.com", nil, "base URL"},
+		{"endpoint plain http", "s3Endpoint", "http://s3.storage:7070", nil, "s3AllowHttpEndpoint"},
+		{"endpoint ftp", "s3Endpoint", "ftp://s3.example.com", nil, "https://"},
+		{"http allowed but endpoint https", "s3AllowHttpEndpoint", "true", nil, "http:// URL"},
+		{"root directory relative", "s3RootDirectory", "registry", nil, "clean prefix"},
+		{"root directory trailing slash", "s3RootDirectory", "/registry/", nil, "clean prefix"},
+		{"root directory dot-dot", "s3RootDirectory", "/a/../b", nil, "clean prefix"},
+		{"root directory space", "s3RootDirectory", "/my images", nil, "clean prefix"},
+		{"CA bundle not PEM", "s3CaBundlePem", "not a certificate", nil, "PEM"},
+		{"CA bundle without https endpoint", "s3CaBundlePem", "", map[string]string{"s3Endpoint": ""}, "https:// URL"},
+		{"KMS key without encryption", "s3KmsKeyId", "alias/registry", nil, "s3Encrypt"},
+		{"storage class unknown", "s3StorageClass", "GLACIER", nil, "one of"},
+		{"chunk size too small", "s3ChunkSize", "1048576", nil, "5 MiB"},
+		{"chunk size too big", "s3ChunkSize", "6442450944", nil, "5 GiB"},
+		{"chunk size not a number", "s3ChunkSize", "10Mi", nil, "whole number"},
+		{"secret key without access key", "s3AccessKeyId", "", nil, "together"},
+		{"annotation without =", "s3ServiceAccountAnnotations", `["eks.amazonaws.com/role-arn"]`, map[string]string{"s3AccessKeyId": "", "s3SecretAccessKey": ""}, "key=value"},
+		{"annotation bad key", "s3ServiceAccountAnnotations", `["bad key=x"]`, map[string]string{"s3AccessKeyId": "", "s3SecretAccessKey": ""}, "annotation key"},
+		{"identity and static key", "s3ServiceAccountAnnotations", `["eks.amazonaws.com/role-arn=arn:x"]`, nil, "static key takes precedence"},
+		{"driver unknown", "storageDriver", "azure", nil, "one of filesystem, s3"},
+		{"redirect with filesystem", "storageRedirect", "true", map[string]string{"storageDriver": "filesystem"}, "only an object store"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := s3Base()
+			for k, v := range c.also {
+				in[k] = v
+			}
+			in[c.key] = c.value
+			if c.name == "CA bundle without https endpoint" {
+				in[c.key] = testCAPEM(t)
+			}
+			_, err := parse(in)
+			if err == nil {
+				t.Fatalf("%s=%q accepted", c.key, c.value)
+			}
+			if !strings.Contains(err.Error(), `"`+c.key) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not name %s or say %q", err, c.key, c.want)
+			}
+		})
+	}
+}
+
+func TestPlainHTTPEndpointNeedsTheExplicitSwitch(t *testing.T) {
+	in := s3Base()
+	in["s3Endpoint"], in["s3AllowHttpEndpoint"] = "http://s3.storage:7070", "true"
+	if _, err := parse(in); err != nil {
+		t.Errorf("http endpoint with s3AllowHttpEndpoint refused: %v", err)
+	}
+}
+
+// testCAPEM is a self-signed CA certificate in PEM.
+func testCAPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// Without an endpoint the s3 driver accepts only the AWS regions it knows: the pattern must accept
+// every one of them (and so never refuse a region the driver takes).
+func TestAWSRegionPatternAcceptsTheDriversRegions(t *testing.T) {
+	n := 0
+	for _, p := range endpoints.DefaultPartitions() {
+		for region := range p.Regions() {
+			n++
+			if !awsRegionPattern.MatchString(region) {
+				t.Errorf("AWS region %q refused by the pattern", region)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d regions listed: the check proves nothing", n)
+	}
+}
