@@ -76,6 +76,10 @@ func TestBench(t *testing.T) {
 	if cfg.Parts["gc"] {
 		parts = append(parts, kit.Step{Name: "gc", Run: b.benchGC})
 	}
+	if cfg.Parts["s3"] {
+		// Last: it moves the stack to the s3 driver.
+		parts = append(parts, kit.Step{Name: "s3", Run: b.benchS3})
+	}
 	f.RunSteps(t, parts)
 }
 
@@ -86,6 +90,9 @@ type bench struct {
 	res *benchResults
 
 	firstPreview time.Duration // first pulumi command of the run (compiles the program)
+	// storeCA is the S3 fixture's CA once the s3 part switched the stack to it (benchpod trusts
+	// it to follow redirects to the store).
+	storeCA string
 }
 
 // benchStackConfig is the e2e stack config (2 replicas, cache on) with sizes that hold the

@@ -504,8 +504,11 @@ func (b *bench) clusterIngressAddr() string {
 // benchpod (the same protocol steps as the host client, Go net/http and sha256) in the pf pod, to
 // the registry Service or through the ingress controller's HTTPS entry point (TLS verified against
 // the stack's CA): the data path without the port-forward. The time is measured by benchpod; the credentials go in on stdin.
-func (b *bench) clusterOp(ctx context.Context, variant, op string, im *fileImage, parallel int) (time.Duration, int64, error) {
+func (b *bench) clusterOp(ctx context.Context, variant, op string, im *fileImage, parallel int) (clusterResult, error) {
 	args := []string{"/tmp/benchpod", "-mode", op, "-parallel", fmt.Sprint(parallel)}
+	if b.storeCA != "" {
+		args = append(args, "-store-ca-b64", base64.StdEncoding.EncodeToString([]byte(b.storeCA)))
+	}
 	if variant == varClusterIngress {
 		args = append(args, "-base", "https://"+b.f.Settings.Hostname, "-connect", b.clusterIngressAddr(),
 			"-ca-b64", base64.StdEncoding.EncodeToString([]byte(b.f.Out.CACertPEM)))
@@ -523,16 +526,25 @@ func (b *bench) clusterOp(ctx context.Context, variant, op string, im *fileImage
 	}
 	out, err := b.f.Kube.ExecStdin(ctx, pfPodName, b.f.Out.Username+":"+b.f.Out.Password+"\n", args...)
 	if err != nil {
-		return 0, 0, err
+		return clusterResult{}, err
 	}
 	var r struct {
-		Seconds float64 `json:"seconds"`
-		Bytes   int64   `json:"bytes"`
+		Seconds    float64 `json:"seconds"`
+		Bytes      int64   `json:"bytes"`
+		Redirected int     `json:"redirected"`
 	}
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil || r.Seconds <= 0 {
-		return 0, 0, fmt.Errorf("benchpod %s %s: output %q: %v", variant, op, out, err)
+		return clusterResult{}, fmt.Errorf("benchpod %s %s: output %q: %v", variant, op, out, err)
 	}
-	return time.Duration(r.Seconds * float64(time.Second)), r.Bytes, nil
+	return clusterResult{time.Duration(r.Seconds * float64(time.Second)), r.Bytes, r.Redirected}, nil
+}
+
+// clusterResult is one benchpod transfer: its time inside the pod, the bytes, and how many blob
+// downloads came from another host than the registry (redirects to the object store).
+type clusterResult struct {
+	d          time.Duration
+	bytes      int64
+	redirected int
 }
 
 // installBenchPod builds benchpod for the cluster's node (static, linux/amd64 like the host) and
@@ -553,16 +565,32 @@ func (b *bench) installBenchPod(ctx context.Context) error {
 	return nil
 }
 
+// newDataResult starts the result of a data-path part, stored by set (under the results' lock),
+// and returns it with the layer size of the configured image.
+func (b *bench) newDataResult(set func(*dataResult)) (*dataResult, int64) {
+	res := &dataResult{Layers: b.cfg.Layers, Parallel: b.cfg.Parallel}
+	b.res.mu.Lock()
+	set(res)
+	b.res.mu.Unlock()
+	return res, int64(b.cfg.SizeMiB/b.cfg.Layers) << 20
+}
+
+// record adds a transfer to res (MiB/s computed here) and logs it.
+func (b *bench) record(t *testing.T, res *dataResult, s dataSample) {
+	t.Helper()
+	s.MiBps = float64(s.Bytes) / (1 << 20) / s.Seconds
+	b.res.mu.Lock()
+	res.Samples = append(res.Samples, s)
+	b.res.mu.Unlock()
+	t.Logf("round %d/%d %-4s %-20s %6.1f MiB in %6.2fs = %7.1f MiB/s", s.Round, b.cfg.Runs, s.Op, s.Variant, float64(s.Bytes)/(1<<20), s.Seconds, s.MiBps)
+}
+
 // benchData measures push and pull of a fresh random image per round and variant, the variants
 // interleaved (and rotated) within each round so that machine noise hits all of them alike.
 func (b *bench) benchData(t *testing.T) {
 	ctx := context.Background()
 	cfg := b.cfg
-	layerBytes := int64(cfg.SizeMiB/cfg.Layers) << 20
-	res := &dataResult{Layers: cfg.Layers, Parallel: cfg.Parallel}
-	b.res.mu.Lock()
-	b.res.Data = res
-	b.res.mu.Unlock()
+	res, layerBytes := b.newDataResult(func(r *dataResult) { b.res.Data = r })
 
 	ingress, err := b.newIngressClient()
 	if err != nil {
@@ -672,13 +700,14 @@ func (b *bench) benchData(t *testing.T) {
 						return pf.pull(ctx, cfg.Layers, cfg.Parallel)
 					})
 				case varClusterSvc, varClusterIngress:
-					var in time.Duration
+					var in clusterResult
 					_, err = op(ctx, func(ctx context.Context) error {
 						var err error
-						in, bytes, err = b.clusterOp(ctx, v, phase, imIngress, cfg.Parallel)
+						in, err = b.clusterOp(ctx, v, phase, imIngress, cfg.Parallel)
 						return err
 					})
-					d = in // timed inside the pod: kubectl exec's own overhead is not part of the transfer
+					// Timed inside the pod: kubectl exec's own overhead is not part of the transfer.
+					d, bytes = in.d, in.bytes
 				case varDisk:
 					bytes = layerBytes * int64(cfg.Layers)
 					d, err = op(ctx, func(ctx context.Context) error {
@@ -700,12 +729,7 @@ func (b *bench) benchData(t *testing.T) {
 					}
 					continue
 				}
-				s := dataSample{Round: r + 1, Seq: seq + 1, Variant: v, Op: phase, Bytes: bytes, Seconds: d.Seconds(),
-					MiBps: float64(bytes) / (1 << 20) / d.Seconds()}
-				b.res.mu.Lock()
-				res.Samples = append(res.Samples, s)
-				b.res.mu.Unlock()
-				t.Logf("round %d/%d %-4s %-7s %6.1f MiB in %6.2fs = %7.1f MiB/s", r+1, cfg.Runs, phase, v, float64(bytes)/(1<<20), d.Seconds(), s.MiBps)
+				b.record(t, res, dataSample{Round: r + 1, Seq: seq + 1, Variant: v, Op: phase, Bytes: bytes, Seconds: d.Seconds()})
 			}
 		}
 		// The pushed images stay in the registry (later parts run GC over them); the local copies go.

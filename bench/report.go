@@ -85,12 +85,16 @@ func rangeOf(xs []float64, format func(float64) string) string {
 
 // dataLabels describe the variants in the tables.
 var dataLabels = map[string][2]string{
-	varIngress:        {"Ingress", "https → ingress address (sandbox: kubectl port-forward) → Traefik → Service → 2 replicas, Redis cache"},
-	varDirect:         {"direct to one pod", "http → kubectl port-forward → one registry pod :5000 (same auth)"},
-	varPF:             {"port-forward alone", "the same bytes through kubectl port-forward to `nc` in a pod (no registry)"},
-	varDisk:           {"disk", "push: plain copy + fsync of the layer files on the registry's filesystem; pull: read back + sha256"},
-	varClusterIngress: {"in cluster → ingress", "benchpod (same Go client) in a pod → ingress controller's HTTPS entry point (SNI: registry, TLS verified) → 2 replicas; no port-forward; layers only (no manifest)"},
-	varClusterSvc:     {"in cluster → Service", "benchpod in a pod → registry Service → one of 2 pods, http; no port-forward; layers only"},
+	varIngress:          {"Ingress", "https → ingress address (sandbox: kubectl port-forward) → Traefik → Service → 2 replicas, Redis cache"},
+	varDirect:           {"direct to one pod", "http → kubectl port-forward → one registry pod :5000 (same auth)"},
+	varPF:               {"port-forward alone", "the same bytes through kubectl port-forward to `nc` in a pod (no registry)"},
+	varDisk:             {"disk", "push: plain copy + fsync of the layer files on the registry's filesystem; pull: read back + sha256"},
+	varClusterIngress:   {"in cluster → ingress", "benchpod (same Go client) in a pod → ingress controller's HTTPS entry point (SNI: registry, TLS verified) → 2 replicas; no port-forward; layers only (no manifest)"},
+	varClusterSvc:       {"in cluster → Service", "benchpod in a pod → registry Service → one of 2 pods, http; no port-forward; layers only"},
+	varS3Ingress:        {"S3: Ingress", "as Ingress, storageDriver s3 (the S3 fixture: versitygw, posix on the node's disk, TLS)"},
+	varS3ClusterIngress: {"S3: in cluster → ingress", "as in cluster → ingress, storageDriver s3"},
+	varS3ClusterSvc:     {"S3: in cluster → Service", "as in cluster → Service, storageDriver s3: the registry proxies every byte"},
+	varS3Redirect:       {"S3: in cluster → Service, redirect", "storageRedirect on: GET answered 307, benchpod follows the presigned URL to the S3 Service (pull only)"},
 }
 
 func (r *benchResults) markdown(failed bool) string {
@@ -168,20 +172,31 @@ func (r *benchResults) markdown(failed bool) string {
 		w("Image of %s (%d layers of random data, uncompressed tar, fresh per run so nothing is deduplicated), %d layers moved at once; "+
 			"each variant pushes then pulls (sha256 verified) in every round, in rotated order (A,B,C,D / B,C,D,A / …).\n\n",
 			kit.MiB(int(d.ImageBytes)), d.Layers, d.Parallel)
-		w("| variant | path | push MiB/s (median) | push min–max | pull MiB/s (median) | pull min–max | runs |\n|---|---|---|---|---|---|---|\n")
-		for _, v := range dataVariants {
-			var push, pull []float64
-			for _, s := range d.Samples {
-				if s.Variant == v && s.Op == "push" {
-					push = append(push, s.MiBps)
-				} else if s.Variant == v && s.Op == "pull" {
-					pull = append(pull, s.MiBps)
-				}
-			}
-			w("| %s | %s | **%s** | %s | **%s** | %s | %d |\n", dataLabels[v][0], dataLabels[v][1], f1(median(push)), rangeOf(push, f1),
-				f1(median(pull)), rangeOf(pull, f1), max(len(push), len(pull)))
-		}
+		w("%s", variantTable(d, dataVariants))
 		w("\n")
+	}
+
+	if d := r.S3; d != nil && len(d.Samples) > 0 {
+		w("\n## 1b. Data path on S3\n\n")
+		w("The same stack moved to `storageDriver: s3` (`pulumi up`), image of %s (%d layers), %d at once, one fresh image per round through the rotated variants; "+
+			"then `storageRedirect: true` (`pulumi up`) and the same images pulled again in cluster, following the redirects (not interleaved with the others: it needs a rollout).\n\n",
+			kit.MiB(int(d.ImageBytes)), d.Layers, d.Parallel)
+		w("%s", variantTable(d, s3Variants))
+		w("\n| ratio of medians | push | pull |\n|---|---|---|\n")
+		for _, v := range s3Variants {
+			fs := r.Data
+			if fs == nil {
+				break
+			}
+			sp, _ := d.median(v, "push")
+			sl, _ := d.median(v, "pull")
+			bp, _ := fs.median(s3Base[v], "push")
+			bl, _ := fs.median(s3Base[v], "pull")
+			w("| %s / filesystem %s | %s | %s |\n", dataLabels[v][0], dataLabels[s3Base[v]][0], ratio(sp, bp), ratio(sl, bl))
+		}
+		rd, _ := d.median(varS3Redirect, "pull")
+		px, _ := d.median(varS3ClusterSvc, "pull")
+		w("| S3 in cluster: redirect / proxied by the registry | | %s |\n\n", ratio(rd, px))
 	}
 
 	if h := r.Head; h != nil && len(h.Samples) > 0 {
@@ -307,4 +322,23 @@ func (r *benchResults) markdown(failed bool) string {
 // pooledWarm is the warm samples of a path from both warm phases.
 func (h *headResult) pooledWarm(path string) []float64 {
 	return append(append([]float64{}, h.Samples[headWarm+"/"+path]...), h.Samples[headWarm2+"/"+path]...)
+}
+
+// variantTable is the table of data-path variants: medians and ranges of push and pull.
+func variantTable(d *dataResult, variants []string) string {
+	var b strings.Builder
+	b.WriteString("| variant | path | push MiB/s (median) | push min–max | pull MiB/s (median) | pull min–max | runs |\n|---|---|---|---|---|---|---|\n")
+	for _, v := range variants {
+		var push, pull []float64
+		for _, s := range d.Samples {
+			if s.Variant == v && s.Op == "push" {
+				push = append(push, s.MiBps)
+			} else if s.Variant == v && s.Op == "pull" {
+				pull = append(pull, s.MiBps)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | **%s** | %s | **%s** | %s | %d |\n", dataLabels[v][0], dataLabels[v][1], f1(median(push)), rangeOf(push, f1),
+			f1(median(pull)), rangeOf(pull, f1), max(len(push), len(pull)))
+	}
+	return b.String()
 }

@@ -24,7 +24,9 @@ type benchResults struct {
 	Data     *dataResult   `json:"data,omitempty"`
 	Head     *headResult   `json:"head,omitempty"`
 	GC       *gcResult     `json:"gc,omitempty"`
-	Notes    []string      `json:"notes,omitempty"`
+	// S3 is the data path with storageDriver s3 (variants s3-*), same image size and rounds.
+	S3    *dataResult `json:"s3,omitempty"`
+	Notes []string    `json:"notes,omitempty"`
 }
 
 func (r *benchResults) note(s string) {

@@ -325,8 +325,10 @@ func (f *fixture) stepDestroy(t *testing.T) {
 	if len(survivors) == 0 {
 		survivors = append(survivors, "nothing")
 	}
-	msg := "survived pulumi destroy:\n" + strings.Join(survivors, "\n") +
-		"\nreclaim: kubectl delete pv " + f.Out.VolumeName + "; rm -rf " + f.Settings.HostPath + " on the node (teardown does both)"
+	msg := "survived pulumi destroy:\n" + strings.Join(survivors, "\n")
+	if f.Settings.S3 == nil {
+		msg += "\nreclaim: kubectl delete pv " + f.Out.VolumeName + "; rm -rf " + f.Settings.HostPath + " on the node (teardown does both)"
+	}
 	t.Log(msg)
 	f.Report.Fact("%s", msg)
 }

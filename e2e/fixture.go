@@ -19,6 +19,9 @@ type fixture struct {
 	survivors []*kit.Image       // every acknowledged image that must still pull later
 	uploads   []kit.UploadRecord // upload sessions of the pushes, to find in the registry logs
 
+	// s3 is the S3 store of the S3 suite (nil in the filesystem suite).
+	s3 *kit.S3Store
+
 	// retired are secrets the rotation steps replaced (name -> value): like the current ones they
 	// must never appear in plain text in the state, logs, outputs or ConfigMaps.
 	retired map[string]string

@@ -13,9 +13,19 @@ import (
 	"github.com/regstack/registry-stack/e2e/kit"
 )
 
-// blobDataPath is where the filesystem driver keeps a blob inside the registry pod.
+// blobDataPath is where a blob's data is below the storage root ($ROOT of storeExec): the
+// filesystem driver's layout, which the S3 fixture (a posix-backed store) keeps as files too.
 func blobDataPath(digestHex string) string {
-	return "/var/lib/registry/docker/registry/v2/blobs/sha256/" + digestHex[:2] + "/" + digestHex + "/data"
+	return "$ROOT/docker/registry/v2/blobs/sha256/" + digestHex[:2] + "/" + digestHex + "/data"
+}
+
+// storeExec runs a shell script where the registry's storage is visible as files, with $ROOT set
+// to its root: the registry pod's volume, or the S3 fixture's bucket directory (prefix included).
+func (f *fixture) storeExec(ctx context.Context, script string) (string, error) {
+	if f.s3 != nil {
+		return f.s3.Exec(ctx, f.Kube, script)
+	}
+	return f.Kube.Exec(ctx, "deploy/"+f.Out.DeploymentName, "registry", "ROOT=/var/lib/registry\n"+script)
 }
 
 // blobsOnDisk checks with one `kubectl exec` which of the blobs have a data file in the storage
@@ -25,7 +35,7 @@ func (f *fixture) blobsOnDisk(ctx context.Context, blobs []kit.Blob) (map[string
 	for _, b := range blobs {
 		fmt.Fprintf(&script, "if test -e %s; then echo present %s; else echo absent %s; fi\n", blobDataPath(b.Hex()), b.Digest, b.Digest)
 	}
-	out, err := f.Kube.Exec(ctx, "deploy/"+f.Out.DeploymentName, "registry", script.String())
+	out, err := f.storeExec(ctx, script.String())
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,8 @@ type client struct {
 	base       *url.URL
 	hc         *http.Client
 	user, pass string
+	// redirected counts blob downloads served from another host (the object store).
+	redirected atomic.Int64
 }
 
 func main() {
@@ -47,6 +50,7 @@ func main() {
 	base := flag.String("base", "", "registry base URL (http, or https with -ca-b64)")
 	caB64 := flag.String("ca-b64", "", "https: base64 of the PEM CA certificate to trust (the stack's caCertPem)")
 	connect := flag.String("connect", "", "host:port to connect to instead of the base URL's host (ingress controller)")
+	storeCAB64 := flag.String("store-ca-b64", "", "base64 of the PEM CA of the object store that blob downloads are redirected to (storageRedirect)")
 	repo := flag.String("repo", "", "repository")
 	layers := flag.Int("layers", 4, "push: number of layers")
 	layerBytes := flag.Int64("layer-bytes", 1<<20, "push: bytes per layer")
@@ -54,13 +58,13 @@ func main() {
 	blobs := flag.String("blobs", "", "pull: digest:size,...")
 	timeout := flag.Duration("timeout", 10*time.Minute, "overall timeout")
 	flag.Parse()
-	if err := run(*mode, *base, *connect, *caB64, *repo, *layers, *layerBytes, *parallel, *blobs, *timeout); err != nil {
+	if err := run(*mode, *base, *connect, *caB64, *storeCAB64, *repo, *layers, *layerBytes, *parallel, *blobs, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchpod:", err)
 		os.Exit(1)
 	}
 }
 
-func run(mode, base, connect, caB64, repo string, layers int, layerBytes int64, parallel int, blobs string, timeout time.Duration) error {
+func run(mode, base, connect, caB64, storeCAB64, repo string, layers int, layerBytes int64, parallel int, blobs string, timeout time.Duration) error {
 	creds, err := bufio.NewReader(os.Stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read credentials: %w", err)
@@ -77,23 +81,37 @@ func run(mode, base, connect, caB64, repo string, layers int, layerBytes int64, 
 	if !strings.Contains(target, ":") {
 		target += map[string]string{"http": ":80", "https": ":443"}[u.Scheme]
 	}
-	var tlsConfig *tls.Config
-	if u.Scheme == "https" {
-		pemCA, err := base64.StdEncoding.DecodeString(caB64)
-		pool := x509.NewCertPool()
-		if err != nil || !pool.AppendCertsFromPEM(pemCA) {
-			return errors.New("https: -ca-b64 must be the base64 of a PEM CA certificate")
+	// One pool for the registry's CA and the store's: TLS names come from each request's URL.
+	pool := x509.NewCertPool()
+	for _, c := range []struct{ flag, b64 string }{{"-ca-b64", caB64}, {"-store-ca-b64", storeCAB64}} {
+		if c.b64 == "" {
+			continue
 		}
-		tlsConfig = &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+		pemCA, err := base64.StdEncoding.DecodeString(c.b64)
+		if err != nil || !pool.AppendCertsFromPEM(pemCA) {
+			return fmt.Errorf("%s must be the base64 of a PEM CA certificate", c.flag)
+		}
 	}
+	if u.Scheme == "https" && caB64 == "" {
+		return errors.New("https: -ca-b64 is required")
+	}
+	tlsConfig := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	if connect != "" {
 		target = connect
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	registryAddr := u.Host
+	if u.Port() == "" {
+		registryAddr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+	}
 	tr := &http.Transport{
-		// Every request goes to the one target, whatever host a Location header names.
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, target)
+		// Requests to the registry's host go to the one target, whatever its name resolves to;
+		// a redirect to the object store (storageRedirect) dials the store by its own name.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr == registryAddr {
+				return dialer.DialContext(ctx, network, target)
+			}
+			return dialer.DialContext(ctx, network, addr)
 		},
 		TLSClientConfig:     tlsConfig,
 		MaxIdleConnsPerHost: 16,
@@ -149,7 +167,7 @@ func run(mode, base, connect, caB64, repo string, layers int, layerBytes int64, 
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(map[string]any{"seconds": elapsed.Seconds(), "bytes": total})
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"seconds": elapsed.Seconds(), "bytes": total, "redirected": c.redirected.Load()})
 }
 
 func (c *client) do(ctx context.Context, method, u string, body io.Reader, size int64, expect int) (*http.Response, error) {
@@ -228,6 +246,9 @@ func (c *client) pull(ctx context.Context, repo, digest string, size int64) erro
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	if resp.Request.URL.Host != c.base.Host {
+		c.redirected.Add(1)
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, resp.Body)

@@ -33,10 +33,15 @@ func (f *Fixture) LoadOutputs(ctx context.Context) error {
 		"url": &o.URL, "hostname": &o.Hostname, "namespace": &o.Namespace, "username": &o.Username,
 		"password": &o.Password, "caCertPem": &o.CACertPEM, "deploymentName": &o.DeploymentName,
 		"serviceName": &o.ServiceName, "gcCronJobName": &o.GCCronJobName,
-		"redisDeploymentName": &o.RedisDeploymentName, "claimName": &o.ClaimName,
+		"redisDeploymentName": &o.RedisDeploymentName, "storage": &o.Storage,
 		"tlsSecretName": &o.TLSSecretName, "routing": &o.Routing,
 	} {
 		if err := get(key, dst); err != nil {
+			return err
+		}
+	}
+	if f.Settings.S3 == nil {
+		if err := get("claimName", &o.ClaimName); err != nil {
 			return err
 		}
 	}
@@ -88,6 +93,9 @@ func (f *Fixture) WaitReady(ctx context.Context, replicas int) error {
 	}
 	if _, err := f.Kube.WaitReadyPods(ctx, RedisPodSelector, 1, ReadyTimeout); err != nil {
 		return err
+	}
+	if f.Settings.S3 != nil {
+		return nil // no claim: the images are in the bucket
 	}
 	phase, err := f.Kube.NS(ctx, "get", "pvc", f.Out.ClaimName, "-o", "jsonpath={.status.phase}")
 	if err != nil {

@@ -26,7 +26,10 @@ type Fixture struct {
 	// PlatformGateway: the existing-Gateway fixture namespace exists and teardown must delete it.
 	PlatformGateway bool
 
-	Out         StackOutputs
+	Out StackOutputs
+	// FixtureNamespaces hold test fixtures (an S3 store, ...) that teardown deletes.
+	FixtureNamespaces []string
+
 	IngressAddr string
 	stopPF      func() // stops the port-forward this suite started, if any
 	Client      *RegistryClient
@@ -37,7 +40,9 @@ type StackOutputs struct {
 	URL, Hostname, Namespace, Username, Password, CACertPEM         string
 	DeploymentName, ServiceName, GCCronJobName, RedisDeploymentName string
 	ClaimName, VolumeName                                           string
-	TLSSecretName, Routing                                          string
+	// Storage describes the storage driver (output storage).
+	Storage                string
+	TLSSecretName, Routing string
 	// Passwords maps every account (username first, then extraAccounts) to its password.
 	Passwords map[string]string
 }
@@ -160,6 +165,11 @@ func (f *Fixture) teardown(t *testing.T) {
 		}
 	}
 	f.DeletePlatformNamespace(ctx, t)
+	for _, ns := range f.FixtureNamespaces {
+		if _, err := f.Kube.Run(ctx, false, "delete", "namespace", ns, "--ignore-not-found", "--wait=false"); err != nil {
+			t.Errorf("teardown: delete fixture namespace %s: %v", ns, err)
+		}
+	}
 	for _, pv := range f.LeftoverPVs(ctx, t) {
 		if _, err := f.Kube.Run(ctx, false, "delete", "pv", pv, "--ignore-not-found", "--wait=false"); err != nil {
 			t.Errorf("teardown: delete pv %s: %v", pv, err)

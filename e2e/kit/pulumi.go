@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // testPassphrase encrypts the throwaway stack's secrets. It is fixed on purpose: the state lives in
@@ -137,7 +139,8 @@ func (p *PulumiCLI) SetConfig(ctx context.Context, config map[string]string) err
 	}
 	values := map[string]entry{}
 	for k, v := range config {
-		e := entry{Value: v}
+		// Credentials as a user must set them: `pulumi config set --secret`.
+		e := entry{Value: v, Secret: stackconfig.IsSecretKey(k)}
 		if strings.HasPrefix(strings.TrimSpace(v), "[") {
 			list := []string{}
 			if err := json.Unmarshal([]byte(v), &list); err != nil {

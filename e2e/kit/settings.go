@@ -24,7 +24,7 @@ type Settings struct {
 	// IngressClass is the IngressClass of the target cluster (traefik on the sandbox, nginx on minikube).
 	IngressClass string
 
-	StorageMode  string // hostPath | dynamic
+	StorageMode  string // hostPath | dynamic | s3 (set by the S3 suite with S3)
 	StorageClass string // only used in dynamic mode
 	// HostPath is the node directory of the hostPath PV. The sandbox node is this machine, so the
 	// suite can look at the directory directly; on a remote node those checks are skipped.
@@ -50,6 +50,9 @@ type Settings struct {
 	GatewayPort     string
 	GatewayHTTPPort string
 
+	// S3 is the object store of the S3 suite (storageDriver s3); nil: the filesystem driver.
+	S3 *S3Target
+
 	// Keep leaves the stack, namespace, PV and temp dirs in place when the suite fails (debugging).
 	Keep bool
 
@@ -60,6 +63,14 @@ type Settings struct {
 	// LogDir keeps the full output of every pulumi/kubectl call that produces a lot of text. It is
 	// not removed, so a failed run can be investigated.
 	LogDir string
+}
+
+// S3Target is an S3 endpoint and bucket the suite deployed as a test fixture.
+type S3Target struct {
+	Endpoint, Bucket, RootDirectory, CAPEM string
+	AccessKey, SecretKey                   string
+	// Redirect turns storageRedirect on.
+	Redirect bool
 }
 
 // Env is the trimmed value of the environment variable name, or def when it is empty.
@@ -162,10 +173,24 @@ func (s *Settings) StackConfig() map[string]string {
 		"extraAccounts":      `["ci","cluster-a"]`,
 		"logLevel":           "info",
 	}
-	switch s.StorageMode {
-	case "hostPath":
+	switch {
+	case s.S3 != nil:
+		delete(c, "storageMode")
+		delete(c, "pvSize")
+		delete(c, "pvcSize")
+		c["storageDriver"] = "s3"
+		c["s3Endpoint"] = s.S3.Endpoint
+		c["s3Bucket"] = s.S3.Bucket
+		c["s3Region"] = "us-east-1"
+		c["s3ForcePathStyle"] = "true"
+		c["s3RootDirectory"] = s.S3.RootDirectory
+		c["s3CaBundlePem"] = s.S3.CAPEM
+		c["s3AccessKeyId"] = s.S3.AccessKey
+		c["s3SecretAccessKey"] = s.S3.SecretKey
+		c["storageRedirect"] = fmt.Sprint(s.S3.Redirect)
+	case s.StorageMode == "hostPath":
 		c["storageHostPath"] = s.HostPath
-	case "dynamic":
+	case s.StorageMode == "dynamic":
 		c["storageClassName"] = s.StorageClass
 	}
 	return c
