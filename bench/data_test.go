@@ -391,6 +391,10 @@ const pfPodName = "bench-pf"
 
 func (b *bench) startPFProbe(ctx context.Context, layerBytes int64) (*pfProbe, error) {
 	k := b.f.Kube
+	// A part that failed before its cleanup leaves the pod behind; the name must be free.
+	if _, err := k.NS(ctx, "delete", "pod", pfPodName, "--ignore-not-found", "--wait=true"); err != nil {
+		return nil, fmt.Errorf("delete old %s pod: %w", pfPodName, err)
+	}
 	script := fmt.Sprintf(`set -e
 head -c %[1]d /dev/urandom > /tmp/blob
 nc -ll -p 9000 -e sh -c 'head -c %[1]d >/dev/null && echo ok' &
@@ -400,6 +404,11 @@ wait`, layerBytes)
 	if _, err := k.NS(ctx, "run", pfPodName, "--image", kit.Env("BENCH_BUSYBOX_IMAGE", "busybox:1.35.0"), "--image-pull-policy", "IfNotPresent",
 		"--restart", "Never", "--labels", "app.kubernetes.io/name=registry-stack-bench", "--command", "--", "sh", "-c", script); err != nil {
 		return nil, fmt.Errorf("start %s pod: %w", pfPodName, err)
+	}
+	// Ready first: port-forward refuses a pod the API still reports Pending (seen right after the
+	// deploy part's cycles, although exec already worked), then the nc servers' marker file.
+	if _, err := k.NS(ctx, "wait", "--for=condition=Ready", "pod/"+pfPodName, "--timeout=120s"); err != nil {
+		return nil, fmt.Errorf("%s pod not Ready: %w\nevents:\n%s", pfPodName, err, k.Events(ctx))
 	}
 	err := kit.Poll(ctx, 2*time.Minute, time.Second, func() (bool, error) {
 		_, err := k.NS(ctx, "exec", pfPodName, "--", "test", "-e", "/tmp/ready")
