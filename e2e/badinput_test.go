@@ -23,6 +23,8 @@ type badConfigCase struct {
 	key, value string
 	path       bool // set with `pulumi config set --path` (list element)
 	up         bool // also run `pulumi up --yes`: it must fail the same way and create nothing
+	// secret: a credential set in plain text; refused, and the message must not repeat it.
+	secret bool
 }
 
 var badConfigCases = []badConfigCase{
@@ -38,6 +40,7 @@ var badConfigCases = []badConfigCase{
 	{key: "registryImage", value: "registry:2.8.3"}, // v2 cannot read the rendered v3 config
 	{key: "routing", value: "loadbalancer"},
 	{key: "tlsSource", value: "acme"},
+	{key: "s3SecretAccessKey", value: "plain-text-secret-key-e2e", secret: true},
 }
 
 // configKeyRE finds the keys an error message of the program names: config "KEY": ...
@@ -98,7 +101,11 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 	var lines []string
 	for _, c := range badConfigCases {
 		label := fmt.Sprintf("%s=%q", c.key, c.value)
-		t.Run(fileSafe(c.key+"-"+c.value), func(t *testing.T) {
+		name := c.key + "-" + c.value
+		if c.secret {
+			label, name = c.key+"=<plaintext credential>", c.key+"-plaintext"
+		}
+		t.Run(fileSafe(name), func(t *testing.T) {
 			if err := os.WriteFile(p.ConfigFile, pristine, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +122,7 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 			}
 			for _, cmd := range commands {
 				start := time.Now()
-				out, err := p.RunLong(ctx, kit.PreviewTimeout, "bad-"+cmd[0]+"-"+fileSafe(c.key+"-"+c.value), cmd...)
+				out, err := p.RunLong(ctx, kit.PreviewTimeout, "bad-"+cmd[0]+"-"+fileSafe(name), cmd...)
 				took := time.Since(start)
 				if err == nil {
 					if cmd[0] == "up" {
@@ -132,7 +139,12 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 				if !named[c.key] || len(named) != 1 {
 					t.Errorf("pulumi %s with %s: the error names keys %v, want exactly %q:\n%s", cmd[0], label, keysOf(named), c.key, kit.Tail(msg, 15))
 				}
-				if !strings.Contains(msg, fmt.Sprintf("%q", c.value)) {
+				switch {
+				case c.secret && strings.Contains(out+msg, c.value):
+					t.Errorf("pulumi %s with plaintext %s: the output repeats the credential", cmd[0], c.key)
+				case c.secret && !strings.Contains(msg, "--secret"):
+					t.Errorf("pulumi %s with plaintext %s: the error does not say to use --secret:\n%s", cmd[0], c.key, kit.Tail(msg, 15))
+				case !c.secret && !strings.Contains(msg, fmt.Sprintf("%q", c.value)):
 					t.Errorf("pulumi %s with %s: the error does not quote the value:\n%s", cmd[0], label, kit.Tail(msg, 15))
 				}
 				reason := ""
