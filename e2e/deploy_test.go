@@ -53,7 +53,11 @@ func (f *fixture) stepDeploy(t *testing.T) {
 	}
 
 	err = f.Timed("wait Ready", func() (string, error) {
-		return "registry x2, redis, PVC Bound", f.WaitReady(ctx, 2)
+		note := "registry x2, redis, PVC Bound"
+		if f.Settings.S3 != nil {
+			note = "registry x2, redis (no claim: s3)"
+		}
+		return note, f.WaitReady(ctx, 2)
 	})
 	if err != nil {
 		t.Fatalf("%v\nevents:\n%s", err, f.Kube.Events(ctx))
