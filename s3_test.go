@@ -123,3 +123,20 @@ func TestFilesystemStackHasNoRegistryServiceAccount(t *testing.T) {
 		}
 	}
 }
+
+// A rotated S3 key rolls the registry pods: they read it from the environment only at start.
+func TestS3KeyRotationRollsTheRegistry(t *testing.T) {
+	checksum := func(secretKey string) string {
+		cfg := s3Config()
+		cfg["s3SecretAccessKey"] = secretKey
+		dep := run(t, cfg).Get(t, tDeployment, "registry")
+		return dep.String("spec", "template", "metadata", "annotations", "checksum/config")
+	}
+	before, after := checksum("first-secret-access-key"), checksum("second-secret-access-key")
+	if before == "" || before == after {
+		t.Errorf("checksum/config %q before and %q after the key changed: the pods would keep the old key", before, after)
+	}
+	if strings.Contains(before, "first-secret-access-key") {
+		t.Error("the checksum annotation carries the key itself")
+	}
+}

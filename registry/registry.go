@@ -228,7 +228,12 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		serviceAccount = sa.Metadata.Name().Elem()
 	}
 
-	checksum := kube.Checksum(pulumi.Sprintf("%s\n%s", rendered, htpasswdFile))
+	podInputs := pulumi.Sprintf("%s\n%s", rendered, htpasswdFile)
+	if a.Storage.Revision != nil {
+		// A new S3 key or CA bundle reaches the pods only when they restart.
+		podInputs = pulumi.Sprintf("%s\n%s", podInputs, a.Storage.Revision)
+	}
+	checksum := kube.Checksum(podInputs)
 	deployment, err := appsv1.NewDeployment(ctx, name, &appsv1.DeploymentArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
 		Spec: &appsv1.DeploymentSpecArgs{

@@ -2,6 +2,9 @@ package storage
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -42,6 +45,14 @@ func newS3(ctx *pulumi.Context, name string, namespace pulumi.StringInput, s3 *s
 		secretName = secret.Metadata.Name().Elem()
 	}
 	comp.Backend = S3Backend(s3, secretName)
+	if len(data) > 0 {
+		keys := slices.Sorted(maps.Keys(data))
+		var text strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&text, "%s=%s\n", k, data[k])
+		}
+		comp.Backend.Revision = pulumi.ToSecret(pulumi.String(text.String())).(pulumi.StringOutput)
+	}
 	return nil
 }
 

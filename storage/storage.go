@@ -71,6 +71,10 @@ type Backend struct {
 	Mounts  corev1.VolumeMountArray
 	// Env is added to the containers that use the storage (credentials from a Secret).
 	Env corev1.EnvVarArray
+	// Revision is what long-running pods read only at start besides their config (the S3
+	// Secret's key and CA bundle), as a secret; nil when there is none. A change must roll them:
+	// env from a Secret and the SDK's CA pool are not reloaded.
+	Revision pulumi.StringInput
 	// CoLocate: every pod that mounts the storage must run on one node (a ReadWriteOnce claim).
 	CoLocate bool
 	// ServiceAccountAnnotations bind the pods' ServiceAccount to a cloud identity that grants
