@@ -141,7 +141,8 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	route, err := newRoute(ctx, cfg, namespace, reg, cert, k8s)
+	routes := []kube.Route{{Name: registryName, Hostnames: cfg.DNSNames(), ServiceName: reg.ServiceName, ServicePort: registry.Port}}
+	route, err := newRoute(ctx, cfg, namespace, routes, cert, k8s)
 	if err != nil {
 		return nil, err
 	}
@@ -183,8 +184,9 @@ type routeInfo struct {
 	Name pulumi.StringOutput
 }
 
-// newRoute registers the way in that cfg.Routing chooses (exactly one is set).
-func newRoute(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.StringInput, reg *registry.Registry,
+// newRoute registers the way in that cfg.Routing chooses (exactly one is set) for the routes, the
+// registry's first.
+func newRoute(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.StringInput, routes []kube.Route,
 	cert *tlscert.TLS, k8s pulumi.ResourceOption) (*routeInfo, error) {
 	r := cfg.Routing
 	switch {
@@ -199,14 +201,12 @@ func newRoute(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.Str
 		}
 		ing, err := ingress.NewIngress(ctx, registryName, &ingress.IngressArgs{
 			Namespace:         namespace,
-			Hostnames:         cfg.DNSNames(),
+			Routes:            routes,
 			ClassName:         r.Ingress.ClassName,
 			Controller:        r.Controller,
 			TraefikEntryPoint: r.Ingress.TraefikEntryPoint,
 			SourceRanges:      r.SourceRanges,
 			TLSSecretName:     cert.SecretName,
-			ServiceName:       reg.ServiceName,
-			ServicePort:       registry.Port,
 		}, k8s)
 		if err != nil {
 			return nil, err
@@ -215,14 +215,12 @@ func newRoute(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.Str
 	case r.Gateway != nil:
 		gw, err := gateway.NewGateway(ctx, registryName, &gateway.GatewayArgs{
 			Namespace:     namespace,
-			Hostnames:     cfg.DNSNames(),
+			Routes:        routes,
 			Create:        r.Gateway.Create,
 			Existing:      r.Gateway.Existing,
 			Controller:    r.Controller,
 			SourceRanges:  r.SourceRanges,
 			TLSSecretName: cert.SecretName,
-			ServiceName:   reg.ServiceName,
-			ServicePort:   registry.Port,
 		}, k8s)
 		if err != nil {
 			return nil, err

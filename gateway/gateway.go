@@ -33,8 +33,8 @@ const (
 type GatewayArgs struct {
 	// Required: namespace of every object the stack creates.
 	Namespace pulumi.StringInput
-	// Required: the DNS names routed, the hostname first.
-	Hostnames []string
+	// Required: the routes, the registry's first; one HTTPRoute each.
+	Routes []kube.Route
 	// Create makes a Gateway in Namespace.
 	Create *stackconfig.CreatedGateway
 	// Existing attaches to a Gateway the stack does not manage.
@@ -44,18 +44,15 @@ type GatewayArgs struct {
 	// Optional: defaults to none (all sources). Client CIDRs allowed in (Traefik only; validation
 	// refuses them elsewhere unless the user enforces them outside the stack).
 	SourceRanges []string
-	// Required: the kubernetes.io/tls Secret of the hostnames, in Namespace.
+	// Required: the kubernetes.io/tls Secret of every route's hostnames, in Namespace.
 	TLSSecretName pulumi.StringInput
-	// Required: the registry Service and its port.
-	ServiceName pulumi.StringInput
-	ServicePort int
 }
 
 // Gateway is the Gateway API entry point of the registry.
 type Gateway struct {
 	pulumi.ResourceState
 
-	// RouteName names the HTTPRoute.
+	// RouteName names the first route's HTTPRoute (the registry's).
 	RouteName pulumi.StringOutput `pulumi:"routeName"`
 	// GatewayName and GatewayNamespace name the Gateway the route is attached to.
 	GatewayName      pulumi.StringOutput `pulumi:"gatewayName"`
@@ -63,8 +60,11 @@ type Gateway struct {
 }
 
 func (a *GatewayArgs) validate() error {
-	if a.Namespace == nil || a.ServiceName == nil || a.TLSSecretName == nil || len(a.Hostnames) == 0 || a.ServicePort == 0 {
-		return fmt.Errorf("gateway: Namespace, Hostnames, TLSSecretName, ServiceName and ServicePort are required")
+	if a.Namespace == nil || a.TLSSecretName == nil {
+		return fmt.Errorf("gateway: Namespace and TLSSecretName are required")
+	}
+	if err := kube.ValidateRoutes("gateway", a.Routes); err != nil {
+		return err
 	}
 	if (a.Create == nil) == (a.Existing == nil) {
 		return fmt.Errorf("gateway: exactly one of Create and Existing must be set")
@@ -78,7 +78,7 @@ func (a *GatewayArgs) validate() error {
 	return nil
 }
 
-// NewGateway registers the HTTPRoute and what it needs: the Gateway (Create) or a ReferenceGrant
+// NewGateway registers one HTTPRoute per route and what they need: the Gateway (Create) or a ReferenceGrant
 // letting the existing Gateway's namespace use the TLS Secret, and the source-range Middleware.
 func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pulumi.ResourceOption) (*Gateway, error) {
 	if err := args.validate(); err != nil {
@@ -106,7 +106,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 				Name: pulumi.String(name), Namespace: args.Namespace, Labels: labels,
 				Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String(GatewayWaitFor)},
 			},
-			OtherFields: kubernetes.UntypedArgs{"spec": GatewaySpec(args.Create, args.Hostnames, args.TLSSecretName)},
+			OtherFields: kubernetes.UntypedArgs{"spec": GatewaySpec(args.Create, kube.AllHostnames(args.Routes), args.TLSSecretName)},
 		}, parent, wait)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: gateway: %w", err)
@@ -154,20 +154,24 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 		filters = append(filters, MiddlewareFilter(mwName))
 	}
 
-	route, err := apiextensions.NewCustomResource(ctx, name, &apiextensions.CustomResourceArgs{
-		ApiVersion: pulumi.String(APIVersion),
-		Kind:       pulumi.String("HTTPRoute"),
-		Metadata: &metav1.ObjectMetaArgs{
-			Name: pulumi.String(name), Namespace: args.Namespace, Labels: labels,
-			Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String(RouteWaitFor(parentName))},
-		},
-		OtherFields: kubernetes.UntypedArgs{"spec": RouteSpec(parentRef, args.Hostnames, filters, args.ServiceName, args.ServicePort)},
-	}, parent, wait, pulumi.DependsOn(deps))
-	if err != nil {
-		return nil, fmt.Errorf("gateway: route: %w", err)
+	var routeNames []pulumi.StringOutput
+	for _, r := range args.Routes {
+		route, err := apiextensions.NewCustomResource(ctx, r.Name, &apiextensions.CustomResourceArgs{
+			ApiVersion: pulumi.String(APIVersion),
+			Kind:       pulumi.String("HTTPRoute"),
+			Metadata: &metav1.ObjectMetaArgs{
+				Name: pulumi.String(r.Name), Namespace: args.Namespace, Labels: labels,
+				Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String(RouteWaitFor(parentName))},
+			},
+			OtherFields: kubernetes.UntypedArgs{"spec": RouteSpec(parentRef, r.Hostnames, filters, r.ServiceName, r.ServicePort)},
+		}, parent, wait, pulumi.DependsOn(deps))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: route %s: %w", r.Name, err)
+		}
+		routeNames = append(routeNames, route.Metadata.Name().Elem())
 	}
 
-	comp.RouteName = route.Metadata.Name().Elem()
+	comp.RouteName = routeNames[0]
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"routeName":        comp.RouteName,
 		"gatewayName":      comp.GatewayName,

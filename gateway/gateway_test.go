@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/internal/testutil"
 	"github.com/regstack/registry-stack/stackconfig"
 )
@@ -30,14 +31,13 @@ func runGateway(t *testing.T, args *GatewayArgs) (*testutil.Mocks, error) {
 
 func createdArgs() *GatewayArgs {
 	return &GatewayArgs{
-		Namespace:     pulumi.String("images"),
-		Hostnames:     []string{"registry.example.com", "registry.internal"},
+		Namespace: pulumi.String("images"),
+		Routes: []kube.Route{{Name: "reg", Hostnames: []string{"registry.example.com", "registry.internal"},
+			ServiceName: pulumi.String("registry-svc"), ServicePort: 5000}},
 		Create:        &stackconfig.CreatedGateway{ClassName: "traefik", ListenerPort: 8443},
 		Controller:    stackconfig.ControllerTraefik,
 		SourceRanges:  []string{"10.0.0.0/8"},
 		TLSSecretName: pulumi.String("reg-tls"),
-		ServiceName:   pulumi.String("registry-svc"),
-		ServicePort:   5000,
 	}
 }
 
@@ -219,9 +219,10 @@ func TestRequiredArgs(t *testing.T) {
 		name string
 		edit func(*GatewayArgs)
 	}{
-		{"no hostnames", func(a *GatewayArgs) { a.Hostnames = nil }},
+		{"no routes", func(a *GatewayArgs) { a.Routes = nil }},
+		{"no hostnames", func(a *GatewayArgs) { a.Routes[0].Hostnames = nil }},
 		{"no namespace", func(a *GatewayArgs) { a.Namespace = nil }},
-		{"no service", func(a *GatewayArgs) { a.ServiceName = nil }},
+		{"no service", func(a *GatewayArgs) { a.Routes[0].ServiceName = nil }},
 		{"no TLS secret", func(a *GatewayArgs) { a.TLSSecretName = nil }},
 		{"no gateway", func(a *GatewayArgs) { a.Create = nil }},
 		{"both gateways", func(a *GatewayArgs) {
@@ -240,5 +241,39 @@ func TestRequiredArgs(t *testing.T) {
 				t.Errorf("%d resources registered before the args were rejected", n)
 			}
 		})
+	}
+}
+
+func TestCreatedGatewayListensForEveryRouteAndEachRouteHasItsHTTPRoute(t *testing.T) {
+	a := createdArgs()
+	a.Routes = append(a.Routes, kube.Route{Name: "reg-mirror-hub", Hostnames: []string{"hub.example.com"},
+		ServiceName: pulumi.String("mirror-svc"), ServicePort: 5000})
+	m, err := runGateway(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listeners := m.Get(t, tGateway, "reg").Lookup("spec", "listeners").([]any)
+	var hosts []string
+	for _, l := range listeners {
+		hosts = append(hosts, l.(map[string]any)["hostname"].(string))
+	}
+	if got := strings.Join(hosts, " "); got != "registry.example.com registry.internal hub.example.com" {
+		t.Errorf("listener hostnames = %s, want every route's, the registry's first (listener names unchanged)", got)
+	}
+	if n := len(m.OfType(tRoute)); n != 2 {
+		t.Fatalf("%d HTTPRoutes, want one per route", n)
+	}
+	mirror := m.Get(t, tRoute, "reg-mirror-hub")
+	if got := fmt.Sprint(mirror.Lookup("spec", "hostnames")); got != "[hub.example.com]" {
+		t.Errorf("mirror route hostnames = %s", got)
+	}
+	if got := mirror.String("spec", "rules", 0, "backendRefs", 0, "name"); got != "mirror-svc" {
+		t.Errorf("mirror route backend = %q", got)
+	}
+	if got := mirror.String("spec", "rules", 0, "filters", 0, "extensionRef", "name"); got != "reg-gateway-allow" {
+		t.Errorf("mirror route filter = %q, want the shared source-range Middleware", got)
+	}
+	if n := len(m.OfType(tMiddleware)); n != 1 {
+		t.Errorf("%d Middlewares, want one shared by the routes", n)
 	}
 }

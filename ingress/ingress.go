@@ -20,8 +20,8 @@ import (
 type IngressArgs struct {
 	// Required: namespace of every object.
 	Namespace pulumi.StringInput
-	// Required: the DNS names routed (each gets a rule), the hostname first.
-	Hostnames []string
+	// Required: the routes, the registry's first; one Ingress each.
+	Routes []kube.Route
 	// Required: IngressClass and the controller that serves it.
 	ClassName  string
 	Controller stackconfig.Controller
@@ -30,26 +30,25 @@ type IngressArgs struct {
 	// Optional: defaults to none (all sources). Client CIDRs allowed in, enforced by the controller
 	// (refused for ControllerOther: the stack cannot enforce them there).
 	SourceRanges []string
-	// Required: the kubernetes.io/tls Secret served for the hostnames.
+	// Required: the kubernetes.io/tls Secret served for every route's hostnames.
 	TLSSecretName pulumi.StringInput
-	// Required: the registry Service and its port.
-	ServiceName pulumi.StringInput
-	ServicePort int
 }
 
 // Ingress is the HTTPS entry point of the registry.
 type Ingress struct {
 	pulumi.ResourceState
 
-	// IngressName names the Ingress.
+	// IngressName names the first route's Ingress (the registry's).
 	IngressName pulumi.StringOutput `pulumi:"ingressName"`
 }
 
 func (a *IngressArgs) withDefaults() (*IngressArgs, error) {
 	out := *a
-	if out.Namespace == nil || out.ServiceName == nil || out.TLSSecretName == nil || len(out.Hostnames) == 0 ||
-		out.ServicePort == 0 || out.ClassName == "" {
-		return nil, fmt.Errorf("ingress: Namespace, Hostnames, ClassName, TLSSecretName, ServiceName and ServicePort are required")
+	if out.Namespace == nil || out.TLSSecretName == nil || out.ClassName == "" {
+		return nil, fmt.Errorf("ingress: Namespace, ClassName and TLSSecretName are required")
+	}
+	if err := kube.ValidateRoutes("ingress", out.Routes); err != nil {
+		return nil, err
 	}
 	switch out.Controller {
 	// With ControllerOther, Annotations adds nothing and no Middleware is made: source ranges
@@ -64,7 +63,8 @@ func (a *IngressArgs) withDefaults() (*IngressArgs, error) {
 	return &out, nil
 }
 
-// NewIngress registers the Ingress (and, on Traefik with source ranges, its ipAllowList Middleware).
+// NewIngress registers one Ingress per route (and, on Traefik with source ranges, the ipAllowList
+// Middleware they share).
 func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pulumi.ResourceOption) (*Ingress, error) {
 	a, err := args.withDefaults()
 	if err != nil {
@@ -95,15 +95,19 @@ func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pul
 		}).(pulumi.StringMapOutput)
 	}
 
-	ing, err := networkingv1.NewIngress(ctx, name, &networkingv1.IngressArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels, Annotations: annotations},
-		Spec:     Spec(a),
-	}, parent, pulumi.DependsOn(deps))
-	if err != nil {
-		return nil, fmt.Errorf("ingress: ingress: %w", err)
+	var names []pulumi.StringOutput
+	for _, r := range a.Routes {
+		ing, err := networkingv1.NewIngress(ctx, r.Name, &networkingv1.IngressArgs{
+			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(r.Name), Namespace: a.Namespace, Labels: labels, Annotations: annotations},
+			Spec:     Spec(a.ClassName, a.TLSSecretName, r),
+		}, parent, pulumi.DependsOn(deps))
+		if err != nil {
+			return nil, fmt.Errorf("ingress: ingress %s: %w", r.Name, err)
+		}
+		names = append(names, ing.Metadata.Name().Elem())
 	}
 
-	comp.IngressName = ing.Metadata.Name().Elem()
+	comp.IngressName = names[0]
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{"ingressName": comp.IngressName}); err != nil {
 		return nil, fmt.Errorf("ingress: register outputs: %w", err)
 	}
@@ -158,11 +162,11 @@ func Annotations(ctrl stackconfig.Controller, traefikEntryPoint string, sourceRa
 	return ann
 }
 
-// Spec routes every path of each DNS name to the registry Service over TLS. IP SANs are in the
-// certificate but not routed: an Ingress rule matches host names only.
-func Spec(a *IngressArgs) *networkingv1.IngressSpecArgs {
+// Spec routes every path of each of the route's DNS names to its Service over TLS. IP SANs are in
+// the certificate but not routed: an Ingress rule matches host names only.
+func Spec(className string, tlsSecretName pulumi.StringInput, r kube.Route) *networkingv1.IngressSpecArgs {
 	var rules networkingv1.IngressRuleArray
-	for _, host := range a.Hostnames {
+	for _, host := range r.Hostnames {
 		rules = append(rules, &networkingv1.IngressRuleArgs{
 			Host: pulumi.String(host),
 			Http: &networkingv1.HTTPIngressRuleValueArgs{
@@ -171,8 +175,8 @@ func Spec(a *IngressArgs) *networkingv1.IngressSpecArgs {
 					PathType: pulumi.String("Prefix"),
 					Backend: &networkingv1.IngressBackendArgs{
 						Service: &networkingv1.IngressServiceBackendArgs{
-							Name: a.ServiceName,
-							Port: &networkingv1.ServiceBackendPortArgs{Number: pulumi.Int(a.ServicePort)},
+							Name: r.ServiceName,
+							Port: &networkingv1.ServiceBackendPortArgs{Number: pulumi.Int(r.ServicePort)},
 						},
 					},
 				}},
@@ -180,10 +184,10 @@ func Spec(a *IngressArgs) *networkingv1.IngressSpecArgs {
 		})
 	}
 	return &networkingv1.IngressSpecArgs{
-		IngressClassName: pulumi.String(a.ClassName),
+		IngressClassName: pulumi.String(className),
 		Tls: networkingv1.IngressTLSArray{&networkingv1.IngressTLSArgs{
-			Hosts:      pulumi.ToStringArray(a.Hostnames),
-			SecretName: a.TLSSecretName,
+			Hosts:      pulumi.ToStringArray(r.Hostnames),
+			SecretName: tlsSecretName,
 		}},
 		Rules: rules,
 	}

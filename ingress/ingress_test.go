@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/internal/testutil"
 	"github.com/regstack/registry-stack/stackconfig"
 )
@@ -34,14 +35,13 @@ func runIngress(t *testing.T, name string, args *IngressArgs) (*testutil.Mocks, 
 
 func fullArgs(ctrl stackconfig.Controller) *IngressArgs {
 	return &IngressArgs{
-		Namespace:     pulumi.String("images"),
-		Hostnames:     []string{"registry.example.com", "registry.internal"},
+		Namespace: pulumi.String("images"),
+		Routes: []kube.Route{{Name: "reg", Hostnames: []string{"registry.example.com", "registry.internal"},
+			ServiceName: pulumi.String("registry-svc"), ServicePort: 5000}},
 		ClassName:     string(ctrl),
 		Controller:    ctrl,
 		SourceRanges:  []string{"10.0.0.0/8", "192.168.1.0/24"},
 		TLSSecretName: pulumi.String("reg-tls"),
-		ServiceName:   pulumi.String("registry-svc"),
-		ServicePort:   5000,
 	}
 }
 
@@ -192,10 +192,11 @@ func TestRequiredArgs(t *testing.T) {
 		name string
 		edit func(*IngressArgs)
 	}{
-		{"no hostnames", func(a *IngressArgs) { a.Hostnames = nil }},
+		{"no routes", func(a *IngressArgs) { a.Routes = nil }},
+		{"no hostnames", func(a *IngressArgs) { a.Routes[0].Hostnames = nil }},
 		{"no namespace", func(a *IngressArgs) { a.Namespace = nil }},
-		{"no service", func(a *IngressArgs) { a.ServiceName = nil }},
-		{"no port", func(a *IngressArgs) { a.ServicePort = 0 }},
+		{"no service", func(a *IngressArgs) { a.Routes[0].ServiceName = nil }},
+		{"no port", func(a *IngressArgs) { a.Routes[0].ServicePort = 0 }},
 		{"no class", func(a *IngressArgs) { a.ClassName = "" }},
 		{"no TLS secret", func(a *IngressArgs) { a.TLSSecretName = nil }},
 		{"unknown controller", func(a *IngressArgs) { a.Controller = "haproxy" }},
@@ -212,6 +213,70 @@ func TestRequiredArgs(t *testing.T) {
 			}
 			if n := len(m.Resources()); n != 0 {
 				t.Errorf("%d resources registered before the args were rejected", n)
+			}
+		})
+	}
+}
+
+func TestEachRouteGetsItsOwnIngressAndSharesTheMiddleware(t *testing.T) {
+	a := fullArgs(stackconfig.ControllerTraefik)
+	a.Routes = append(a.Routes, kube.Route{Name: "reg-mirror-hub", Hostnames: []string{"hub.example.com"},
+		ServiceName: pulumi.String("mirror-svc"), ServicePort: 5000})
+	m, name := runIngress(t, "reg", a)
+	if name != "reg" {
+		t.Errorf("IngressName = %q, want the first route's", name)
+	}
+	if n := len(m.OfType(tIngress)); n != 2 {
+		t.Fatalf("%d Ingresses, want one per route", n)
+	}
+	if n := len(m.OfType(tMiddleware)); n != 1 {
+		t.Errorf("%d Middlewares, want one shared by the routes", n)
+	}
+	mirror := m.Get(t, tIngress, "reg-mirror-hub")
+	for _, c := range []struct {
+		path []any
+		want string
+	}{
+		{[]any{"spec", "rules", 0, "host"}, "hub.example.com"},
+		{[]any{"spec", "rules", 0, "http", "paths", 0, "backend", "service", "name"}, "mirror-svc"},
+		{[]any{"spec", "tls", 0, "secretName"}, "reg-tls"},
+		{[]any{"metadata", "annotations", TraefikEntryPointsAnnotation}, "websecure"},
+	} {
+		if got := mirror.String(c.path...); got != c.want {
+			t.Errorf("mirror Ingress %v = %q, want %q", c.path, got, c.want)
+		}
+	}
+	if got := fmt.Sprint(mirror.Lookup("spec", "tls", 0, "hosts")); got != "[hub.example.com]" {
+		t.Errorf("mirror Ingress tls hosts = %s, want only its own host", got)
+	}
+	if got := mirror.String("metadata", "annotations", TraefikMiddlewaresAnnotation); !strings.Contains(got, "reg-ingress-allow") {
+		t.Errorf("mirror Ingress middlewares = %q, want the shared source-range Middleware", got)
+	}
+	if got := fmt.Sprint(m.Get(t, tIngress, "reg").Lookup("spec", "tls", 0, "hosts")); strings.Contains(got, "hub.example.com") {
+		t.Errorf("registry Ingress tls hosts = %s: the mirror's host belongs to the mirror's Ingress", got)
+	}
+}
+
+func TestRoutesMustNotShareNamesOrHostnames(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		route kube.Route
+	}{
+		{"same name", kube.Route{Name: "reg", Hostnames: []string{"other.example.com"}, ServiceName: pulumi.String("s"), ServicePort: 5000}},
+		{"same hostname", kube.Route{Name: "other", Hostnames: []string{"registry.internal"}, ServiceName: pulumi.String("s"), ServicePort: 5000}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := fullArgs(stackconfig.ControllerNginx)
+			a.Routes = append(a.Routes, c.route)
+			m, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
+				_, err := NewIngress(ctx, "reg", a)
+				return err
+			})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if n := len(m.Resources()); n != 0 {
+				t.Errorf("%d resources registered before the routes were rejected", n)
 			}
 		})
 	}
