@@ -28,6 +28,10 @@ const (
 	storageName  = "registry-data"
 	redisName    = "registry-redis"
 	gcName       = "registry-gc"
+	// mirrorPrefix + a mirror's name is the mirror's instance.
+	mirrorPrefix = "registry-mirror-"
+	// MirrorAccount is the generated account of every mirror that is not anonymous.
+	MirrorAccount = "pull"
 )
 
 func main() {
@@ -104,7 +108,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 			MaxMemoryBytes:  maxMemoryBytes,
 			CPURequest:      cfg.RedisCPURequest,
 			MemoryRequest:   cfg.RedisMemoryRequest,
-			ClientSelectors: []map[string]string{registry.PodSelector(registryName), gc.PodSelector(gcName)},
+			ClientSelectors: cacheClients(cfg),
 		}, k8s)
 		if err != nil {
 			return nil, err
@@ -131,9 +135,14 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		return nil, err
 	}
 
+	mirrors, err := newMirrors(ctx, cfg, namespace, cache, k8s)
+	if err != nil {
+		return nil, err
+	}
+
 	cert, err := tlscert.NewTLS(ctx, registryName, &tlscert.TLSArgs{
 		Namespace:   namespace,
-		DNSNames:    cfg.DNSNames(),
+		DNSNames:    append(cfg.DNSNames(), cfg.MirrorHostnames()...),
 		IPAddresses: cfg.ExtraIPAddresses,
 		Generated:   cfg.TLS.Generated,
 		Secret:      cfg.TLS.Secret,
@@ -142,6 +151,9 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		return nil, err
 	}
 	routes := []kube.Route{{Name: registryName, Hostnames: cfg.DNSNames(), ServiceName: reg.ServiceName, ServicePort: registry.Port}}
+	for _, m := range mirrors {
+		routes = append(routes, kube.Route{Name: m.instance, Hostnames: []string{m.cfg.Hostname}, ServiceName: m.reg.ServiceName, ServicePort: registry.Port})
+	}
 	route, err := newRoute(ctx, cfg, namespace, routes, cert, k8s)
 	if err != nil {
 		return nil, err
@@ -173,7 +185,74 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		return nil, err
 	}
 
-	return stackOutputs(cfg, reg, cert, route, collector, data, cache), nil
+	out := stackOutputs(cfg, reg, cert, route, collector, data, cache)
+	for k, v := range mirrorOutputs(cfg, mirrors) {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// cacheClients select the pods that may reach Redis: the registry, GC's flush, every mirror.
+func cacheClients(cfg *stackconfig.Config) []map[string]string {
+	clients := []map[string]string{registry.PodSelector(registryName), gc.PodSelector(gcName)}
+	for _, m := range cfg.Mirrors {
+		clients = append(clients, registry.PodSelector(mirrorPrefix+m.Name))
+	}
+	return clients
+}
+
+// mirror is one deployed pull-through cache.
+type mirror struct {
+	cfg      stackconfig.Mirror
+	instance string
+	reg      *registry.Registry
+	data     *storage.Storage
+}
+
+// newMirrors registers each mirror: a registry instance in proxy mode with a store of its own, its
+// own Redis database (1, 2, ...; the registry has 0) and, unless anonymous, its own account.
+func newMirrors(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.StringInput, cache *redis.Redis,
+	k8s pulumi.ResourceOption) ([]*mirror, error) {
+	var out []*mirror
+	for i, m := range cfg.Mirrors {
+		instance := mirrorPrefix + m.Name
+		data, err := storage.NewStorage(ctx, instance+"-data", &storage.StorageArgs{
+			Namespace:  namespace,
+			Filesystem: m.Storage.Filesystem,
+			S3:         m.Storage.S3,
+		}, k8s)
+		if err != nil {
+			return nil, err
+		}
+		proxy := &registry.ProxyArgs{RemoteURL: m.Upstream, TTL: m.TTL, CABundlePEM: m.CABundlePEM, Anonymous: m.Anonymous}
+		if c := m.Credentials; c != nil {
+			proxy.Username, proxy.Password = c.Username, pulumi.ToSecret(pulumi.String(c.Password)).(pulumi.StringOutput)
+		}
+		args := &registry.RegistryArgs{
+			Namespace:     namespace,
+			Storage:       data.Backend,
+			Image:         cfg.RegistryImage,
+			Replicas:      1,
+			LogLevel:      cfg.LogLevel,
+			CPURequest:    cfg.RegistryCPURequest,
+			MemoryRequest: cfg.RegistryMemoryRequest,
+			MemoryLimit:   cfg.RegistryMemoryLimit,
+			Proxy:         proxy,
+			RedisDB:       i + 1,
+		}
+		if !m.Anonymous {
+			args.Accounts = []string{MirrorAccount}
+		}
+		if cache != nil {
+			args.CacheEnabled, args.RedisAddr, args.RedisPassword = true, cache.Address, cache.Password
+		}
+		reg, err := registry.NewRegistry(ctx, instance, args, k8s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &mirror{cfg: m, instance: instance, reg: reg, data: data})
+	}
+	return out, nil
 }
 
 // routeInfo is what the outputs say about the way in.

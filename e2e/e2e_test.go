@@ -27,7 +27,12 @@ func TestE2E(t *testing.T) {
 		{Name: "push_pull", Run: f.stepPushPull, Critical: true},
 		{Name: "uploads_across_replicas", Run: f.stepUploadsAcrossReplicas},
 		{Name: "redis_cache_keys", Run: f.stepRedisKeys},
+		// Mirrors (issue 10): a pull-through cache of the registry itself, also pulling through GC.
+		{Name: "mirror_add", Run: f.stepMirrorAdd},
+		{Name: "mirror_pull_through", Run: f.stepMirrorPullThrough},
+		{Name: "mirror_upstream_down", Run: f.stepMirrorUpstreamDown},
 		{Name: "gc_under_load", Run: f.stepGCUnderLoad},
+		{Name: "mirror_remove", Run: f.stepMirrorRemove},
 		// Faults (issue 4): traffic through the Ingress beside each fault; each restores the deployment.
 		{Name: "replica_loss", Run: f.stepReplicaLoss},
 		{Name: "redis_down", Run: f.stepRedisDown},

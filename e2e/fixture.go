@@ -19,6 +19,9 @@ type fixture struct {
 	survivors []*kit.Image       // every acknowledged image that must still pull later
 	uploads   []kit.UploadRecord // upload sessions of the pushes, to find in the registry logs
 
+	// mirror is the pull-through cache of the mirror steps while it is deployed (nil otherwise).
+	mirror *mirrorUnderTest
+
 	// s3 is the S3 store of the S3 suite (nil in the filesystem suite).
 	s3 *kit.S3Store
 

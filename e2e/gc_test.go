@@ -122,6 +122,14 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 		}
 	}
 
+	// With a mirror deployed, it pulls from the registry throughout GC too.
+	var mirrorPulls *loop
+	if f.mirror != nil {
+		if mirrorPulls, err = f.startMirrorGCLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer mirrorPulls.stop()
+	}
 	pulls := startPullLoop(ctx, f.Client, keep, 100*time.Millisecond)
 	pushes := startPushLoop(ctx, f.Client, "e2e/during-gc", 128<<10, time.Second)
 	// Stopping twice is harmless; the defers only matter when the step fails early.
@@ -134,14 +142,27 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("load loops did not start: %v", err)
 	}
-	var pullStats, pushStats loadCounts
+	var pullStats, pushStats, mirrorStats loadCounts
 	var gcRes *kit.JobResult
 	gcErr := f.Timed("GC job (under load)", func() (string, error) {
 		var err error
 		gcRes, err = f.runGC(ctx, t, "gc")
 		pullStats, pushStats = pulls.stop(), pushes.stop()
+		if mirrorPulls != nil {
+			mirrorStats = mirrorPulls.stop()
+		}
 		return pullStats.summary("pulls") + "; " + pushStats.summary("pushes"), err
 	})
+	if mirrorPulls != nil {
+		f.Report.Fact("during GC through the mirror %s", mirrorStats.summary("pulls"))
+		t.Logf("during GC through the mirror %s", mirrorStats.summary("pulls"))
+		for _, l := range mirrorStats.Failures {
+			t.Logf("  mirror failure: %s", l)
+		}
+		if mirrorStats.Failed > 0 || mirrorStats.OK+mirrorStats.OKAfterRetry == 0 {
+			t.Errorf("pulls through the mirror during GC: %s", mirrorStats.summary("pulls"))
+		}
+	}
 	f.Report.Fact("during GC %s", pullStats.summary("pulls"))
 	f.Report.Fact("during GC %s; %d acknowledged", pushStats.summary("pushes"), len(pushStats.Acked))
 	t.Logf("during GC %s", pullStats.summary("pulls"))

@@ -26,7 +26,24 @@ type ConfigInput struct {
 	HTTPSecret    string
 	RedisAddr     string
 	RedisPassword string
-	CacheEnabled  bool
+	// RedisDB is the cache's database index: instances that share one Redis must not share keys.
+	RedisDB      int
+	CacheEnabled bool
+	// Proxy makes the instance a pull-through cache of one upstream (nil: a registry of its own images).
+	Proxy *ProxyConfig
+	// Anonymous leaves out the auth section: pulls need no credentials (mirrors only).
+	Anonymous bool
+}
+
+// ProxyConfig is distribution's proxy section, with the upstream password in clear: the rendered
+// file lives in a Secret only. An environment override would be parsed as YAML (a password with
+// " #" would be cut), so the credentials go in the file.
+type ProxyConfig struct {
+	RemoteURL string `yaml:"remoteurl"`
+	Username  string `yaml:"username,omitempty"`
+	Password  string `yaml:"password,omitempty"`
+	// TTL: how long cached content stays after it was last fetched; "0" turns expiry off.
+	TTL string `yaml:"ttl"`
 }
 
 // The structs below mirror the distribution v3 configuration schema (configuration.Configuration)
@@ -37,9 +54,10 @@ type fileConfig struct {
 	Version string        `yaml:"version"`
 	Log     logConfig     `yaml:"log"`
 	Storage storageConfig `yaml:"storage"`
-	Auth    authConfig    `yaml:"auth"`
+	Auth    *authConfig   `yaml:"auth,omitempty"`
 	HTTP    httpConfig    `yaml:"http"`
 	Redis   *redisConfig  `yaml:"redis,omitempty"`
+	Proxy   *ProxyConfig  `yaml:"proxy,omitempty"`
 	Health  healthConfig  `yaml:"health"`
 }
 
@@ -142,13 +160,13 @@ func RenderConfig(in ConfigInput) (string, error) {
 		},
 		Storage: storageConfig{
 			Driver: map[string]map[string]any{in.Storage.Driver: in.Storage.Parameters},
+			// Also what lets a mirror's TTL scheduler remove expired content: it deletes nothing without it.
 			Delete: map[string]bool{"enabled": true},
 			Maintenance: maintenanceConfig{UploadPurging: uploadPurging{
 				// Abandoned uploads are removed after a week; a live upload never lasts that long.
 				Enabled: true, Age: "168h", Interval: "24h",
 			}},
 		},
-		Auth: authConfig{Htpasswd: htpasswdConfig{Realm: "registry", Path: HtpasswdFile}},
 		HTTP: httpConfig{
 			Addr:   fmt.Sprintf(":%d", Port),
 			Secret: in.HTTPSecret,
@@ -163,6 +181,18 @@ func RenderConfig(in ConfigInput) (string, error) {
 		},
 		Health: healthConfig{StorageDriver: storageDriverHealth{Enabled: true, Interval: "10s", Threshold: 3}},
 	}
+	if !in.Anonymous {
+		cfg.Auth = &authConfig{Htpasswd: htpasswdConfig{Realm: "registry", Path: HtpasswdFile}}
+	}
+	if in.Anonymous && in.Proxy == nil {
+		return "", fmt.Errorf("render registry config: only a proxy may serve without auth")
+	}
+	if in.Proxy != nil {
+		if in.Proxy.RemoteURL == "" {
+			return "", fmt.Errorf("render registry config: a proxy needs its upstream URL")
+		}
+		cfg.Proxy = in.Proxy
+	}
 	if in.Storage.Redirect != nil {
 		cfg.Storage.Redirect = &redirectConfig{Disable: !*in.Storage.Redirect}
 	}
@@ -171,6 +201,7 @@ func RenderConfig(in ConfigInput) (string, error) {
 		cfg.Redis = &redisConfig{
 			Addrs:    []string{in.RedisAddr},
 			Password: in.RedisPassword,
+			DB:       in.RedisDB,
 			// Short timeouts: when Redis is down every lookup falls back to storage, and a slow
 			// fallback would stall every pull.
 			DialTimeout:     "1s",

@@ -62,7 +62,35 @@ type RegistryArgs struct {
 	MemoryRequest string
 	// Optional: defaults to "1Gi".
 	MemoryLimit string
+	// Optional: defaults to 0. The Redis database of the cache: instances sharing one Redis each
+	// use their own (a shared one would tell one instance that blobs of another exist).
+	RedisDB int
+	// Optional: nil is a registry of its own images. Set, the instance is a pull-through cache of
+	// one upstream: pulls only, one replica.
+	Proxy *ProxyArgs
 }
+
+// ProxyArgs makes the registry a pull-through cache (distribution's proxy mode).
+type ProxyArgs struct {
+	// Required: the upstream's https:// URL.
+	RemoteURL string
+	// Optional: upstream credentials (Password is a secret); empty pulls anonymously.
+	Username string
+	Password pulumi.StringInput
+	// Required: how long cached content stays after it was last fetched ("0": forever).
+	TTL string
+	// Optional: PEM CA certificates added to the system roots for TLS to the upstream.
+	CABundlePEM string
+	// Optional: defaults to false. True serves pulls without credentials (no accounts).
+	Anonymous bool
+}
+
+// UpstreamCAFile is where a mirror's upstream CA bundle is mounted: a file in the directory Go
+// reads its roots from, beside the image's own bundle (SSL_CERT_FILE would replace that).
+const UpstreamCAFile = "/etc/ssl/certs/registry-stack-upstream-ca.pem"
+
+// upstreamCAKey is the config Secret's key of the upstream CA bundle.
+const upstreamCAKey = "upstream-ca.pem"
 
 // Registry is the registry Deployment and everything it needs.
 type Registry struct {
@@ -99,7 +127,21 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 	if out.Replicas < 1 {
 		return nil, fmt.Errorf("registry: Replicas must be at least 1, got %d", out.Replicas)
 	}
-	if len(out.Accounts) == 0 {
+	if p := out.Proxy; p != nil {
+		// The proxy's expiry scheduler keeps its state in one file on the store; replicas would
+		// overwrite each other's, and content would expire late or never.
+		if a.Replicas > 1 {
+			return nil, fmt.Errorf("registry: a proxy runs one replica, got %d", a.Replicas)
+		}
+		out.Replicas = 1
+		if p.RemoteURL == "" || p.TTL == "" || (p.Username == "") != (p.Password == nil) {
+			return nil, fmt.Errorf("registry: a proxy needs RemoteURL and TTL, and Username with Password or neither")
+		}
+		if p.Anonymous && len(out.Accounts) > 0 {
+			return nil, fmt.Errorf("registry: an anonymous proxy has no accounts, got %q", out.Accounts)
+		}
+	}
+	if len(out.Accounts) == 0 && !out.anonymous() {
 		out.Accounts = []string{"admin"}
 	}
 	seen := map[string]bool{}
@@ -138,7 +180,7 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		return nil, fmt.Errorf("registry: register component %q: %w", name, err)
 	}
 	parent := pulumi.Parent(comp)
-	labels := kube.StringMap(PodLabels(name))
+	labels := kube.StringMap(a.podLabels(name))
 	selector := kube.StringMap(PodSelector(name))
 
 	// One generated password per account. The primary's resource keeps the name it had when the
@@ -186,26 +228,33 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	if a.CacheEnabled {
 		redisAddr, redisPassword = a.RedisAddr.ToStringOutput(), a.RedisPassword.ToStringOutput()
 	}
-	rendered := pulumi.All(httpSecret.Result, redisAddr, redisPassword).ApplyT(func(v []any) (string, error) {
-		return RenderConfig(ConfigInput{
+	upstreamPassword := pulumi.String("").ToStringOutput()
+	if a.Proxy != nil && a.Proxy.Password != nil {
+		upstreamPassword = a.Proxy.Password.ToStringOutput()
+	}
+	rendered := pulumi.All(httpSecret.Result, redisAddr, redisPassword, upstreamPassword).ApplyT(func(v []any) (string, error) {
+		in := ConfigInput{
 			LogLevel:      a.LogLevel,
 			Storage:       a.Storage,
 			HTTPSecret:    v[0].(string),
 			RedisAddr:     v[1].(string),
 			RedisPassword: v[2].(string),
+			RedisDB:       a.RedisDB,
 			CacheEnabled:  a.CacheEnabled,
-		})
+			Anonymous:     a.anonymous(),
+		}
+		if p := a.Proxy; p != nil {
+			in.Proxy = &ProxyConfig{RemoteURL: p.RemoteURL, Username: p.Username, Password: v[3].(string), TTL: p.TTL}
+		}
+		return RenderConfig(in)
 	}).(pulumi.StringOutput)
 	htpasswdFile := pulumi.ToStringArrayOutput(entries).ApplyT(func(lines []string) string {
 		return strings.Join(lines, "\n") + "\n"
 	}).(pulumi.StringOutput)
 	configSecret, err := corev1.NewSecret(ctx, name+"-config", &corev1.SecretArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-config"), Namespace: a.Namespace, Labels: labels},
-		Type:     pulumi.String("Opaque"),
-		StringData: pulumi.StringMap{
-			ConfigKey:   pulumi.ToSecret(rendered).(pulumi.StringOutput),
-			HtpasswdKey: pulumi.ToSecret(htpasswdFile).(pulumi.StringOutput),
-		},
+		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-config"), Namespace: a.Namespace, Labels: labels},
+		Type:       pulumi.String("Opaque"),
+		StringData: configData(a, rendered, htpasswdFile),
 	}, parent)
 	if err != nil {
 		return nil, fmt.Errorf("registry: config secret: %w", err)
@@ -229,6 +278,10 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	}
 
 	podInputs := pulumi.Sprintf("%s\n%s", rendered, htpasswdFile)
+	if a.Proxy != nil && a.Proxy.CABundlePEM != "" {
+		// Mounted by subPath, which never updates in place: a new bundle must restart the pod.
+		podInputs = pulumi.Sprintf("%s\n%s", podInputs, a.Proxy.CABundlePEM)
+	}
 	if a.Storage.Revision != nil {
 		// A new S3 key or CA bundle reaches the pods only when they restart.
 		podInputs = pulumi.Sprintf("%s\n%s", podInputs, a.Storage.Revision)
@@ -306,8 +359,11 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	comp.DeploymentName = deployment.Metadata.Name().Elem()
 	comp.ServiceName = service.Metadata.Name().Elem()
 	comp.ConfigSecretName = configSecret.Metadata.Name().Elem()
-	comp.Username = pulumi.String(a.Accounts[0]).ToStringOutput()
-	comp.Password = passwords[a.Accounts[0]].ToStringOutput()
+	comp.Username, comp.Password = pulumi.String("").ToStringOutput(), pulumi.String("").ToStringOutput()
+	if len(a.Accounts) > 0 {
+		comp.Username = pulumi.String(a.Accounts[0]).ToStringOutput()
+		comp.Password = passwords[a.Accounts[0]].ToStringOutput()
+	}
 	comp.Passwords = pulumi.ToSecret(passwords.ToStringMapOutput()).(pulumi.StringMapOutput)
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"deploymentName":   comp.DeploymentName,
@@ -322,9 +378,36 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	return comp, nil
 }
 
+func (a *RegistryArgs) anonymous() bool { return a.Proxy != nil && a.Proxy.Anonymous }
+
+// configData is the config Secret: config.yml, htpasswd and a mirror's upstream CA bundle.
+func configData(a *RegistryArgs, rendered, htpasswdFile pulumi.StringOutput) pulumi.StringMap {
+	data := pulumi.StringMap{
+		ConfigKey:   pulumi.ToSecret(rendered).(pulumi.StringOutput),
+		HtpasswdKey: pulumi.ToSecret(htpasswdFile).(pulumi.StringOutput),
+	}
+	if a.Proxy != nil && a.Proxy.CABundlePEM != "" {
+		data[upstreamCAKey] = pulumi.String(a.Proxy.CABundlePEM)
+	}
+	return data
+}
+
 // PodLabels are the labels of the registry pods of the instance name.
 func PodLabels(name string) map[string]string {
 	return kube.Labels("registry", name, "registry")
+}
+
+// MirrorPodLabels are the labels of a mirror's pods: component mirror, so that nothing selecting
+// the registry's pods (GC, NetworkPolicies, tests) takes a mirror for a replica.
+func MirrorPodLabels(name string) map[string]string {
+	return kube.Labels("registry", name, "mirror")
+}
+
+func (a *RegistryArgs) podLabels(name string) map[string]string {
+	if a.Proxy != nil {
+		return MirrorPodLabels(name)
+	}
+	return PodLabels(name)
 }
 
 // PodSelector selects the registry pods of the instance name.
@@ -418,10 +501,20 @@ func Container(a *RegistryArgs) *corev1.ContainerArgs {
 		}},
 		Resources:       kube.Resources(a.CPURequest, a.MemoryRequest, a.MemoryLimit),
 		SecurityContext: kube.ContainerSecurityContext(),
-		VolumeMounts: append(append(corev1.VolumeMountArray{
-			&corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String(ConfigDir), ReadOnly: pulumi.Bool(true)},
-		}, a.Storage.Mounts...),
-			&corev1.VolumeMountArgs{Name: pulumi.String("tmp"), MountPath: pulumi.String("/tmp")},
-		),
+		VolumeMounts:    volumeMounts(a),
 	}
+}
+
+func volumeMounts(a *RegistryArgs) corev1.VolumeMountArray {
+	mounts := corev1.VolumeMountArray{
+		&corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String(ConfigDir), ReadOnly: pulumi.Bool(true)},
+	}
+	if a.Proxy != nil && a.Proxy.CABundlePEM != "" {
+		// One file of the config Secret, added to the image's roots (see UpstreamCAFile).
+		mounts = append(mounts, &corev1.VolumeMountArgs{
+			Name: pulumi.String("config"), MountPath: pulumi.String(UpstreamCAFile), SubPath: pulumi.String(upstreamCAKey), ReadOnly: pulumi.Bool(true),
+		})
+	}
+	mounts = append(mounts, a.Storage.Mounts...)
+	return append(mounts, &corev1.VolumeMountArgs{Name: pulumi.String("tmp"), MountPath: pulumi.String("/tmp")})
 }

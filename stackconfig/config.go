@@ -103,6 +103,11 @@ type Config struct {
 	GCSchedule     string
 	GCSuspend      bool
 	GCKubectlImage string
+
+	// MirrorsRaw is the mirrors key as set; Mirrors is what components use.
+	MirrorsRaw []rawMirror
+	// Mirrors are the validated pull-through caches, each with its own store (empty: none).
+	Mirrors []Mirror
 }
 
 // key describes one stack config key: its name, default and how it is stored into Config.
@@ -184,6 +189,7 @@ var keys = []key{
 	{"gcSchedule", "0 3 * * 0", str(func(c *Config) *string { return &c.GCSchedule })},
 	{"gcSuspend", "false", boolean(func(c *Config) *bool { return &c.GCSuspend })},
 	{"gcKubectlImage", "registry.k8s.io/kubectl:v1.33.13", str(func(c *Config) *string { return &c.GCKubectlImage })},
+	{"mirrors", "[]", mirrorList(func(c *Config) *[]rawMirror { return &c.MirrorsRaw })},
 }
 
 // Defaults returns every key's default value, as Pulumi.yaml declares them.
@@ -225,6 +231,12 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 			errs = append(errs, fmt.Errorf("config %q: %w", k.name, err))
 		}
 	}
+	if c.mirrorHasPassword() && !isSecret("mirrors") {
+		// Pulumi marks the whole key secret when any field of it is; a plaintext key means the
+		// password was set without --secret.
+		errs = append(errs, fmt.Errorf("config \"mirrors\": an upstream password in plaintext is refused; it is a credential: "+
+			"set it with `pulumi config set --secret --path 'mirrors[N].password'` (then rotate it: it is in the stack file's history)"))
+	}
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
@@ -236,6 +248,7 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 		return nil, err
 	}
 	c.Routing, c.TLS, c.Storage = c.routing(), c.tls(), c.storage()
+	c.Mirrors = c.mirrors(c.Storage)
 	return c, nil
 }
 

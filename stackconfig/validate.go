@@ -84,6 +84,7 @@ func (c *Config) Validate() error {
 	}
 
 	v.validateStorage(c)
+	v.validateMirrors(c)
 
 	v.image("redisImage", c.RedisImage)
 	if _, err := RedisMaxMemoryBytes(c.RedisMaxMemory); err != nil {

@@ -108,8 +108,19 @@ type Step struct {
 }
 
 // RunSteps runs the steps in order as subtests, timing each; the report keeps every outcome.
+// E2E_STEPS (comma-separated step names) runs only those, for working on a few steps: the steps
+// they depend on (deploy first) must be in the list.
 func (f *Fixture) RunSteps(t *testing.T, steps []Step) {
+	only := map[string]bool{}
+	for _, name := range strings.Split(Env("E2E_STEPS", ""), ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			only[name] = true
+		}
+	}
 	for _, st := range steps {
+		if len(only) > 0 && !only[st.Name] {
+			continue
+		}
 		start := time.Now()
 		ok := t.Run(st.Name, st.Run)
 		result := "ok"

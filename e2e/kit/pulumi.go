@@ -160,6 +160,31 @@ func (p *PulumiCLI) SetConfig(ctx context.Context, config map[string]string) err
 	return nil
 }
 
+// SetConfigPath sets one field of a structured key (`pulumi config set --path`, with --secret as a
+// user sets a credential); path is e.g. mirrors[0].name. "true"/"false" are stored as booleans.
+func (p *PulumiCLI) SetConfigPath(ctx context.Context, path, value string, secret bool) error {
+	args := []string{"config", "set", "--path"}
+	if secret {
+		args = append(args, "--secret")
+	}
+	// The common flags first, then "--": a PEM value starts with dashes.
+	args = append(p.args(true, args...), "--", "registry-stack:"+path, value)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := RunCmd(ctx, p.projectDir, p.env(), "pulumi", args...); err != nil {
+		return fmt.Errorf("config set --path %s: %w", path, err)
+	}
+	return nil
+}
+
+// RemoveConfig removes a key from the stack config (the program's default applies again).
+func (p *PulumiCLI) RemoveConfig(ctx context.Context, key string) error {
+	if _, err := p.Run(ctx, 2*time.Minute, true, "config", "rm", "registry-stack:"+key); err != nil {
+		return fmt.Errorf("config rm %s: %w", key, err)
+	}
+	return nil
+}
+
 // PreviewResult is the part of `pulumi preview --json` the suite checks.
 type PreviewResult struct {
 	Steps []struct {

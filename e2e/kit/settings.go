@@ -50,6 +50,11 @@ type Settings struct {
 	GatewayPort     string
 	GatewayHTTPPort string
 
+	// ClusterIngressHost is the in-cluster DNS name of the ingress controller's Service (HTTPS on
+	// 443): the mirror steps use the stack's own registry, reached there, as the mirror's upstream
+	// (the sandbox has no internet).
+	ClusterIngressHost string
+
 	// S3 is the object store of the S3 suite (storageDriver s3); nil: the filesystem driver.
 	S3 *S3Target
 
@@ -98,23 +103,24 @@ func loadSettings(ctx context.Context) (*Settings, error) {
 		return nil, err
 	}
 	s := &Settings{
-		Namespace:       Env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
-		Hostname:        Env("E2E_HOSTNAME", "registry.e2e.test"),
-		IngressClass:    Env("E2E_INGRESS_CLASS", "traefik"),
-		StorageMode:     Env("E2E_STORAGE_MODE", "hostPath"),
-		StorageClass:    Env("E2E_STORAGE_CLASS", "standard"),
-		RegistryImage:   Env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
-		RedisImage:      Env("E2E_REDIS_IMAGE", "redis:7.0.15-alpine"),
-		KubectlImage:    Env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
-		IngressAddr:     Env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
-		IngressService:  Env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
-		IngressPort:     Env("E2E_INGRESS_PORT", "443"),
-		IngressHTTPAddr: Env("E2E_INGRESS_HTTP_ADDR", os.Getenv("INGRESS_HTTP_ADDR")),
-		GatewayClass:    Env("E2E_GATEWAY_CLASS", "traefik"),
-		GatewayPort:     Env("E2E_GATEWAY_PORT", "8443"),
-		GatewayHTTPPort: Env("E2E_GATEWAY_HTTP_PORT", "8000"),
-		Keep:            Env("E2E_KEEP", "") == "1",
-		Stack:           "e2e-" + suffix,
+		Namespace:          Env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
+		Hostname:           Env("E2E_HOSTNAME", "registry.e2e.test"),
+		IngressClass:       Env("E2E_INGRESS_CLASS", "traefik"),
+		StorageMode:        Env("E2E_STORAGE_MODE", "hostPath"),
+		StorageClass:       Env("E2E_STORAGE_CLASS", "standard"),
+		RegistryImage:      Env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
+		RedisImage:         Env("E2E_REDIS_IMAGE", "redis:7.0.15-alpine"),
+		KubectlImage:       Env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
+		IngressAddr:        Env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
+		IngressService:     Env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
+		IngressPort:        Env("E2E_INGRESS_PORT", "443"),
+		IngressHTTPAddr:    Env("E2E_INGRESS_HTTP_ADDR", os.Getenv("INGRESS_HTTP_ADDR")),
+		GatewayClass:       Env("E2E_GATEWAY_CLASS", "traefik"),
+		ClusterIngressHost: Env("E2E_CLUSTER_INGRESS_HOST", "traefik.ingress.svc.cluster.local"),
+		GatewayPort:        Env("E2E_GATEWAY_PORT", "8443"),
+		GatewayHTTPPort:    Env("E2E_GATEWAY_HTTP_PORT", "8000"),
+		Keep:               Env("E2E_KEEP", "") == "1",
+		Stack:              "e2e-" + suffix,
 	}
 	switch s.StorageMode {
 	case "hostPath", "dynamic":
