@@ -425,3 +425,118 @@ func TestInvalidConfigRegistersNothing(t *testing.T) {
 		t.Errorf("%d resources registered before validation failed", n)
 	}
 }
+
+// mirrorConfig is a stack with two mirrors: Docker Hub with upstream credentials, ghcr anonymous.
+func mirrorConfig(extra map[string]string) map[string]string {
+	c := map[string]string{"mirrors": `[{"name":"dockerhub","upstream":"https://registry-1.docker.io","username":"me","password":"hub-token-1"},` +
+		`{"name":"ghcr","upstream":"https://ghcr.io","anonymous":true,"ttl":"24h"}]`}
+	for k, v := range extra {
+		c[k] = v
+	}
+	return c
+}
+
+func TestEachMirrorHasItsOwnInstanceRouteStoreAndCacheDatabase(t *testing.T) {
+	m := run(t, mirrorConfig(nil))
+	for _, name := range []string{"registry", "registry-mirror-dockerhub", "registry-mirror-ghcr"} {
+		m.Get(t, tDeployment, name)
+		m.Get(t, tService, name)
+		m.Get(t, tIngress, name)
+	}
+	if n := len(m.OfType(tDeployment)); n != 4 {
+		t.Errorf("%d Deployments, want registry, redis and one per mirror", n)
+	}
+	if got := m.Get(t, tIngress, "registry-mirror-ghcr").String("spec", "rules", 0, "host"); got != "ghcr.registry.minikube.test" {
+		t.Errorf("ghcr mirror host = %q", got)
+	}
+	for _, c := range []struct{ claim, path string }{
+		{"registry-data", "/data/registry"},
+		{"registry-mirror-dockerhub-data", "/data/registry-mirror-dockerhub"},
+		{"registry-mirror-ghcr-data", "/data/registry-mirror-ghcr"},
+	} {
+		m.Get(t, tPVC, c.claim)
+		if got := m.Get(t, tPV, c.claim).String("spec", "hostPath", "path"); got != c.path {
+			t.Errorf("PV %s hostPath = %q, want %q", c.claim, got, c.path)
+		}
+	}
+	sans := fmt.Sprint(m.Get(t, tCSR, "registry-server-csr").Lookup("dnsNames"))
+	for _, h := range []string{"registry.minikube.test", "dockerhub.registry.minikube.test", "ghcr.registry.minikube.test"} {
+		if !strings.Contains(sans, h) {
+			t.Errorf("certificate SANs %s lack %s", sans, h)
+		}
+	}
+	dbs := map[string]string{}
+	for _, name := range []string{"registry", "registry-mirror-dockerhub", "registry-mirror-ghcr"} {
+		cfg, err := configuration.Parse(strings.NewReader(m.Get(t, tSecret, name+"-config").String("stringData", "config.yml")))
+		if err != nil {
+			t.Fatalf("%s config.yml: %v", name, err)
+		}
+		db := fmt.Sprint(cfg.Redis.Options.DB)
+		if other, ok := dbs[db]; ok {
+			t.Errorf("%s and %s share Redis database %s: one would find the other's blobs in the cache", name, other, db)
+		}
+		dbs[db] = name
+		if want := map[string]string{"registry": "", "registry-mirror-dockerhub": "https://registry-1.docker.io",
+			"registry-mirror-ghcr": "https://ghcr.io"}[name]; cfg.Proxy.RemoteURL != want {
+			t.Errorf("%s proxy.remoteurl = %q, want %q", name, cfg.Proxy.RemoteURL, want)
+		}
+		if anonymous := cfg.Auth.Type() == ""; anonymous != (name == "registry-mirror-ghcr") {
+			t.Errorf("%s auth = %q", name, cfg.Auth.Type())
+		}
+	}
+	// The mirrors reach the cache; the GC CronJob still targets only the registry.
+	redisPolicy := fmt.Sprint(m.Get(t, tNetPol, "registry-redis").Lookup("spec", "ingress"))
+	for _, name := range []string{"registry-mirror-dockerhub", "registry-mirror-ghcr"} {
+		if !strings.Contains(redisPolicy, name) {
+			t.Errorf("Redis NetworkPolicy does not admit %s: %s", name, redisPolicy)
+		}
+	}
+	if got := fmt.Sprint(m.Get(t, tCronJob, "registry-gc").Inputs); strings.Contains(got, "registry-mirror-") {
+		t.Errorf("the GC CronJob refers to a mirror: a mirror's content expires by its TTL")
+	}
+}
+
+func TestNoMirrorLeavesTheStackAsItWas(t *testing.T) {
+	plain, _ := outputsOf(t, nil)
+	for _, k := range []string{"mirrors", "mirrorPasswords", "mirrorContainerdHosts", "mirrorSetupCommands"} {
+		if _, ok := plain[k]; ok {
+			t.Errorf("output %s without mirrors", k)
+		}
+	}
+	if n := len(run(t, nil).OfType(tDeployment)); n != 2 {
+		t.Errorf("%d Deployments without mirrors, want 2", n)
+	}
+}
+
+func TestMirrorOutputsKeepCredentialsSecret(t *testing.T) {
+	plain, secret := outputsOf(t, mirrorConfig(nil))
+	if !secret["mirrorPasswords"] || !secret["mirrorContainerdHosts"] {
+		t.Errorf("mirrorPasswords secret=%v, mirrorContainerdHosts secret=%v; both hold credentials", secret["mirrorPasswords"], secret["mirrorContainerdHosts"])
+	}
+	if secret["mirrors"] || secret["mirrorSetupCommands"] {
+		t.Error("mirrors or mirrorSetupCommands is secret; they hold no credential")
+	}
+	for _, k := range []string{"mirrors", "mirrorSetupCommands"} {
+		if strings.Contains(plain[k], "mock-password-") || strings.Contains(plain[k], "hub-token-1") {
+			t.Errorf("output %s holds a credential: %s", k, plain[k])
+		}
+	}
+	if strings.Contains(plain["mirrorPasswords"], "ghcr") {
+		t.Errorf("mirrorPasswords has the anonymous mirror: %s", plain["mirrorPasswords"])
+	}
+	for _, want := range []string{"/etc/containerd/certs.d/docker.io/hosts.toml", "/etc/containerd/certs.d/ghcr.io/hosts.toml"} {
+		if !strings.Contains(plain["mirrorContainerdHosts"], want) {
+			t.Errorf("mirrorContainerdHosts lacks %s", want)
+		}
+	}
+	if !strings.Contains(plain["mirrorSetupCommands"], "docker login dockerhub.registry.minikube.test") {
+		t.Errorf("setup commands for an authenticated Docker Hub mirror do not say how to log in:\n%s", plain["mirrorSetupCommands"])
+	}
+	// Anonymous Docker Hub: registry-mirrors and minikube --registry-mirror work.
+	anon, _ := outputsOf(t, map[string]string{"mirrors": `[{"name":"hub","upstream":"https://registry-1.docker.io","anonymous":true}]`})
+	for _, want := range []string{`{"registry-mirrors": ["https://hub.registry.minikube.test"]}`, "minikube start --registry-mirror=https://hub.registry.minikube.test"} {
+		if !strings.Contains(anon["mirrorSetupCommands"], want) {
+			t.Errorf("setup commands lack %s:\n%s", want, anon["mirrorSetupCommands"])
+		}
+	}
+}

@@ -76,6 +76,9 @@ func TestBench(t *testing.T) {
 	if cfg.Parts["gc"] {
 		parts = append(parts, kit.Step{Name: "gc", Run: b.benchGC})
 	}
+	if cfg.Parts["mirror"] {
+		parts = append(parts, kit.Step{Name: "mirror", Run: b.benchMirror})
+	}
 	if cfg.Parts["s3"] {
 		// Last: it moves the stack to the s3 driver.
 		parts = append(parts, kit.Step{Name: "s3", Run: b.benchS3})

@@ -95,6 +95,9 @@ var dataLabels = map[string][2]string{
 	varS3ClusterIngress: {"S3: in cluster → ingress", "as in cluster → ingress, storageDriver s3"},
 	varS3ClusterSvc:     {"S3: in cluster → Service", "as in cluster → Service, storageDriver s3: the registry proxies every byte"},
 	varS3Redirect:       {"S3: in cluster → Service, redirect", "storageRedirect on: GET answered 307, benchpod follows the presigned URL to the S3 Service (pull only)"},
+	varMirrorCold:       {"mirror, cold", "https → port-forward → Traefik → mirror pod, which fetches each blob from the registry (Traefik's in-cluster Service, TLS) while serving it"},
+	varMirrorWarm:       {"mirror, warm", "the same image again through the mirror: blobs from its own claim (the tag still checked upstream)"},
+	varMirrorDirect:     {"registry itself", "the same image through the registry's own Ingress (as Ingress above)"},
 }
 
 func (r *benchResults) markdown(failed bool) string {
@@ -140,6 +143,17 @@ func (r *benchResults) markdown(failed bool) string {
 		}
 		w("\n")
 	}
+	if d := r.Mirror; d != nil && len(d.Samples) > 0 {
+		w("## Mirror: pulls through a pull-through cache\n\nA fresh %.0f MiB image (%d layers, %d at once) per round, pushed to the registry, then pulled through a mirror of it: "+
+			"cold first, then warm and from the registry itself in alternating order.\n\n", float64(d.ImageBytes)/(1<<20), d.Layers, d.Parallel)
+		b.WriteString(variantTable(d, mirrorVariants))
+		med := func(v string) float64 { x, _ := d.median(v, "pull"); return x }
+		w("\n| ratio of medians | pull |\n|---|---|\n")
+		w("| mirror warm / registry itself | %s |\n", ratio(med(varMirrorWarm), med(varMirrorDirect)))
+		w("| mirror cold / registry itself | %s |\n", ratio(med(varMirrorCold), med(varMirrorDirect)))
+		w("| mirror warm / mirror cold | %s |\n\n", ratio(med(varMirrorWarm), med(varMirrorCold)))
+	}
+
 	if h := r.Head; h != nil && len(h.Samples) > 0 {
 		if r.Data == nil || len(r.Data.Samples) == 0 {
 			w("## Summary: ratios of medians\n\n")

@@ -25,8 +25,10 @@ type benchResults struct {
 	Head     *headResult   `json:"head,omitempty"`
 	GC       *gcResult     `json:"gc,omitempty"`
 	// S3 is the data path with storageDriver s3 (variants s3-*), same image size and rounds.
-	S3    *dataResult `json:"s3,omitempty"`
-	Notes []string    `json:"notes,omitempty"`
+	S3 *dataResult `json:"s3,omitempty"`
+	// Mirror is pulls through a mirror of the registry, cold and warm, beside direct pulls.
+	Mirror *dataResult `json:"mirror,omitempty"`
+	Notes  []string    `json:"notes,omitempty"`
 }
 
 func (r *benchResults) note(s string) {

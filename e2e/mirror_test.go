@@ -20,8 +20,6 @@ import (
 const (
 	mirrorName     = "self"
 	mirrorInstance = "registry-mirror-" + mirrorName
-	mirrorSelector = "app.kubernetes.io/instance=" + mirrorInstance + ",app.kubernetes.io/component=mirror"
-	mirrorAccount  = "pull"
 	mirrorRoot     = "/var/lib/registry"
 )
 
@@ -38,31 +36,13 @@ type mirrorUnderTest struct {
 func (f *fixture) stepMirrorAdd(t *testing.T) {
 	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
-	host := mirrorName + "." + f.Settings.Hostname
+	host := f.MirrorHost(mirrorName)
 	podsBefore, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The upstream's name must be in the certificate and routed: the in-cluster name of the
-	// ingress controller stands in for a public registry's name.
-	if err := f.Pulumi.SetConfig(ctx, map[string]string{"extraDnsNames": fmt.Sprintf("[%q]", f.Settings.ClusterIngressHost)}); err != nil {
+	if err := f.SetSelfMirrorConfig(ctx, mirrorName, "1Gi"); err != nil {
 		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		path, value string
-		secret      bool
-	}{
-		{"mirrors[0].name", mirrorName, false},
-		{"mirrors[0].upstream", "https://" + f.Settings.ClusterIngressHost, false},
-		{"mirrors[0].username", "ci", false},
-		{"mirrors[0].password", f.Out.Passwords["ci"], true},
-		{"mirrors[0].caBundlePem", f.Out.CACertPEM, false},
-		{"mirrors[0].ttl", "168h", false},
-		{"mirrors[0].size", "1Gi", false},
-	} {
-		if err := f.Pulumi.SetConfigPath(ctx, c.path, c.value, c.secret); err != nil {
-			t.Fatal(err)
-		}
 	}
 	var ops []kit.StepOp
 	err = f.Timed("pulumi up (add mirror)", func() (string, error) {
@@ -98,9 +78,8 @@ func (f *fixture) stepMirrorAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, _ := out["mirrors"].(map[string]any)[mirrorName].(map[string]any)
-	password, _ := out["mirrorPasswords"].(map[string]any)[mirrorName].(string)
-	if info["url"] != "https://"+host || info["username"] != mirrorAccount || info["upstreamNamespace"] != f.Settings.ClusterIngressHost || len(password) < 24 {
-		t.Fatalf("mirror outputs: mirrors.%s = %v, password of %d characters", mirrorName, info, len(password))
+	if info["url"] != "https://"+host || info["username"] != kit.MirrorAccount || info["upstreamNamespace"] != f.Settings.ClusterIngressHost {
+		t.Fatalf("mirror outputs: mirrors.%s = %v", mirrorName, info)
 	}
 	hostsFile := "/etc/containerd/certs.d/" + f.Settings.ClusterIngressHost + "/hosts.toml"
 	toml, _ := out["mirrorContainerdHosts"].(map[string]any)[hostsFile].(string)
@@ -119,21 +98,12 @@ func (f *fixture) stepMirrorAdd(t *testing.T) {
 		}
 	}
 
-	if _, err := f.Kube.WaitReadyPods(ctx, mirrorSelector, 1, kit.ReadyTimeout); err != nil {
-		t.Fatalf("mirror pod: %v\nevents:\n%s", err, f.Kube.Events(ctx))
-	}
-	hc, err := kit.NewHTTPClient(host, f.IngressAddr, []byte(f.Out.CACertPEM))
+	start := time.Now()
+	c, password, err := f.MirrorClient(ctx, mirrorName)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\nevents:\n%s", err, f.Kube.Events(ctx))
 	}
-	c, err := kit.NewRegistryClient(hc, "https://"+host, mirrorAccount, password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait, err := f.waitPing(ctx, c, 200, "mirror")
-	if err != nil {
-		t.Fatal(err)
-	}
+	wait := time.Since(start)
 	code, err := c.Ping(ctx, true, "", "")
 	if err != nil || code != 401 {
 		t.Errorf("anonymous GET /v2/ on the mirror: HTTP %d (%v), want 401 (pulls need the mirror's account)", code, err)

@@ -183,37 +183,9 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	labels := kube.StringMap(a.podLabels(name))
 	selector := kube.StringMap(PodSelector(name))
 
-	// One generated password per account. The primary's resource keeps the name it had when the
-	// stack had one account, so existing stacks keep their password.
-	// The HMAC key of the htpasswd salts: a stack secret, in the state only (see internal/htpasswd).
-	saltKey, err := random.NewRandomPassword(ctx, name+"-htpasswd-salt", &random.RandomPasswordArgs{
-		Length: pulumi.Int(32), Special: pulumi.Bool(false),
-	}, parent)
+	passwords, entries, err := accountPasswords(ctx, name, a.Accounts, parent)
 	if err != nil {
-		return nil, fmt.Errorf("registry: htpasswd salt key: %w", err)
-	}
-	passwords := pulumi.StringMap{}
-	var entries []pulumi.StringOutput
-	for i, acct := range a.Accounts {
-		resName := name + "-password"
-		if i > 0 {
-			resName += "-" + acct
-		}
-		// Special characters limited to ones that need no quoting in a shell or a docker login prompt.
-		pw, err := random.NewRandomPassword(ctx, resName, &random.RandomPasswordArgs{
-			Length: pulumi.Int(32), OverrideSpecial: pulumi.String("-_.~"), MinSpecial: pulumi.Int(2),
-			MinUpper: pulumi.Int(2), MinLower: pulumi.Int(2), MinNumeric: pulumi.Int(2),
-		}, parent)
-		if err != nil {
-			return nil, fmt.Errorf("registry: password of account %s: %w", acct, err)
-		}
-		passwords[acct] = pw.Result
-		user := acct
-		// A low-cost bcrypt hash with a salt derived from the password (see internal/htpasswd):
-		// the registry checks it on every request, and the same password always gives the same line.
-		entries = append(entries, pulumi.All(pw.Result, saltKey.Result).ApplyT(func(v []any) (string, error) {
-			return htpasswd.Entry(user, v[0].(string), v[1].(string))
-		}).(pulumi.StringOutput))
+		return nil, err
 	}
 	// One secret for every replica: upload state is HMAC-signed with it, and an upload's requests
 	// land on different replicas.
@@ -376,6 +348,46 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		return nil, fmt.Errorf("registry: register outputs: %w", err)
 	}
 	return comp, nil
+}
+
+// accountPasswords generates one password per account and its htpasswd line; no accounts (an
+// anonymous mirror), nothing generated. The primary's resource keeps the name it had when the
+// stack had one account, so existing stacks keep their password.
+func accountPasswords(ctx *pulumi.Context, name string, accounts []string, parent pulumi.ResourceOption) (pulumi.StringMap, []pulumi.StringOutput, error) {
+	passwords := pulumi.StringMap{}
+	if len(accounts) == 0 {
+		return passwords, nil, nil
+	}
+	// The HMAC key of the htpasswd salts: a stack secret, in the state only (see internal/htpasswd).
+	saltKey, err := random.NewRandomPassword(ctx, name+"-htpasswd-salt", &random.RandomPasswordArgs{
+		Length: pulumi.Int(32), Special: pulumi.Bool(false),
+	}, parent)
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry: htpasswd salt key: %w", err)
+	}
+	var entries []pulumi.StringOutput
+	for i, acct := range accounts {
+		resName := name + "-password"
+		if i > 0 {
+			resName += "-" + acct
+		}
+		// Special characters limited to ones that need no quoting in a shell or a docker login prompt.
+		pw, err := random.NewRandomPassword(ctx, resName, &random.RandomPasswordArgs{
+			Length: pulumi.Int(32), OverrideSpecial: pulumi.String("-_.~"), MinSpecial: pulumi.Int(2),
+			MinUpper: pulumi.Int(2), MinLower: pulumi.Int(2), MinNumeric: pulumi.Int(2),
+		}, parent)
+		if err != nil {
+			return nil, nil, fmt.Errorf("registry: password of account %s: %w", acct, err)
+		}
+		passwords[acct] = pw.Result
+		user := acct
+		// A low-cost bcrypt hash with a salt derived from the password (see internal/htpasswd):
+		// the registry checks it on every request, and the same password always gives the same line.
+		entries = append(entries, pulumi.All(pw.Result, saltKey.Result).ApplyT(func(v []any) (string, error) {
+			return htpasswd.Entry(user, v[0].(string), v[1].(string))
+		}).(pulumi.StringOutput))
+	}
+	return passwords, entries, nil
 }
 
 func (a *RegistryArgs) anonymous() bool { return a.Proxy != nil && a.Proxy.Anonymous }

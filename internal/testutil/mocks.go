@@ -152,8 +152,9 @@ func Run(t testing.TB, config map[string]string, program pulumi.RunFunc) (*Mocks
 	secretKeys := []string{}
 	for k, v := range config {
 		full[Project+":"+k] = v
-		if stackconfig.IsSecretKey(k) {
-			// As `pulumi config set --secret` would have stored it.
+		if stackconfig.IsSecretKey(k) || (k == "mirrors" && strings.Contains(v, `"password"`)) {
+			// As `pulumi config set --secret` would have stored it (a structured key is secret
+			// as a whole when any of its fields is).
 			secretKeys = append(secretKeys, Project+":"+k)
 		}
 	}
