@@ -248,6 +248,14 @@ func (f *fixture) stepMirrorUpstreamDown(t *testing.T) {
 		}
 		if err := f.WaitReady(ctx, replicas); err != nil {
 			t.Errorf("registry not Ready after scaling back: %v", err)
+			return
+		}
+		// Traefik drops the routers of a Service without endpoints (404 while the registry was
+		// at 0) and adds them back on a later sync: back means answering through the route.
+		if d, err := f.waitPing(ctx, f.Client, 200, "registry scaled back"); err != nil {
+			t.Errorf("%v", err)
+		} else {
+			t.Logf("registry routed again %s after its pods were Ready", d.Round(100*time.Millisecond))
 		}
 	}
 	defer restore()
