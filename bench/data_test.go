@@ -574,6 +574,23 @@ func (b *bench) installBenchPod(ctx context.Context) error {
 	return nil
 }
 
+// warmUp pushes a small fresh image (256 KiB layers) to repo through push and pulls it back
+// through pull, unrecorded: connections, TLS sessions and the first requests happen before the
+// measured rounds.
+func (b *bench) warmUp(ctx context.Context, dir, repo string, push, pull *kit.RegistryClient) error {
+	im, err := genFileImage(dir, repo, "w", b.cfg.Layers, 256<<10)
+	if err != nil {
+		return err
+	}
+	if err := pushFileImage(ctx, push, im, b.cfg.Parallel); err != nil {
+		return fmt.Errorf("warm-up push: %w", err)
+	}
+	if err := pullFileImage(ctx, pull, im, b.cfg.Parallel); err != nil {
+		return fmt.Errorf("warm-up pull: %w", err)
+	}
+	return nil
+}
+
 // newDataResult starts the result of a data-path part, stored by set (under the results' lock),
 // and returns it with the layer size of the configured image.
 func (b *bench) newDataResult(set func(*dataResult)) (*dataResult, int64) {

@@ -49,15 +49,8 @@ func (b *bench) benchMirror(t *testing.T) {
 
 	// Warm-up (not recorded): connections and TLS sessions on both routes, the mirror's first
 	// upstream requests.
-	warm, err := genFileImage(filepath.Join(base, "warmup"), "bench/mirror-warmup", "w", cfg.Layers, 256<<10)
-	if err != nil {
+	if err := b.warmUp(ctx, filepath.Join(base, "warmup"), "bench/mirror-warmup", ingress, mirror); err != nil {
 		t.Fatal(err)
-	}
-	if err := pushFileImage(ctx, ingress, warm, cfg.Parallel); err != nil {
-		t.Fatalf("warm-up push: %v", err)
-	}
-	if err := pullFileImage(ctx, mirror, warm, cfg.Parallel); err != nil {
-		t.Fatalf("warm-up pull through the mirror: %v", err)
 	}
 
 	for r := 0; r < cfg.Runs; r++ {

@@ -87,15 +87,8 @@ func (b *bench) benchS3(t *testing.T) {
 		b.record(t, res, dataSample{Round: r + 1, Seq: seq + 1, Variant: v, Op: phase, Bytes: bytes, Seconds: d.Seconds()})
 	}
 	// Warm-up (not recorded): connections, TLS sessions, the driver's first requests.
-	warm, err := genFileImage(filepath.Join(base, "warmup"), "bench/s3-warmup", "w", cfg.Layers, 256<<10)
-	if err != nil {
+	if err := b.warmUp(ctx, filepath.Join(base, "warmup"), "bench/s3-warmup", ingress, ingress); err != nil {
 		t.Fatal(err)
-	}
-	if err := pushFileImage(ctx, ingress, warm, cfg.Parallel); err != nil {
-		t.Fatalf("warm-up push: %v", err)
-	}
-	if err := pullFileImage(ctx, ingress, warm, cfg.Parallel); err != nil {
-		t.Fatalf("warm-up pull: %v", err)
 	}
 
 	var pushed []*fileImage

@@ -123,34 +123,6 @@ func TestMirrorCAChangeRollsThePod(t *testing.T) {
 	}
 }
 
-func TestInvalidProxyArgsRegisterNothing(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		edit func(*RegistryArgs)
-	}{
-		{"two replicas", func(a *RegistryArgs) { a.Replicas = 2 }},
-		{"no upstream", func(a *RegistryArgs) { a.Proxy.RemoteURL = "" }},
-		{"no ttl", func(a *RegistryArgs) { a.Proxy.TTL = "" }},
-		{"username without password", func(a *RegistryArgs) { a.Proxy.Password = nil }},
-		{"anonymous with accounts", func(a *RegistryArgs) { a.Proxy.Anonymous = true }},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			a := mirrorArgs()
-			c.edit(a)
-			m, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
-				_, err := NewRegistry(ctx, "m", a)
-				return err
-			})
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if n := len(m.Resources()); n != 0 {
-				t.Errorf("%d resources registered", n)
-			}
-		})
-	}
-}
-
 func TestAnonymousMirrorHasNoAccounts(t *testing.T) {
 	a := mirrorArgs()
 	a.Accounts, a.Proxy.Anonymous = nil, true

@@ -440,6 +440,11 @@ func TestInvalidArgsRegisterNothing(t *testing.T) {
 		{"cache without password", func(a *RegistryArgs) { a.RedisPassword = nil }},
 		{"no storage", func(a *RegistryArgs) { a.Storage = nil }},
 		{"no namespace", func(a *RegistryArgs) { a.Namespace = nil }},
+		{"proxy with two replicas", func(a *RegistryArgs) { *a = *mirrorArgs(); a.Replicas = 2 }},
+		{"proxy without upstream", func(a *RegistryArgs) { *a = *mirrorArgs(); a.Proxy.RemoteURL = "" }},
+		{"proxy without ttl", func(a *RegistryArgs) { *a = *mirrorArgs(); a.Proxy.TTL = "" }},
+		{"proxy username without password", func(a *RegistryArgs) { *a = *mirrorArgs(); a.Proxy.Password = nil }},
+		{"anonymous proxy with accounts", func(a *RegistryArgs) { *a = *mirrorArgs(); a.Proxy.Anonymous = true }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a := args()
