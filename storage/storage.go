@@ -227,7 +227,12 @@ func newFilesystem(ctx *pulumi.Context, name string, namespace pulumi.StringInpu
 			AllowedTopologies:    source.AllowedTopologies,
 			MountOptions:         source.MountOptions,
 			ReclaimPolicy:        pulumi.String("Retain"),
-		}, pulumi.Parent(comp))
+		}, pulumi.Parent(comp),
+			// A field the source class does not set is unknown in a preview (the read cannot tell
+			// "absent" from "not known yet"), and a StorageClass is immutable: without this every
+			// preview of a class with no parameters (minikube's, the sandbox's) would replace the
+			// copy, the claim and the Deployment. A class's fields cannot change in place anyway.
+			pulumi.IgnoreChanges([]string{"parameters", "allowedTopologies", "mountOptions"}))
 		if err != nil {
 			return fmt.Errorf("storage: retaining copy of StorageClass %q: %w", a.StorageClassName, err)
 		}
