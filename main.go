@@ -74,10 +74,17 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 
 	namespace := pulumi.String(cfg.Namespace).ToStringOutput()
 	if cfg.CreateNamespace {
+		level := cfg.PodSecurityLevel()
+		if level != stackconfig.PodSecurityRestricted {
+			if err := ctx.Log.Warn(fmt.Sprintf("namespace %s enforces Pod Security level %q, not restricted: "+
+				"storageHostPathChown runs a root init container (CHOWN only) in every registry and mirror pod", cfg.Namespace, level), nil); err != nil {
+				return nil, fmt.Errorf("log: %w", err)
+			}
+		}
 		ns, err := corev1.NewNamespace(ctx, cfg.Namespace, &corev1.NamespaceArgs{
 			Metadata: &metav1.ObjectMetaArgs{
 				Name:   pulumi.String(cfg.Namespace),
-				Labels: kube.StringMap(kube.Labels("registry", registryName, "namespace")),
+				Labels: kube.StringMap(NamespaceLabels(level)),
 			},
 		}, k8s)
 		if err != nil {
@@ -109,6 +116,8 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 			CPURequest:      cfg.RedisCPURequest,
 			MemoryRequest:   cfg.RedisMemoryRequest,
 			ClientSelectors: cacheClients(cfg),
+			// Mirrors keep their caches in databases 1, 2, ...
+			SelectDatabases: len(cfg.Mirrors) > 0,
 		}, k8s)
 		if err != nil {
 			return nil, err
@@ -128,7 +137,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		MemoryLimit:   cfg.RegistryMemoryLimit,
 	}
 	if cache != nil {
-		regArgs.CacheEnabled, regArgs.RedisAddr, regArgs.RedisPassword = true, cache.Address, cache.Password
+		regArgs.CacheEnabled, regArgs.RedisAddr, regArgs.RedisUsername, regArgs.RedisPassword = true, cache.Address, redis.RegistryUser, cache.Password
 	}
 	reg, err := registry.NewRegistry(ctx, registryName, regArgs, k8s)
 	if err != nil {
@@ -177,8 +186,9 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		gcArgs.RedisHost = cache.ServiceName
 		gcArgs.RedisPort = redis.Port
 		gcArgs.RedisImage = cfg.RedisImage
+		gcArgs.RedisUsername = redis.FlushUser
 		gcArgs.RedisPasswordSecret = cache.SecretName
-		gcArgs.RedisPasswordKey = redis.PasswordKey
+		gcArgs.RedisPasswordKey = redis.FlushPasswordKey
 	}
 	collector, err := gc.NewGC(ctx, gcName, gcArgs, k8s)
 	if err != nil {
@@ -190,6 +200,16 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// NamespaceLabels are the created namespace's labels: Pod Security admission enforces level (the
+// API server refuses any pod that does not meet it) and warns and audits against restricted.
+func NamespaceLabels(level string) map[string]string {
+	labels := kube.Labels("registry", registryName, "namespace")
+	labels["pod-security.kubernetes.io/enforce"] = level
+	labels["pod-security.kubernetes.io/warn"] = stackconfig.PodSecurityRestricted
+	labels["pod-security.kubernetes.io/audit"] = stackconfig.PodSecurityRestricted
+	return labels
 }
 
 // cacheClients select the pods that may reach Redis: the registry, GC's flush, every mirror.
@@ -244,7 +264,7 @@ func newMirrors(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.S
 			args.Accounts = []string{MirrorAccount}
 		}
 		if cache != nil {
-			args.CacheEnabled, args.RedisAddr, args.RedisPassword = true, cache.Address, cache.Password
+			args.CacheEnabled, args.RedisAddr, args.RedisUsername, args.RedisPassword = true, cache.Address, redis.RegistryUser, cache.Password
 		}
 		reg, err := registry.NewRegistry(ctx, instance, args, k8s)
 		if err != nil {

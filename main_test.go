@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/redis"
 	"github.com/regstack/registry-stack/stackconfig"
 )
 
@@ -55,21 +56,24 @@ func TestDefaultStackRegistersEveryComponent(t *testing.T) {
 	m := run(t, nil)
 
 	wantKinds := map[string]int{
-		"kubernetes:core/v1:Namespace":      1,
-		tPV:                                 1,
-		tPVC:                                1,
+		"kubernetes:core/v1:Namespace": 1,
+		// The default is a dynamic claim through a Retain copy of the StorageClass: no static PV.
+		tPV:  0,
+		tPVC: 1,
+		"kubernetes:storage.k8s.io/v1:StorageClass": 2, // the class read, and its Retain copy
+		"kubernetes:coordination.k8s.io/v1:Lease":   1, // the GC lease
 		tSecret:                             3, // registry config, redis, TLS
 		tDeployment:                         2,
 		tService:                            2,
 		tPDB:                                1,
 		tNetPol:                             2, // redis: clients only; registry: API port only
 		tIngress:                            1,
-		tCronJob:                            1,
+		tCronJob:                            2, // GC and its watchdog
 		tConfigMap:                          1,
 		"kubernetes:core/v1:ServiceAccount": 1,
 		"kubernetes:rbac.authorization.k8s.io/v1:Role":        1,
 		"kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": 1,
-		tPassword:                                 4, // htpasswd, its salt key, http.secret, redis
+		tPassword:                                 6, // htpasswd, its salt key, http.secret, redis: registry, gc, probe
 		"tls:index/privateKey:PrivateKey":         2,
 		"tls:index/selfSignedCert:SelfSignedCert": 1,
 		tCSR: 1,
@@ -96,7 +100,7 @@ func TestEveryKubernetesObjectUsesTheExplicitProviderAndIsLabelled(t *testing.T)
 		if !strings.Contains(r.Provider, "pulumi:providers:kubernetes::k8s") {
 			t.Errorf("%s/%s: provider %q, want the stack's explicit provider", r.Type, r.Name, r.Provider)
 		}
-		if r.Type == "kubernetes:core/v1:PersistentVolumePatch" {
+		if r.Type == "kubernetes:core/v1:PersistentVolumePatch" || r.Read {
 			continue
 		}
 		for _, key := range []string{"name", "instance", "component", "part-of", "managed-by"} {
@@ -130,6 +134,7 @@ func TestConfigValuesReachTheResources(t *testing.T) {
 		"pvcSize":          "15Gi",
 		"namespace":        "images",
 		"ingressClassName": "traefik",
+		"storageMode":      "hostPath",
 		"storageHostPath":  "/srv/registry",
 	})
 
@@ -176,7 +181,7 @@ func TestConfigValuesReachTheResources(t *testing.T) {
 }
 
 func TestDataSurvivesDestroy(t *testing.T) {
-	m := run(t, nil)
+	m := run(t, map[string]string{"storageMode": "hostPath"})
 	for _, r := range []testutil.Resource{m.Get(t, tPV, "registry-data"), m.Get(t, tPVC, "registry-data")} {
 		if !r.RetainOnDelete {
 			t.Errorf("%s: retainOnDelete is off: pulumi destroy would delete the images", r.Type)
@@ -437,7 +442,7 @@ func mirrorConfig(extra map[string]string) map[string]string {
 }
 
 func TestEachMirrorHasItsOwnInstanceRouteStoreAndCacheDatabase(t *testing.T) {
-	m := run(t, mirrorConfig(nil))
+	m := run(t, mirrorConfig(map[string]string{"storageMode": "hostPath"}))
 	for _, name := range []string{"registry", "registry-mirror-dockerhub", "registry-mirror-ghcr"} {
 		m.Get(t, tDeployment, name)
 		m.Get(t, tService, name)
@@ -483,6 +488,17 @@ func TestEachMirrorHasItsOwnInstanceRouteStoreAndCacheDatabase(t *testing.T) {
 		if anonymous := cfg.Auth.Type() == ""; anonymous != (name == "registry-mirror-ghcr") {
 			t.Errorf("%s auth = %q", name, cfg.Auth.Type())
 		}
+		// Every instance logs in as the registry's ACL user, which may SELECT because mirrors exist.
+		if cfg.Redis.Options.Username != redis.RegistryUser || cfg.Redis.Options.Password != "mock-password-registry-redis-password" {
+			t.Errorf("%s logs in to Redis as %q", name, cfg.Redis.Options.Username)
+		}
+	}
+	if conf := m.Get(t, tSecret, "registry-redis").String("stringData", "redis.conf"); !strings.Contains(conf, "user registry on ") ||
+		!strings.Contains(conf, " +select") {
+		t.Errorf("with mirrors the registry's ACL user may not SELECT their databases:\n%s", conf)
+	}
+	if conf := run(t, nil).Get(t, tSecret, "registry-redis").String("stringData", "redis.conf"); strings.Contains(conf, "+select") {
+		t.Errorf("without mirrors the registry's ACL user may SELECT:\n%s", conf)
 	}
 	// The mirrors reach the cache; the GC CronJob still targets only the registry.
 	redisPolicy := fmt.Sprint(m.Get(t, tNetPol, "registry-redis").Lookup("spec", "ingress"))
@@ -538,5 +554,97 @@ func TestMirrorOutputsKeepCredentialsSecret(t *testing.T) {
 		if !strings.Contains(anon["mirrorSetupCommands"], want) {
 			t.Errorf("setup commands lack %s:\n%s", want, anon["mirrorSetupCommands"])
 		}
+	}
+}
+
+// podSpecs are the pod specs of every workload the stack registers (Deployments, CronJobs' Jobs).
+func podSpecs(t *testing.T, m *testutil.Mocks) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, r := range m.Resources() {
+		var spec any
+		switch r.Type {
+		case tDeployment:
+			spec = r.Lookup("spec", "template", "spec")
+		case tCronJob:
+			spec = r.Lookup("spec", "jobTemplate", "spec", "template", "spec")
+		case "kubernetes:core/v1:Pod", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet", "kubernetes:batch/v1:Job":
+			t.Fatalf("%s/%s: a workload kind this test does not read", r.Type, r.Name)
+		default:
+			continue
+		}
+		s, ok := spec.(map[string]any)
+		if !ok {
+			t.Fatalf("%s/%s has no pod spec", r.Type, r.Name)
+		}
+		out[r.Type+"/"+r.Name] = s
+	}
+	return out
+}
+
+// The created namespace enforces the level every pod of the stack meets: restricted by default,
+// also with mirrors and with hostPath; baseline only with the explicit hostPath ownership fix,
+// whose root CHOWN container is then the only thing restricted would refuse.
+func TestEveryPodMeetsTheNamespacesPodSecurityLevel(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		config map[string]string
+		level  string
+	}{
+		{"default", nil, "restricted"},
+		{"default with mirrors", mirrorConfig(nil), "restricted"},
+		{"hostPath", map[string]string{"storageMode": "hostPath"}, "restricted"},
+		{"s3", map[string]string{"storageDriver": "s3", "s3Bucket": "images", "s3Region": "eu-west-1"}, "restricted"},
+		{"hostPath chown with mirrors", mirrorConfig(map[string]string{"storageMode": "hostPath", "storageHostPathChown": "true"}), "baseline"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := run(t, c.config)
+			ns := m.OfType("kubernetes:core/v1:Namespace")[0]
+			for key, want := range map[string]string{"enforce": c.level, "warn": "restricted", "audit": "restricted"} {
+				if got := ns.String("metadata", "labels", "pod-security.kubernetes.io/"+key); got != want {
+					t.Errorf("namespace label pod-security.kubernetes.io/%s = %q, want %q", key, got, want)
+				}
+			}
+			specs := podSpecs(t, m)
+			if len(specs) < 4 {
+				t.Fatalf("only %d workloads found: %v", len(specs), specs)
+			}
+			chownContainers := 0
+			for name, spec := range specs {
+				if v := testutil.PodSecurityViolations(spec, c.level); len(v) > 0 {
+					t.Errorf("%s violates %s: %v", name, c.level, v)
+				}
+				if c.level == "restricted" {
+					continue
+				}
+				for _, v := range testutil.PodSecurityViolations(spec, "restricted") {
+					if !strings.HasPrefix(v, "initContainers volume-ownership:") {
+						t.Errorf("%s: besides the ownership fix, restricted is violated by %s", name, v)
+					}
+					chownContainers++
+				}
+			}
+			if c.level == "baseline" && chownContainers == 0 {
+				t.Error("baseline enforced, but every pod would meet restricted")
+			}
+		})
+	}
+}
+
+// The checker refuses what the profiles refuse (a check that cannot fail proves nothing).
+func TestPodSecurityCheckerRefusesWhatTheProfilesRefuse(t *testing.T) {
+	root := map[string]any{"containers": []any{map[string]any{"name": "c", "securityContext": map[string]any{
+		"runAsUser": 0.0, "capabilities": map[string]any{"add": []any{"CHOWN"}},
+	}}}}
+	if v := testutil.PodSecurityViolations(root, "baseline"); len(v) != 0 {
+		t.Errorf("baseline refuses a root container with CHOWN: %v", v)
+	}
+	if v := testutil.PodSecurityViolations(root, "restricted"); len(v) < 4 {
+		t.Errorf("restricted admits a root container with CHOWN (violations %v)", v)
+	}
+	hostPath := map[string]any{"volumes": []any{map[string]any{"name": "d", "hostPath": map[string]any{"path": "/"}}},
+		"hostNetwork": true, "containers": []any{map[string]any{"name": "c", "securityContext": map[string]any{"privileged": true}}}}
+	if v := testutil.PodSecurityViolations(hostPath, "baseline"); len(v) != 3 {
+		t.Errorf("baseline violations of a privileged hostPath pod on the host network = %v, want 3", v)
 	}
 }

@@ -559,8 +559,8 @@ func TestPreviewGuardProtectsTypesTheProgramRegisters(t *testing.T) {
 		_, err = deploy(ctx, cfg)
 		return err
 	}
-	// The default stack (hostPath PV, generated CA) and dynamic storage (the StorageClass copy).
-	for _, cfg := range []map[string]string{nil, {"storageMode": "dynamic", "storageClassName": "standard"}} {
+	// The default stack (dynamic storage: the StorageClass copy; generated CA) and hostPath (the PV).
+	for _, cfg := range []map[string]string{nil, {"storageMode": "hostPath"}} {
 		for _, r := range testutil.MustRun(t, cfg, deployOnly).Resources() {
 			registered[r.Type] = true
 		}

@@ -1,19 +1,24 @@
 // Package gc schedules the registry's garbage collection as a CronJob that is safe to run on a live
 // registry:
 //
-//  1. maintenance.sh enter (kubectl): every replica restarts read-only; pulls keep working, pushes
-//     get 405; it waits until no writable pod is left;
+//  1. maintenance.sh enter (kubectl): takes the GC lease, then every replica restarts read-only;
+//     pulls keep working, pushes get 405; it waits until no writable pod is left;
 //  2. collect.sh (registry image): `registry garbage-collect --delete-untagged`, also on an empty
-//     registry;
+//     registry, for as long as the lease is renewed and no replica is writable;
 //  3. flush.sh (redis image): empties the blob-descriptor cache, whose entries GC leaves stale;
-//  4. restore.sh (kubectl): back to read-write whatever happened before, then fails the Job if GC or
-//     the flush failed.
+//  4. restore.sh (kubectl): back to read-write, lease given back, then fails the Job if GC or the
+//     flush failed.
 //
 // Steps 1-3 are init containers (they run in order, each only after the previous one exited 0);
 // 2 and 3 always exit 0 and leave their result in a shared emptyDir for step 4. Two no-op init
 // containers before step 1 pull the registry and redis images, so that no image pull can fail
-// while the registry is read-only. Step 1 refuses to start beside another GC pod of the CronJob
-// (concurrencyPolicy does not cover Jobs created by hand).
+// while the registry is read-only. A sidecar (lease.sh keep) renews the lease from step 1 to the
+// end and stops step 2 when it cannot.
+//
+// Whatever kills a GC pod, its lease expires LeaseSeconds after its last renewal, and its collector
+// was stopped before that (FenceSeconds). The watchdog CronJob (every minute) then finds the
+// registry read-only with an expired lease, empties the cache and restores writes: within
+// LeaseSeconds + a minute + one rollout of the GC pod's death, and never while a collector runs.
 package gc
 
 import (
@@ -23,6 +28,7 @@ import (
 	"strings"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	coordinationv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/coordination/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
@@ -44,6 +50,17 @@ const (
 	redisUID   = 999
 	// rolloutTimeoutSeconds bounds each of the two rolling restarts.
 	rolloutTimeoutSeconds = 600
+)
+
+// The GC lease's timing. A holder renews every RenewSeconds; its collector stops when the last
+// renewal is FenceSeconds old; anyone may take the lease over once it is LeaseSeconds old. The
+// gap between the last two absorbs clock skew between nodes and the collector's stop (2 s).
+const (
+	RenewSeconds = 5
+	FenceSeconds = 15
+	LeaseSeconds = 30
+	// WatchdogSchedule: the watchdog looks every minute (the CronJob's finest schedule).
+	WatchdogSchedule = "* * * * *"
 )
 
 // GCArgs configures the garbage-collection CronJob.
@@ -68,22 +85,28 @@ type GCArgs struct {
 	Storage *storage.Backend
 	// Optional: defaults to false. When true the Redis cache at RedisHost:RedisPort is flushed.
 	CacheEnabled bool
-	// Required when CacheEnabled: Redis Service host, port, image, and the Secret/key of its password.
+	// Required when CacheEnabled: Redis Service host, port, image, the ACL user that may flush,
+	// and the Secret/key of its password.
 	RedisHost           pulumi.StringInput
 	RedisPort           int
 	RedisImage          string
+	RedisUsername       string
 	RedisPasswordSecret pulumi.StringInput
 	RedisPasswordKey    string
 	// Optional: defaults to "registry.k8s.io/kubectl:v1.33.13". Needs sh and kubectl.
 	KubectlImage string
 }
 
-// GC is the CronJob and its RBAC.
+// GC is the CronJob, its watchdog CronJob, the lease and their RBAC.
 type GC struct {
 	pulumi.ResourceState
 
 	// CronJobName names the CronJob (`kubectl create job --from=cronjob/<name>` runs it now).
 	CronJobName pulumi.StringOutput `pulumi:"cronJobName"`
+	// WatchdogCronJobName names the watchdog (`kubectl create job --from=cronjob/<name>` checks now).
+	WatchdogCronJobName pulumi.StringOutput `pulumi:"watchdogCronJobName"`
+	// LeaseName names the GC lease (`kubectl get lease <name>` shows who holds it).
+	LeaseName pulumi.StringOutput `pulumi:"leaseName"`
 }
 
 func (a *GCArgs) withDefaults() (*GCArgs, error) {
@@ -93,9 +116,9 @@ func (a *GCArgs) withDefaults() (*GCArgs, error) {
 		return nil, fmt.Errorf("gc: Namespace, DeploymentName, ContainerName, RegistrySelector, RegistryImage, " +
 			"RegistryUID, ConfigSecretName and Storage are required")
 	}
-	if out.CacheEnabled && (out.RedisHost == nil || out.RedisPort == 0 || out.RedisImage == "" ||
+	if out.CacheEnabled && (out.RedisHost == nil || out.RedisPort == 0 || out.RedisImage == "" || out.RedisUsername == "" ||
 		out.RedisPasswordSecret == nil || out.RedisPasswordKey == "") {
-		return nil, fmt.Errorf("gc: RedisHost, RedisPort, RedisImage, RedisPasswordSecret and RedisPasswordKey are required when CacheEnabled")
+		return nil, fmt.Errorf("gc: RedisHost, RedisPort, RedisImage, RedisUsername, RedisPasswordSecret and RedisPasswordKey are required when CacheEnabled")
 	}
 	if out.Schedule == "" {
 		out.Schedule = "0 3 * * 0"
@@ -122,6 +145,17 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 		return &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels}
 	}
 
+	// The GC lease: only its holder may switch the registry to read-only and back (lease.sh).
+	// The stack owns the object and its duration; the scripts own holder and times, under their
+	// own field manager (registry-stack-gc), which a server-side apply of the stack leaves alone.
+	lease, err := coordinationv1.NewLease(ctx, name, &coordinationv1.LeaseArgs{
+		Metadata: meta(),
+		Spec:     &coordinationv1.LeaseSpecArgs{LeaseDurationSeconds: pulumi.Int(LeaseSeconds)},
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("gc: lease: %w", err)
+	}
+
 	scriptData, err := Scripts()
 	if err != nil {
 		return nil, err
@@ -145,7 +179,7 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 	}
 	role, err := rbacv1.NewRole(ctx, name, &rbacv1.RoleArgs{
 		Metadata: meta(),
-		Rules:    RoleRules(a.DeploymentName),
+		Rules:    RoleRules(a.DeploymentName, lease.Metadata.Name().Elem()),
 	}, parent)
 	if err != nil {
 		return nil, fmt.Errorf("gc: role: %w", err)
@@ -162,6 +196,9 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 		return nil, fmt.Errorf("gc: role binding: %w", err)
 	}
 
+	scripts := scriptsMap.Metadata.Name().Elem()
+	sa := account.Metadata.Name().Elem()
+	leaseName := lease.Metadata.Name().Elem()
 	cron, err := batchv1.NewCronJob(ctx, name, &batchv1.CronJobArgs{
 		Metadata: meta(),
 		Spec: &batchv1.CronJobSpecArgs{
@@ -179,7 +216,7 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 					BackoffLimit: pulumi.Int(0),
 					Template: &corev1.PodTemplateSpecArgs{
 						Metadata: &metav1.ObjectMetaArgs{Labels: labels},
-						Spec:     PodSpec(a, PodSelector(name), account.Metadata.Name().Elem(), scriptsMap.Metadata.Name().Elem()),
+						Spec:     PodSpec(a, sa, scripts, leaseName),
 					},
 				},
 			},
@@ -189,8 +226,42 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 		return nil, fmt.Errorf("gc: cron job: %w", err)
 	}
 
+	watchdogLabels := kube.StringMap(WatchdogPodLabels(name))
+	watchdog, err := batchv1.NewCronJob(ctx, name+"-watchdog", &batchv1.CronJobArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-watchdog"), Namespace: a.Namespace, Labels: watchdogLabels},
+		Spec: &batchv1.CronJobSpecArgs{
+			// Never suspended with the GC: a GC Job created by hand needs it as much.
+			Schedule:                   pulumi.String(WatchdogSchedule),
+			ConcurrencyPolicy:          pulumi.String("Forbid"),
+			StartingDeadlineSeconds:    pulumi.Int(60),
+			SuccessfulJobsHistoryLimit: pulumi.Int(1),
+			FailedJobsHistoryLimit:     pulumi.Int(3),
+			JobTemplate: &batchv1.JobTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: watchdogLabels},
+				Spec: &batchv1.JobSpecArgs{
+					// The next minute's run is the retry.
+					BackoffLimit:          pulumi.Int(0),
+					ActiveDeadlineSeconds: pulumi.Int(rolloutTimeoutSeconds + 120),
+					Template: &corev1.PodTemplateSpecArgs{
+						Metadata: &metav1.ObjectMetaArgs{Labels: watchdogLabels},
+						Spec:     WatchdogPodSpec(a, sa, scripts, leaseName),
+					},
+				},
+			},
+		},
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("gc: watchdog cron job: %w", err)
+	}
+
 	comp.CronJobName = cron.Metadata.Name().Elem()
-	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{"cronJobName": comp.CronJobName}); err != nil {
+	comp.WatchdogCronJobName = watchdog.Metadata.Name().Elem()
+	comp.LeaseName = leaseName
+	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
+		"cronJobName":         comp.CronJobName,
+		"watchdogCronJobName": comp.WatchdogCronJobName,
+		"leaseName":           comp.LeaseName,
+	}); err != nil {
 		return nil, fmt.Errorf("gc: register outputs: %w", err)
 	}
 	return comp, nil
@@ -201,7 +272,12 @@ func PodLabels(name string) map[string]string {
 	return kube.Labels("registry-gc", name, "garbage-collection")
 }
 
-// PodSelector selects the GC pods of the instance name.
+// WatchdogPodLabels are the labels of the watchdog pods of the instance name.
+func WatchdogPodLabels(name string) map[string]string {
+	return kube.Labels("registry-gc", name, "gc-watchdog")
+}
+
+// PodSelector selects the GC and watchdog pods of the instance name (both may flush the cache).
 func PodSelector(name string) map[string]string {
 	return kube.Selector("registry-gc", name)
 }
@@ -224,9 +300,15 @@ func Scripts() (map[string]string, error) {
 }
 
 // RoleRules is the least the maintenance switch needs: read and patch the one Deployment (watch
-// for `rollout status`), and list pods to see that no writable replica is left.
-func RoleRules(deploymentName pulumi.StringInput) rbacv1.PolicyRuleArray {
+// for `rollout status`) and the one lease, and list pods to see that no writable replica is left.
+func RoleRules(deploymentName, leaseName pulumi.StringInput) rbacv1.PolicyRuleArray {
 	return rbacv1.PolicyRuleArray{
+		&rbacv1.PolicyRuleArgs{
+			ApiGroups:     pulumi.ToStringArray([]string{"coordination.k8s.io"}),
+			Resources:     pulumi.ToStringArray([]string{"leases"}),
+			ResourceNames: pulumi.StringArray{leaseName},
+			Verbs:         pulumi.ToStringArray([]string{"get", "patch"}),
+		},
 		&rbacv1.PolicyRuleArgs{
 			ApiGroups:     pulumi.ToStringArray([]string{"apps"}),
 			Resources:     pulumi.ToStringArray([]string{"deployments"}),
@@ -251,110 +333,150 @@ func SelectorString(sel map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-// PodSpec is the GC pod: the four steps described in the package comment. selfSelector selects
-// the GC pods of this CronJob (a run refuses to start beside another one).
-func PodSpec(a *GCArgs, selfSelector map[string]string, serviceAccount, scriptsConfigMap pulumi.StringInput) *corev1.PodSpecArgs {
-	kubectlEnv := corev1.EnvVarArray{
-		&corev1.EnvVarArgs{Name: pulumi.String("NAMESPACE"), ValueFrom: &corev1.EnvVarSourceArgs{
-			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.namespace")},
-		}},
-		&corev1.EnvVarArgs{Name: pulumi.String("POD_NAME"), ValueFrom: &corev1.EnvVarSourceArgs{
-			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.name")},
-		}},
-		&corev1.EnvVarArgs{Name: pulumi.String("GC_SELECTOR"), Value: pulumi.String(SelectorString(selfSelector))},
-		&corev1.EnvVarArgs{Name: pulumi.String("DEPLOYMENT"), Value: a.DeploymentName},
-		&corev1.EnvVarArgs{Name: pulumi.String("CONTAINER"), Value: pulumi.String(a.ContainerName)},
-		&corev1.EnvVarArgs{Name: pulumi.String("POD_SELECTOR"), Value: pulumi.String(SelectorString(a.RegistrySelector))},
-		&corev1.EnvVarArgs{Name: pulumi.String("ROLLOUT_TIMEOUT"), Value: pulumi.String(fmt.Sprint(rolloutTimeoutSeconds))},
-		&corev1.EnvVarArgs{Name: pulumi.String("SCRIPTS_DIR"), Value: pulumi.String(scriptsDir)},
-		&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
-		&corev1.EnvVarArgs{Name: pulumi.String("CACHE_ENABLED"), Value: pulumi.String(fmt.Sprint(a.CacheEnabled))},
-		// kubectl writes its discovery cache under $HOME; the root filesystem is read-only.
-		&corev1.EnvVarArgs{Name: pulumi.String("HOME"), Value: pulumi.String("/tmp")},
-	}
-	mount := func(volume, path string, readOnly bool) *corev1.VolumeMountArgs {
-		return &corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path), ReadOnly: pulumi.Bool(readOnly)}
-	}
-	// script is the file name in scriptsDir followed by its arguments.
-	step := func(name, image string, script []string, uid int, env corev1.EnvVarArray, mounts ...corev1.VolumeMountInput) *corev1.ContainerArgs {
-		sc := kube.ContainerSecurityContext()
-		sc.RunAsUser, sc.RunAsGroup = pulumi.Int(uid), pulumi.Int(uid)
-		vm := corev1.VolumeMountArray{mount("scripts", scriptsDir, true), mount("status", statusDir, false), mount("tmp", "/tmp", false)}
-		for _, m := range mounts {
-			vm = append(vm, m)
-		}
-		return &corev1.ContainerArgs{
-			Name:            pulumi.String(name),
-			Image:           pulumi.String(image),
-			ImagePullPolicy: pulumi.String("IfNotPresent"),
-			Command:         pulumi.ToStringArray(append([]string{"sh", scriptsDir + "/" + script[0]}, script[1:]...)),
-			Env:             env,
-			Resources:       kube.Resources("10m", "32Mi", "256Mi"),
-			SecurityContext: sc,
-			VolumeMounts:    vm,
-		}
-	}
+// podParts builds the containers and volumes the GC and watchdog pods share.
+type podParts struct {
+	a          *GCArgs
+	kubectlEnv corev1.EnvVarArray
+}
 
-	// Images are pulled when their step starts: pull them all before the registry goes read-only,
-	// so that a failing pull cannot strand it there.
-	pull := func(name, image string, uid int, command ...string) *corev1.ContainerArgs {
-		sc := kube.ContainerSecurityContext()
-		sc.RunAsUser, sc.RunAsGroup = pulumi.Int(uid), pulumi.Int(uid)
-		return &corev1.ContainerArgs{
-			Name:            pulumi.String(name),
-			Image:           pulumi.String(image),
-			ImagePullPolicy: pulumi.String("IfNotPresent"),
-			Command:         pulumi.ToStringArray(command),
-			Resources:       kube.Resources("10m", "16Mi", "64Mi"),
-			SecurityContext: sc,
-		}
+func newPodParts(a *GCArgs, lease pulumi.StringInput) *podParts {
+	env := func(name string, value pulumi.StringInput) *corev1.EnvVarArgs {
+		return &corev1.EnvVarArgs{Name: pulumi.String(name), Value: value}
 	}
+	field := func(name, path string) *corev1.EnvVarArgs {
+		return &corev1.EnvVarArgs{Name: pulumi.String(name), ValueFrom: &corev1.EnvVarSourceArgs{
+			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String(path)},
+		}}
+	}
+	return &podParts{a: a, kubectlEnv: corev1.EnvVarArray{
+		field("NAMESPACE", "metadata.namespace"),
+		// The lease holder's identity.
+		field("POD_NAME", "metadata.name"),
+		env("DEPLOYMENT", a.DeploymentName),
+		env("CONTAINER", pulumi.String(a.ContainerName)),
+		env("POD_SELECTOR", pulumi.String(SelectorString(a.RegistrySelector))),
+		env("ROLLOUT_TIMEOUT", pulumi.String(fmt.Sprint(rolloutTimeoutSeconds))),
+		env("LEASE", lease),
+		env("LEASE_SECONDS", pulumi.String(fmt.Sprint(LeaseSeconds))),
+		env("RENEW_SECONDS", pulumi.String(fmt.Sprint(RenewSeconds))),
+		env("SCRIPTS_DIR", pulumi.String(scriptsDir)),
+		env("STATUS_DIR", pulumi.String(statusDir)),
+		env("CACHE_ENABLED", pulumi.String(fmt.Sprint(a.CacheEnabled))),
+		// kubectl writes its discovery cache under $HOME; the root filesystem is read-only.
+		env("HOME", pulumi.String("/tmp")),
+	}}
+}
+
+func mount(volume, path string, readOnly bool) *corev1.VolumeMountArgs {
+	return &corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path), ReadOnly: pulumi.Bool(readOnly)}
+}
+
+// step runs script (the file name in scriptsDir followed by its arguments) in image as uid.
+func (p *podParts) step(name, image string, script []string, uid int, env corev1.EnvVarArray, mounts ...corev1.VolumeMountInput) *corev1.ContainerArgs {
+	sc := kube.ContainerSecurityContext()
+	sc.RunAsUser, sc.RunAsGroup = pulumi.Int(uid), pulumi.Int(uid)
+	vm := corev1.VolumeMountArray{mount("scripts", scriptsDir, true), mount("status", statusDir, false), mount("tmp", "/tmp", false)}
+	vm = append(vm, mounts...)
+	return &corev1.ContainerArgs{
+		Name:            pulumi.String(name),
+		Image:           pulumi.String(image),
+		ImagePullPolicy: pulumi.String("IfNotPresent"),
+		Command:         pulumi.ToStringArray(append([]string{"sh", scriptsDir + "/" + script[0]}, script[1:]...)),
+		Env:             env,
+		Resources:       kube.Resources("10m", "32Mi", "256Mi"),
+		SecurityContext: sc,
+		VolumeMounts:    vm,
+	}
+}
+
+// kubectl is a step of the kubectl image.
+func (p *podParts) kubectl(name string, script ...string) *corev1.ContainerArgs {
+	return p.step(name, p.a.KubectlImage, script, kubectlUID, p.kubectlEnv)
+}
+
+// pull is a no-op container that pulls image: images are pulled when their step starts, so pulling
+// them all first means that no failing pull can strand the registry read-only.
+func pull(name, image string, uid int, command ...string) *corev1.ContainerArgs {
+	sc := kube.ContainerSecurityContext()
+	sc.RunAsUser, sc.RunAsGroup = pulumi.Int(uid), pulumi.Int(uid)
+	return &corev1.ContainerArgs{
+		Name:            pulumi.String(name),
+		Image:           pulumi.String(image),
+		ImagePullPolicy: pulumi.String("IfNotPresent"),
+		Command:         pulumi.ToStringArray(command),
+		Resources:       kube.Resources("10m", "16Mi", "64Mi"),
+		SecurityContext: sc,
+	}
+}
+
+// flush empties the registry's cache database as the ACL user that may do only that.
+func (p *podParts) flush() *corev1.ContainerArgs {
+	a := p.a
+	return p.step("flush-cache", a.RedisImage, []string{"flush.sh"}, redisUID, corev1.EnvVarArray{
+		&corev1.EnvVarArgs{Name: pulumi.String("REDIS_HOST"), Value: a.RedisHost},
+		&corev1.EnvVarArgs{Name: pulumi.String("REDIS_PORT"), Value: pulumi.String(fmt.Sprint(a.RedisPort))},
+		&corev1.EnvVarArgs{Name: pulumi.String("REDIS_USER"), Value: pulumi.String(a.RedisUsername)},
+		&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
+		&corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: &corev1.EnvVarSourceArgs{
+			SecretKeyRef: &corev1.SecretKeySelectorArgs{Name: a.RedisPasswordSecret, Key: pulumi.String(a.RedisPasswordKey)},
+		}},
+	})
+}
+
+// spec is a Job pod of the given containers with the scripts, status and tmp volumes plus extra.
+func (p *podParts) spec(serviceAccount, scriptsConfigMap pulumi.StringInput, inits corev1.ContainerArray, main *corev1.ContainerArgs, extra ...corev1.VolumeInput) *corev1.PodSpecArgs {
+	volumes := corev1.VolumeArray{
+		&corev1.VolumeArgs{Name: pulumi.String("scripts"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
+			Name: scriptsConfigMap, DefaultMode: pulumi.Int(0o555),
+		}},
+	}
+	volumes = append(volumes, extra...)
+	volumes = append(volumes,
+		&corev1.VolumeArgs{Name: pulumi.String("status"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
+		&corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
+	)
+	return &corev1.PodSpecArgs{
+		ServiceAccountName: serviceAccount,
+		RestartPolicy:      pulumi.String("Never"),
+		EnableServiceLinks: pulumi.Bool(false),
+		SecurityContext:    kube.PodSecurityContext(p.a.RegistryUID),
+		InitContainers:     inits,
+		Containers:         corev1.ContainerArray{main},
+		Volumes:            volumes,
+	}
+}
+
+// PodSpec is the GC pod: the four steps and the lease sidecar described in the package comment.
+func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInput) *corev1.PodSpecArgs {
+	p := newPodParts(a, lease)
 	inits := corev1.ContainerArray{pull("pull-registry-image", a.RegistryImage, a.RegistryUID, "registry", "--version")}
 	if a.CacheEnabled {
 		inits = append(inits, pull("pull-redis-image", a.RedisImage, redisUID, "redis-cli", "--version"))
 	}
-	inits = append(inits, step("enter-read-only", a.KubectlImage, []string{"maintenance.sh", "enter"}, kubectlUID, kubectlEnv))
-	collect := step("garbage-collect", a.RegistryImage, []string{"collect.sh"}, a.RegistryUID, append(corev1.EnvVarArray{
+	// A native sidecar (an init container that keeps running): it starts before step 1 and is
+	// stopped after step 4. Kubernetes 1.29 or later.
+	keeper := p.kubectl("lease", "lease.sh", "keep")
+	keeper.RestartPolicy = pulumi.String("Always")
+	inits = append(inits, keeper, p.kubectl("enter-read-only", "maintenance.sh", "enter"))
+	collect := p.step("garbage-collect", a.RegistryImage, []string{"collect.sh"}, a.RegistryUID, append(corev1.EnvVarArray{
 		&corev1.EnvVarArgs{Name: pulumi.String("CONFIG"), Value: pulumi.String(configDir + "/config.yml")},
 		&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
+		&corev1.EnvVarArgs{Name: pulumi.String("FENCE_SECONDS"), Value: pulumi.String(fmt.Sprint(FenceSeconds))},
 		&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
 	}, a.Storage.Env...), append(corev1.VolumeMountArray{mount("config", configDir, true)}, a.Storage.Mounts...)...)
 	// The collector holds the whole manifest graph in memory.
 	collect.Resources = kube.Resources("50m", "64Mi", "1Gi")
 	inits = append(inits, collect)
 	if a.CacheEnabled {
-		inits = append(inits, step("flush-cache", a.RedisImage, []string{"flush.sh"}, redisUID, corev1.EnvVarArray{
-			&corev1.EnvVarArgs{Name: pulumi.String("REDIS_HOST"), Value: a.RedisHost},
-			&corev1.EnvVarArgs{Name: pulumi.String("REDIS_PORT"), Value: pulumi.String(fmt.Sprint(a.RedisPort))},
-			&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
-			&corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: &corev1.EnvVarSourceArgs{
-				SecretKeyRef: &corev1.SecretKeySelectorArgs{Name: a.RedisPasswordSecret, Key: pulumi.String(a.RedisPasswordKey)},
-			}},
-		}))
+		inits = append(inits, p.flush())
 	}
-
-	volumes := corev1.VolumeArray{
-		&corev1.VolumeArgs{Name: pulumi.String("scripts"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
-			Name: scriptsConfigMap, DefaultMode: pulumi.Int(0o555),
-		}},
-		&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
-			SecretName: a.ConfigSecretName, DefaultMode: pulumi.Int(0o440),
-		}},
+	volumes := corev1.VolumeArray{&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
+		SecretName: a.ConfigSecretName, DefaultMode: pulumi.Int(0o440),
+	}}}
+	for _, v := range a.Storage.Volumes {
+		volumes = append(volumes, v)
 	}
-	volumes = append(volumes, a.Storage.Volumes...)
-	volumes = append(volumes,
-		&corev1.VolumeArgs{Name: pulumi.String("status"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
-		&corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
-	)
-	spec := &corev1.PodSpecArgs{
-		ServiceAccountName: serviceAccount,
-		RestartPolicy:      pulumi.String("Never"),
-		EnableServiceLinks: pulumi.Bool(false),
-		SecurityContext:    kube.PodSecurityContext(a.RegistryUID),
-		InitContainers:     inits,
-		Containers:         corev1.ContainerArray{step("restore-writes", a.KubectlImage, []string{"restore.sh"}, kubectlUID, kubectlEnv)},
-		Volumes:            volumes,
-	}
+	spec := p.spec(serviceAccount, scriptsConfigMap, inits, p.kubectl("restore-writes", "restore.sh"), volumes...)
 	if a.Storage.CoLocate {
 		// The data claim is ReadWriteOnce (attached to the registry pods' node): run beside a
 		// registry pod. Elsewhere the pod would wait for an attach that never comes, and block
@@ -367,4 +489,19 @@ func PodSpec(a *GCArgs, selfSelector map[string]string, serviceAccount, scriptsC
 		}}
 	}
 	return spec
+}
+
+// WatchdogPodSpec is the watchdog pod: watchdog.sh check, the cache flush (skipped when there is
+// nothing to restore), watchdog.sh restore. It mounts no storage: it never collects.
+func WatchdogPodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInput) *corev1.PodSpecArgs {
+	p := newPodParts(a, lease)
+	inits := corev1.ContainerArray{}
+	if a.CacheEnabled {
+		inits = append(inits, pull("pull-redis-image", a.RedisImage, redisUID, "redis-cli", "--version"))
+	}
+	inits = append(inits, p.kubectl("check", "watchdog.sh", "check"))
+	if a.CacheEnabled {
+		inits = append(inits, p.flush())
+	}
+	return p.spec(serviceAccount, scriptsConfigMap, inits, p.kubectl("restore-writes", "watchdog.sh", "restore"))
 }

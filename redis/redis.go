@@ -1,8 +1,11 @@
-// Package redis runs the registry's blob-descriptor cache: a password-protected, memory-only Redis
-// that evicts least-recently-used keys (the registry sets no TTLs), reachable only from its clients.
+// Package redis runs the registry's blob-descriptor cache: a memory-only Redis that evicts
+// least-recently-used keys (the registry sets no TTLs), reachable only from its clients, with one
+// least-privilege ACL user per client role and the default user disabled.
 package redis
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -20,10 +23,16 @@ import (
 const (
 	// Port is the Redis port of the Service.
 	Port = 6379
-	// PasswordKey is the key of the password in the Secret.
-	PasswordKey = "password"
-	confKey     = "redis.conf"
-	confDir     = "/etc/redis"
+	// Users of the ACL, and the Secret keys of their passwords. The registry's key keeps its old
+	// name, so that existing stacks keep their password.
+	RegistryUser     = "registry"
+	PasswordKey      = "password"
+	FlushUser        = "gc"
+	FlushPasswordKey = "gc-password"
+	probeUser        = "probe"
+	probePasswordKey = "probe-password"
+	confKey          = "redis.conf"
+	confDir          = "/etc/redis"
 	// uid of the redis user in the official images.
 	uid = 999
 )
@@ -32,7 +41,7 @@ const (
 type RedisArgs struct {
 	// Required: namespace of every object.
 	Namespace pulumi.StringInput
-	// Optional: defaults to "redis:7.0.15-alpine".
+	// Optional: defaults to DefaultImage.
 	Image string
 	// Optional: defaults to "64mb". Redis maxmemory (redis.conf units).
 	MaxMemory string
@@ -44,6 +53,9 @@ type RedisArgs struct {
 	MemoryRequest string
 	// Required: label selectors of the pods allowed to connect (the NetworkPolicy admits only these).
 	ClientSelectors []map[string]string
+	// Optional: defaults to false. True when a client of RegistryUser uses a database other than 0
+	// (the mirrors): only then may that user SELECT.
+	SelectDatabases bool
 
 	memoryLimit string // derived by withDefaults
 }
@@ -56,9 +68,9 @@ type Redis struct {
 	Address pulumi.StringOutput `pulumi:"address"`
 	// ServiceName names the Service (the host part of Address).
 	ServiceName pulumi.StringOutput `pulumi:"serviceName"`
-	// Password is the generated password (secret).
+	// Password is the generated password of RegistryUser (secret).
 	Password pulumi.StringOutput `pulumi:"password"`
-	// SecretName names the Secret holding PasswordKey.
+	// SecretName names the Secret holding PasswordKey (RegistryUser) and FlushPasswordKey (FlushUser).
 	SecretName pulumi.StringOutput `pulumi:"secretName"`
 	// DeploymentName names the Redis Deployment.
 	DeploymentName pulumi.StringOutput `pulumi:"deploymentName"`
@@ -73,7 +85,7 @@ func (a *RedisArgs) withDefaults() (*RedisArgs, error) {
 		return nil, fmt.Errorf("redis: ClientSelectors is required (nobody could connect)")
 	}
 	if out.Image == "" {
-		out.Image = "redis:7.0.15-alpine"
+		out.Image = DefaultImage
 	}
 	if out.MaxMemory == "" {
 		out.MaxMemory, out.MaxMemoryBytes = "64mb", 64<<20
@@ -109,21 +121,40 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 	labels := PodLabels(name)
 	selector := kube.Selector("redis", name)
 
-	// Alphanumeric only: the password goes into redis.conf and client URLs unquoted.
-	password, err := random.NewRandomPassword(ctx, name+"-password", &random.RandomPasswordArgs{
-		Length: pulumi.Int(32), Special: pulumi.Bool(false),
-	}, parent)
-	if err != nil {
-		return nil, fmt.Errorf("redis: password: %w", err)
+	// Alphanumeric only: passwords go into client configs and redis-cli's environment unquoted.
+	newPassword := func(suffix string) (*random.RandomPassword, error) {
+		pw, err := random.NewRandomPassword(ctx, name+suffix, &random.RandomPasswordArgs{
+			Length: pulumi.Int(32), Special: pulumi.Bool(false),
+		}, parent)
+		if err != nil {
+			return nil, fmt.Errorf("redis: password %s: %w", name+suffix, err)
+		}
+		return pw, nil
 	}
-	// The password lives in redis.conf, never on a command line where `ps` or the pod spec shows it.
-	conf := password.Result.ApplyT(func(pw string) string { return Conf(a.MaxMemory, pw) }).(pulumi.StringOutput)
+	password, err := newPassword("-password")
+	if err != nil {
+		return nil, err
+	}
+	flushPassword, err := newPassword("-gc-password")
+	if err != nil {
+		return nil, err
+	}
+	probePassword, err := newPassword("-probe-password")
+	if err != nil {
+		return nil, err
+	}
+	// redis.conf holds only SHA-256 hashes of the passwords; it stays in the Secret all the same.
+	conf := pulumi.All(password.Result, flushPassword.Result, probePassword.Result).ApplyT(func(v []any) string {
+		return Conf(a.MaxMemory, Users(v[0].(string), v[1].(string), v[2].(string), a.SelectDatabases))
+	}).(pulumi.StringOutput)
 	secret, err := corev1.NewSecret(ctx, name, &corev1.SecretArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: kube.StringMap(labels)},
 		Type:     pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{
-			PasswordKey: password.Result,
-			confKey:     pulumi.ToSecret(conf).(pulumi.StringOutput),
+			PasswordKey:      password.Result,
+			FlushPasswordKey: flushPassword.Result,
+			probePasswordKey: probePassword.Result,
+			confKey:          pulumi.ToSecret(conf).(pulumi.StringOutput),
 		},
 	}, parent)
 	if err != nil {
@@ -140,7 +171,7 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 			Template: &corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{
 					Labels: kube.StringMap(labels),
-					// Rolls the pod when the password or maxmemory changes.
+					// Rolls the pod when a password, an ACL rule or maxmemory changes.
 					Annotations: pulumi.StringMap{"checksum/config": kube.Checksum(conf)},
 				},
 				Spec: PodSpec(secret.Metadata.Name().Elem(), a),
@@ -206,29 +237,83 @@ func MemoryLimit(maxMemoryBytes int64, memoryRequest string) (string, error) {
 	return fmt.Sprintf("%dMi", (limitBytes+(1<<20)-1)>>20), nil
 }
 
-// Conf renders redis.conf: a bounded LRU cache with no persistence, password required.
-func Conf(maxMemory, password string) string {
-	return strings.Join([]string{
+// DefaultImage is the cache image: Redis 8.10, the newest stable release line (8.10.2 carries the
+// September 2026 security fixes). Redis 7.0 no longer gets them.
+const DefaultImage = "redis:8.10.2-alpine"
+
+// User is one ACL user: its name, password and rules (after "on").
+type User struct {
+	Name, Password string
+	Rules          []string
+}
+
+// registryCommands are the commands distribution v3.1.2's blob-descriptor cache sends
+// (registry/storage/cache/redis: HMGET/HGET/SISMEMBER to look up, HMSET/HSETNX/HSET/SADD to store,
+// MULTI/SREM/DEL/HDEL/EXEC to clear), plus what go-redis sends on connect (HELLO, and PING from
+// distribution's OnConnect). CLIENT SETINFO is switched off in the registry's config instead.
+var registryCommands = []string{"ping", "hello", "hget", "hmget", "hset", "hmset", "hsetnx", "hdel",
+	"sismember", "sadd", "srem", "del", "multi", "exec", "discard"}
+
+// Users are the ACL users: the registry (and mirrors) may only run the cache's commands on its
+// own keys, GC may only empty database 0 (no SELECT: a new connection is on 0), the probes may
+// only PING. Everything else, scripting, CONFIG, KEYS and FLUSHALL included, is refused.
+func Users(registryPassword, flushPassword, probePassword string, selectDatabases bool) []User {
+	// rules starts from nothing (no keys, no channels, no command) and allows keys and commands.
+	rules := func(keys []string, cmds ...string) []string {
+		out := append([]string{"resetkeys", "resetchannels"}, keys...)
+		out = append(out, "-@all")
+		for _, c := range cmds {
+			out = append(out, "+"+c)
+		}
+		return out
+	}
+	cmds := registryCommands
+	if selectDatabases {
+		cmds = append(append([]string{}, cmds...), "select")
+	}
+	// The keys distribution writes: blobs::<digest> and repository::<name>::blobs[::<digest>].
+	registryKeys := []string{"~blobs::*", "~repository::*"}
+	return []User{
+		{Name: RegistryUser, Password: registryPassword, Rules: rules(registryKeys, cmds...)},
+		{Name: FlushUser, Password: flushPassword, Rules: rules(nil, "ping", "hello", "flushdb")},
+		{Name: probeUser, Password: probePassword, Rules: rules(nil, "ping", "hello")},
+	}
+}
+
+// Conf renders redis.conf: a bounded LRU cache with no persistence, the default user disabled and
+// the given users, whose passwords appear only as SHA-256 hashes.
+func Conf(maxMemory string, users []User) string {
+	lines := []string{
 		"bind * -::*",
 		fmt.Sprintf("port %d", Port),
 		"protected-mode yes",
-		"requirepass " + password,
-		"maxmemory " + maxMemory,
+		// No password, no command: a client that does not authenticate as one of the users below
+		// gets NOAUTH for everything.
+		"user default off resetkeys resetchannels -@all",
+	}
+	for _, u := range users {
+		sum := sha256.Sum256([]byte(u.Password))
+		lines = append(lines, fmt.Sprintf("user %s on #%s %s", u.Name, hex.EncodeToString(sum[:]), strings.Join(u.Rules, " ")))
+	}
+	lines = append(lines,
+		"maxmemory "+maxMemory,
 		"maxmemory-policy allkeys-lru",
 		`save ""`,
 		"appendonly no",
 		"dir /data",
 		"",
-	}, "\n")
+	)
+	return strings.Join(lines, "\n")
 }
 
 // PodSpec is the Redis pod: non-root, read-only root filesystem, probes that authenticate.
 func PodSpec(secretName pulumi.StringInput, a *RedisArgs) *corev1.PodSpecArgs {
-	// A ping with the password: an unauthenticated ping would pass even if auth were broken.
+	// An authenticated ping: with the default user off, an unauthenticated one gets NOAUTH, so a
+	// PONG proves both that Redis answers and that the ACL file loaded.
 	probe := func(initialDelay int) *corev1.ProbeArgs {
 		return &corev1.ProbeArgs{
 			Exec: &corev1.ExecActionArgs{Command: pulumi.ToStringArray([]string{
-				"sh", "-c", "redis-cli -h 127.0.0.1 -p " + fmt.Sprint(Port) + " ping | grep -q PONG",
+				"sh", "-c", "redis-cli -h 127.0.0.1 -p " + fmt.Sprint(Port) + " --user " + probeUser + " ping | grep -q PONG",
 			})},
 			InitialDelaySeconds: pulumi.Int(initialDelay),
 			PeriodSeconds:       pulumi.Int(10),
@@ -249,10 +334,10 @@ func PodSpec(secretName pulumi.StringInput, a *RedisArgs) *corev1.PodSpecArgs {
 				Name: pulumi.String("redis"), ContainerPort: pulumi.Int(Port),
 			}},
 			Env: corev1.EnvVarArray{&corev1.EnvVarArgs{
-				// redis-cli reads it: probes and operators authenticate without a password argument.
+				// redis-cli reads it: the probes authenticate as the probe user, which may only PING.
 				Name: pulumi.String("REDISCLI_AUTH"),
 				ValueFrom: &corev1.EnvVarSourceArgs{SecretKeyRef: &corev1.SecretKeySelectorArgs{
-					Name: secretName, Key: pulumi.String(PasswordKey),
+					Name: secretName, Key: pulumi.String(probePasswordKey),
 				}},
 			}},
 			ReadinessProbe:  probe(2),

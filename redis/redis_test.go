@@ -1,7 +1,13 @@
 package redis
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -29,17 +35,26 @@ var (
 	gcClients       = map[string]string{"app.kubernetes.io/name": "registry-gc", "app.kubernetes.io/instance": "registry-gc"}
 )
 
-func TestConfIsAPasswordProtectedLRUCacheWithoutPersistence(t *testing.T) {
-	conf := Conf("256mb", "s3cr3t")
+func TestConfIsAnACLProtectedLRUCacheWithoutPersistence(t *testing.T) {
+	conf := Conf("256mb", Users("s3cr3t", "fl0sh", "pr0be", false))
 	lines := strings.Split(conf, "\n")
+	hash := func(pw string) string {
+		sum := sha256.Sum256([]byte(pw))
+		return "#" + hex.EncodeToString(sum[:])
+	}
 	for _, want := range []string{
 		"maxmemory 256mb",
 		"maxmemory-policy allkeys-lru", // the registry sets no TTLs
 		`save ""`,                      // no RDB snapshots
 		"appendonly no",                // no AOF
-		"requirepass s3cr3t",
 		"port 6379",
 		"protected-mode yes",
+		// No password and no command for a client that does not log in as one of the users.
+		"user default off resetkeys resetchannels -@all",
+		"user registry on " + hash("s3cr3t") + " resetkeys resetchannels ~blobs::* ~repository::* -@all " +
+			"+ping +hello +hget +hmget +hset +hmset +hsetnx +hdel +sismember +sadd +srem +del +multi +exec +discard",
+		"user gc on " + hash("fl0sh") + " resetkeys resetchannels -@all +ping +hello +flushdb",
+		"user probe on " + hash("pr0be") + " resetkeys resetchannels -@all +ping +hello",
 	} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("redis.conf lacks the line %q:\n%s", want, conf)
@@ -52,6 +67,9 @@ func TestConfIsAPasswordProtectedLRUCacheWithoutPersistence(t *testing.T) {
 			continue
 		}
 		key := strings.Fields(l)[0]
+		if key == "user" {
+			key += " " + strings.Fields(l)[1]
+		}
 		if prev, ok := seen[key]; ok {
 			t.Errorf("directive %s appears twice: %q and %q", key, prev, l)
 		}
@@ -59,6 +77,93 @@ func TestConfIsAPasswordProtectedLRUCacheWithoutPersistence(t *testing.T) {
 	}
 	if !strings.HasSuffix(conf, "\n") {
 		t.Error("redis.conf does not end with a newline")
+	}
+	for _, pw := range []string{"s3cr3t", "fl0sh", "pr0be"} {
+		if strings.Contains(conf, pw) {
+			t.Errorf("redis.conf holds the password %q in clear, want only its hash", pw)
+		}
+	}
+	if strings.Contains(conf, "requirepass") {
+		t.Error("redis.conf sets requirepass: that is the default user's password, and the default user is off")
+	}
+}
+
+// No user gets a command category, scripting, administration or a key-listing command; only the
+// registry's user touches keys, and only its own; SELECT only when mirrors use other databases.
+func TestACLUsersAreLeastPrivilege(t *testing.T) {
+	for _, selectDBs := range []bool{false, true} {
+		users := Users("a", "b", "c", selectDBs)
+		if len(users) != 3 {
+			t.Fatalf("users = %v, want registry, gc, probe", users)
+		}
+		for _, u := range users {
+			if !slices.Equal(u.Rules[:2], []string{"resetkeys", "resetchannels"}) {
+				t.Errorf("user %s rules start %v, want resetkeys resetchannels (nothing inherited)", u.Name, u.Rules)
+			}
+			allowed := 0
+			for _, r := range u.Rules {
+				switch {
+				case strings.HasPrefix(r, "+@") || r == "allcommands" || r == "allkeys" || r == "~*" || r == "nopass" || r == "allchannels":
+					t.Errorf("user %s has the broad rule %q", u.Name, r)
+				case strings.HasPrefix(r, "+"):
+					allowed++
+					for _, bad := range []string{"eval", "evalsha", "function", "script", "config", "keys", "scan", "flushall", "acl", "module", "debug", "shutdown", "client", "monitor", "migrate", "restore"} {
+						if strings.TrimPrefix(r, "+") == bad || strings.HasPrefix(strings.TrimPrefix(r, "+"), bad+"|") {
+							t.Errorf("user %s may run %s", u.Name, bad)
+						}
+					}
+				case strings.HasPrefix(r, "~") && u.Name != RegistryUser:
+					t.Errorf("user %s may touch keys %s", u.Name, r)
+				}
+			}
+			if allowed == 0 || !slices.Contains(u.Rules, "-@all") {
+				t.Errorf("user %s rules %v: want -@all and a few commands", u.Name, u.Rules)
+			}
+			if got := slices.Contains(u.Rules, "+select"); got != (selectDBs && u.Name == RegistryUser) {
+				t.Errorf("selectDatabases=%v: user %s may SELECT = %v", selectDBs, u.Name, got)
+			}
+		}
+		if !slices.Contains(users[1].Rules, "+flushdb") || users[1].Name != FlushUser {
+			t.Errorf("GC's user %v cannot FLUSHDB", users[1])
+		}
+	}
+}
+
+// registryCommands are exactly the commands distribution's Redis cache (the pinned version, read
+// from its source in the module cache) and go-redis's connection setup send: a command the
+// registry needs but the ACL refuses would turn every cache call into an error.
+func TestRegistryCommandsMatchDistributionsCache(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/distribution/distribution/v3").Output()
+	if err != nil {
+		t.Fatalf("locate distribution's module: %v", err)
+	}
+	src, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "registry", "storage", "cache", "redis", "redis.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Calls on the go-redis client or a pipeline: pool.HMGet(ctx, ...), pipe.SRem(ctx, ...).
+	calls := regexp.MustCompile(`\b(?:pool|pipe|conn)\.([A-Z][A-Za-z]+)\(`).FindAllStringSubmatch(string(src), -1)
+	used := map[string]bool{"ping": true, "hello": true} // distribution's OnConnect; go-redis's handshake
+	for _, c := range calls {
+		switch name := strings.ToLower(c[1]); name {
+		case "txpipeline":
+			used["multi"], used["exec"], used["discard"] = true, true, true
+		default:
+			used[name] = true
+		}
+	}
+	if len(calls) < 8 {
+		t.Fatalf("found only %d cache calls in distribution's source: the pattern no longer matches it", len(calls))
+	}
+	for cmd := range used {
+		if !slices.Contains(registryCommands, cmd) {
+			t.Errorf("distribution's cache sends %s, which the registry's ACL user may not run", strings.ToUpper(cmd))
+		}
+	}
+	for _, cmd := range registryCommands {
+		if !used[cmd] {
+			t.Errorf("the registry's ACL user may run %s, which distribution's cache never sends", strings.ToUpper(cmd))
+		}
 	}
 }
 
@@ -109,12 +214,13 @@ func TestPodSpec(t *testing.T) {
 		t.Errorf("image = %v", got)
 	}
 
-	// Probes authenticate: redis-cli reads REDISCLI_AUTH, taken from the Secret.
+	// Probes authenticate as the probe user (which may only PING): redis-cli reads
+	// REDISCLI_AUTH, taken from the Secret. The registry's password is not in the pod.
 	env := c("env").([]any)
 	if len(env) != 1 || fmt.Sprint(env[0]) != fmt.Sprint(map[string]any{
-		"name": "REDISCLI_AUTH", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "cache-secret", "key": PasswordKey}},
+		"name": "REDISCLI_AUTH", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "cache-secret", "key": probePasswordKey}},
 	}) {
-		t.Errorf("env = %v, want only REDISCLI_AUTH from Secret cache-secret key %s", env, PasswordKey)
+		t.Errorf("env = %v, want only REDISCLI_AUTH from Secret cache-secret key %s", env, probePasswordKey)
 	}
 	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
 		cmd, _ := c(probe, "exec", "command").([]any)
@@ -123,7 +229,7 @@ func TestPodSpec(t *testing.T) {
 			t.Errorf("%s = %v, want sh -c <pipeline>", probe, cmd)
 			continue
 		}
-		for _, want := range []string{"redis-cli", "-p 6379", "ping", "grep -q PONG"} {
+		for _, want := range []string{"redis-cli", "-p 6379", "--user probe", "ping", "grep -q PONG"} {
 			if !strings.Contains(script, want) {
 				t.Errorf("%s %q lacks %q (an unauthenticated or unchecked ping passes even when auth is broken)", probe, script, want)
 			}
@@ -291,7 +397,7 @@ func TestNewRedis(t *testing.T) {
 
 	t.Run("secret", func(t *testing.T) {
 		s := m.Get(t, tSecret, "cache")
-		for _, key := range []string{PasswordKey, "redis.conf"} {
+		for _, key := range []string{PasswordKey, FlushPasswordKey, probePasswordKey, "redis.conf"} {
 			if !s.IsSecret("stringData", key) {
 				t.Errorf("Secret key %s is not marked secret", key)
 			}
@@ -300,7 +406,8 @@ func TestNewRedis(t *testing.T) {
 			t.Errorf("Secret %s = %q, want the generated password", PasswordKey, got)
 		}
 		conf := s.String("stringData", "redis.conf")
-		for _, want := range []string{"requirepass " + mockPassword, "maxmemory 128mb", "maxmemory-policy allkeys-lru"} {
+		sum := sha256.Sum256([]byte(mockPassword))
+		for _, want := range []string{"user registry on #" + hex.EncodeToString(sum[:]) + " ", "maxmemory 128mb", "maxmemory-policy allkeys-lru"} {
 			if !strings.Contains(conf, want) {
 				t.Errorf("redis.conf lacks %q:\n%s", want, conf)
 			}
@@ -391,7 +498,7 @@ func TestPasswordIsSafeUnquoted(t *testing.T) {
 		return err
 	})
 	pw := m.Get(t, "random:index/randomPassword:RandomPassword", "cache-password")
-	// requirepass and client URLs take it unquoted: no special characters.
+	// Client configs and redis-cli's environment take it unquoted: no special characters.
 	if got := pw.Lookup("special"); got != false {
 		t.Errorf("RandomPassword special = %v, want false", got)
 	}
@@ -418,5 +525,13 @@ func TestMemoryLimitNeverBelowRequest(t *testing.T) {
 	}
 	if _, err := MemoryLimit(1, "lots"); err == nil {
 		t.Error("a request that is no quantity was accepted")
+	}
+}
+
+// The default image is a pinned release of a supported line (Redis 7.0 gets no security fixes).
+func TestDefaultImageIsPinnedAndSupported(t *testing.T) {
+	a := defaultedArgs(t, RedisArgs{})
+	if a.Image != DefaultImage || DefaultImage != "redis:8.10.2-alpine" {
+		t.Errorf("default image = %q (DefaultImage %q), want redis:8.10.2-alpine", a.Image, DefaultImage)
 	}
 }

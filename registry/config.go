@@ -25,6 +25,7 @@ type ConfigInput struct {
 	Storage       *storage.Backend
 	HTTPSecret    string
 	RedisAddr     string
+	RedisUsername string
 	RedisPassword string
 	// RedisDB is the cache's database index: instances that share one Redis must not share keys.
 	RedisDB      int
@@ -125,6 +126,7 @@ type prometheusConfig struct {
 // redisConfig is the v3 schema (go-redis options): addrs is a list; there is no addr and no pool block.
 type redisConfig struct {
 	Addrs           []string `yaml:"addrs"`
+	Username        string   `yaml:"username"`
 	Password        string   `yaml:"password"`
 	DB              int      `yaml:"db"`
 	DialTimeout     string   `yaml:"dialtimeout"`
@@ -134,6 +136,8 @@ type redisConfig struct {
 	MinIdleConns    int      `yaml:"minidleconns"`
 	MaxIdleConns    int      `yaml:"maxidleconns"`
 	ConnMaxIdleTime string   `yaml:"connmaxidletime"`
+	// DisableIdentity: no CLIENT SETINFO on connect, a command the cache's ACL user may not run.
+	DisableIdentity bool `yaml:"disableidentity"`
 }
 
 type healthConfig struct {
@@ -199,9 +203,11 @@ func RenderConfig(in ConfigInput) (string, error) {
 	if in.CacheEnabled {
 		cfg.Storage.Cache = map[string]string{"blobdescriptor": "redis"}
 		cfg.Redis = &redisConfig{
-			Addrs:    []string{in.RedisAddr},
-			Password: in.RedisPassword,
-			DB:       in.RedisDB,
+			Addrs:           []string{in.RedisAddr},
+			Username:        in.RedisUsername,
+			Password:        in.RedisPassword,
+			DB:              in.RedisDB,
+			DisableIdentity: true,
 			// Short timeouts: when Redis is down every lookup falls back to storage, and a slow
 			// fallback would stall every pull.
 			DialTimeout:     "1s",

@@ -31,6 +31,7 @@ var cacheInput = ConfigInput{
 	Storage:       fsStorage,
 	HTTPSecret:    "shared-http-secret",
 	RedisAddr:     "registry-redis:6379",
+	RedisUsername: "registry",
 	RedisPassword: "redis-pass",
 	CacheEnabled:  true,
 }
@@ -96,7 +97,10 @@ func TestRenderedConfigValuesReachTheRegistry(t *testing.T) {
 		{"health.storagedriver.interval", cfg.Health.StorageDriver.Interval, 10 * time.Second},
 		{"health.storagedriver.threshold", cfg.Health.StorageDriver.Threshold, 3},
 		{"redis.addrs", cfg.Redis.Options.Addrs, []string{"registry-redis:6379"}},
+		{"redis.username", cfg.Redis.Options.Username, "registry"},
 		{"redis.password", cfg.Redis.Options.Password, "redis-pass"},
+		// No CLIENT SETINFO on connect: the cache's ACL user may not run it.
+		{"redis.disableidentity", cfg.Redis.Options.DisableIdentity, true},
 		{"redis.db", cfg.Redis.Options.DB, 0},
 		{"redis.dialtimeout", cfg.Redis.Options.DialTimeout, time.Second},
 		{"redis.readtimeout", cfg.Redis.Options.ReadTimeout, time.Second},

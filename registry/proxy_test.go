@@ -46,7 +46,7 @@ func TestProxyConfigReachesTheRegistry(t *testing.T) {
 		t.Errorf("ttl 0 parsed as %v, want 0 (expiry off)", cfg.Proxy.TTL)
 	}
 	in.Proxy.Username, in.Proxy.Password = "", ""
-	if cfg, raw := parse(t, in); cfg.Proxy.Username != "" || strings.Contains(raw, "username") {
+	if cfg, raw := parse(t, in); cfg.Proxy.Username != "" || cfg.Proxy.Password != "" || strings.Contains(raw, "hubuser") || strings.Contains(raw, "hub #token") {
 		t.Errorf("anonymous upstream renders credentials:\n%s", raw)
 	}
 }

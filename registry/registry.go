@@ -54,7 +54,8 @@ type RegistryArgs struct {
 	CacheEnabled bool
 	// Required when CacheEnabled: host:port of Redis.
 	RedisAddr pulumi.StringInput
-	// Required when CacheEnabled: the Redis password (secret).
+	// Required when CacheEnabled: the Redis ACL user and its password (secret).
+	RedisUsername string
 	RedisPassword pulumi.StringInput
 	// Optional: defaults to "100m".
 	CPURequest string
@@ -115,8 +116,8 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 	if out.Namespace == nil || out.Storage == nil {
 		return nil, fmt.Errorf("registry: Namespace and Storage are required")
 	}
-	if out.CacheEnabled && (out.RedisAddr == nil || out.RedisPassword == nil) {
-		return nil, fmt.Errorf("registry: RedisAddr and RedisPassword are required when CacheEnabled")
+	if out.CacheEnabled && (out.RedisAddr == nil || out.RedisUsername == "" || out.RedisPassword == nil) {
+		return nil, fmt.Errorf("registry: RedisAddr, RedisUsername and RedisPassword are required when CacheEnabled")
 	}
 	if out.Image == "" {
 		out.Image = "registry:3.1.2"
@@ -210,6 +211,7 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 			Storage:       a.Storage,
 			HTTPSecret:    v[0].(string),
 			RedisAddr:     v[1].(string),
+			RedisUsername: a.RedisUsername,
 			RedisPassword: v[2].(string),
 			RedisDB:       a.RedisDB,
 			CacheEnabled:  a.CacheEnabled,

@@ -41,6 +41,7 @@ func args() *RegistryArgs {
 		LogLevel:      "info",
 		CacheEnabled:  true,
 		RedisAddr:     pulumi.String("registry-redis:6379"),
+		RedisUsername: "registry",
 		RedisPassword: pulumi.ToSecret(pulumi.String("redis-pass")).(pulumi.StringOutput),
 		CPURequest:    "200m",
 		MemoryRequest: "256Mi",
@@ -190,17 +191,28 @@ func TestPodSpec(t *testing.T) {
 }
 
 func TestVolumeOwnershipContainer(t *testing.T) {
-	for _, fix := range []bool{false, true} {
-		t.Run(fmt.Sprint("hostPath=", fix), func(t *testing.T) {
+	for _, mode := range []string{"dynamic", "hostPath", "hostPath chown"} {
+		t.Run(mode, func(t *testing.T) {
 			a := args()
-			if fix {
-				a.Storage = fsBackend(stackconfig.StorageHostPath, "ReadWriteOnce")
+			switch mode {
+			case "hostPath":
+				a.Storage = storage.FilesystemBackend(pulumi.String("registry-data"), &stackconfig.FilesystemStorage{Mode: stackconfig.StorageHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce"})
+			case "hostPath chown":
+				a.Storage = storage.FilesystemBackend(pulumi.String("registry-data"), &stackconfig.FilesystemStorage{Mode: stackconfig.StorageHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce", ChownHostPath: true})
 			}
 			dep := runRegistry(t, "registry", a).Get(t, tDeployment, "registry")
 			inits, _ := dep.Lookup("spec", "template", "spec", "initContainers").([]any)
-			if !fix {
+			switch mode {
+			case "dynamic":
 				if len(inits) != 0 {
-					t.Errorf("init containers %v without a hostPath volume: no root container wanted", inits)
+					t.Errorf("init containers %v without a hostPath volume: none wanted", inits)
+				}
+				return
+			case "hostPath":
+				// Without the opt-in: only the non-root writability check.
+				if len(inits) != 1 || dep.Lookup("spec", "template", "spec", "initContainers", 0, "name") != "volume-writable" ||
+					dep.Lookup("spec", "template", "spec", "initContainers", 0, "securityContext", "runAsNonRoot") != true {
+					t.Errorf("init containers = %v, want only the non-root volume-writable check", inits)
 				}
 				return
 			}

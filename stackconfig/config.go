@@ -68,14 +68,17 @@ type Config struct {
 	RegistryMemoryRequest string
 	RegistryMemoryLimit   string
 
-	StorageMode       string
-	StorageClassName  string
-	StorageHostPath   string
-	StorageNodeName   string
-	StorageVolumeName string
-	StorageAccessMode string
-	PVSize            string
-	PVCSize           string
+	StorageMode      string
+	StorageClassName string
+	StorageHostPath  string
+	StorageNodeName  string
+	// StorageHostPathChown opts in to the root init container that hands a new hostPath
+	// directory to the registry's user (the namespace then enforces only "baseline").
+	StorageHostPathChown bool
+	StorageVolumeName    string
+	StorageAccessMode    string
+	PVSize               string
+	PVCSize              string
 
 	// Raw storage-driver keys; Storage above is what components use.
 	StorageDriver               string
@@ -158,10 +161,11 @@ var keys = []key{
 	{"registryCpuRequest", "100m", str(func(c *Config) *string { return &c.RegistryCPURequest })},
 	{"registryMemoryRequest", "128Mi", str(func(c *Config) *string { return &c.RegistryMemoryRequest })},
 	{"registryMemoryLimit", "1Gi", str(func(c *Config) *string { return &c.RegistryMemoryLimit })},
-	{"storageMode", StorageHostPath, str(func(c *Config) *string { return &c.StorageMode })},
+	{"storageMode", StorageDynamic, str(func(c *Config) *string { return &c.StorageMode })},
 	{"storageClassName", "standard", str(func(c *Config) *string { return &c.StorageClassName })},
 	{"storageHostPath", "", str(func(c *Config) *string { return &c.StorageHostPath })},
 	{"storageNodeName", "", str(func(c *Config) *string { return &c.StorageNodeName })},
+	{"storageHostPathChown", "false", boolean(func(c *Config) *bool { return &c.StorageHostPathChown })},
 	{"storageVolumeName", "", str(func(c *Config) *string { return &c.StorageVolumeName })},
 	{"storageAccessMode", "ReadWriteOnce", str(func(c *Config) *string { return &c.StorageAccessMode })},
 	{"pvSize", "10Gi", str(func(c *Config) *string { return &c.PVSize })},
@@ -182,7 +186,7 @@ var keys = []key{
 	{"s3AccessKeyId", "", str(func(c *Config) *string { return &c.S3AccessKeyID })},
 	{"s3SecretAccessKey", "", str(func(c *Config) *string { return &c.S3SecretAccessKey })},
 	{"s3ServiceAccountAnnotations", "[]", list(func(c *Config) *[]string { return &c.S3ServiceAccountAnnotations })},
-	{"redisImage", "redis:7.0.15-alpine", str(func(c *Config) *string { return &c.RedisImage })},
+	{"redisImage", "redis:8.10.2-alpine", str(func(c *Config) *string { return &c.RedisImage })},
 	{"redisMaxMemory", "64mb", str(func(c *Config) *string { return &c.RedisMaxMemory })},
 	{"redisCpuRequest", "50m", str(func(c *Config) *string { return &c.RedisCPURequest })},
 	{"redisMemoryRequest", "96Mi", str(func(c *Config) *string { return &c.RedisMemoryRequest })},

@@ -27,7 +27,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults rejected: %v", err)
 	}
-	if c.Replicas != 2 || c.Hostname != "registry.minikube.test" || c.StorageMode != StorageHostPath ||
+	if c.Replicas != 2 || c.Hostname != "registry.minikube.test" || c.StorageMode != StorageDynamic || c.StorageClassName != "standard" ||
 		!c.CacheEnabled || !c.CreateNamespace || c.IngressClassName != "nginx" || c.ExtraDNSNames == nil {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
@@ -91,14 +91,14 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "pvSize", value: "0", allowed: "positive"},
 		{key: "pvcSize", value: "lots", allowed: "Kubernetes quantity"},
 		{key: "pvcSize", value: "-1Gi", allowed: "positive"},
-		{key: "pvcSize", value: "20Gi", extra: map[string]string{"pvSize": "10Gi"}, allowed: "no larger than pvSize"},
+		{key: "pvcSize", value: "20Gi", extra: map[string]string{"storageMode": "hostPath", "pvSize": "10Gi"}, allowed: "no larger than pvSize"},
 		{key: "storageMode", value: "nfs", allowed: "hostPath, dynamic, existing"},
 		{key: "storageMode", value: "HostPath", allowed: "hostPath, dynamic, existing"},
 		{key: "storageClassName", value: "", extra: map[string]string{"storageMode": "dynamic"}, allowed: "DNS-1123"},
 		{key: "storageVolumeName", value: "", extra: map[string]string{"storageMode": "existing"}, allowed: "required when storageMode is existing"},
-		{key: "storageHostPath", value: "data/registry", allowed: "absolute"},
-		{key: "storageHostPath", value: "/", allowed: "other than /"},
-		{key: "storageHostPath", value: "/data/../etc", allowed: "clean"},
+		{key: "storageHostPath", value: "data/registry", extra: map[string]string{"storageMode": "hostPath"}, allowed: "absolute"},
+		{key: "storageHostPath", value: "/", extra: map[string]string{"storageMode": "hostPath"}, allowed: "other than /"},
+		{key: "storageHostPath", value: "/data/../etc", extra: map[string]string{"storageMode": "hostPath"}, allowed: "clean"},
 		{key: "storageAccessMode", value: "ReadWriteOncePod", allowed: "ReadWriteOnce, ReadWriteMany"},
 		{key: "gcSchedule", value: "every sunday", allowed: "cron schedule"},
 		{key: "gcSchedule", value: "0 3 * *", allowed: "cron schedule"},
@@ -113,8 +113,11 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "registryImage", value: "registry", allowed: "pinned"},
 		{key: "registryImage", value: "registry:latest", allowed: "pinned"},
 		{key: "registryImage", value: "registry:2.8.3", allowed: "distribution v3"},
-		{key: "storageAccessMode", value: "ReadWriteMany", allowed: "hostPath volumes live on one node"},
-		{key: "storageNodeName", value: "Node_1", allowed: "DNS-1123"},
+		{key: "storageAccessMode", value: "ReadWriteMany", extra: map[string]string{"storageMode": "hostPath"}, allowed: "hostPath volumes live on one node"},
+		{key: "storageHostPathChown", value: "true", allowed: "false unless storageMode is hostPath"},
+		{key: "storageHostPathChown", value: "true", extra: map[string]string{"storageDriver": "s3", "s3Bucket": "images", "s3Region": "eu-west-1"}, allowed: "false with storageDriver s3"},
+		{key: "storageHostPathChown", value: "yes", extra: map[string]string{"storageMode": "hostPath"}, allowed: "true, false"},
+		{key: "storageNodeName", value: "Node_1", extra: map[string]string{"storageMode": "hostPath"}, allowed: "DNS-1123"},
 		{key: "registryImage", value: "Registry:3", allowed: "image reference"},
 		{key: "registryImage", value: "registry:3 --privileged", allowed: "image reference"},
 		{key: "redisImage", value: "redis:", allowed: "image reference"},
@@ -306,7 +309,8 @@ func loadStackFile(t *testing.T, file string) *Config {
 // The minikube stack file only sets keys the program knows, to values it accepts.
 func TestMinikubeStackConfigIsValid(t *testing.T) {
 	c := loadStackFile(t, "Pulumi.minikube.yaml")
-	if c.IngressClassName != "nginx" || c.StorageMode != StorageHostPath || c.KubeContext != "minikube" {
+	if c.IngressClassName != "nginx" || c.StorageMode != StorageDynamic || c.StorageClassName != "standard" || c.KubeContext != "minikube" ||
+		c.PodSecurityLevel() != PodSecurityRestricted {
 		t.Errorf("minikube stack does not target minikube's defaults: %+v", c)
 	}
 }

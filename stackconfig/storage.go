@@ -61,6 +61,9 @@ type FilesystemStorage struct {
 	VolumeName string
 	// NodeName pins the hostPath PV to one node (hostPath mode; empty: any node).
 	NodeName string
+	// ChownHostPath runs a root init container that hands the hostPath directory to the
+	// registry's user (hostPath mode). Without it the directory must already be writable by it.
+	ChownHostPath bool
 }
 
 // S3Storage keeps the images in an S3 bucket (AWS or any S3-compatible store). The stack never
@@ -126,6 +129,7 @@ func (c *Config) storage() Storage {
 		StorageClassName: c.StorageClassName,
 		VolumeName:       c.StorageVolumeName,
 		NodeName:         c.StorageNodeName,
+		ChownHostPath:    c.StorageHostPathChown,
 	}}
 }
 
@@ -141,11 +145,17 @@ func (v *validator) validateStorage(c *Config) {
 		}
 	case DriverS3:
 		v.validateS3(c)
+		if c.StorageHostPathChown {
+			v.bad("storageHostPathChown", "true", "false with storageDriver s3: there is no directory to hand over")
+		}
 	}
 }
 
 func (v *validator) validateFilesystem(c *Config) {
 	v.oneOf("storageMode", c.StorageMode, storageModes)
+	if c.StorageHostPathChown && c.StorageMode != StorageHostPath {
+		v.bad("storageHostPathChown", "true", "false unless storageMode is hostPath: only a hostPath directory needs its owner changed")
+	}
 	v.oneOf("storageAccessMode", c.StorageAccessMode, accessModes)
 	pv := v.quantity("pvSize", c.PVSize)
 	pvc := v.quantity("pvcSize", c.PVCSize)
@@ -250,4 +260,19 @@ func (v *validator) validateS3(c *Config) {
 		v.bad("s3ServiceAccountAnnotations", strings.Join(c.S3ServiceAccountAnnotations, ","), "empty when s3AccessKeyId is set: "+
 			"a static key takes precedence, so a workload identity would never be used")
 	}
+}
+
+// Pod Security Standards levels (pod-security.kubernetes.io/enforce).
+const (
+	PodSecurityRestricted = "restricted"
+	PodSecurityBaseline   = "baseline"
+)
+
+// PodSecurityLevel is the Pod Security Standard every pod of the stack meets: restricted, unless
+// the hostPath ownership fix (a root container with CHOWN) was asked for, which needs baseline.
+func (c *Config) PodSecurityLevel() string {
+	if c.StorageHostPathChown {
+		return PodSecurityBaseline
+	}
+	return PodSecurityRestricted
 }

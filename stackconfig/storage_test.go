@@ -65,8 +65,32 @@ func TestFilesystemIsTheDefaultDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Storage.S3 != nil || c.Storage.Filesystem == nil || c.Storage.Filesystem.Mode != StorageHostPath {
-		t.Errorf("default storage = %+v, want the filesystem driver in hostPath mode", c.Storage)
+	if c.Storage.S3 != nil || c.Storage.Filesystem == nil || c.Storage.Filesystem.Mode != StorageDynamic || c.Storage.Filesystem.ChownHostPath {
+		t.Errorf("default storage = %+v, want the filesystem driver in dynamic mode, no ownership fix", c.Storage)
+	}
+}
+
+// Every pod of the default stack meets restricted; only the hostPath ownership fix, asked for
+// explicitly, lowers the level, and only to baseline.
+func TestPodSecurityLevel(t *testing.T) {
+	for _, c := range []struct {
+		values map[string]string
+		want   string
+	}{
+		{nil, PodSecurityRestricted},
+		{map[string]string{"storageMode": "hostPath"}, PodSecurityRestricted},
+		{map[string]string{"storageMode": "hostPath", "storageHostPathChown": "true"}, PodSecurityBaseline},
+	} {
+		cfg, err := parse(c.values)
+		if err != nil {
+			t.Fatalf("%v: %v", c.values, err)
+		}
+		if got := cfg.PodSecurityLevel(); got != c.want {
+			t.Errorf("%v: level %q, want %q", c.values, got, c.want)
+		}
+		if got := cfg.Storage.Filesystem.ChownHostPath; got != (c.want == PodSecurityBaseline) {
+			t.Errorf("%v: ChownHostPath = %v", c.values, got)
+		}
 	}
 }
 

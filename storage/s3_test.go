@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -85,17 +86,24 @@ func TestS3WithWorkloadIdentityHasNoSecret(t *testing.T) {
 // the ownership fix.
 func TestPlacementPerBackend(t *testing.T) {
 	for _, c := range []struct {
-		name           string
-		b              *Backend
-		coLocate, init bool
+		name     string
+		b        *Backend
+		coLocate bool
+		init     string
 	}{
-		{"hostPath", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeHostPath, AccessMode: "ReadWriteOnce"}), true, true},
-		{"dynamic RWO", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeDynamic, AccessMode: "ReadWriteOnce"}), true, false},
-		{"dynamic RWX", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeDynamic, AccessMode: "ReadWriteMany"}), false, false},
-		{"s3", S3Backend(&stackconfig.S3Storage{Bucket: "b", Region: "r"}, nil), false, false},
+		{"hostPath", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce"}), true, "volume-writable"},
+		{"hostPath chown", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce", ChownHostPath: true}), true, "volume-ownership"},
+		{"dynamic RWO", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeDynamic, AccessMode: "ReadWriteOnce"}), true, ""},
+		{"dynamic RWX", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeDynamic, AccessMode: "ReadWriteMany"}), false, ""},
+		{"dynamic, ChownHostPath ignored", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeDynamic, AccessMode: "ReadWriteMany", ChownHostPath: true}), false, ""},
+		{"s3", S3Backend(&stackconfig.S3Storage{Bucket: "b", Region: "r"}, nil), false, ""},
 	} {
-		if c.b.CoLocate != c.coLocate || (len(c.b.InitContainers("img", 1000)) > 0) != c.init {
-			t.Errorf("%s: coLocate=%v init=%v, want %v %v", c.name, c.b.CoLocate, len(c.b.InitContainers("img", 1000)) > 0, c.coLocate, c.init)
+		var names []string
+		for _, ic := range c.b.InitContainers("img", 1000) {
+			names = append(names, fmt.Sprint(ic.(*corev1.ContainerArgs).Name))
+		}
+		if c.b.CoLocate != c.coLocate || strings.Join(names, ",") != c.init {
+			t.Errorf("%s: coLocate=%v init=%v, want %v %q", c.name, c.b.CoLocate, names, c.coLocate, c.init)
 		}
 	}
 }

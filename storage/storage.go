@@ -34,7 +34,7 @@ type StorageArgs struct {
 	// Required: namespace of the claim and of every Secret.
 	Namespace pulumi.StringInput
 	// Filesystem keeps the images on a PersistentVolumeClaim. Defaults of its fields: mode
-	// hostPath, 10Gi volume and claim, ReadWriteOnce, /data/registry, class "standard" in
+	// dynamic, 10Gi volume and claim, ReadWriteOnce, /data/registry, class "standard" in
 	// dynamic mode, any node.
 	Filesystem *stackconfig.FilesystemStorage
 	// S3 keeps the images in an existing bucket; its credentials (if any) go to a Secret.
@@ -83,17 +83,25 @@ type Backend struct {
 	// Description says where the images are, for the stack outputs.
 	Description string
 
-	// fixOwnership: hostPath directories are created root-owned and ignore fsGroup.
+	// hostPath is the node directory of hostPath mode (empty otherwise): the kubelet creates it
+	// root-owned, and fsGroup does not apply to it.
+	hostPath string
+	// fixOwnership: hand hostPath to the pods' user with a root init container (an opt-in).
 	fixOwnership bool
 }
 
 // InitContainers are the containers a pod running image as uid needs before it can use the
-// storage: the ownership fix of a hostPath directory, nothing otherwise.
+// storage: in hostPath mode the ownership fix when asked for, else a check that the directory is
+// writable (failing with what to do); nothing in other modes.
 func (b *Backend) InitContainers(image string, uid int) corev1.ContainerArray {
-	if !b.fixOwnership {
+	switch {
+	case b.hostPath == "":
 		return nil
+	case b.fixOwnership:
+		return corev1.ContainerArray{VolumeOwnershipContainer(image, uid, DataDir)}
+	default:
+		return corev1.ContainerArray{WritableCheckContainer(image, uid, DataDir, b.hostPath)}
 	}
-	return corev1.ContainerArray{VolumeOwnershipContainer(image, uid, DataDir)}
 }
 
 func (a *StorageArgs) withDefaults() (*StorageArgs, error) {
@@ -113,7 +121,7 @@ func (a *StorageArgs) withDefaults() (*StorageArgs, error) {
 	fs := *out.Filesystem
 	out.Filesystem = &fs
 	if fs.Mode == "" {
-		fs.Mode = ModeHostPath
+		fs.Mode = ModeDynamic
 	}
 	if fs.VolumeSize == "" {
 		fs.VolumeSize = "10Gi"
@@ -273,7 +281,7 @@ func newFilesystem(ctx *pulumi.Context, name string, namespace pulumi.StringInpu
 
 // FilesystemBackend is the Backend of the filesystem driver on claimName, provisioned as fs says.
 func FilesystemBackend(claimName pulumi.StringInput, fs *stackconfig.FilesystemStorage) *Backend {
-	return &Backend{
+	b := &Backend{
 		Description: fmt.Sprintf("filesystem (claim, %s, %s)", fs.Mode, fs.AccessMode),
 		Driver:      "filesystem",
 		Parameters:  map[string]any{"rootdirectory": DataDir},
@@ -281,10 +289,13 @@ func FilesystemBackend(claimName pulumi.StringInput, fs *stackconfig.FilesystemS
 			Name:                  pulumi.String("data"),
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: claimName},
 		}},
-		Mounts:       corev1.VolumeMountArray{&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(DataDir)}},
-		CoLocate:     fs.AccessMode == "ReadWriteOnce",
-		fixOwnership: fs.Mode == ModeHostPath,
+		Mounts:   corev1.VolumeMountArray{&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(DataDir)}},
+		CoLocate: fs.AccessMode == "ReadWriteOnce",
 	}
+	if fs.Mode == ModeHostPath {
+		b.hostPath, b.fixOwnership = fs.HostPath, fs.ChownHostPath
+	}
+	return b
 }
 
 // HostPathVolumeSpec is the static PV of hostPath mode: Retain, no class, directory created on
@@ -314,8 +325,33 @@ func HostPathVolumeSpec(hostPath, size, accessMode, nodeName string) *corev1.Per
 	return spec
 }
 
+// WritableCheckContainer fails, saying what to do, when dir (the node's hostPath directory, mounted
+// at mountPath) is not writable by uid: a registry on it would start, then fail every push. It
+// runs as uid under the restricted profile. image must have sh, touch and rm.
+func WritableCheckContainer(image string, uid int, mountPath, hostPath string) *corev1.ContainerArgs {
+	sc := kube.ContainerSecurityContext()
+	sc.RunAsUser, sc.RunAsGroup = pulumi.Int(uid), pulumi.Int(uid)
+	msg := fmt.Sprintf("the hostPath directory %s is not writable by UID %d. Create it owned by that user on the node "+
+		"(minikube: minikube ssh -- sudo install -d -o %d -g %d %s), or set storageHostPathChown=true "+
+		"(a root init container; the namespace then enforces only the baseline Pod Security level)", hostPath, uid, uid, uid, hostPath)
+	return &corev1.ContainerArgs{
+		Name:            pulumi.String("volume-writable"),
+		Image:           pulumi.String(image),
+		ImagePullPolicy: pulumi.String("IfNotPresent"),
+		Command: pulumi.ToStringArray([]string{"sh", "-c",
+			`f="$1/.registry-stack-write-check"; if touch "$f" 2>/dev/null && rm -f "$f"; then exit 0; fi; echo "$2" >&2; exit 1`,
+			"check", mountPath, msg}),
+		Resources:       kube.Resources("10m", "16Mi", "64Mi"),
+		SecurityContext: sc,
+		VolumeMounts: corev1.VolumeMountArray{
+			&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(mountPath)},
+		},
+	}
+}
+
 // VolumeOwnershipContainer hands dir to uid. It is the one container that runs as root, with
-// CHOWN as its only capability; it never touches the contents. image must have chown.
+// CHOWN as its only capability; it never touches the contents. image must have chown. Only with
+// storageHostPathChown: it needs the baseline Pod Security level.
 func VolumeOwnershipContainer(image string, uid int, dir string) *corev1.ContainerArgs {
 	return &corev1.ContainerArgs{
 		Name:            pulumi.String("volume-ownership"),

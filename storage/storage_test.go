@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -60,11 +61,15 @@ func TestWithDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fs := a.Filesystem; fs.Mode != ModeHostPath || fs.VolumeSize != "10Gi" || fs.ClaimSize != "10Gi" || fs.AccessMode != "ReadWriteOnce" || fs.HostPath != "/data/registry" {
-			t.Errorf("defaults = %+v, want hostPath mode, 10Gi/10Gi, ReadWriteOnce, /data/registry", *fs)
+		if fs := a.Filesystem; fs.Mode != ModeDynamic || fs.VolumeSize != "10Gi" || fs.ClaimSize != "10Gi" || fs.AccessMode != "ReadWriteOnce" || fs.HostPath != "/data/registry" {
+			t.Errorf("defaults = %+v, want dynamic mode, 10Gi/10Gi, ReadWriteOnce, /data/registry", *fs)
 		}
-		if a.Filesystem.StorageClassName != "" {
-			t.Errorf("hostPath mode defaulted StorageClassName to %q; the PV and claim use the empty class", a.Filesystem.StorageClassName)
+		h, err := (&StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath}}).withDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Filesystem.StorageClassName != "" {
+			t.Errorf("hostPath mode defaulted StorageClassName to %q; the PV and claim use the empty class", h.Filesystem.StorageClassName)
 		}
 		d, err := (&StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeDynamic}}).withDefaults()
 		if err != nil {
@@ -269,5 +274,32 @@ func TestEveryModeProtectsTheData(t *testing.T) {
 				t.Errorf("mode %s: nothing makes the bound volume %q reclaim with Retain", c.mode, volumeName)
 			}
 		})
+	}
+}
+
+// Without storageHostPathChown, a hostPath directory the registry's user cannot write stops the
+// pod in its init container with what to do, instead of a registry that fails every push; the
+// check itself runs under the restricted profile.
+func TestWritableCheckContainer(t *testing.T) {
+	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+		_, err := corev1.NewPod(ctx, "p", &corev1.PodArgs{Spec: &corev1.PodSpecArgs{
+			Containers: corev1.ContainerArray{WritableCheckContainer("registry:3.1.2", 1000, DataDir, "/data/registry")},
+		}})
+		return err
+	})
+	c := m.Get(t, "kubernetes:core/v1:Pod", "p")
+	cmd := fmt.Sprint(c.Lookup("spec", "containers", 0, "command"))
+	for _, want := range []string{"touch", DataDir, "/data/registry is not writable by UID 1000", "install -d -o 1000 -g 1000 /data/registry", "storageHostPathChown=true"} {
+		if !strings.Contains(cmd, want) {
+			t.Errorf("command %s lacks %q", cmd, want)
+		}
+	}
+	for path, want := range map[string]any{"runAsUser": float64(1000), "runAsNonRoot": true, "allowPrivilegeEscalation": false} {
+		if got := c.Lookup("spec", "containers", 0, "securityContext", path); got != want {
+			t.Errorf("securityContext.%s = %v, want %v", path, got, want)
+		}
+	}
+	if got := fmt.Sprint(c.Lookup("spec", "containers", 0, "securityContext", "capabilities")); got != "map[drop:[ALL]]" {
+		t.Errorf("capabilities = %s, want only drop ALL", got)
 	}
 }

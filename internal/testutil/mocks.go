@@ -31,6 +31,8 @@ type Resource struct {
 	Provider       string
 	RetainOnDelete bool
 	Protect        bool
+	// Read: a lookup of an existing object (Get...), not a resource the program creates.
+	Read bool
 	// AliasParents are the parent URNs of the resource's aliases (renames keep the state).
 	AliasParents []string
 	Inputs       resource.PropertyMap
@@ -54,7 +56,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		}
 	}
 	if rpc := args.ReadRPC; rpc != nil {
-		r.Parent = rpc.GetParent()
+		r.Parent, r.Read = rpc.GetParent(), true
 	}
 	m.mu.Lock()
 	m.resources = append(m.resources, r)
