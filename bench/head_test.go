@@ -80,7 +80,7 @@ func (b *bench) benchHead(t *testing.T) {
 			}
 		}
 		if state != headDisabled {
-			keys, err := f.RedisBlobKeys(ctx)
+			keys, err := f.RedisCachedBlobs(ctx, im.Layers)
 			if err != nil {
 				t.Fatal(err)
 			}

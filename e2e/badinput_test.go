@@ -27,12 +27,14 @@ type badConfigCase struct {
 	secret bool
 	// named is the key the error must name when it is not key (a field of a structured key).
 	named string
+	// extra are valid values the bad one needs to be bad (set first).
+	extra map[string]string
 }
 
 var badConfigCases = []badConfigCase{
 	{key: "replicas", value: "0", up: true},
 	{key: "hostname", value: "bad host"},
-	{key: "pvcSize", value: "3Gi"}, // > pvSize (2Gi): the claim would not fit its volume
+	{key: "pvcSize", value: "3Gi", extra: map[string]string{"storageMode": "hostPath"}}, // > pvSize (2Gi): the claim would not fit its hostPath volume
 	{key: "pvSize", value: "ten-gigs"},
 	{key: "storageMode", value: "nfs"},
 	{key: "gcSchedule", value: "every day"},
@@ -113,6 +115,11 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 		t.Run(fileSafe(name), func(t *testing.T) {
 			if err := os.WriteFile(p.ConfigFile, pristine, 0o600); err != nil {
 				t.Fatal(err)
+			}
+			if len(c.extra) > 0 {
+				if err := p.SetConfig(ctx, c.extra); err != nil {
+					t.Fatalf("config set %v: %v", c.extra, err)
+				}
 			}
 			args := []string{"config", "set", "--plaintext"}
 			if c.path {

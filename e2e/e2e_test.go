@@ -33,6 +33,11 @@ func TestE2E(t *testing.T) {
 		{Name: "mirror_upstream_down", Run: f.stepMirrorUpstreamDown},
 		{Name: "gc_under_load", Run: f.stepGCUnderLoad},
 		{Name: "mirror_remove", Run: f.stepMirrorRemove},
+		// Self-healing GC (issue 12): a GC pod killed while read-only, while collecting, and a
+		// rolling `pulumi up` during the collector.
+		{Name: "gc_killed_read_only", Run: f.stepGCKilledReadOnly},
+		{Name: "gc_killed_collecting", Run: f.stepGCKilledCollecting},
+		{Name: "gc_pulumi_up_during_collector", Run: f.stepPulumiUpDuringGC},
 		// Faults (issue 4): traffic through the Ingress beside each fault; each restores the deployment.
 		{Name: "replica_loss", Run: f.stepReplicaLoss},
 		{Name: "redis_down", Run: f.stepRedisDown},

@@ -25,6 +25,9 @@ type fixture struct {
 	// s3 is the S3 store of the S3 suite (nil in the filesystem suite).
 	s3 *kit.S3Store
 
+	// leaseName is the GC lease (stack output gcLeaseName), read when first needed.
+	leaseName string
+
 	// retired are secrets the rotation steps replaced (name -> value): like the current ones they
 	// must never appear in plain text in the state, logs, outputs or ConfigMaps.
 	retired map[string]string

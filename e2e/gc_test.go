@@ -207,7 +207,7 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 	f.Report.Fact("GC removed %d of %d blobs of the deleted image from storage; %d blobs of the kept image intact", gone, len(drop.Blobs()), len(keep.Blobs()))
 
 	// The cache was flushed: no descriptor of a deleted blob is left to answer "exists".
-	keys, err := f.RedisBlobKeys(ctx)
+	keys, err := f.RedisCachedBlobs(ctx, drop.Blobs())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/regstack/registry-stack/e2e/kit"
+	"github.com/regstack/registry-stack/redis"
 )
 
 // Sizes of the test images: several MiB in several layers, uploaded in 512 KiB chunks so that each
@@ -224,7 +225,7 @@ func (f *fixture) stepRedisKeys(t *testing.T) {
 	// The registry writes descriptors when an upload is committed; poll briefly in case a write lags.
 	err := kit.Poll(ctx, 30*time.Second, 2*time.Second, func() (bool, error) {
 		var err error
-		keys, err = f.RedisBlobKeys(ctx)
+		keys, err = f.RedisCachedBlobs(ctx, f.imgKeep.Blobs())
 		if err != nil {
 			return false, err
 		}
@@ -237,9 +238,52 @@ func (f *fixture) stepRedisKeys(t *testing.T) {
 		return len(missing) == 0, nil
 	})
 	if err != nil {
-		t.Fatalf("redis has %d blobs::* keys but not those of %s: missing %v (%v)", len(keys), f.imgKeep.Ref(), missing, err)
+		t.Fatalf("redis has descriptors of %d blobs of %s, missing %v (%v)", len(keys), f.imgKeep.Ref(), missing, err)
 	}
-	msg := fmt.Sprintf("redis holds %d blobs::* keys, including all %d blobs of %s", len(keys), len(f.imgKeep.Blobs()), f.imgKeep.Ref())
+	msg := fmt.Sprintf("redis holds the descriptors (blobs::<digest>) of %d of the %d blobs of %s", len(keys), len(f.imgKeep.Blobs()), f.imgKeep.Ref())
 	t.Log(msg)
 	f.Report.Fact("%s", msg)
+	f.checkRedisACL(ctx, t)
+}
+
+// checkRedisACL: with the registry's own credentials a client can run the cache's commands and
+// nothing else (no scripting, CONFIG, FLUSHALL, KEYS); GC's user can only empty database 0; the
+// default user is off. The registry's cache still hits under these rules.
+func (f *fixture) checkRedisACL(ctx context.Context, t *testing.T) {
+	t.Helper()
+	cli := "redis-cli -h 127.0.0.1 --user "
+	for _, c := range []struct {
+		user, secretKey, command, want string
+	}{
+		{redis.RegistryUser, redis.PasswordKey, "EVAL 'return 1' 0", "NOPERM"},
+		{redis.RegistryUser, redis.PasswordKey, "SCRIPT LOAD 'return 1'", "NOPERM"},
+		{redis.RegistryUser, redis.PasswordKey, "CONFIG GET maxmemory", "NOPERM"},
+		{redis.RegistryUser, redis.PasswordKey, "FLUSHALL", "NOPERM"},
+		{redis.RegistryUser, redis.PasswordKey, "FLUSHDB", "NOPERM"},
+		{redis.RegistryUser, redis.PasswordKey, "KEYS '*'", "NOPERM"},
+		{redis.RegistryUser, redis.PasswordKey, "SCAN 0", "NOPERM"},
+		{redis.RegistryUser, redis.PasswordKey, "SET other-key x", "NOPERM"},
+		{redis.RegistryUser, redis.PasswordKey, "PING", "PONG"},
+		{redis.FlushUser, redis.FlushPasswordKey, "FLUSHALL", "NOPERM"},
+		{redis.FlushUser, redis.FlushPasswordKey, "HGET blobs::x digest", "NOPERM"},
+		{redis.FlushUser, redis.FlushPasswordKey, "SELECT 1", "NOPERM"},
+		{redis.FlushUser, redis.FlushPasswordKey, "EVAL 'return 1' 0", "NOPERM"},
+		{"default", redis.PasswordKey, "PING", "WRONGPASS"},
+	} {
+		out, err := f.RedisAs(ctx, c.secretKey, cli+c.user+" "+c.command+" 2>&1; true")
+		if err != nil {
+			t.Errorf("redis-cli as %s: %v", c.user, err)
+			continue
+		}
+		if !strings.Contains(out, c.want) {
+			t.Errorf("redis-cli as %s: %s = %q, want %s", c.user, c.command, strings.TrimSpace(out), c.want)
+		}
+	}
+	m0, m1 := f.cacheAroundPulls(ctx, t)
+	if m1.Hits <= m0.Hits || m1.Errors != m0.Errors {
+		t.Errorf("cache under the ACL: %s -> %s after 3 pulls, want more hits and no new errors", m0, m1)
+	}
+	f.Report.Fact("Redis ACL: as %s, EVAL, SCRIPT LOAD, CONFIG GET, FLUSHALL, FLUSHDB, KEYS, SCAN and SET on another key got NOPERM (PING: PONG); "+
+		"as %s, FLUSHALL, HGET, SELECT 1 and EVAL got NOPERM; the default user is off (WRONGPASS). 3 pulls: cache %s -> %s",
+		redis.RegistryUser, redis.FlushUser, m0, m1)
 }

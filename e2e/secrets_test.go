@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/regstack/registry-stack/redis"
 )
 
 // stepStateSecrets reads the real secrets from the cluster and the outputs and checks that the
@@ -24,6 +26,13 @@ func (f *fixture) stepStateSecrets(t *testing.T) {
 	redisPassword, err := f.Kube.SecretValue(ctx, "registry-redis", "password")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The other Redis ACL users' passwords (GC's flush, the probes).
+	redisOthers := map[string]string{}
+	for _, key := range []string{redis.FlushPasswordKey, "probe-password"} {
+		if redisOthers[key], err = f.Kube.SecretValue(ctx, "registry-redis", key); err != nil {
+			t.Fatal(err)
+		}
 	}
 	configYML, err := f.Kube.SecretValue(ctx, "registry-config", "config.yml")
 	if err != nil {
@@ -45,6 +54,9 @@ func (f *fixture) stepStateSecrets(t *testing.T) {
 		"registry password (output password)":    f.Out.Password,
 		"redis password (Secret registry-redis)": redisPassword,
 		"http.secret (Secret registry-config)":   cfg.HTTP.Secret,
+	}
+	for key, v := range redisOthers {
+		secrets["redis "+key+" (Secret registry-redis)"] = v
 	}
 	for user, hash := range htpasswdHashes(htpasswd) {
 		secrets["bcrypt hash of "+user+" (Secret registry-config htpasswd)"] = hash

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/regstack/registry-stack/e2e/kit"
+	"github.com/regstack/registry-stack/redis"
 	"gopkg.in/yaml.v3"
 )
 
@@ -245,6 +246,10 @@ func (f *fixture) runSecurityProbeJob(ctx context.Context) (map[string]string, s
 				return nil, "", fmt.Errorf("%s entry is %T", key, item)
 			}
 			c["command"] = []any{"sh", "-c", procProbe}
+			if c["restartPolicy"] == "Always" {
+				// A sidecar (the lease keeper) must keep running, or the next step never starts.
+				c["command"] = []any{"sh", "-c", procProbe + "; trap 'exit 0' TERM; while :; do sleep 1; done"}
+			}
 			delete(c, "args")
 			name, _ := c["name"].(string)
 			names = append(names, name)
@@ -412,6 +417,7 @@ func (f *fixture) stepSecurityPods(t *testing.T) {
 			t.Errorf("no %s pod in the namespace to check", k)
 		}
 	}
+	f.checkPodSecurityAdmission(ctx, t)
 	sort.Strings(lines)
 	msg := fmt.Sprintf("pod security: %d pods (%v) checked in their live spec: all containers non-root, allowPrivilegeEscalation false, drop ALL, read-only root, RuntimeDefault seccomp; "+
 		"the only exception is %s in %d registry pods (root, only CHOWN, hostPath mode). Processes:\n%s",
@@ -558,7 +564,8 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 	}
 	facts = append(facts, f.checkRegistryNetworkPolicy(ctx, t)...)
 
-	// Redis: no password -> NOAUTH, wrong password -> refused, the password -> PONG.
+	// Redis: no password -> NOAUTH, wrong password -> refused, the default user is off, the probe
+	// user (REDISCLI_AUTH in the pod is its password) -> PONG.
 	redis := "deploy/" + f.Out.RedisDeploymentName
 	for _, c := range []struct {
 		name, script string
@@ -566,7 +573,8 @@ func (f *fixture) stepSecurityNetwork(t *testing.T) {
 	}{
 		{"no password", "unset REDISCLI_AUTH; redis-cli -h 127.0.0.1 ping 2>&1", []string{"NOAUTH"}},
 		{"a wrong password", "REDISCLI_AUTH=not-the-password redis-cli -h 127.0.0.1 ping 2>&1", []string{"WRONGPASS", "NOAUTH"}},
-		{"the password", "redis-cli -h 127.0.0.1 ping 2>&1", []string{"PONG"}},
+		{"the default user and the probe's password", "redis-cli -h 127.0.0.1 ping 2>&1", []string{"WRONGPASS"}},
+		{"the probe user and its password", "redis-cli -h 127.0.0.1 --user probe ping 2>&1", []string{"PONG"}},
 	} {
 		out, err := f.Kube.NS(ctx, "exec", redis, "-c", "redis", "--", "sh", "-c", c.script+"; true")
 		if err != nil {
@@ -827,6 +835,14 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 	values := map[string]string{
 		"registry password": f.Out.Password, "redis password": redisPassword, "http.secret": cfg.HTTP.Secret,
 	}
+	// The other Redis ACL users' passwords (GC's flush, the probes).
+	for _, key := range []string{redis.FlushPasswordKey, "probe-password"} {
+		v, err := f.Kube.SecretValue(ctx, "registry-redis", key)
+		if err != nil {
+			return nil, err
+		}
+		values["redis "+key] = v
+	}
 	for user, hash := range htpasswdHashes(htpasswd) {
 		values["bcrypt hash of "+user] = hash
 	}
@@ -1004,4 +1020,58 @@ func (f *fixture) stepNoSecretLeaks(t *testing.T) {
 		len(secrets), strings.Join(names, ", "), places, kit.MiB(total), logFiles, containers, found)
 	t.Log(msg)
 	f.Report.Fact("%s", msg)
+}
+
+// checkPodSecurityAdmission: the namespace carries the Pod Security labels, the API server
+// enforces them (a root pod is refused at a server-side dry run: the control), every pod that
+// runs now would be admitted under restricted (a dry-run relabel lists the ones that would not),
+// and no pod of the stack was ever refused (no FailedCreate event naming PodSecurity).
+func (f *fixture) checkPodSecurityAdmission(ctx context.Context, t *testing.T) {
+	t.Helper()
+	ns := f.Settings.Namespace
+	var obj struct {
+		Metadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+	}
+	if err := f.Kube.GetJSON(ctx, false, &obj, "namespace", ns); err != nil {
+		t.Fatal(err)
+	}
+	want := "restricted"
+	if f.Settings.StorageMode == "hostPath" {
+		want = "baseline" // the suite opts in to the ownership fix there
+	}
+	for key, w := range map[string]string{"enforce": want, "warn": "restricted", "audit": "restricted"} {
+		if got := obj.Metadata.Labels["pod-security.kubernetes.io/"+key]; got != w {
+			t.Errorf("namespace %s: pod-security.kubernetes.io/%s = %q, want %q", ns, key, got, w)
+		}
+	}
+	kubectl := func(args string) string {
+		out, _ := kit.RunCmd(ctx, "", nil, "sh", "-c", "kubectl --context "+f.Settings.KubeContext+" "+args+" 2>&1")
+		return strings.TrimSpace(out)
+	}
+	control := kubectl("-n " + ns + " run e2e-root-probe --image=busybox:1.35.0 --restart=Never --dry-run=server " +
+		`--overrides='{"spec":{"securityContext":{"runAsUser":0}}}' -- true`)
+	if !strings.Contains(control, "violates PodSecurity") {
+		t.Errorf("control: a root pod at a server-side dry run in %s was not refused by PodSecurity: %q", ns, control)
+	}
+	relabel := kubectl("label --dry-run=server --overwrite namespace " + ns + " pod-security.kubernetes.io/enforce=restricted")
+	if strings.Contains(relabel, "Warning") || strings.Contains(relabel, "violate") {
+		if want == "restricted" {
+			t.Errorf("running pods that restricted would refuse:\n%s", relabel)
+		}
+	}
+	events := kubectl("-n " + ns + " get events --field-selector reason=FailedCreate -o custom-columns=OBJ:.involvedObject.name,MSG:.message --no-headers")
+	var refused []string
+	for _, l := range strings.Split(events, "\n") {
+		if strings.Contains(l, "PodSecurity") {
+			refused = append(refused, l)
+		}
+	}
+	if len(refused) > 0 {
+		t.Errorf("pods refused by PodSecurity admission in %s:\n%s", ns, strings.Join(refused, "\n"))
+	}
+	f.Report.Fact("Pod Security admission: namespace %s enforces %s (warn and audit restricted); control: a root pod is refused (%q); "+
+		"dry-run relabel to restricted: %q; FailedCreate events naming PodSecurity: %d (registry, mirror, Redis, GC, watchdog and probe pods were all admitted)",
+		ns, want, lastLine(control), relabel, len(refused))
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regstack/registry-stack/redis"
 )
 
 // What the suite and the bench do with a deployment once `pulumi up` has run: read and check the
@@ -148,17 +150,42 @@ func (f *Fixture) Connect(ctx context.Context, t *testing.T) error {
 	})
 }
 
-// RedisBlobKeys lists the blobs::* keys with redis-cli inside the Redis pod (REDISCLI_AUTH is set
-// there, so the password never passes through this process' command line).
-func (f *Fixture) RedisBlobKeys(ctx context.Context) (map[string]bool, error) {
-	out, err := f.Kube.NS(ctx, "exec", "deploy/"+f.Out.RedisDeploymentName, "-c", "redis", "--", "redis-cli", "--scan", "--pattern", "blobs::*")
+// RedisAs runs script (sh) inside the Redis pod with REDISCLI_AUTH set to the password of the
+// ACL user whose password is under secretKey in the Redis Secret. The password travels on stdin,
+// never on a command line.
+func (f *Fixture) RedisAs(ctx context.Context, secretKey, script string) (string, error) {
+	// The Redis Secret is named like its Deployment (the component's name).
+	pw, err := f.Kube.SecretValue(ctx, f.Out.RedisDeploymentName, secretKey)
 	if err != nil {
-		return nil, fmt.Errorf("redis-cli --scan in deploy/%s: %w", f.Out.RedisDeploymentName, err)
+		return "", err
+	}
+	return f.Kube.ExecStdin(ctx, "deploy/"+f.Out.RedisDeploymentName, pw+"\n", "sh", "-c",
+		"read -r REDISCLI_AUTH; export REDISCLI_AUTH\n"+script)
+}
+
+// RedisCachedBlobs tells which of the blobs have a descriptor in the cache (keyed blobs::<digest>
+// as the registry writes them), asking as the registry's own ACL user (HGET is one of its
+// commands; no user may list keys).
+func (f *Fixture) RedisCachedBlobs(ctx context.Context, blobs []Blob) (map[string]bool, error) {
+	var script strings.Builder
+	for _, b := range blobs {
+		fmt.Fprintf(&script, "printf '%%s ' %s; redis-cli -h 127.0.0.1 --user %s HGET blobs::%s digest\n", b.Digest, redis.RegistryUser, b.Digest)
+	}
+	out, err := f.RedisAs(ctx, redis.PasswordKey, script.String())
+	if err != nil {
+		return nil, fmt.Errorf("redis-cli HGET in deploy/%s: %w", f.Out.RedisDeploymentName, err)
 	}
 	keys := map[string]bool{}
 	for _, l := range strings.Split(out, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			keys[l] = true
+		digest, value, ok := strings.Cut(strings.TrimSpace(l), " ")
+		if !ok {
+			continue
+		}
+		if strings.HasPrefix(value, "NOPERM") || strings.HasPrefix(value, "WRONGPASS") || strings.HasPrefix(value, "NOAUTH") {
+			return nil, fmt.Errorf("redis-cli HGET as %s: %s", redis.RegistryUser, value)
+		}
+		if value == digest {
+			keys["blobs::"+digest] = true
 		}
 	}
 	return keys, nil

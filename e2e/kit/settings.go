@@ -106,7 +106,7 @@ func loadSettings(ctx context.Context) (*Settings, error) {
 		Namespace:          Env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
 		Hostname:           Env("E2E_HOSTNAME", "registry.e2e.test"),
 		IngressClass:       Env("E2E_INGRESS_CLASS", "traefik"),
-		StorageMode:        Env("E2E_STORAGE_MODE", "hostPath"),
+		StorageMode:        Env("E2E_STORAGE_MODE", "dynamic"),
 		StorageClass:       Env("E2E_STORAGE_CLASS", "standard"),
 		RegistryImage:      Env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
 		RedisImage:         Env("E2E_REDIS_IMAGE", "redis:7.0.15-alpine"),
@@ -196,6 +196,13 @@ func (s *Settings) StackConfig() map[string]string {
 		c["storageRedirect"] = fmt.Sprint(s.S3.Redirect)
 	case s.StorageMode == "hostPath":
 		c["storageHostPath"] = s.HostPath
+		// The kubelet creates the directory root-owned: the suite opts in to the ownership fix
+		// (the namespace then enforces baseline).
+		c["storageHostPathChown"] = "true"
+	case s.StorageMode == "dynamic" && s.StorageClass == "standard":
+		// The product's default: leave both keys unset, so that the default stack is what runs.
+		delete(c, "storageMode")
+		delete(c, "pvSize")
 	case s.StorageMode == "dynamic":
 		c["storageClassName"] = s.StorageClass
 	}

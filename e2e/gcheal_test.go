@@ -1,0 +1,512 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
+	"github.com/regstack/registry-stack/gc"
+)
+
+// Self-healing GC (issue 12). On a registry this small the collector takes a second, so the
+// steps stretch it the way a big registry would: they create the GC Job from the CronJob's own
+// template, with the garbage-collect step either waiting before collect.sh (a pod killed while
+// read-only, no collector started) or running collect.sh with `registry` wrapped so that the
+// collector process sleeps first (a pod killed, or `pulumi up` run, while the collector runs).
+// Everything else in the pod is the product's.
+
+// healBound is the documented bound for writes to come back after a GC pod dies: the lease
+// expires (LeaseSeconds), the watchdog looks (every minute), one rolling restart.
+const healBound = time.Duration(gc.LeaseSeconds+60+90) * time.Second
+
+// watchdogPodPrefix starts the names of the watchdog's pods (CronJob registry-gc-watchdog).
+const watchdogPodPrefix = "registry-gc-watchdog-"
+
+// slowCollector is how the Job stretches the collector.
+type slowCollector int
+
+const (
+	pauseBeforeCollect slowCollector = iota // read-only, collect.sh not started yet
+	slowCollectorRuns                       // collect.sh runs a collector process that sleeps first
+)
+
+// startSlowGC creates a GC Job from the CronJob whose collector is stretched by seconds, and
+// returns its name.
+func (f *fixture) startSlowGC(ctx context.Context, label string, mode slowCollector, seconds int) (string, error) {
+	suffix, err := kit.RandomSuffix()
+	if err != nil {
+		return "", err
+	}
+	job := "e2e-" + label + "-" + suffix
+	out, err := f.Kube.NS(ctx, "create", "job", job, "--from", "cronjob/"+f.Out.GCCronJobName, "--dry-run=client", "-o", "json")
+	if err != nil {
+		return "", err
+	}
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(out), &obj); err != nil {
+		return "", fmt.Errorf("decode job from cronjob: %w", err)
+	}
+	spec, ok := dig(obj, "spec", "template", "spec")
+	if !ok {
+		return "", fmt.Errorf("job from cronjob has no spec.template.spec")
+	}
+	var script string
+	switch mode {
+	case pauseBeforeCollect:
+		script = fmt.Sprintf("sleep %d; exec sh /scripts/collect.sh", seconds)
+	case slowCollectorRuns:
+		// /tmp is the pod's writable emptyDir; the wrapper becomes the collector's process.
+		script = fmt.Sprintf(`real=$(command -v registry) && mkdir -p /tmp/bin && `+
+			`printf '#!/bin/sh\nsleep %d\nexec %%s "$@"\n' "$real" >/tmp/bin/registry && chmod +x /tmp/bin/registry && `+
+			`PATH=/tmp/bin:$PATH exec sh /scripts/collect.sh`, seconds)
+	}
+	found := false
+	inits, _ := spec["initContainers"].([]any)
+	for _, item := range inits {
+		c, _ := item.(map[string]any)
+		if c["name"] == "garbage-collect" {
+			c["command"] = []any{"sh", "-c", script}
+			found = true
+		}
+	}
+	if !found {
+		return "", fmt.Errorf("the GC pod template has no garbage-collect init container")
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(f.Settings.WorkDir, job+".json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", err
+	}
+	if _, err := f.Kube.NS(ctx, "create", "-f", path); err != nil {
+		return "", err
+	}
+	return job, nil
+}
+
+// gcPod waits until the Job's pod runs its garbage-collect step (so every replica is read-only)
+// and returns the pod's name.
+func (f *fixture) gcPodCollecting(ctx context.Context, job string) (string, error) {
+	var pod string
+	err := kit.Poll(ctx, 4*time.Minute, time.Second, func() (bool, error) {
+		var list struct {
+			Items []struct {
+				Metadata struct{ Name string } `json:"metadata"`
+				Status   struct {
+					InitContainerStatuses []struct {
+						Name  string                    `json:"name"`
+						State map[string]map[string]any `json:"state"`
+					} `json:"initContainerStatuses"`
+				} `json:"status"`
+			} `json:"items"`
+		}
+		if err := f.Kube.GetJSON(ctx, true, &list, "pods", "-l", "job-name="+job); err != nil {
+			return false, err
+		}
+		for _, p := range list.Items {
+			for _, s := range p.Status.InitContainerStatuses {
+				if _, running := s.State["running"]; running && s.Name == "garbage-collect" {
+					pod = p.Metadata.Name
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("GC job %s never reached its garbage-collect step: %w\n%s", job, err, f.Kube.Events(ctx))
+	}
+	return pod, nil
+}
+
+// gcSample is one look at the registry, the GC pod and the collector process.
+type gcSample struct {
+	At                 time.Time
+	Pods, Writable     int      // live registry pods, and those without the read-only label
+	Names              []string // live registry pods
+	TemplateReadOnly   bool
+	Collectors         int // collector processes on the node (this machine)
+	LeaseHolder, Renew string
+}
+
+func (s gcSample) String() string {
+	return fmt.Sprintf("%s pods=%d writable=%d template-ro=%v collectors=%d lease=%q",
+		s.At.Format("15:04:05"), s.Pods, s.Writable, s.TemplateReadOnly, s.Collectors, s.LeaseHolder)
+}
+
+// sampler records gcSamples every second until stopped.
+type sampler struct {
+	mu      sync.Mutex
+	samples []gcSample
+	stop    func()
+	done    chan struct{}
+}
+
+// collectorProcesses counts collector processes (the wrapper included) on this machine, which is
+// the sandbox's node: the GC pod runs `registry garbage-collect --delete-untagged` on the config
+// path of the pod (anything else, such as the unit tests' fakes, has another).
+func collectorProcesses() int {
+	out, err := exec.Command("pgrep", "-f", "registry garbage-collect --delete-untagged /etc/distribution/config.yml").Output()
+	if err != nil {
+		return 0 // pgrep exits 1 when nothing matches
+	}
+	return len(strings.Fields(string(out)))
+}
+
+func (f *fixture) startSampler(ctx context.Context) *sampler {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &sampler{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for ctx.Err() == nil {
+			smp := gcSample{At: time.Now(), Collectors: collectorProcesses()}
+			var pods struct {
+				Items []struct {
+					Metadata struct {
+						Name              string            `json:"name"`
+						Labels            map[string]string `json:"labels"`
+						DeletionTimestamp *string           `json:"deletionTimestamp"`
+					} `json:"metadata"`
+					Status struct{ Phase string } `json:"status"`
+				} `json:"items"`
+			}
+			if err := f.Kube.GetJSON(ctx, true, &pods, "pods", "-l", kit.RegistryPodSelector); err == nil {
+				for _, p := range pods.Items {
+					if p.Status.Phase == "Failed" || p.Status.Phase == "Succeeded" {
+						continue
+					}
+					smp.Pods++
+					smp.Names = append(smp.Names, p.Metadata.Name)
+					if p.Metadata.Labels["registry-stack.io/maintenance"] != "read-only" {
+						smp.Writable++
+					}
+				}
+			}
+			if out, err := f.Kube.NS(ctx, "get", "deployment", f.Out.DeploymentName, "-o",
+				`jsonpath={.spec.template.metadata.labels.registry-stack\.io/maintenance}`); err == nil {
+				smp.TemplateReadOnly = strings.TrimSpace(out) == "read-only"
+			}
+			if out, err := f.Kube.NS(ctx, "get", "lease", f.gcLease(), "-o", "jsonpath={.spec.holderIdentity}|{.spec.renewTime}"); err == nil {
+				smp.LeaseHolder, smp.Renew, _ = strings.Cut(strings.TrimSpace(out), "|")
+			}
+			s.mu.Lock()
+			s.samples = append(s.samples, smp)
+			s.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) finish() []gcSample {
+	s.stop()
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]gcSample(nil), s.samples...)
+}
+
+// gcLease is the GC lease's name (stack output gcLeaseName).
+func (f *fixture) gcLease() string {
+	if f.leaseName == "" {
+		out, err := f.Pulumi.Outputs(context.Background(), false)
+		if err == nil {
+			f.leaseName, _ = out["gcLeaseName"].(string)
+		}
+	}
+	return f.leaseName
+}
+
+// timeline renders the samples in which something changed.
+func timeline(samples []gcSample) string {
+	var lines []string
+	prev := ""
+	for _, s := range samples {
+		key := fmt.Sprintf("%d %d %v %d %s", s.Pods, s.Writable, s.TemplateReadOnly, s.Collectors, s.LeaseHolder)
+		if key != prev {
+			lines = append(lines, s.String()+" "+strings.Join(s.Names, ","))
+			prev = key
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// killGCAndHeal force-deletes the GC pod of a stretched run and checks that writes come back on
+// their own within healBound, never while a collector runs, with nothing acknowledged lost.
+func (f *fixture) killGCAndHeal(t *testing.T, label string, mode slowCollector) {
+	need(t, f.Client != nil && f.imgKeep != nil, "deployment and a pushed image")
+	ctx := context.Background()
+	job, err := f.startSlowGC(ctx, label, mode, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := f.Kube.NS(ctx, "delete", "job", job, "--wait=false", "--ignore-not-found"); err != nil {
+			t.Logf("delete job %s: %v", job, err)
+		}
+	}()
+	pod, err := f.gcPodCollecting(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode == slowCollectorRuns {
+		if err := kit.Poll(ctx, 30*time.Second, 500*time.Millisecond, func() (bool, error) { return collectorProcesses() > 0, nil }); err != nil {
+			t.Fatalf("no collector process on the node while %s collects: %v", pod, err)
+		}
+	}
+	smp := f.startSampler(ctx)
+	pushes := startPushLoop(ctx, f.Client, "e2e/"+label, 64<<10, 2*time.Second)
+	time.Sleep(3 * time.Second) // a few refused pushes first: the registry is read-only
+	killed := time.Now()
+	if _, err := f.Kube.NS(ctx, "delete", "pod", pod, "--grace-period=0", "--force", "--wait=false"); err != nil {
+		t.Fatalf("force-delete %s: %v", pod, err)
+	}
+	var back time.Time
+	err = kit.Poll(ctx, healBound+time.Minute, time.Second, func() (bool, error) {
+		for _, at := range pushes.stats.snapshot().AckedAt {
+			if at.After(killed) {
+				back = at
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	time.Sleep(3 * time.Second)
+	stats := pushes.stop()
+	samples := smp.finish()
+	t.Logf("timeline (GC pod %s force-deleted at %s):\n%s", pod, killed.Format("15:04:05"), timeline(samples))
+	if err != nil {
+		jobs, _ := f.Kube.NS(ctx, "get", "jobs", "-o", "wide")
+		t.Fatalf("no push acknowledged within %s of the GC pod's death: %v\n%s\njobs:\n%s\nwatchdog:\n%s", healBound+time.Minute, err,
+			stats.summary("pushes"), jobs, f.watchdogLogs(ctx))
+	}
+	heal := back.Sub(killed)
+	if heal > healBound {
+		t.Errorf("writes came back %s after the GC pod died, beyond the documented bound %s", heal.Round(time.Second), healBound)
+	}
+	// No collector while any replica may write: from the first writable sample on, none runs.
+	var firstWritable time.Time
+	for _, s := range samples {
+		if s.At.After(killed) && (s.Writable > 0 || !s.TemplateReadOnly) && firstWritable.IsZero() {
+			firstWritable = s.At
+		}
+		if !firstWritable.IsZero() && s.Collectors > 0 {
+			t.Errorf("%s: a collector process runs while the registry is writable again", s)
+		}
+	}
+	if firstWritable.IsZero() {
+		t.Error("no sample saw the registry writable again")
+	}
+	collectorGone := time.Time{}
+	for _, s := range samples {
+		if s.At.After(killed) && s.Collectors == 0 {
+			collectorGone = s.At
+			break
+		}
+	}
+	for i, at := range stats.AckedAt {
+		if at.Before(back) {
+			t.Errorf("push %s acknowledged at %s, before writes were back (the registry was read-only)", stats.Acked[i].Ref(), at.Format("15:04:05.000"))
+		}
+	}
+	if stats.Failed > 0 {
+		t.Errorf("%s", stats.summary("pushes"))
+	}
+	if err := f.pullAcked(ctx, stats.Acked); err != nil {
+		t.Errorf("an acknowledged push does not pull: %v", err)
+	}
+	if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
+		t.Errorf("the kept image no longer pulls: %v", err)
+	}
+	// The watchdog took the lease over (its pod became the holder) and logged the restore.
+	healer := ""
+	for _, s := range samples {
+		if s.At.After(killed) && strings.HasPrefix(s.LeaseHolder, watchdogPodPrefix) {
+			healer = s.LeaseHolder
+			break
+		}
+	}
+	logs := ""
+	if healer == "" {
+		t.Errorf("no sample saw a watchdog pod holding the lease; watchdog logs:\n%s", f.watchdogLogs(ctx))
+	} else if err := kit.Poll(ctx, 2*time.Minute, 2*time.Second, func() (bool, error) {
+		// Its last step may still wait for the old pods to go when the first push succeeds.
+		var err error
+		logs, err = f.Kube.NS(ctx, "logs", "pod/"+healer, "--all-containers")
+		return err == nil && strings.Contains(logs, "writes restored"), nil
+	}); err != nil || !strings.Contains(logs, "took the GC lease") {
+		t.Errorf("watchdog pod %s held the lease but its log shows no restore (%v):\n%s", healer, err, logs)
+	}
+	preview := "clean"
+	if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-refresh-after-"+label, "preview", "--refresh", "--expect-no-changes", "--diff"); err != nil {
+		t.Errorf("pulumi preview --refresh after the healed GC: %v", err)
+		preview = "NOT clean"
+	}
+	msg := fmt.Sprintf("GC pod killed (%s): force-deleted at %s; collector processes gone %s later; the registry writable again %s later "+
+		"(first writable replica); first push acknowledged %s after the kill (bound %s); %s; %d acknowledged pushes pull back; "+
+		"preview --refresh %s. Watchdog %s: %s",
+		label, killed.Format("15:04:05"), since(collectorGone, killed), since(firstWritable, killed), heal.Round(time.Second), healBound,
+		stats.summary("pushes"), len(stats.Acked), preview, healer, lastWatchdogLines(logs))
+	t.Log(msg)
+	f.Report.Fact("%s", msg)
+	f.survivors = append(f.survivors, stats.Acked...)
+}
+
+func since(t, from time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Sub(from).Round(time.Second).String()
+}
+
+// watchdogLogs are the logs of the watchdog's recent Jobs that did something.
+func (f *fixture) watchdogLogs(ctx context.Context) string {
+	out, err := f.Kube.NS(ctx, "logs", "-l", "app.kubernetes.io/component=gc-watchdog", "--all-containers", "--prefix", "--tail=40", "--max-log-requests=20")
+	if err != nil {
+		return fmt.Sprintf("(watchdog logs: %v)", err)
+	}
+	return out
+}
+
+func lastWatchdogLines(logs string) string {
+	var keep []string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "watchdog:") && !strings.Contains(l, "nothing to do") {
+			if i := strings.Index(l, "watchdog:"); i >= 0 {
+				keep = append(keep, strings.TrimSpace(l[i:]))
+			}
+		}
+	}
+	if len(keep) > 4 {
+		keep = keep[len(keep)-4:]
+	}
+	return strings.Join(keep, " / ")
+}
+
+// stepGCKilledReadOnly: the GC pod dies after the registry went read-only, before its collector
+// started.
+func (f *fixture) stepGCKilledReadOnly(t *testing.T) {
+	f.killGCAndHeal(t, "gc-killed-read-only", pauseBeforeCollect)
+}
+
+// stepGCKilledCollecting: the GC pod dies while its collector runs.
+func (f *fixture) stepGCKilledCollecting(t *testing.T) {
+	f.killGCAndHeal(t, "gc-killed-collecting", slowCollectorRuns)
+}
+
+// stepPulumiUpDuringGC: `pulumi up` with a change that rolls the registry and a replicas change,
+// while the collector runs: every replica that exists while the collector runs is read-only (the
+// pods' timeline shows it), the GC then finishes and restores writes, and the stack has no drift.
+func (f *fixture) stepPulumiUpDuringGC(t *testing.T) {
+	need(t, f.Client != nil && f.imgKeep != nil, "deployment and a pushed image")
+	ctx := context.Background()
+	const collectSeconds = 90
+	job, err := f.startSlowGC(ctx, "gc-pulumi-up", slowCollectorRuns, collectSeconds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	pod, err := f.gcPodCollecting(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smp := f.startSampler(ctx)
+	before, err := f.Kube.Pods(ctx, kit.RegistryPodSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := map[string]string{"registryCpuRequest": "20m", "replicas": "3"}
+	if err := f.Pulumi.SetConfig(ctx, config); err != nil {
+		t.Fatal(err)
+	}
+	upStart := time.Now()
+	_, upErr := f.Pulumi.Up(ctx, "up-during-gc")
+	upDone := time.Now()
+	res, jobErr := f.Kube.WaitJob(ctx, job, start, kit.GCJobTimeout)
+	if err := f.Kube.RolloutStatus(ctx, f.Out.DeploymentName, kit.ReadyTimeout); err != nil {
+		t.Errorf("rollout after GC: %v", err)
+	}
+	samples := smp.finish()
+	t.Logf("timeline (GC pod %s, pulumi up %s-%s):\n%s", pod, upStart.Format("15:04:05"), upDone.Format("15:04:05"), timeline(samples))
+	if upErr != nil {
+		t.Fatalf("pulumi up during GC: %v\n%s", upErr, f.Kube.Events(ctx))
+	}
+	if jobErr != nil || res == nil {
+		logs := ""
+		if res != nil {
+			logs = kit.Tail(res.Logs, 30)
+		}
+		t.Fatalf("GC job %s after the pulumi up: %v\n%s", job, jobErr, logs)
+	}
+	old := map[string]bool{}
+	for _, p := range before {
+		old[p.Name] = true
+	}
+	collecting, newDuring, maxPods := 0, map[string]bool{}, 0
+	for _, s := range samples {
+		if s.Collectors == 0 {
+			continue
+		}
+		collecting++
+		maxPods = max(maxPods, s.Pods)
+		if s.Writable > 0 || !s.TemplateReadOnly {
+			t.Errorf("%s: a writable replica while the collector runs", s)
+		}
+		for _, n := range s.Names {
+			if !old[n] {
+				newDuring[n] = true
+			}
+		}
+	}
+	if collecting == 0 {
+		t.Fatal("no sample saw the collector running: the step proves nothing")
+	}
+	if len(newDuring) == 0 || maxPods < 3 {
+		t.Errorf("the pulumi up created no new replica while the collector ran (new %v, at most %d pods): the overlap this step needs did not happen", newDuring, maxPods)
+	}
+	if !strings.Contains(res.Logs, "garbage-collect=0") || !strings.Contains(res.Logs, "read-write-restored=yes") {
+		t.Errorf("GC summary after the pulumi up:\n%s", kit.Tail(res.Logs, 10))
+	}
+	if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-refresh-after-up-during-gc", "preview", "--refresh", "--expect-no-changes", "--diff"); err != nil {
+		t.Errorf("pulumi preview --refresh after GC and the pulumi up: %v", err)
+	}
+	if _, err := f.Client.PushImage(ctx, mustImage(t, "e2e/after-up-during-gc")); err != nil {
+		t.Errorf("push after the GC: %v", err)
+	}
+	msg := fmt.Sprintf("pulumi up during GC (registryCpuRequest 10m->20m, replicas 2->3) took %s while the collector ran %ds: %d samples with the collector running, "+
+		"up to %d replicas, %d of them new, none writable; GC finished (%s), writes back, preview --refresh clean",
+		upDone.Sub(upStart).Round(time.Second), collectSeconds, collecting, maxPods, len(newDuring), lastLine(res.Logs))
+	t.Log(msg)
+	f.Report.Fact("%s", msg)
+	// Back to the suite's configuration for the later steps.
+	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registryCpuRequest": "10m", "replicas": "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Pulumi.Up(ctx, "up-after-gc-restore-config"); err != nil {
+		t.Fatalf("pulumi up back to 2 replicas: %v", err)
+	}
+}
+
+func mustImage(t *testing.T, repo string) *kit.Image {
+	t.Helper()
+	img, err := kit.RandomImage(repo, "v1", 1, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
