@@ -73,14 +73,19 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 	k8s := pulumi.Provider(provider)
 
 	namespace := pulumi.String(cfg.Namespace).ToStringOutput()
-	if cfg.CreateNamespace {
-		level := cfg.PodSecurityLevel()
-		if level != stackconfig.PodSecurityRestricted {
-			if err := ctx.Log.Warn(fmt.Sprintf("namespace %s enforces Pod Security level %q, not restricted: "+
-				"storageHostPathChown runs a root init container (CHOWN only) in every registry and mirror pod", cfg.Namespace, level), nil); err != nil {
-				return nil, fmt.Errorf("log: %w", err)
-			}
+	level := cfg.PodSecurityLevel()
+	if level != stackconfig.PodSecurityRestricted {
+		msg := fmt.Sprintf("namespace %s enforces Pod Security level %q, not restricted: "+
+			"storageHostPathChown runs a root init container (CHOWN only) in every registry and mirror pod", cfg.Namespace, level)
+		if !cfg.CreateNamespace {
+			msg = fmt.Sprintf("storageHostPathChown runs a root init container (CHOWN only) in every registry and mirror pod: "+
+				"namespace %s must allow Pod Security level %q (a restricted namespace refuses these pods)", cfg.Namespace, level)
 		}
+		if err := ctx.Log.Warn(msg, nil); err != nil {
+			return nil, fmt.Errorf("log: %w", err)
+		}
+	}
+	if cfg.CreateNamespace {
 		ns, err := corev1.NewNamespace(ctx, cfg.Namespace, &corev1.NamespaceArgs{
 			Metadata: &metav1.ObjectMetaArgs{
 				Name:   pulumi.String(cfg.Namespace),

@@ -50,6 +50,9 @@ const (
 	redisUID   = 999
 	// rolloutTimeoutSeconds bounds each of the two rolling restarts.
 	rolloutTimeoutSeconds = 600
+	// runDeadlineSeconds stops a GC run that has not finished in a day (a collector hung on its
+	// storage): the pod goes, its lease expires and the watchdog restores writes.
+	runDeadlineSeconds = 24 * 3600
 )
 
 // The GC lease's timing. A holder renews every RenewSeconds; its collector stops when the last
@@ -213,7 +216,8 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 				Spec: &batchv1.JobSpecArgs{
 					// A retry would restart the registry twice more; a failed run waits for the next
 					// schedule (or a manual run) and shows up in the Job history.
-					BackoffLimit: pulumi.Int(0),
+					BackoffLimit:          pulumi.Int(0),
+					ActiveDeadlineSeconds: pulumi.Int(runDeadlineSeconds),
 					Template: &corev1.PodTemplateSpecArgs{
 						Metadata: &metav1.ObjectMetaArgs{Labels: labels},
 						Spec:     PodSpec(a, sa, scripts, leaseName),

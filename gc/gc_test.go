@@ -155,6 +155,7 @@ func TestCronJob(t *testing.T) {
 			{[]any{"spec", "suspend"}, suspend, "as given"},
 			{[]any{"spec", "concurrencyPolicy"}, "Forbid", "two GCs would restart the registry against each other"},
 			{[]any{"spec", "jobTemplate", "spec", "backoffLimit"}, 0.0, "a retry restarts the registry twice more"},
+			{[]any{"spec", "jobTemplate", "spec", "activeDeadlineSeconds"}, float64(24 * 3600), "a hung collector must not hold the registry read-only for ever"},
 			{[]any{"spec", "jobTemplate", "spec", "template", "spec", "restartPolicy"}, "Never", "a restarted init container would re-enter maintenance"},
 			{[]any{"spec", "jobTemplate", "spec", "template", "spec", "serviceAccountName"}, gcName, "the account bound to the Role"},
 			{[]any{"metadata", "namespace"}, "images", "as given"},

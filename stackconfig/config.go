@@ -72,6 +72,8 @@ type Config struct {
 	StorageClassName string
 	StorageHostPath  string
 	StorageNodeName  string
+	// hostPathKeysSet: storageHostPath or storageNodeName was set (before defaulting).
+	hostPathKeysSet bool
 	// StorageHostPathChown opts in to the root init container that hands a new hostPath
 	// directory to the registry's user (the namespace then enforces only "baseline").
 	StorageHostPathChown bool
@@ -244,6 +246,9 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
+	// A hostPath key set while the mode is another would be ignored; the default mode changed from
+	// hostPath to dynamic (2026-12), so this is what a stack that relied on the old default sets.
+	c.hostPathKeysSet = c.StorageHostPath != "" || c.StorageNodeName != ""
 	if c.StorageHostPath == "" {
 		// One directory per namespace: two stacks on one node must never share (and GC) one store.
 		c.StorageHostPath = "/data/" + c.Namespace

@@ -115,6 +115,9 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "registryImage", value: "registry:2.8.3", allowed: "distribution v3"},
 		{key: "storageAccessMode", value: "ReadWriteMany", extra: map[string]string{"storageMode": "hostPath"}, allowed: "hostPath volumes live on one node"},
 		{key: "storageHostPathChown", value: "true", allowed: "false unless storageMode is hostPath"},
+		// A stack that relied on the old default (hostPath) and set its directory or node.
+		{key: "storageMode", value: "dynamic", extra: map[string]string{"storageHostPath": "/data/registry"}, allowed: "the default storageMode is dynamic since 2026-12"},
+		{key: "storageMode", value: "dynamic", extra: map[string]string{"storageNodeName": "node-1"}, allowed: "hostPath when storageHostPath or storageNodeName is set"},
 		{key: "storageHostPathChown", value: "true", extra: map[string]string{"storageDriver": "s3", "s3Bucket": "images", "s3Region": "eu-west-1"}, allowed: "false with storageDriver s3"},
 		{key: "storageHostPathChown", value: "yes", extra: map[string]string{"storageMode": "hostPath"}, allowed: "true, false"},
 		{key: "storageNodeName", value: "Node_1", extra: map[string]string{"storageMode": "hostPath"}, allowed: "DNS-1123"},

@@ -29,7 +29,7 @@ func withSecretMirrors() map[string]bool {
 func TestMirrorsAreTypedWithDefaultsAndAStoreOfTheirOwn(t *testing.T) {
 	ca := testCAPEM(t)
 	c, err := parseWithSecrets(map[string]string{
-		"hostname": "registry.example.com", "storageHostPath": "/data/registry",
+		"hostname": "registry.example.com", "storageMode": "hostPath", "storageHostPath": "/data/registry",
 		"mirrors": mirrorsJSON(t,
 			map[string]any{"name": "dockerhub", "upstream": "https://registry-1.docker.io/", "username": "me", "password": "hub-token"},
 			map[string]any{"name": "ghcr", "upstream": "https://ghcr.io", "hostname": "ghcr.mirror.example.com", "ttl": "0",

@@ -153,6 +153,10 @@ func (v *validator) validateStorage(c *Config) {
 
 func (v *validator) validateFilesystem(c *Config) {
 	v.oneOf("storageMode", c.StorageMode, storageModes)
+	if c.hostPathKeysSet && c.StorageMode != StorageHostPath {
+		v.bad("storageMode", c.StorageMode, "hostPath when storageHostPath or storageNodeName is set (they mean nothing in another mode); "+
+			"the default storageMode is dynamic since 2026-12: a stack on a hostPath volume sets storageMode=hostPath to keep it")
+	}
 	if c.StorageHostPathChown && c.StorageMode != StorageHostPath {
 		v.bad("storageHostPathChown", "true", "false unless storageMode is hostPath: only a hostPath directory needs its owner changed")
 	}

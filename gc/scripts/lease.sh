@@ -37,6 +37,12 @@ lease_patch() {
 # epoch TIME: seconds since 1970 of a time as the API prints it (2026-12-02T14:00:05.000000Z).
 epoch() { date -u -d "$(echo "$1" | sed 's/T/ /; s/\..*//; s/Z$//')" +%s; }
 
+# record_renewal: tells the collector (collect.sh) when the lease was last renewed. Written to a
+# temporary file and renamed, so that the collector never reads a half-written one.
+record_renewal() {
+	echo "$stamp_epoch" >"$STATUS_DIR/renewed.tmp" && mv "$STATUS_DIR/renewed.tmp" "$STATUS_DIR/renewed"
+}
+
 # lease_read: sets lease_rv, lease_holder and lease_age (seconds since the last renewal; empty
 # when nobody holds it).
 lease_read() {
@@ -69,7 +75,7 @@ lease_acquire() {
 		return 1
 	fi
 	lease_take || return 1
-	echo "$stamp_epoch" >"$STATUS_DIR/renewed"
+	record_renewal
 	lease_log "acquired by $POD_NAME"
 }
 
@@ -106,7 +112,7 @@ keep() {
 	held=false
 	while :; do
 		if lease_renew; then
-			echo "$stamp_epoch" >"$STATUS_DIR/renewed"
+			record_renewal
 			[ "$held" = true ] || lease_log "renewing every ${RENEW_SECONDS}s"
 			held=true
 			# Between "every replica is read-only" and the end of the collector, a writable pod

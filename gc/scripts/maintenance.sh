@@ -40,7 +40,8 @@ live_pods() {
 wait_pods() {
 	deadline=$(( $(date +%s) + timeout ))
 	while :; do
-		left=$(live_pods "$1")
+		# A failed listing is not "no pod left" (leave runs where set -e does not apply).
+		left=$(live_pods "$1") || return 1
 		[ -z "$left" ] && return 0
 		if [ "$(date +%s)" -ge "$deadline" ]; then
 			log "timed out after ${timeout}s waiting for: $(echo "$left" | tr '\n' ' ')"
