@@ -34,7 +34,7 @@ type badConfigCase struct {
 var badConfigCases = []badConfigCase{
 	{key: "replicas", value: "0", up: true},
 	{key: "hostname", value: "bad host"},
-	{key: "pvcSize", value: "3Gi", extra: map[string]string{"storageMode": "hostPath"}}, // > pvSize (2Gi): the claim would not fit its hostPath volume
+	{key: "pvcSize", value: "3Gi", extra: map[string]string{"storageMode": "hostPath", "pvSize": "2Gi"}}, // the claim would not fit its hostPath volume
 	{key: "pvSize", value: "ten-gigs"},
 	{key: "storageMode", value: "nfs"},
 	{key: "gcSchedule", value: "every day"},
