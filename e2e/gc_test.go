@@ -4,7 +4,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -52,6 +55,36 @@ func (f *fixture) blobsOnDisk(ctx context.Context, blobs []kit.Blob) (map[string
 		}
 	}
 	return present, nil
+}
+
+// createJobFromCronJob creates Job job from the GC CronJob's own template after edit changed its
+// pod spec (the tests' stand-ins for a probe or a long collector; everything else is the product's).
+func (f *fixture) createJobFromCronJob(ctx context.Context, job string, edit func(spec map[string]any) error) error {
+	out, err := f.Kube.NS(ctx, "create", "job", job, "--from", "cronjob/"+f.Out.GCCronJobName, "--dry-run=client", "-o", "json")
+	if err != nil {
+		return err
+	}
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(out), &obj); err != nil {
+		return fmt.Errorf("decode job from cronjob: %w", err)
+	}
+	spec, ok := dig(obj, "spec", "template", "spec")
+	if !ok {
+		return fmt.Errorf("job from cronjob has no spec.template.spec")
+	}
+	if err := edit(spec); err != nil {
+		return err
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(f.Settings.WorkDir, job+".json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	_, err = f.Kube.NS(ctx, "create", "-f", path)
+	return err
 }
 
 // runGC creates a Job from the GC CronJob, waits for it and for the registry to be back to its

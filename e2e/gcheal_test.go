@@ -4,11 +4,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -48,18 +45,6 @@ func (f *fixture) startSlowGC(ctx context.Context, label string, mode slowCollec
 		return "", err
 	}
 	job := "e2e-" + label + "-" + suffix
-	out, err := f.Kube.NS(ctx, "create", "job", job, "--from", "cronjob/"+f.Out.GCCronJobName, "--dry-run=client", "-o", "json")
-	if err != nil {
-		return "", err
-	}
-	var obj map[string]any
-	if err := json.Unmarshal([]byte(out), &obj); err != nil {
-		return "", fmt.Errorf("decode job from cronjob: %w", err)
-	}
-	spec, ok := dig(obj, "spec", "template", "spec")
-	if !ok {
-		return "", fmt.Errorf("job from cronjob has no spec.template.spec")
-	}
 	var script string
 	switch mode {
 	case pauseBeforeCollect:
@@ -70,27 +55,17 @@ func (f *fixture) startSlowGC(ctx context.Context, label string, mode slowCollec
 			`printf '#!/bin/sh\nsleep %d\nexec %%s "$@"\n' "$real" >/tmp/bin/registry && chmod +x /tmp/bin/registry && `+
 			`PATH=/tmp/bin:$PATH exec sh /scripts/collect.sh`, seconds)
 	}
-	found := false
-	inits, _ := spec["initContainers"].([]any)
-	for _, item := range inits {
-		c, _ := item.(map[string]any)
-		if c["name"] == "garbage-collect" {
-			c["command"] = []any{"sh", "-c", script}
-			found = true
+	err = f.createJobFromCronJob(ctx, job, func(spec map[string]any) error {
+		inits, _ := spec["initContainers"].([]any)
+		for _, item := range inits {
+			if c, _ := item.(map[string]any); c["name"] == "garbage-collect" {
+				c["command"] = []any{"sh", "-c", script}
+				return nil
+			}
 		}
-	}
-	if !found {
-		return "", fmt.Errorf("the GC pod template has no garbage-collect init container")
-	}
-	data, err := json.Marshal(obj)
+		return fmt.Errorf("the GC pod template has no garbage-collect init container")
+	})
 	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(f.Settings.WorkDir, job+".json")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return "", err
-	}
-	if _, err := f.Kube.NS(ctx, "create", "-f", path); err != nil {
 		return "", err
 	}
 	return job, nil

@@ -225,46 +225,28 @@ func (f *fixture) runSecurityProbeJob(ctx context.Context) (map[string]string, s
 		return nil, "", err
 	}
 	job := "e2e-secprobe-" + suffix
-	out, err := f.Kube.NS(ctx, "create", "job", job, "--from", "cronjob/"+f.Out.GCCronJobName, "--dry-run=client", "-o", "json")
-	if err != nil {
-		return nil, "", err
-	}
-	var obj map[string]any
-	if err := json.Unmarshal([]byte(out), &obj); err != nil {
-		return nil, "", fmt.Errorf("decode job from cronjob: %w", err)
-	}
-	spec, ok := dig(obj, "spec", "template", "spec")
-	if !ok {
-		return nil, "", fmt.Errorf("job from cronjob has no spec.template.spec")
-	}
 	var names []string
-	for _, key := range []string{"initContainers", "containers"} {
-		list, _ := spec[key].([]any)
-		for _, item := range list {
-			c, ok := item.(map[string]any)
-			if !ok {
-				return nil, "", fmt.Errorf("%s entry is %T", key, item)
-			}
-			c["command"] = []any{"sh", "-c", procProbe}
-			if c["restartPolicy"] == "Always" {
-				// A sidecar (the lease keeper) must keep running, or the next step never starts.
-				c["command"] = []any{"sh", "-c", procProbe + "; trap 'exit 0' TERM; while :; do sleep 1; done"}
-			}
-			delete(c, "args")
-			name, _ := c["name"].(string)
-			names = append(names, name)
-		}
-	}
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return nil, "", err
-	}
-	path := filepath.Join(f.Settings.WorkDir, job+".json")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return nil, "", err
-	}
 	start := time.Now()
-	if _, err := f.Kube.NS(ctx, "create", "-f", path); err != nil {
+	if err := f.createJobFromCronJob(ctx, job, func(spec map[string]any) error {
+		for _, key := range []string{"initContainers", "containers"} {
+			list, _ := spec[key].([]any)
+			for _, item := range list {
+				c, ok := item.(map[string]any)
+				if !ok {
+					return fmt.Errorf("%s entry is %T", key, item)
+				}
+				c["command"] = []any{"sh", "-c", procProbe}
+				if c["restartPolicy"] == "Always" {
+					// A sidecar (the lease keeper) must keep running, or the next step never starts.
+					c["command"] = []any{"sh", "-c", procProbe + "; trap 'exit 0' TERM; while :; do sleep 1; done"}
+				}
+				delete(c, "args")
+				name, _ := c["name"].(string)
+				names = append(names, name)
+			}
+		}
+		return nil
+	}); err != nil {
 		return nil, "", err
 	}
 	if _, err := f.Kube.WaitJob(ctx, job, start, 3*time.Minute); err != nil {
