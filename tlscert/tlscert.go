@@ -5,6 +5,7 @@ package tlscert
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -51,6 +52,9 @@ type TLS struct {
 	// CACertPem is the CA certificate clients must trust; empty when an existing Secret's issuer
 	// was not given.
 	CACertPem pulumi.StringOutput `pulumi:"caCertPem"`
+	// NotAfter is the generated server certificate's end of validity (RFC 3339), for the expiry
+	// alert: it is renewed only by a `pulumi up`. Empty for an existing Secret.
+	NotAfter pulumi.StringOutput `pulumi:"notAfter"`
 }
 
 func (a *TLSArgs) validate() error {
@@ -66,6 +70,14 @@ func (a *TLSArgs) validate() error {
 	return nil
 }
 
+// ValidityOrDefault is the generated server certificate's validity (hours; 0: a year).
+func ValidityOrDefault(hours int) time.Duration {
+	if hours == 0 {
+		hours = 8760
+	}
+	return time.Duration(hours) * time.Hour
+}
+
 // NewTLS registers the certificate source.
 func NewTLS(ctx *pulumi.Context, name string, args *TLSArgs, opts ...pulumi.ResourceOption) (*TLS, error) {
 	if err := args.validate(); err != nil {
@@ -77,18 +89,20 @@ func NewTLS(ctx *pulumi.Context, name string, args *TLSArgs, opts ...pulumi.Reso
 	}
 	switch {
 	case args.Generated != nil:
-		secretName, caPem, err := generate(ctx, name, comp, args)
+		secretName, caPem, notAfter, err := generate(ctx, name, comp, args)
 		if err != nil {
 			return nil, err
 		}
-		comp.SecretName, comp.CACertPem = secretName, caPem
+		comp.SecretName, comp.CACertPem, comp.NotAfter = secretName, caPem, notAfter
 	case args.Secret != nil:
 		comp.SecretName = pulumi.String(args.Secret.Name).ToStringOutput()
 		comp.CACertPem = pulumi.String(args.Secret.CACertPEM).ToStringOutput()
+		comp.NotAfter = pulumi.String("").ToStringOutput()
 	}
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"secretName": comp.SecretName,
 		"caCertPem":  comp.CACertPem,
+		"notAfter":   comp.NotAfter,
 	}); err != nil {
 		return nil, fmt.Errorf("tlscert: register outputs: %w", err)
 	}
@@ -96,12 +110,9 @@ func NewTLS(ctx *pulumi.Context, name string, args *TLSArgs, opts ...pulumi.Reso
 }
 
 // generate registers the CA, the server certificate and the TLS Secret holding them.
-func generate(ctx *pulumi.Context, name string, comp *TLS, args *TLSArgs) (pulumi.StringOutput, pulumi.StringOutput, error) {
+func generate(ctx *pulumi.Context, name string, comp *TLS, args *TLSArgs) (secretName, caPem, notAfter pulumi.StringOutput, err error) {
 	var none pulumi.StringOutput
-	validity := args.Generated.ValidityHours
-	if validity == 0 {
-		validity = 8760
-	}
+	validity := int(ValidityOrDefault(args.Generated.ValidityHours) / time.Hour)
 	formerParent := pulumi.CreateURN(pulumi.String(name), pulumi.String(formerParentType), nil,
 		pulumi.String(ctx.Project()), pulumi.String(ctx.Stack()))
 	child := []pulumi.ResourceOption{pulumi.Parent(comp), pulumi.Aliases([]pulumi.Alias{{ParentURN: formerParent}})}
@@ -110,7 +121,7 @@ func generate(ctx *pulumi.Context, name string, comp *TLS, args *TLSArgs) (pulum
 		Algorithm: pulumi.String("ECDSA"), EcdsaCurve: pulumi.String("P256"),
 	}, child...)
 	if err != nil {
-		return none, none, fmt.Errorf("tlscert: CA key: %w", err)
+		return none, none, none, fmt.Errorf("tlscert: CA key: %w", err)
 	}
 	ca, err := tls.NewSelfSignedCert(ctx, name+"-ca", &tls.SelfSignedCertArgs{
 		PrivateKeyPem:       caKey.PrivateKeyPem,
@@ -126,13 +137,13 @@ func generate(ctx *pulumi.Context, name string, comp *TLS, args *TLSArgs) (pulum
 		},
 	}, child...)
 	if err != nil {
-		return none, none, fmt.Errorf("tlscert: CA certificate: %w", err)
+		return none, none, none, fmt.Errorf("tlscert: CA certificate: %w", err)
 	}
 	serverKey, err := tls.NewPrivateKey(ctx, name+"-server-key", &tls.PrivateKeyArgs{
 		Algorithm: pulumi.String("ECDSA"), EcdsaCurve: pulumi.String("P256"),
 	}, child...)
 	if err != nil {
-		return none, none, fmt.Errorf("tlscert: server key: %w", err)
+		return none, none, none, fmt.Errorf("tlscert: server key: %w", err)
 	}
 	csr, err := tls.NewCertRequest(ctx, name+"-server-csr", &tls.CertRequestArgs{
 		PrivateKeyPem: serverKey.PrivateKeyPem,
@@ -141,7 +152,7 @@ func generate(ctx *pulumi.Context, name string, comp *TLS, args *TLSArgs) (pulum
 		IpAddresses:   pulumi.ToStringArray(args.IPAddresses),
 	}, child...)
 	if err != nil {
-		return none, none, fmt.Errorf("tlscert: certificate request: %w", err)
+		return none, none, none, fmt.Errorf("tlscert: certificate request: %w", err)
 	}
 	serverCert, err := tls.NewLocallySignedCert(ctx, name+"-server-cert", &tls.LocallySignedCertArgs{
 		CertRequestPem:      csr.CertRequestPem,
@@ -153,7 +164,7 @@ func generate(ctx *pulumi.Context, name string, comp *TLS, args *TLSArgs) (pulum
 		AllowedUses:         pulumi.ToStringArray([]string{"server_auth", "digital_signature", "key_encipherment"}),
 	}, child...)
 	if err != nil {
-		return none, none, fmt.Errorf("tlscert: server certificate: %w", err)
+		return none, none, none, fmt.Errorf("tlscert: server certificate: %w", err)
 	}
 	secret, err := corev1.NewSecret(ctx, name+"-tls", &corev1.SecretArgs{
 		Metadata: &metav1.ObjectMetaArgs{
@@ -168,7 +179,7 @@ func generate(ctx *pulumi.Context, name string, comp *TLS, args *TLSArgs) (pulum
 		},
 	}, child...)
 	if err != nil {
-		return none, none, fmt.Errorf("tlscert: TLS secret: %w", err)
+		return none, none, none, fmt.Errorf("tlscert: TLS secret: %w", err)
 	}
-	return secret.Metadata.Name().Elem(), ca.CertPem, nil
+	return secret.Metadata.Name().Elem(), ca.CertPem, serverCert.ValidityEndTime, nil
 }
