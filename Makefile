@@ -19,12 +19,21 @@ preview:
 destroy:
 	pulumi destroy --yes --stack $(STACK)
 
-## test: build, vet and the offline unit tests (seconds, no cluster).
-test:
+PROMTOOL := $(CURDIR)/.bin/promtool
+
+## test: build, vet, the offline unit tests and promtool on the alert rules (no cluster).
+test: $(PROMTOOL)
 	go build ./...
 	go vet ./...
 	go vet -tags e2e ./e2e/... ./bench/...
 	go test -count=1 ./...
+	$(PROMTOOL) check rules monitoring/testdata/alerts.rules.yaml monitoring/testdata/dashboard.rules.yaml
+	cd monitoring/testdata && $(PROMTOOL) test rules alerts.test.yaml
+
+# promtool of the Prometheus version pinned in tools/promtool/go.mod (its own module: the
+# Prometheus dependencies stay out of the stack's); remove_all_sd leaves out service discovery.
+$(PROMTOOL): tools/promtool/go.mod tools/promtool/go.sum
+	go -C tools/promtool build -tags remove_all_sd -o $(PROMTOOL) github.com/prometheus/prometheus/cmd/promtool
 
 ## e2e: the end-to-end suite against the cluster of the current KUBECONFIG (real pulumi CLI).
 e2e:

@@ -15,6 +15,7 @@ import (
 	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/ingress"
 	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/monitoring"
 	"github.com/regstack/registry-stack/redis"
 	"github.com/regstack/registry-stack/registry"
 	"github.com/regstack/registry-stack/stackconfig"
@@ -140,6 +141,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 		CPURequest:    cfg.RegistryCPURequest,
 		MemoryRequest: cfg.RegistryMemoryRequest,
 		MemoryLimit:   cfg.RegistryMemoryLimit,
+		Autoscaling:   cfg.Autoscaling,
 	}
 	if cache != nil {
 		regArgs.CacheEnabled, regArgs.RedisAddr, regArgs.RedisUsername, regArgs.RedisPassword = true, cache.Address, redis.RegistryUser, cache.Password
@@ -204,7 +206,43 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 	for k, v := range mirrorOutputs(cfg, mirrors) {
 		out[k] = v
 	}
+	if cfg.Autoscaling != nil {
+		out["autoscalerName"] = pulumi.String(registry.AutoscalerName(registryName, cfg.Autoscaling))
+	}
+	if cfg.Monitoring != nil {
+		mon, err := newMonitoring(ctx, cfg, namespace, mirrors, cert, cache != nil, k8s)
+		if err != nil {
+			return nil, err
+		}
+		out["metricsServiceNames"] = mon.MetricsServiceNames
+	}
 	return out, nil
+}
+
+// newMonitoring registers the metrics Services of the registry and each mirror and the monitoring
+// objects cfg.Monitoring switches on.
+func newMonitoring(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.StringInput, mirrors []*mirror,
+	cert *tlscert.TLS, cache bool, k8s pulumi.ResourceOption) (*monitoring.Monitoring, error) {
+	targets := []monitoring.Target{{Instance: registryName, PodSelector: registry.PodSelector(registryName)}}
+	for _, m := range mirrors {
+		targets = append(targets, monitoring.Target{Instance: m.instance, PodSelector: registry.PodSelector(m.instance)})
+	}
+	args := &monitoring.MonitoringArgs{
+		Namespace:     namespace,
+		NamespaceName: cfg.Namespace,
+		Targets:       targets,
+		Config:        cfg.Monitoring,
+		GCCronJob:     gcName,
+		Cache:         cache,
+	}
+	if cfg.Autoscaling != nil {
+		args.Autoscaler = registry.AutoscalerName(registryName, cfg.Autoscaling)
+	}
+	if g := cfg.TLS.Generated; g != nil {
+		// Half of the early-renewal window (the last tenth of validity): a `pulumi up` was due.
+		args.CertNotAfter, args.CertWarnBefore = cert.NotAfter, tlscert.ValidityOrDefault(g.ValidityHours)/20
+	}
+	return monitoring.NewMonitoring(ctx, registryName, args, k8s)
 }
 
 // NamespaceLabels are the created namespace's labels: Pod Security admission enforces level (the

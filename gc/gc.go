@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	coordinationv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/coordination/v1"
@@ -35,6 +36,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
 )
 
@@ -52,7 +54,14 @@ const (
 	rolloutTimeoutSeconds = 600
 	// runDeadlineSeconds stops a GC run that has not finished in a day (a collector hung on its
 	// storage): the pod goes, its lease expires and the watchdog restores writes.
-	runDeadlineSeconds = 24 * 3600
+	runDeadlineSeconds = int(stackconfig.GCRunDeadline / time.Second)
+)
+
+// ModeLabel is the pod-template label maintenance.sh sets to ReadOnlyMode while GC holds the
+// registry read-only (lease.sh's mode_label); monitoring alerts on it.
+const (
+	ModeLabel    = "registry-stack.io/maintenance"
+	ReadOnlyMode = "read-only"
 )
 
 // The GC lease's timing. A holder renews every RenewSeconds; its collector stops when the last

@@ -1047,3 +1047,17 @@ func TestGCPodRunsBesideTheRegistry(t *testing.T) {
 		t.Errorf("watchdog affinity = %v, want none", got)
 	}
 }
+
+// Monitoring reads the mode label the scripts set: the Go constants must be the scripts' own.
+func TestModeLabelIsTheScriptsOwn(t *testing.T) {
+	scripts, err := Scripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `mode_label="` + ModeLabel + `"`; !strings.Contains(scripts["lease.sh"], want) {
+		t.Errorf("lease.sh does not set %s", want)
+	}
+	if want := `{\"$mode_label\":\"` + ReadOnlyMode + `\"}`; !strings.Contains(scripts["maintenance.sh"], want) {
+		t.Errorf("maintenance.sh does not label read-only pods %s", want)
+	}
+}

@@ -15,7 +15,9 @@ const (
 	HtpasswdFile = ConfigDir + "/htpasswd"
 	Port         = 5000
 	DebugPort    = 5001
-	MetricsPath  = "/metrics"
+	// DebugPortName names the debug port in the pod (metrics Services target it by name).
+	DebugPortName = "debug"
+	MetricsPath   = "/metrics"
 )
 
 // ConfigInput is what the rendered config.yml depends on.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/regstack/registry-stack/internal/htpasswd"
 	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
 )
 
@@ -69,7 +70,12 @@ type RegistryArgs struct {
 	// Optional: nil is a registry of its own images. Set, the instance is a pull-through cache of
 	// one upstream: pulls only, one replica.
 	Proxy *ProxyArgs
+	// Optional: nil keeps Replicas. Set, an autoscaler owns the replica count (Replicas unused).
+	Autoscaling *stackconfig.Autoscaling
 }
+
+// PatchForceAnnotation makes pulumi-kubernetes apply the Deployment with force (server-side apply).
+const PatchForceAnnotation = "pulumi.com/patchForce"
 
 // ProxyArgs makes the registry a pull-through cache (distribution's proxy mode).
 type ProxyArgs struct {
@@ -128,6 +134,9 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 	if out.Replicas < 1 {
 		return nil, fmt.Errorf("registry: Replicas must be at least 1, got %d", out.Replicas)
 	}
+	if as := out.Autoscaling; as != nil && (as.MinReplicas < 1 || as.MaxReplicas < as.MinReplicas || (as.Resources == nil) == (as.KEDA == nil)) {
+		return nil, fmt.Errorf("registry: Autoscaling needs 1 <= MinReplicas <= MaxReplicas and one of Resources and KEDA, got %+v", *as)
+	}
 	if p := out.Proxy; p != nil {
 		// The proxy's expiry scheduler keeps its state in one file on the store; replicas would
 		// overwrite each other's, and content would expire late or never.
@@ -135,6 +144,9 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 			return nil, fmt.Errorf("registry: a proxy runs one replica, got %d", a.Replicas)
 		}
 		out.Replicas = 1
+		if out.Autoscaling != nil {
+			return nil, fmt.Errorf("registry: a proxy runs one replica, it cannot autoscale")
+		}
 		if p.RemoteURL == "" || p.TTL == "" || (p.Username == "") != (p.Password == nil) {
 			return nil, fmt.Errorf("registry: a proxy needs RemoteURL and TTL, and Username with Password or neither")
 		}
@@ -261,10 +273,23 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		podInputs = pulumi.Sprintf("%s\n%s", podInputs, a.Storage.Revision)
 	}
 	checksum := kube.Checksum(podInputs)
+	// With an autoscaler the Deployment has no count of ours: a count in the applied spec would
+	// reset the autoscaler's on every `pulumi up` (and show as a diff).
+	var replicas pulumi.IntPtrInput = pulumi.Int(a.Replicas)
+	if a.Autoscaling != nil {
+		replicas = nil
+	}
 	deployment, err := appsv1.NewDeployment(ctx, name, &appsv1.DeploymentArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
+		Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels,
+			// Force the stack's own fields on conflict: an HPA's scale writes take spec.replicas
+			// over, and without force the `up` that gives the count back to the stack (autoscaling
+			// removed) fails on that conflict. Fields only others set (GC's read-only label and
+			// env) are not the stack's and stay theirs.
+			Annotations: pulumi.StringMap{PatchForceAnnotation: pulumi.String("true")},
+		},
 		Spec: &appsv1.DeploymentSpecArgs{
-			Replicas: pulumi.Int(a.Replicas),
+			Replicas: replicas,
 			Selector: &metav1.LabelSelectorArgs{MatchLabels: selector},
 			// Never below the wanted count: a new pod must be Ready before an old one goes.
 			Strategy: &appsv1.DeploymentStrategyArgs{
@@ -301,8 +326,8 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		return nil, fmt.Errorf("registry: service: %w", err)
 	}
 
-	// Where NetworkPolicy is enforced, only the API port is reachable: the debug port serves pprof
-	// and metrics without auth (scrape it from a namespace you add to this policy).
+	// Where NetworkPolicy is enforced, only the API port is reachable: the debug port serves pprof,
+	// expvar and metrics without auth (the monitoring package's policy admits the scrapers alone).
 	if _, err := networkingv1.NewNetworkPolicy(ctx, name, &networkingv1.NetworkPolicyArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
 		Spec: &networkingv1.NetworkPolicySpecArgs{
@@ -318,7 +343,14 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		return nil, fmt.Errorf("registry: network policy: %w", err)
 	}
 
-	if a.Replicas > 1 {
+	if a.Autoscaling != nil {
+		if err := newAutoscaler(ctx, name, a, labels, deployment.Metadata.Name().Elem(), parent); err != nil {
+			return nil, err
+		}
+	}
+
+	// One pod at a time may be evicted (a drain never blocks), whenever there can be more than one.
+	if a.Replicas > 1 || (a.Autoscaling != nil && a.Autoscaling.MaxReplicas > 1) {
 		if _, err := policyv1.NewPodDisruptionBudget(ctx, name, &policyv1.PodDisruptionBudgetArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
 			Spec: &policyv1.PodDisruptionBudgetSpecArgs{
@@ -493,7 +525,7 @@ func Container(a *RegistryArgs) *corev1.ContainerArgs {
 		}, a.Storage.Env...),
 		Ports: corev1.ContainerPortArray{
 			&corev1.ContainerPortArgs{Name: pulumi.String("http"), ContainerPort: pulumi.Int(Port)},
-			&corev1.ContainerPortArgs{Name: pulumi.String("debug"), ContainerPort: pulumi.Int(DebugPort)},
+			&corev1.ContainerPortArgs{Name: pulumi.String(DebugPortName), ContainerPort: pulumi.Int(DebugPort)},
 		},
 		ReadinessProbe: &corev1.ProbeArgs{
 			HttpGet:          &corev1.HTTPGetActionArgs{Path: pulumi.String("/"), Port: pulumi.String("http")},

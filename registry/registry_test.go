@@ -457,6 +457,10 @@ func TestInvalidArgsRegisterNothing(t *testing.T) {
 		{"proxy without ttl", func(a *RegistryArgs) { *a = *mirrorArgs(); a.Proxy.TTL = "" }},
 		{"proxy username without password", func(a *RegistryArgs) { *a = *mirrorArgs(); a.Proxy.Password = nil }},
 		{"anonymous proxy with accounts", func(a *RegistryArgs) { *a = *mirrorArgs(); a.Proxy.Anonymous = true }},
+		{"proxy with autoscaling", func(a *RegistryArgs) { *a = *mirrorArgs(); a.Autoscaling = hpaScaling() }},
+		{"autoscaling from 0", func(a *RegistryArgs) { a.Autoscaling = hpaScaling(); a.Autoscaling.MinReplicas = 0 }},
+		{"autoscaling max below min", func(a *RegistryArgs) { a.Autoscaling = hpaScaling(); a.Autoscaling.MaxReplicas = 1 }},
+		{"autoscaling on nothing", func(a *RegistryArgs) { a.Autoscaling = hpaScaling(); a.Autoscaling.Resources = nil }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a := args()

@@ -113,6 +113,13 @@ type Config struct {
 	MirrorsRaw []rawMirror
 	// Mirrors are the validated pull-through caches, each with its own store (empty: none).
 	Mirrors []Mirror
+
+	// MonitoringRaw and AutoscalingRaw are the object keys as set (nil: unset); Monitoring and
+	// Autoscaling are what components use (nil: off).
+	MonitoringRaw  *rawMonitoring
+	AutoscalingRaw *rawAutoscaling
+	Monitoring     *Monitoring
+	Autoscaling    *Autoscaling
 }
 
 // key describes one stack config key: its name, default and how it is stored into Config.
@@ -196,6 +203,8 @@ var keys = []key{
 	{"gcSuspend", "false", boolean(func(c *Config) *bool { return &c.GCSuspend })},
 	{"gcKubectlImage", "registry.k8s.io/kubectl:v1.33.13", str(func(c *Config) *string { return &c.GCKubectlImage })},
 	{"mirrors", "[]", mirrorList(func(c *Config) *[]rawMirror { return &c.MirrorsRaw })},
+	{"monitoring", "", object(func(c *Config) **rawMonitoring { return &c.MonitoringRaw }, monitoringFields)},
+	{"autoscaling", "", object(func(c *Config) **rawAutoscaling { return &c.AutoscalingRaw }, autoscalingFields)},
 }
 
 // Defaults returns every key's default value, as Pulumi.yaml declares them.
@@ -205,6 +214,16 @@ func Defaults() map[string]string {
 		out[k.name] = k.def
 	}
 	return out
+}
+
+// defaultOf is one key's default.
+func defaultOf(name string) string {
+	for _, k := range keys {
+		if k.name == name {
+			return k.def
+		}
+	}
+	panic("stackconfig: no key " + name)
 }
 
 // Load reads the stack configuration of the current project and validates it.
@@ -258,6 +277,7 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 	}
 	c.Routing, c.TLS, c.Storage = c.routing(), c.tls(), c.storage()
 	c.Mirrors = c.mirrors(c.Storage)
+	c.Monitoring, c.Autoscaling = c.monitoring(), c.autoscaling()
 	return c, nil
 }
 

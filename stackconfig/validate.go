@@ -85,6 +85,8 @@ func (c *Config) Validate() error {
 
 	v.validateStorage(c)
 	v.validateMirrors(c)
+	v.validateMonitoring(c)
+	v.validateAutoscaling(c)
 
 	v.image("redisImage", c.RedisImage)
 	if _, err := RedisMaxMemoryBytes(c.RedisMaxMemory); err != nil {

@@ -16,6 +16,9 @@ import (
 	"github.com/regstack/registry-stack/stackconfig"
 )
 
+// MockCertNotAfter is every mocked certificate's end of validity.
+const MockCertNotAfter = "2027-12-01T00:00:00Z"
+
 // Project and Stack of every mocked run.
 const (
 	Project = "registry-stack"
@@ -73,6 +76,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		outs["publicKeyPem"] = resource.NewStringProperty("-----BEGIN PUBLIC KEY-----\nmock-" + args.Name + "\n-----END PUBLIC KEY-----\n")
 	case "tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert":
 		outs["certPem"] = resource.NewStringProperty("-----BEGIN CERTIFICATE-----\nmock-" + args.Name + "\n-----END CERTIFICATE-----\n")
+		outs["validityEndTime"] = resource.NewStringProperty(MockCertNotAfter)
 	case "tls:index/certRequest:CertRequest":
 		outs["certRequestPem"] = resource.NewStringProperty("-----BEGIN CERTIFICATE REQUEST-----\nmock-" + args.Name + "\n-----END CERTIFICATE REQUEST-----\n")
 	case "kubernetes:storage.k8s.io/v1:StorageClass":
