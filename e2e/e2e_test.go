@@ -56,6 +56,10 @@ func TestE2E(t *testing.T) {
 		{Name: "gateway_existing", Run: f.stepGatewayExisting},
 		{Name: "tls_secret_source", Run: f.stepTLSSecretSource, Critical: true},
 		{Name: "scale_to_3_in_place", Run: f.stepScaleTo3},
+		// Monitoring and autoscaling (issue 13): metrics scraped in the cluster, the Prometheus
+		// Operator objects against the real CRDs, an HPA that scales while GC runs.
+		{Name: "monitoring_metrics", Run: f.stepMonitoringMetrics},
+		{Name: "autoscaling_hpa", Run: f.stepAutoscalingHPA},
 		{Name: "no_secret_leaks", Run: f.stepNoSecretLeaks},
 		{Name: "state_has_no_plaintext_secrets", Run: f.stepStateSecrets},
 		{Name: "destroy", Run: f.stepDestroy},

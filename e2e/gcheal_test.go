@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -112,6 +113,7 @@ type gcSample struct {
 	Pods, Writable     int      // live registry pods, and those without the read-only label
 	Names              []string // live registry pods
 	TemplateReadOnly   bool
+	Replicas           int // the Deployment's wanted count (an autoscaler's, with one); -1 unread
 	Collectors         int // collector processes on the node (this machine)
 	LeaseHolder, Renew string
 }
@@ -146,7 +148,7 @@ func (f *fixture) startSampler(ctx context.Context) *sampler {
 	go func() {
 		defer close(s.done)
 		for ctx.Err() == nil {
-			smp := gcSample{At: time.Now(), Collectors: collectorProcesses()}
+			smp := gcSample{At: time.Now(), Collectors: collectorProcesses(), Replicas: -1}
 			var pods struct {
 				Items []struct {
 					Metadata struct {
@@ -170,8 +172,12 @@ func (f *fixture) startSampler(ctx context.Context) *sampler {
 				}
 			}
 			if out, err := f.Kube.NS(ctx, "get", "deployment", f.Out.DeploymentName, "-o",
-				`jsonpath={.spec.template.metadata.labels.registry-stack\.io/maintenance}`); err == nil {
-				smp.TemplateReadOnly = strings.TrimSpace(out) == "read-only"
+				`jsonpath={.spec.template.metadata.labels.registry-stack\.io/maintenance}|{.spec.replicas}`); err == nil {
+				mode, replicas, _ := strings.Cut(strings.TrimSpace(out), "|")
+				smp.TemplateReadOnly = mode == "read-only"
+				if n, err := strconv.Atoi(replicas); err == nil {
+					smp.Replicas = n
+				}
 			}
 			if out, err := f.Kube.NS(ctx, "get", "lease", f.gcLease(), "-o", "jsonpath={.spec.holderIdentity}|{.spec.renewTime}"); err == nil {
 				smp.LeaseHolder, smp.Renew, _ = strings.Cut(strings.TrimSpace(out), "|")
