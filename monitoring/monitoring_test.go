@@ -2,7 +2,6 @@ package monitoring
 
 import (
 	"encoding/json"
-	"maps"
 	"reflect"
 	"regexp"
 	"strings"
@@ -69,7 +68,7 @@ func TestMetricsServicesExposeOnlyTheDebugPortToTheScrapers(t *testing.T) {
 		if len(ports) != 1 || !reflect.DeepEqual(ports[0], want) {
 			t.Errorf("%s: ports %v, want only %v", inst, ports, want)
 		}
-		if got := svc.Lookup("spec", "selector"); !reflect.DeepEqual(got, toAny(pods(inst))) {
+		if got := svc.Lookup("spec", "selector"); !reflect.DeepEqual(got, testutil.AnyMap(pods(inst))) {
 			t.Errorf("%s: selector %v, want its own pods", inst, got)
 		}
 		if got := svc.String("metadata", "labels", "app.kubernetes.io/component"); got != "metrics" {
@@ -77,7 +76,7 @@ func TestMetricsServicesExposeOnlyTheDebugPortToTheScrapers(t *testing.T) {
 		}
 
 		pol := m.Get(t, tNetPol, inst+"-metrics")
-		if got := pol.Lookup("spec", "podSelector", "matchLabels"); !reflect.DeepEqual(got, toAny(pods(inst))) {
+		if got := pol.Lookup("spec", "podSelector", "matchLabels"); !reflect.DeepEqual(got, testutil.AnyMap(pods(inst))) {
 			t.Errorf("%s: policy selects %v", inst, got)
 		}
 		rules := pol.Lookup("spec", "ingress").([]any)
@@ -337,14 +336,6 @@ func TestMissingArgsAreRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "GCCronJob") {
 		t.Errorf("err = %v, want GCCronJob required", err)
 	}
-}
-
-func toAny(m map[string]string) map[string]any {
-	out := map[string]any{}
-	for k, v := range maps.All(m) {
-		out[k] = v
-	}
-	return out
 }
 
 // The operator turns a pod label into a target label by replacing every character a label name
