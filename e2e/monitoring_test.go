@@ -21,6 +21,7 @@ import (
 	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/monitoring"
 	"github.com/regstack/registry-stack/registry"
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // crdFixtures are the CRDs the monitoring and KEDA objects need, from the projects' own modules
@@ -66,29 +67,40 @@ func (f *fixture) deleteCRDFixtures(ctx context.Context) error {
 // scrapeNamespace is where the test's scraper pod runs (the NetworkPolicy admits it).
 func (f *fixture) scrapeNamespace() string { return f.Settings.Namespace + "-scrape" }
 
-// scrape fetches a metrics Service's page from a pod in the scrape namespace that carries the
-// scraper label, as a Prometheus would.
-func (f *fixture) scrape(ctx context.Context, service string) (string, error) {
+// scrape fetches the metrics page of a Service and of each of its endpoints (the pod addresses
+// a ServiceMonitor makes Prometheus scrape) from one pod in the scrape namespace that carries
+// the scraper label, as a Prometheus would. The pages are keyed by target (the Service's host
+// first). The Service alone would show one pod, chosen at random; Prometheus reads each.
+func (f *fixture) scrape(ctx context.Context, service string) (targets []string, pages map[string]string, err error) {
 	ns := f.scrapeNamespace()
+	host := fmt.Sprintf("%s.%s.svc", service, f.Settings.Namespace)
+	addrs, err := f.Kube.NS(ctx, "get", "endpointslices", "-l", "kubernetes.io/service-name="+service,
+		"-o", `jsonpath={range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{" "}{end}`)
+	if err != nil {
+		return nil, nil, err
+	}
+	targets = append([]string{host}, strings.Fields(addrs)...)
 	suffix, err := kit.RandomSuffix()
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	pod := "scrape-" + suffix
-	host := fmt.Sprintf("%s.%s.svc", service, f.Settings.Namespace)
 	// busybox nc: the sandbox image's busybox wget segfaults as a non-root user.
-	script := fmt.Sprintf(`printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' | nc -w 10 %s %d`, registry.MetricsPath, host, host, monitoring.Port)
-	cmd, err := json.Marshal([]string{"sh", "-c", script})
+	var script strings.Builder
+	for _, target := range targets {
+		fmt.Fprintf(&script, "echo '%s %s'; printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' | nc -w 10 %s %d; echo; ",
+			scrapeMarker, target, registry.MetricsPath, target, target, monitoring.Port)
+	}
+	cmd, err := json.Marshal([]string{"sh", "-c", script.String()})
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	overrides := fmt.Sprintf(`{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":1000,"seccompProfile":{"type":"RuntimeDefault"}},`+
 		`"containers":[{"name":"scrape","image":%q,"command":%s,`+
 		`"securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}`, f.Settings.RegistryImage, cmd)
-	url := "http://" + host + ":" + strconv.Itoa(monitoring.Port) + registry.MetricsPath
 	if _, err := f.Kube.Run(ctx, false, "-n", ns, "run", pod, "--restart=Never", "--image="+f.Settings.RegistryImage,
 		"--labels=app.kubernetes.io/name=prometheus", "--overrides="+overrides); err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	defer func() { _, _ = f.Kube.Run(context.Background(), false, "-n", ns, "delete", "pod", pod, "--wait=false") }()
 	var phase string
@@ -98,13 +110,27 @@ func (f *fixture) scrape(ctx context.Context, service string) (string, error) {
 		return phase == "Succeeded" || phase == "Failed", err
 	})
 	logs, lerr := f.Kube.Run(ctx, false, "-n", ns, "logs", pod)
-	head, body, _ := strings.Cut(strings.ReplaceAll(logs, "\r\n", "\n"), "\n\n")
-	status, _, _ := strings.Cut(head, "\n")
-	if err != nil || phase != "Succeeded" || lerr != nil || !httpOK.MatchString(status) {
-		return "", fmt.Errorf("scrape %s: pod %s %s (%v, %v): status %q: %s", url, pod, phase, err, lerr, status, kit.Tail(logs, 5))
+	if err != nil || phase != "Succeeded" || lerr != nil {
+		return nil, nil, fmt.Errorf("scrape %v: pod %s %s (%v, %v): %s", targets, pod, phase, err, lerr, kit.Tail(logs, 5))
 	}
-	return body, nil
+	pages = map[string]string{}
+	for _, part := range strings.Split(strings.ReplaceAll(logs, "\r\n", "\n"), scrapeMarker+" ")[1:] {
+		target, response, _ := strings.Cut(part, "\n")
+		head, body, _ := strings.Cut(response, "\n\n")
+		status, _, _ := strings.Cut(head, "\n")
+		if !httpOK.MatchString(status) {
+			return nil, nil, fmt.Errorf("scrape http://%s:%d%s: status %q: %s", target, monitoring.Port, registry.MetricsPath, status, kit.Tail(response, 5))
+		}
+		pages[target] = body
+	}
+	if len(pages) != len(targets) {
+		return nil, nil, fmt.Errorf("scrape %v: %d pages in the scraper's log: %s", targets, len(pages), kit.Tail(logs, 5))
+	}
+	return targets, pages, nil
 }
+
+// scrapeMarker starts each target's response in the scraper pod's log.
+const scrapeMarker = "=== scrape"
 
 var httpOK = regexp.MustCompile(`^HTTP/1\.[01] 200 `)
 
@@ -246,10 +272,19 @@ func (f *fixture) stepMonitoringMetrics(t *testing.T) {
 			alerts = append(alerts, r.Alert)
 		}
 	}
-	// The suite's stack suspends scheduled GC: no RegistryGCNotRun (unit-tested).
-	for _, want := range []string{"RegistryReadOnlyTooLong", "RegistryGCFailed", "RegistryStorageErrors", "RegistryCacheErrors", "RegistryCertificateRenewalDue"} {
-		if !slices.Contains(alerts, want) {
-			t.Errorf("PrometheusRule has no alert %s: %v", want, alerts)
+	// The suite's stack suspends scheduled GC: no RegistryGCNotRun (unit-tested). The renewal
+	// alert needs the certificate's end of validity: only a generated one's is known (the full
+	// suite runs this step after tls_secret_source, with the outside certificate).
+	want := []string{"RegistryReadOnlyTooLong", "RegistryGCFailed", "RegistryStorageErrors", "RegistryCacheErrors"}
+	generatedCert := f.Out.TLSSecretName == stackconfig.GeneratedTLSSecretName
+	if generatedCert {
+		want = append(want, "RegistryCertificateRenewalDue")
+	} else if slices.Contains(alerts, "RegistryCertificateRenewalDue") {
+		t.Errorf("PrometheusRule has RegistryCertificateRenewalDue for the outside certificate of Secret %s, whose expiry the stack does not know", f.Out.TLSSecretName)
+	}
+	for _, name := range want {
+		if !slices.Contains(alerts, name) {
+			t.Errorf("PrometheusRule has no alert %s (certificate generated: %v): %v", name, generatedCert, alerts)
 		}
 	}
 	var board map[string]any
@@ -263,17 +298,43 @@ func (f *fixture) stepMonitoringMetrics(t *testing.T) {
 	panels, _ := board["panels"].([]any)
 	f.Report.Fact("monitoring: ServiceMonitor and PrometheusRule (%d alerts) accepted against the Prometheus Operator v0.85.0 CRDs; dashboard with %d panels", len(alerts), len(panels))
 
-	// Scrape like Prometheus, after some traffic, and compare the names with what we query.
+	// Scrape like Prometheus, after some traffic, and compare the names with what we query:
+	// Prometheus sees the union of the pods' series, and so does this check.
 	if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
 		t.Fatal(err)
 	}
-	page, err := f.scrape(ctx, metricsSvc)
+	targets, pages, err := f.scrape(ctx, metricsSvc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	live := seriesNames(page)
+	if len(targets) != 1+2 {
+		t.Errorf("the metrics Service has %d ready endpoints, want one per registry pod (2): %v", len(targets)-1, targets[1:])
+	}
+	queried := monitoring.RegistryMetricNames(monitoring.QueriedExprs())
+	live := map[string]bool{}
+	var page string
+	for _, target := range targets {
+		names := seriesNames(pages[target])
+		var has int
+		for _, name := range queried {
+			if names[name] {
+				has++
+			}
+		}
+		t.Logf("scrape %s: %d series names, %d of the %d queried registry metrics", target, len(names), has, len(queried))
+		if target == targets[0] {
+			continue // one of the pods below, at random
+		}
+		for name := range names {
+			live[name] = true
+		}
+		page += pages[target]
+	}
+	if len(seriesNames(pages[targets[0]])) == 0 {
+		t.Errorf("the page through the Service %s has no series:\n%s", targets[0], kit.Tail(pages[targets[0]], 5))
+	}
 	var missing, found []string
-	for _, name := range monitoring.RegistryMetricNames(monitoring.QueriedExprs()) {
+	for _, name := range queried {
 		if strings.HasPrefix(name, "registry_proxy_") {
 			continue // a mirror's only; no mirror runs now
 		}
@@ -292,7 +353,7 @@ func (f *fixture) stepMonitoringMetrics(t *testing.T) {
 			t.Errorf("no %s series in the scrape", want)
 		}
 	}
-	f.Report.Fact("monitoring: scraped %s from a pod in %s: %d series names, all %d registry metrics the dashboard and alerts query are there", metricsSvc, f.scrapeNamespace(), len(live), len(found))
+	f.Report.Fact("monitoring: scraped %s and its %d endpoints from a pod in %s: %d series names, all %d registry metrics the dashboard and alerts query are there", metricsSvc, len(targets)-1, f.scrapeNamespace(), len(live), len(found))
 
 	if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-monitoring-clean", "preview", "--expect-no-changes", "--diff"); err != nil {
 		t.Errorf("preview after up with monitoring is not empty: %v", err)
