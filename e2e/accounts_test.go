@@ -72,12 +72,7 @@ func (f *fixture) stepRotateOneAccount(t *testing.T) {
 	defer stopProbes()
 	time.Sleep(time.Second)
 
-	var ops []kit.StepOp
-	err = f.Timed("pulumi up --replace registry-password-"+acct, func() (string, error) {
-		var err error
-		ops, err = f.Pulumi.Up(ctx, "up-rotate-"+acct, "--replace", urn)
-		return kit.SummarizeOps(ops), err
-	})
+	ops, err := f.TimedUp(ctx, "pulumi up --replace registry-password-"+acct, "up-rotate-"+acct, "--replace", urn)
 	if err != nil {
 		t.Fatal(err)
 	}

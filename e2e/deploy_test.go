@@ -159,12 +159,7 @@ func (f *fixture) stepScaleTo3(t *testing.T) {
 		t.Errorf("preview does not update the registry Deployment %s: %s", deployURN, kit.SummarizeOps(planned))
 	}
 
-	var ops []kit.StepOp
-	err = f.Timed("pulumi up (replicas 3)", func() (string, error) {
-		var err error
-		ops, err = f.Pulumi.Up(ctx, "up-replicas-3")
-		return kit.SummarizeOps(ops), err
-	})
+	ops, err := f.TimedUp(ctx, "pulumi up (replicas 3)", "up-replicas-3")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,12 +111,7 @@ func (f *fixture) mirrorUp(ctx context.Context, t *testing.T, what, mirrorOp str
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ops []kit.StepOp
-	err = f.Timed("pulumi up ("+what+")", func() (string, error) {
-		var err error
-		ops, err = f.Pulumi.Up(ctx, "up-"+strings.ReplaceAll(what, " ", "-"))
-		return kit.SummarizeOps(ops), err
-	})
+	ops, err := f.TimedUp(ctx, "pulumi up ("+what+")", "up-"+strings.ReplaceAll(what, " ", "-"))
 	if err != nil {
 		t.Fatalf("pulumi up (%s): %v\nevents:\n%s", what, err, f.Kube.Events(ctx))
 	}

@@ -194,10 +194,7 @@ func (f *fixture) stepMonitoringMetrics(t *testing.T) {
 	if err := f.applyCRDFixtures(ctx); err != nil {
 		t.Fatal(err)
 	}
-	err = f.Timed("pulumi up (monitoring on)", func() (string, error) {
-		ops, err := f.Pulumi.Up(ctx, "up-monitoring")
-		return kit.SummarizeOps(ops), err
-	})
+	_, err = f.TimedUp(ctx, "pulumi up (monitoring on)", "up-monitoring")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,10 +434,7 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 		t.Fatal(err)
 	}
 	smp := f.startSampler(ctx)
-	err := f.Timed("pulumi up (autoscaling on)", func() (string, error) {
-		ops, err := f.Pulumi.Up(ctx, "up-autoscaling")
-		return kit.SummarizeOps(ops), err
-	})
+	_, err := f.TimedUp(ctx, "pulumi up (autoscaling on)", "up-autoscaling")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,10 +560,7 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registryCpuRequest": "100m"}); err != nil {
 		t.Fatal(err)
 	}
-	err = f.Timed("pulumi up (autoscaling and monitoring off)", func() (string, error) {
-		ops, err := f.Pulumi.Up(ctx, "up-autoscaling-off")
-		return kit.SummarizeOps(ops), err
-	})
+	_, err = f.TimedUp(ctx, "pulumi up (autoscaling and monitoring off)", "up-autoscaling-off")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -193,13 +193,8 @@ func (f *fixture) stepRotatePassword(t *testing.T) {
 	t.Logf("preview --replace %s: %s", kit.ShortURN(urn), kit.SummarizeOps(planned))
 	checkOnlyReplaced(t, "preview --replace registry-password", planned, urn)
 
-	var ops []kit.StepOp
 	upStart := time.Now()
-	err = f.Timed("pulumi up --replace registry-password", func() (string, error) {
-		var err error
-		ops, err = f.Pulumi.Up(ctx, "up-rotate-password", "--replace", urn)
-		return kit.SummarizeOps(ops), err
-	})
+	ops, err := f.TimedUp(ctx, "pulumi up --replace registry-password", "up-rotate-password", "--replace", urn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,12 +131,7 @@ func (f *fixture) routeUp(ctx context.Context, t *testing.T, label string, confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ops []kit.StepOp
-	err = f.Timed("pulumi up ("+label+")", func() (string, error) {
-		var err error
-		ops, err = f.Pulumi.Up(ctx, "up-"+label)
-		return kit.SummarizeOps(ops), err
-	})
+	ops, err := f.TimedUp(ctx, "pulumi up ("+label+")", "up-"+label)
 	if err != nil {
 		t.Fatalf("pulumi up (%s): %v\nevents:\n%s", label, err, f.Kube.Events(ctx))
 	}

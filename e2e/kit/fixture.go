@@ -146,6 +146,18 @@ func (f *Fixture) Timed(name string, fn func() (note string, err error)) error {
 	return err
 }
 
+// TimedUp runs `pulumi up` (its logs named after label, extra flags such as --replace) and
+// records it in the report as name, with the operations it performed as the note.
+func (f *Fixture) TimedUp(ctx context.Context, name, label string, extra ...string) ([]StepOp, error) {
+	var ops []StepOp
+	err := f.Timed(name, func() (string, error) {
+		var err error
+		ops, err = f.Pulumi.Up(ctx, label, extra...)
+		return SummarizeOps(ops), err
+	})
+	return ops, err
+}
+
 // teardown destroys the stack if a step did not, deletes the PV the stack retains on purpose,
 // removes the stack and the temp dirs. Errors are logged, not fatal: everything is attempted.
 func (f *Fixture) teardown(t *testing.T) {
