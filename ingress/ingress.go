@@ -77,7 +77,7 @@ func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pul
 	parent := pulumi.Parent(comp)
 	labels := kube.StringMap(kube.Labels("registry", name, "ingress"))
 
-	annotations := pulumi.ToStringMap(Annotations(a.Controller, a.TraefikEntryPoint, a.SourceRanges)).ToStringMapOutput()
+	annotations := pulumi.ToStringMap(objectAnnotations(a)).ToStringMapOutput()
 	var deps []pulumi.Resource
 	if a.Controller == stackconfig.ControllerTraefik && len(a.SourceRanges) > 0 {
 		// Not the Gateway component's name: switching routing modes creates one before the
@@ -88,7 +88,7 @@ func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pul
 			return nil, fmt.Errorf("ingress: %w", err)
 		}
 		deps = append(deps, mw)
-		ann := Annotations(a.Controller, a.TraefikEntryPoint, a.SourceRanges)
+		ann := objectAnnotations(a)
 		annotations = mw.Metadata.Namespace().Elem().ApplyT(func(ns string) map[string]string {
 			ann[TraefikMiddlewaresAnnotation] = traefik.MiddlewareRef(ns, mwName)
 			return ann
@@ -114,8 +114,26 @@ func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pul
 	return comp, nil
 }
 
+// objectAnnotations are the Ingress object's annotations: the controller's, and skipAwait.
+//
+// skipAwait: the provider's Ingress await (pulumi-kubernetes 4.25) returns the object its shared
+// informer last saw as the update's result, with no generation or resourceVersion check; its
+// cache can predate the patch (a replayed cache, or a first List served from the API server's
+// watch cache). The state then records the old spec — seen as a second host added by `up` and
+// proposed again by the next `preview` — and a preview after an up is not clean. Without the
+// await the result is the apply response, which is current. Nothing is lost: the await only waits
+// for status.loadBalancer, which the controller set at creation and keeps through updates, and for
+// an Endpoints object of the backend Service's name; neither says the controller routes the new
+// rules.
+func objectAnnotations(a *IngressArgs) map[string]string {
+	ann := Annotations(a.Controller, a.TraefikEntryPoint, a.SourceRanges)
+	ann[SkipAwaitAnnotation] = "true"
+	return ann
+}
+
 // Annotation keys the stack sets.
 const (
+	SkipAwaitAnnotation          = "pulumi.com/skipAwait"
 	nginxPrefix                  = "nginx.ingress.kubernetes.io/"
 	traefikPrefix                = "traefik.ingress.kubernetes.io/"
 	NginxAllowlistAnnotation     = nginxPrefix + "allowlist-source-range"

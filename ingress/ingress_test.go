@@ -262,3 +262,23 @@ func TestEachRouteGetsItsOwnIngressAndSharesTheMiddleware(t *testing.T) {
 		t.Errorf("registry Ingress tls hosts = %s: the mirror's host belongs to the mirror's Ingress", got)
 	}
 }
+
+// TestEveryIngressSkipsTheProviderAwait: the provider's Ingress await can record a stale object as
+// an update's result (objectAnnotations says why); every Ingress, on every controller, with and
+// without the Middleware (whose reference is added in an apply), opts out of it.
+func TestEveryIngressSkipsTheProviderAwait(t *testing.T) {
+	for _, ctrl := range []stackconfig.Controller{stackconfig.ControllerNginx, stackconfig.ControllerTraefik, stackconfig.ControllerOther} {
+		for _, ranges := range [][]string{nil, {"10.0.0.0/8"}} {
+			a := fullArgs(ctrl)
+			a.SourceRanges = ranges
+			a.Routes = append(a.Routes, kube.Route{Name: "mirror", Hostnames: []string{"mirror.example.com"},
+				ServiceName: pulumi.String("mirror-svc"), ServicePort: 5000})
+			m, _ := runIngress(t, "reg", a)
+			for _, name := range []string{"reg", "mirror"} {
+				if got := m.Get(t, tIngress, name).String("metadata", "annotations", SkipAwaitAnnotation); got != "true" {
+					t.Errorf("%s, ranges %v: Ingress %s has %s = %q, want \"true\"", ctrl, ranges, name, SkipAwaitAnnotation, got)
+				}
+			}
+		}
+	}
+}
