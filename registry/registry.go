@@ -527,11 +527,16 @@ func Container(a *RegistryArgs) *corev1.ContainerArgs {
 			&corev1.ContainerPortArgs{Name: pulumi.String("http"), ContainerPort: pulumi.Int(Port)},
 			&corev1.ContainerPortArgs{Name: pulumi.String(DebugPortName), ContainerPort: pulumi.Int(DebugPort)},
 		},
+		// Every rolling restart (a config change, GC's read-only switch and back) waits for each
+		// new pod's first successful probe, and the registry answers within a second of starting:
+		// a probe every 2 s (not 5) shortens each rollout by several seconds. Five failures in a
+		// row take a pod out after 10-15 s, about as long as three 5 s periods did, so a pod slowed
+		// by load is not dropped sooner than before.
 		ReadinessProbe: &corev1.ProbeArgs{
 			HttpGet:          &corev1.HTTPGetActionArgs{Path: pulumi.String("/"), Port: pulumi.String("http")},
-			PeriodSeconds:    pulumi.Int(5),
+			PeriodSeconds:    pulumi.Int(2),
 			TimeoutSeconds:   pulumi.Int(3),
-			FailureThreshold: pulumi.Int(3),
+			FailureThreshold: pulumi.Int(5),
 		},
 		LivenessProbe: &corev1.ProbeArgs{
 			TcpSocket:           &corev1.TCPSocketActionArgs{Port: pulumi.String("http")},
