@@ -405,3 +405,45 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 		t.Errorf("secret TLS = %+v, %v", c.TLS, err)
 	}
 }
+
+// TestEveryErrorAtOnce: a config with many invalid values gets one error naming each key once and
+// quoting its value, so a user (and the end-to-end suite's invalid-config runs) fixes them in one go.
+func TestEveryErrorAtOnce(t *testing.T) {
+	for _, values := range []map[string]string{
+		{"replicas": "0", "hostname": "bad host", "pvSize": "ten-gigs", "storageMode": "nfs", "gcSchedule": "every day",
+			"username": "", "ingressSourceRanges": `["10.0.0.0"]`, "registryImage": "registry:latest", "routing": "loadbalancer", "tlsSource": "acme"},
+		{"storageMode": "hostPath", "pvSize": "2Gi", "pvcSize": "3Gi", "registryImage": "registry:2.8.3"},
+	} {
+		_, err := parse(values)
+		if err == nil {
+			t.Fatalf("%v accepted", values)
+		}
+		want := map[string]string{}
+		for k, v := range values {
+			want[k] = v
+		}
+		if values["storageMode"] == "hostPath" {
+			delete(want, "storageMode")
+			delete(want, "pvSize")
+		}
+		if r, ok := want["ingressSourceRanges"]; ok {
+			delete(want, "ingressSourceRanges")
+			want["ingressSourceRanges[0]"] = strings.Trim(r, `[]"`)
+		}
+		lines := strings.Split(err.Error(), "\n")[1:]
+		if len(lines) != len(want) {
+			t.Errorf("%d error lines for %d invalid values:\n%v", len(lines), len(want), err)
+		}
+		for key, value := range want {
+			found := false
+			for _, l := range lines {
+				if strings.Contains(l, fmt.Sprintf("config %q: %q", key, value)) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no line names %s and quotes %q:\n%v", key, value, err)
+			}
+		}
+	}
+}
