@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,41 +23,59 @@ import (
 type badConfigCase struct {
 	key, value string
 	path       bool // set with `pulumi config set --path` (list element)
-	up         bool // also run `pulumi up --yes`: it must fail the same way and create nothing
 	// secret: a credential set in plain text; refused, and the message must not repeat it.
 	secret bool
 	// named is the key the error must name when it is not key (a field of a structured key).
 	named string
-	// extra are valid values the bad one needs to be bad (set first).
-	extra map[string]string
 }
 
-var badConfigCases = []badConfigCase{
-	{key: "replicas", value: "0", up: true},
-	{key: "hostname", value: "bad host"},
-	{key: "pvcSize", value: "3Gi", extra: map[string]string{"storageMode": "hostPath", "pvSize": "2Gi"}}, // the claim would not fit its hostPath volume
-	{key: "pvSize", value: "ten-gigs"},
-	{key: "storageMode", value: "nfs"},
-	{key: "gcSchedule", value: "every day"},
-	{key: "username", value: ""},
-	{key: "ingressSourceRanges[0]", value: "10.0.0.0", path: true},
-	{key: "registryImage", value: "registry:latest"},
-	{key: "registryImage", value: "registry:2.8.3"}, // v2 cannot read the rendered v3 config
-	{key: "routing", value: "loadbalancer"},
-	{key: "tlsSource", value: "acme"},
-	{key: "s3SecretAccessKey", value: "plain-text-secret-key-e2e", secret: true},
-	// Pulumi marks a structured key secret when any field is: a field set without --secret leaves
-	// the whole key plaintext, which the program sees through the real CLI.
-	{key: "mirrors[0].password", value: "plain-upstream-token-e2e", path: true, secret: true, named: "mirrors"},
+// badConfigRun is one throwaway configuration holding several invalid values at once: the program
+// validates everything before it registers a resource and reports every problem together, so one
+// CLI run proves all of them (each line names its key and quotes its value). Values that exclude
+// each other (two registryImage tags, storageMode nfs and the hostPath-only pvcSize > pvSize) go in
+// separate runs, and so do the credentials: a plaintext credential is refused while the raw values
+// are read, before the validation of the others starts.
+type badConfigRun struct {
+	name  string
+	cases []badConfigCase
+	// extra are valid values the bad ones need to be bad (set first).
+	extra map[string]string
+	up    bool // also run `pulumi up --yes`: it must fail the same way and create nothing
+}
+
+var badConfigRuns = []badConfigRun{
+	{name: "values", up: true, cases: []badConfigCase{
+		{key: "replicas", value: "0"},
+		{key: "hostname", value: "bad host"},
+		{key: "pvSize", value: "ten-gigs"},
+		{key: "storageMode", value: "nfs"},
+		{key: "gcSchedule", value: "every day"},
+		{key: "username", value: ""},
+		{key: "ingressSourceRanges[0]", value: "10.0.0.0", path: true},
+		{key: "registryImage", value: "registry:latest"},
+		{key: "routing", value: "loadbalancer"},
+		{key: "tlsSource", value: "acme"},
+	}},
+	{name: "hostpath-and-v2", extra: map[string]string{"storageMode": "hostPath", "pvSize": "2Gi"}, cases: []badConfigCase{
+		{key: "pvcSize", value: "3Gi"},                  // the claim would not fit its hostPath volume
+		{key: "registryImage", value: "registry:2.8.3"}, // v2 cannot read the rendered v3 config
+	}},
+	{name: "plaintext-credentials", cases: []badConfigCase{
+		{key: "s3SecretAccessKey", value: "plain-text-secret-key-e2e", secret: true},
+		// Pulumi marks a structured key secret when any field is: a field set without --secret
+		// leaves the whole key plaintext, which the program sees through the real CLI.
+		{key: "mirrors[0].password", value: "plain-upstream-token-e2e", path: true, secret: true, named: "mirrors"},
+	}},
 }
 
 // configKeyRE finds the keys an error message of the program names: config "KEY": ...
 var configKeyRE = regexp.MustCompile(`config "([^"]+)"`)
 
-// stepBadConfigRejected runs each invalid value through `pulumi preview` of a separate throwaway
-// stack (same backend, its own namespace name): the preview fails, the message names exactly that
-// key, and nothing is created — the throwaway stack has no resource, no new namespace or PV exists
-// in the cluster, and the main stack's resources are untouched.
+// stepBadConfigRejected runs each group of invalid values through `pulumi preview` (and one through
+// `pulumi up`) of a separate throwaway stack (same backend, its own namespace name): the command
+// fails, the message names exactly the keys of the group and quotes each value on its key's line,
+// and nothing is created — the throwaway stack has no resource, no new namespace or PV exists in
+// the cluster, and the main stack's resources are untouched.
 func (f *fixture) stepBadConfigRejected(t *testing.T) {
 	need(t, f.StackCreated, "stack")
 	ctx := context.Background()
@@ -106,41 +125,40 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 	}
 
 	var lines []string
-	for _, c := range badConfigCases {
-		label := fmt.Sprintf("%s=%q", c.key, c.value)
-		name := c.key + "-" + c.value
-		if c.secret {
-			label, name = c.key+"=<plaintext credential>", c.key+"-plaintext"
-		}
-		t.Run(fileSafe(name), func(t *testing.T) {
+	for _, run := range badConfigRuns {
+		t.Run(run.name, func(t *testing.T) {
 			if err := os.WriteFile(p.ConfigFile, pristine, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if len(c.extra) > 0 {
-				if err := p.SetConfig(ctx, c.extra); err != nil {
-					t.Fatalf("config set %v: %v", c.extra, err)
+			if len(run.extra) > 0 {
+				if err := p.SetConfig(ctx, run.extra); err != nil {
+					t.Fatalf("config set %v: %v", run.extra, err)
 				}
 			}
-			args := []string{"config", "set", "--plaintext"}
-			if c.path {
-				args = append(args, "--path")
-			}
-			if _, err := p.Run(ctx, 2*time.Minute, true, append(args, "registry-stack:"+c.key, c.value)...); err != nil {
-				t.Fatalf("config set %s: %v", label, err)
+			want := map[string]badConfigCase{}
+			for _, c := range run.cases {
+				args := []string{"config", "set", "--plaintext"}
+				if c.path {
+					args = append(args, "--path")
+				}
+				if _, err := p.Run(ctx, 2*time.Minute, true, append(args, "registry-stack:"+c.key, c.value)...); err != nil {
+					t.Fatalf("config set %s: %v", c.label(), err)
+				}
+				want[c.errorKey()] = c
 			}
 			commands := [][]string{{"preview"}}
-			if c.up {
+			if run.up {
 				commands = append(commands, []string{"up", "--yes", "--skip-preview"})
 			}
 			for _, cmd := range commands {
 				start := time.Now()
-				out, err := p.RunLong(ctx, kit.PreviewTimeout, "bad-"+cmd[0]+"-"+fileSafe(name), cmd...)
+				out, err := p.RunLong(ctx, kit.PreviewTimeout, "bad-"+cmd[0]+"-"+run.name, cmd...)
 				took := time.Since(start)
 				if err == nil {
 					if cmd[0] == "up" {
 						deployed = true
 					}
-					t.Errorf("pulumi %s with %s succeeded; want a config error\n%s", cmd[0], label, kit.Tail(out, 20))
+					t.Errorf("pulumi %s with %d invalid values succeeded; want a config error\n%s", cmd[0], len(run.cases), kit.Tail(out, 20))
 					continue
 				}
 				msg := err.Error()
@@ -148,27 +166,20 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 				for _, m := range configKeyRE.FindAllStringSubmatch(msg, -1) {
 					named[m[1]] = true
 				}
-				want := c.key
-				if c.named != "" {
-					want = c.named
+				if !maps.EqualFunc(named, want, func(bool, badConfigCase) bool { return true }) {
+					t.Errorf("pulumi %s: the error names keys %v, want exactly %v:\n%s", cmd[0], keysOf(named), keysOf(want), kit.Tail(msg, 20))
 				}
-				if !named[want] || len(named) != 1 {
-					t.Errorf("pulumi %s with %s: the error names keys %v, want exactly %q:\n%s", cmd[0], label, keysOf(named), want, kit.Tail(msg, 15))
-				}
-				switch {
-				case c.secret && strings.Contains(out+msg, c.value):
-					t.Errorf("pulumi %s with plaintext %s: the output repeats the credential", cmd[0], c.key)
-				case c.secret && !strings.Contains(msg, "--secret"):
-					t.Errorf("pulumi %s with plaintext %s: the error does not say to use --secret:\n%s", cmd[0], c.key, kit.Tail(msg, 15))
-				case !c.secret && !strings.Contains(msg, fmt.Sprintf("%q", c.value)):
-					t.Errorf("pulumi %s with %s: the error does not quote the value:\n%s", cmd[0], label, kit.Tail(msg, 15))
-				}
-				reason := ""
-				for _, l := range strings.Split(msg, "\n") {
-					if strings.Contains(l, `config "`+want+`"`) {
-						reason = strings.TrimSpace(l)
-						break
+				for _, c := range run.cases {
+					reason := lineNaming(msg, c.errorKey())
+					switch {
+					case c.secret && strings.Contains(out+msg, c.value):
+						t.Errorf("pulumi %s with plaintext %s: the output repeats the credential", cmd[0], c.key)
+					case c.secret && !strings.Contains(reason, "--secret"):
+						t.Errorf("pulumi %s with plaintext %s: the error does not say to use --secret:\n%s", cmd[0], c.key, kit.Tail(msg, 20))
+					case !c.secret && !strings.Contains(reason, fmt.Sprintf("%q", c.value)):
+						t.Errorf("pulumi %s with %s: the line naming the key does not quote the value: %q", cmd[0], c.label(), reason)
 					}
+					lines = append(lines, fmt.Sprintf("%-7s %-30s refused in the run %q (%s): %s", cmd[0], c.label(), run.name, took.Round(100*time.Millisecond), reason))
 				}
 				res, err := p.ExportResources(ctx)
 				if err != nil {
@@ -182,10 +193,9 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 				}
 				if len(created) > 0 {
 					deployed = true
-					t.Errorf("pulumi %s with %s registered resources: %v", cmd[0], label, created)
+					t.Errorf("pulumi %s with the run %q registered resources: %v", cmd[0], run.name, created)
 				}
-				t.Logf("pulumi %s with %s: refused in %s, %d resources in the throwaway stack: %s", cmd[0], label, took.Round(100*time.Millisecond), len(created), reason)
-				lines = append(lines, fmt.Sprintf("%-7s %-30s refused in %5s, %d resources: %s", cmd[0], label, took.Round(100*time.Millisecond), len(created), reason))
+				t.Logf("pulumi %s with the run %q (%d invalid values): refused in %s, %d resources in the throwaway stack", cmd[0], run.name, len(run.cases), took.Round(100*time.Millisecond), len(created))
 			}
 		})
 	}
@@ -218,6 +228,32 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 		p.Stack, len(nsAfter), len(pvAfter), len(mainAfter), strings.Join(lines, "\n"))
 }
 
+// label shows the case without repeating a credential.
+func (c badConfigCase) label() string {
+	if c.secret {
+		return c.key + "=<plaintext credential>"
+	}
+	return fmt.Sprintf("%s=%q", c.key, c.value)
+}
+
+// errorKey is the key the error must name.
+func (c badConfigCase) errorKey() string {
+	if c.named != "" {
+		return c.named
+	}
+	return c.key
+}
+
+// lineNaming is the error's line about key.
+func lineNaming(msg, key string) string {
+	for _, l := range strings.Split(msg, "\n") {
+		if strings.Contains(l, `config "`+key+`"`) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}
+
 // clusterNames lists the names of a cluster-scoped kind.
 func (f *fixture) clusterNames(ctx context.Context, kind string) ([]string, error) {
 	out, err := f.Kube.Run(ctx, false, "get", kind, "-o", "name")
@@ -239,16 +275,11 @@ func newNames(before, after []string) []string {
 	return added
 }
 
-func keysOf(m map[string]bool) []string {
+func keysOf[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// fileSafe keeps letters and digits and turns everything else into '-'.
-func fileSafe(s string) string {
-	return strings.Trim(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(s, "-"), "-")
 }
