@@ -34,7 +34,7 @@ func (f *Fixture) LoadOutputs(ctx context.Context) error {
 	for key, dst := range map[string]*string{
 		"url": &o.URL, "hostname": &o.Hostname, "namespace": &o.Namespace, "username": &o.Username,
 		"password": &o.Password, "caCertPem": &o.CACertPEM, "deploymentName": &o.DeploymentName,
-		"serviceName": &o.ServiceName, "gcCronJobName": &o.GCCronJobName,
+		"serviceName": &o.ServiceName, "gcCronJobName": &o.GCCronJobName, "gcWatchdogCronJobName": &o.GCWatchdogCronJobName,
 		"redisDeploymentName": &o.RedisDeploymentName, "storage": &o.Storage,
 		"tlsSecretName": &o.TLSSecretName, "routing": &o.Routing,
 	} {

@@ -39,6 +39,7 @@ type Fixture struct {
 type StackOutputs struct {
 	URL, Hostname, Namespace, Username, Password, CACertPEM         string
 	DeploymentName, ServiceName, GCCronJobName, RedisDeploymentName string
+	GCWatchdogCronJobName                                           string
 	ClaimName, VolumeName                                           string
 	// Storage describes the storage driver (output storage).
 	Storage                string
