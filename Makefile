@@ -37,7 +37,7 @@ $(PROMTOOL): tools/promtool/go.mod tools/promtool/go.sum
 
 ## e2e: the end-to-end suite against the cluster of the current KUBECONFIG (real pulumi CLI).
 e2e:
-	go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -run '^TestE2E(S3)?$$' -v ./e2e/
+	go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -run '^TestE2E$$' -v ./e2e/
 
 ## bench: benchmarks on the cluster of the current KUBECONFIG; results in results/ (git-ignored).
 bench:

@@ -22,8 +22,10 @@ type fixture struct {
 	// mirror is the pull-through cache of the mirror steps while it is deployed (nil otherwise).
 	mirror *mirrorUnderTest
 
-	// s3 is the S3 store of the S3 suite (nil in the filesystem suite).
-	s3 *kit.S3Store
+	// s3 is the S3 store fixture of the S3 phase (nil before it), and onS3 says that the stack
+	// serves from its bucket (after the switch).
+	s3   *kit.S3Store
+	onS3 bool
 
 	// leaseName is the GC lease (stack output gcLeaseName), read when first needed.
 	leaseName string
@@ -31,6 +33,15 @@ type fixture struct {
 	// retired are secrets the rotation steps replaced (name -> value): like the current ones they
 	// must never appear in plain text in the state, logs, outputs or ConfigMaps.
 	retired map[string]string
+}
+
+// repo names a repository of the current phase: a step that runs in both phases (push_pull) must
+// not overwrite the tags of the first phase, whose images must still pull.
+func (f *fixture) repo(name string) string {
+	if f.onS3 {
+		return "e2e/s3/" + name
+	}
+	return "e2e/" + name
 }
 
 // need skips a step whose prerequisite (set by an earlier, failed step) is missing.

@@ -25,7 +25,7 @@ func blobDataPath(digestHex string) string {
 // storeExec runs a shell script where the registry's storage is visible as files, with $ROOT set
 // to its root: the registry pod's volume, or the S3 fixture's bucket directory (prefix included).
 func (f *fixture) storeExec(ctx context.Context, script string) (string, error) {
-	if f.s3 != nil {
+	if f.onS3 {
 		return f.s3.Exec(ctx, f.Kube, script)
 	}
 	return f.Kube.Exec(ctx, "deploy/"+f.Out.DeploymentName, "registry", "ROOT=/var/lib/registry\n"+script)
@@ -164,7 +164,7 @@ func (f *fixture) stepGCUnderLoad(t *testing.T) {
 		defer mirrorPulls.stop()
 	}
 	pulls := startPullLoop(ctx, f.Client, keep, 100*time.Millisecond)
-	pushes := startPushLoop(ctx, f.Client, "e2e/during-gc", 128<<10, time.Second)
+	pushes := startPushLoop(ctx, f.Client, f.repo("during-gc"), 128<<10, time.Second)
 	// Stopping twice is harmless; the defers only matter when the step fails early.
 	defer pulls.stop()
 	defer pushes.stop()

@@ -29,10 +29,10 @@ func (f *fixture) stepPushPull(t *testing.T) {
 	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 	var err error
-	if f.imgKeep, err = kit.RandomImage("e2e/keep", "v1", mainLayers, mainLayerBytes); err != nil {
+	if f.imgKeep, err = kit.RandomImage(f.repo("keep"), "v1", mainLayers, mainLayerBytes); err != nil {
 		t.Fatal(err)
 	}
-	drop, err := kit.RandomImage("e2e/drop", "v1", mainLayers, mainLayerBytes/2)
+	drop, err := kit.RandomImage(f.repo("drop"), "v1", mainLayers, mainLayerBytes/2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func (f *fixture) stepUploadsAcrossReplicas(t *testing.T) {
 		if len(st.Split) > 0 || len(f.uploads) >= maxBlobs {
 			break
 		}
-		im, err := kit.RandomImage("e2e/spread", fmt.Sprintf("v%d", i), 3, 1200<<10)
+		im, err := kit.RandomImage(f.repo("spread"), fmt.Sprintf("v%d", i), 3, 1200<<10)
 		if err != nil {
 			t.Fatal(err)
 		}

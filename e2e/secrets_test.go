@@ -67,6 +67,9 @@ func (f *fixture) stepStateSecrets(t *testing.T) {
 	for name, v := range f.retired { // rotated away by the rotation steps
 		secrets[name] = v
 	}
+	if f.Settings.S3 != nil { // the S3 phase's static key (secret config, Secret registry-data-s3)
+		secrets["S3 secret access key"] = f.Settings.S3.SecretKey
+	}
 	for name, v := range secrets {
 		// Short values would match by accident; the program generates long random ones.
 		if len(v) < 12 {

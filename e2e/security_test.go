@@ -831,6 +831,9 @@ func (f *fixture) collectSecrets(ctx context.Context) (secretSet, error) {
 	for user, pw := range f.Out.Passwords {
 		values["password of account "+user] = pw
 	}
+	if f.Settings.S3 != nil { // the S3 phase's static key (secret config, Secret registry-data-s3)
+		values["S3 secret access key"] = f.Settings.S3.SecretKey
+	}
 	for name, v := range values {
 		if err := add(name, v); err != nil {
 			return nil, err
