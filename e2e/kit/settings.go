@@ -109,7 +109,7 @@ func loadSettings(ctx context.Context) (*Settings, error) {
 		StorageMode:        Env("E2E_STORAGE_MODE", "dynamic"),
 		StorageClass:       Env("E2E_STORAGE_CLASS", "standard"),
 		RegistryImage:      Env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
-		RedisImage:         Env("E2E_REDIS_IMAGE", "redis:7.0.15-alpine"),
+		RedisImage:         Env("E2E_REDIS_IMAGE", "redis:8.0.2-alpine"),
 		KubectlImage:       Env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
 		IngressAddr:        Env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
 		IngressService:     Env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
