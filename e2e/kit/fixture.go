@@ -129,10 +129,32 @@ func (f *Fixture) RunSteps(t *testing.T, steps []Step) {
 			result = "FAIL"
 		}
 		f.Report.step(st.Name, result, time.Since(start))
+		if err := appendTiming(st.Name, result, time.Since(start)); err != nil {
+			t.Logf("E2E_TIMINGS: %v", err)
+		}
 		if !ok && st.Critical {
 			t.Fatalf("step %s failed and the remaining steps depend on it; tearing down", st.Name)
 		}
 	}
+}
+
+// appendTiming adds one step's line (name, result, seconds; tab-separated) to the file that
+// E2E_TIMINGS names, if any: .ci/run prints the steps slowest first at its end. Written after each
+// step, so a run that dies still leaves what it measured.
+func appendTiming(name, result string, d time.Duration) error {
+	path := Env("E2E_TIMINGS", "")
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	if _, err := fmt.Fprintf(f, "%s\t%s\t%.1f\n", name, result, d.Seconds()); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // Timed runs fn and records its duration in the report.
