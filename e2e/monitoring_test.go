@@ -48,8 +48,14 @@ func (f *fixture) applyCRDFixtures(ctx context.Context) error {
 		if _, err := f.Kube.Run(ctx, false, "apply", "--server-side", "-f", filepath.Join(mod.Dir, c.file)); err != nil {
 			return err
 		}
-		if _, err := f.Kube.Run(ctx, false, "wait", "--for=condition=Established", "--timeout=60s", "crd/"+c.crd); err != nil {
-			return err
+		// Watched through its status, not `kubectl wait --for=condition=Established`: right after
+		// the apply the CRD may have no conditions yet, and kubectl wait then fails at once
+		// (".status.conditions accessor error: <nil>", seen in a CI run) instead of waiting.
+		if err := kit.Poll(ctx, time.Minute, 500*time.Millisecond, func() (bool, error) {
+			out, err := f.Kube.Run(ctx, false, "get", "crd", c.crd, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+			return err == nil && strings.TrimSpace(out) == "True", nil
+		}); err != nil {
+			return fmt.Errorf("CRD %s not Established: %w", c.crd, err)
 		}
 	}
 	return nil
