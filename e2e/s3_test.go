@@ -21,8 +21,8 @@ import (
 // outcome depends on the driver: every earlier image pulls from the bucket, the claim is kept,
 // GC on an empty prefix, push/pull, uploads across replicas, objects in the bucket and on no
 // claim, GC under load (collected objects gone from the bucket), a clean preview and refresh
-// after GC, and destroy leaving the bucket as it was. What does not depend on the driver (auth,
-// replica loss, Redis down, ...) runs once, on the filesystem phase.
+// after GC, and destroy leaving the bucket as it was. What does not depend on the driver runs once:
+// auth on the filesystem phase; replica loss, Redis down and every other later step on S3.
 
 // stepS3Store deploys the S3 store fixture and points the suite's stack at it.
 func (f *fixture) stepS3Store(t *testing.T) {
