@@ -5,7 +5,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,15 +149,45 @@ type sampler struct {
 	done    chan struct{}
 }
 
-// collectorProcesses counts collector processes (the wrapper included) on this machine, which is
-// the sandbox's node: the GC pod runs `registry garbage-collect --delete-untagged` on the config
-// path of the pod (anything else, such as the unit tests' fakes, has another).
-func collectorProcesses() int {
+// collectorProcesses counts the collector processes (the wrapper included) of the pods whose UIDs
+// are in pods, on this machine, which is the sandbox's node: the GC pod runs `registry
+// garbage-collect --delete-untagged` on the config path of the pod (anything else, such as the unit
+// tests' fakes, has another). A process belongs to the pod its cgroup names: another deployment's
+// GC (the suite's other track) runs beside this one's, and a force-deleted pod's processes outlive
+// its API object, so the UIDs are those ever seen.
+func collectorProcesses(pods map[string]bool) int {
 	out, err := exec.Command("pgrep", "-f", "registry garbage-collect --delete-untagged /etc/distribution/config.yml").Output()
 	if err != nil {
 		return 0 // pgrep exits 1 when nothing matches
 	}
-	return len(strings.Fields(string(out)))
+	n := 0
+	for _, pid := range strings.Fields(string(out)) {
+		cgroup, err := os.ReadFile("/proc/" + pid + "/cgroup")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if m := podCgroupRE.FindStringSubmatch(string(cgroup)); m != nil && pods[strings.ReplaceAll(m[1], "_", "-")] {
+			n++
+		}
+	}
+	return n
+}
+
+// podCgroupRE finds a pod's UID in a cgroup path: /kubepods/<qos>/pod<uid>/ (cgroupfs driver) or
+// kubepods-<qos>-pod<uid with _>.slice (systemd driver).
+var podCgroupRE = regexp.MustCompile(`pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})`)
+
+// podUIDs is the UID set of the namespace's pods now.
+func (f *fixture) podUIDs(ctx context.Context) (map[string]bool, error) {
+	out, err := f.Kube.NS(ctx, "get", "pods", "-o", "jsonpath={.items[*].metadata.uid}")
+	if err != nil {
+		return nil, err
+	}
+	uids := map[string]bool{}
+	for _, uid := range strings.Fields(out) {
+		uids[uid] = true
+	}
+	return uids, nil
 }
 
 func (f *fixture) startSampler(ctx context.Context) *sampler {
@@ -162,20 +195,28 @@ func (f *fixture) startSampler(ctx context.Context) *sampler {
 	s := &sampler{stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
+		seen := map[string]bool{} // UIDs of every pod of the namespace sampled so far
 		for ctx.Err() == nil {
-			smp := gcSample{At: time.Now(), Collectors: collectorProcesses(), Replicas: -1}
+			smp := gcSample{At: time.Now(), Replicas: -1}
 			var pods struct {
 				Items []struct {
 					Metadata struct {
 						Name              string            `json:"name"`
+						UID               string            `json:"uid"`
 						Labels            map[string]string `json:"labels"`
 						DeletionTimestamp *string           `json:"deletionTimestamp"`
 					} `json:"metadata"`
 					Status struct{ Phase string } `json:"status"`
 				} `json:"items"`
 			}
-			if err := f.Kube.GetJSON(ctx, true, &pods, "pods", "-l", kit.RegistryPodSelector); err == nil {
+			// All pods: the GC pod's UID finds its collector; the registry's are counted.
+			if err := f.Kube.GetJSON(ctx, true, &pods, "pods"); err == nil {
 				for _, p := range pods.Items {
+					seen[p.Metadata.UID] = true
+					l := p.Metadata.Labels
+					if l["app.kubernetes.io/component"] != "registry" || l["app.kubernetes.io/part-of"] != "registry-stack" {
+						continue
+					}
 					if p.Status.Phase == "Failed" || p.Status.Phase == "Succeeded" {
 						continue
 					}
@@ -186,6 +227,7 @@ func (f *fixture) startSampler(ctx context.Context) *sampler {
 					}
 				}
 			}
+			smp.Collectors = collectorProcesses(seen)
 			if out, err := f.Kube.NS(ctx, "get", "deployment", f.Out.DeploymentName, "-o",
 				`jsonpath={.spec.template.metadata.labels.registry-stack\.io/maintenance}|{.spec.replicas}`); err == nil {
 				mode, replicas, _ := strings.Cut(strings.TrimSpace(out), "|")
@@ -207,6 +249,15 @@ func (f *fixture) startSampler(ctx context.Context) *sampler {
 		}
 	}()
 	return s
+}
+
+// seen waits until a sample taken so far satisfies ok.
+func (s *sampler) seen(ctx context.Context, timeout time.Duration, ok func(gcSample) bool) error {
+	return kit.Poll(ctx, timeout, 500*time.Millisecond, func() (bool, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return slices.ContainsFunc(s.samples, ok), nil
+	})
 }
 
 func (s *sampler) finish() []gcSample {
@@ -315,7 +366,10 @@ func (f *fixture) killGCAndHeal(t *testing.T, label string, mode slowCollector, 
 		t.Fatal(err)
 	}
 	if mode == slowCollectorRuns {
-		if err := kit.Poll(ctx, 30*time.Second, 500*time.Millisecond, func() (bool, error) { return collectorProcesses() > 0, nil }); err != nil {
+		if err := kit.Poll(ctx, 30*time.Second, 500*time.Millisecond, func() (bool, error) {
+			uids, err := f.podUIDs(ctx)
+			return err == nil && collectorProcesses(uids) > 0, nil
+		}); err != nil {
 			t.Fatalf("no collector process on the node while %s collects: %v", pod, err)
 		}
 	}
@@ -506,7 +560,9 @@ func (f *fixture) stepPulumiUpDuringGC(t *testing.T) {
 	upDone := time.Now()
 	// The new replicas exist and are Ready (the up waited for the rollout) while the collector
 	// still runs: let it finish now instead of after a fixed time.
-	if collectorProcesses() == 0 {
+	if uids, err := f.podUIDs(ctx); err != nil {
+		t.Error(err)
+	} else if collectorProcesses(uids) == 0 {
 		t.Errorf("the collector was no longer running when pulumi up returned: the overlap this step needs did not happen")
 	}
 	if err := f.releaseCollector(ctx, pod); err != nil {

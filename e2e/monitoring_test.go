@@ -171,7 +171,7 @@ func (f *fixture) stepMonitoringMetrics(t *testing.T) {
 	if err := f.deleteCRDFixtures(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The autoscaling step follows: an autoscaler refuses a replica count of our own.
+	// The default count (2), which the scrape below expects one endpoint per pod of.
 	if err := f.Pulumi.RemoveConfig(ctx, "replicas"); err != nil {
 		t.Fatal(err)
 	}
@@ -362,6 +362,28 @@ func (f *fixture) stepMonitoringMetrics(t *testing.T) {
 	if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-monitoring-clean", "preview", "--expect-no-changes", "--diff"); err != nil {
 		t.Errorf("preview after up with monitoring is not empty: %v", err)
 	}
+
+	// Monitoring off again, before its CRDs go: every object it made goes with it.
+	if err := f.Pulumi.RemoveConfig(ctx, "monitoring"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.TimedUp(ctx, "pulumi up (monitoring off)", "up-monitoring-off"); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []string{
+		"service/" + metricsSvc, "networkpolicy/" + metricsSvc, "configmap/" + f.Out.DeploymentName + "-dashboard",
+		"servicemonitors.monitoring.coreos.com/" + f.Out.DeploymentName, "prometheusrules.monitoring.coreos.com/" + f.Out.DeploymentName + "-alerts",
+	} {
+		if _, err := f.Kube.NS(ctx, "get", obj); !kit.IsNotFound(err) {
+			t.Errorf("%s still there after monitoring was removed (%v)", obj, err)
+		}
+	}
+	if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-monitoring-off-clean", "preview", "--expect-no-changes", "--diff"); err != nil {
+		t.Errorf("preview after monitoring was removed is not empty: %v", err)
+	}
+	if err := f.deleteCRDFixtures(ctx); err != nil {
+		t.Error(err)
+	}
 }
 
 // handReplicasOver gives the Deployment's replica count to a field manager of its own, as
@@ -415,6 +437,9 @@ func replicaRange(samples []gcSample) (lo, hi int) {
 	return lo, hi
 }
 
+// hpaPullLoops is the pull load of the autoscaling step.
+const hpaPullLoops = 3
+
 // stepAutoscalingHPA hands the replicas to an HPA, raises the load until it scales up, runs GC
 // during the scale event with pushes and pulls going, and checks that the stack does not fight
 // the HPA (clean previews) and that GC lost nothing; then gives the count back to the stack.
@@ -430,6 +455,10 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 		if err := f.Pulumi.SetConfigPath(ctx, path, value, false); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// An autoscaler refuses a replica count of our own.
+	if err := f.Pulumi.RemoveConfig(ctx, "replicas"); err != nil {
+		t.Fatal(err)
 	}
 	// A small request: the pulls below are then a load of several times the target.
 	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registryCpuRequest": "20m"}); err != nil {
@@ -461,11 +490,13 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 		t.Errorf("preview with the HPA is not empty: %v", err)
 	}
 
-	// Load and GC at once: six pull loops and a push loop start with a GC run, so that the HPA
+	// Load and GC at once: pull loops and a push loop start with a GC run, so that the HPA
 	// scales up while GC switches the registry read-only. Nothing acknowledged may be lost,
 	// nothing acknowledged while read-only, and the pods added meanwhile start read-only.
 	var pulls []*loop
-	for i := 0; i < 6; i++ {
+	// Three loops are several times the target already (20m per pod); more would only take CPU
+	// from the main track running beside this one.
+	for i := 0; i < hpaPullLoops; i++ {
 		pulls = append(pulls, startPullLoop(ctx, f.Client, f.imgKeep, 10*time.Millisecond))
 	}
 	stopPulls := func() (ok, failed int) {
@@ -485,15 +516,22 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 	pushes := startPushLoop(ctx, f.Client, "e2e/hpa-load", 64<<10, 500*time.Millisecond)
 	smp = f.startSampler(ctx)
 	start := time.Now()
-	type gcResult struct {
-		res *kit.JobResult
-		err error
+	// The collector is held until the HPA has scaled and its pods are Ready: they start while the
+	// registry must be read-only, which is the event under test (a plain GC run is over before
+	// metrics-server reports the load).
+	job, err := f.startSlowGC(ctx, "gc-hpa", slowCollectorRuns, 600)
+	if err != nil {
+		t.Fatal(err)
 	}
-	gcDone := make(chan gcResult, 1)
-	go func() {
-		res, err := f.runGC(ctx, t, "gc-hpa")
-		gcDone <- gcResult{res, err}
+	defer func() {
+		if _, err := f.Kube.NS(ctx, "delete", "job", job, "--wait=false", "--ignore-not-found"); err != nil {
+			t.Logf("delete job %s: %v", job, err)
+		}
 	}()
+	pod, err := f.gcPodCollecting(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var desired int
 	scaleErr := kit.Poll(ctx, 4*time.Minute, 3*time.Second, func() (bool, error) {
 		out, err := f.Kube.NS(ctx, "get", "hpa", hpa, "-o", "jsonpath={.status.desiredReplicas}")
@@ -505,18 +543,35 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 	})
 	scaledAfter := time.Since(start).Round(time.Second)
 	util, _ := f.Kube.NS(ctx, "get", "hpa", hpa, "-o", "jsonpath={.status.currentMetrics[0].resource.current.averageUtilization}")
-	gcOut := <-gcDone
+	if scaleErr == nil {
+		scaleErr = f.Kube.RolloutStatus(ctx, f.Out.DeploymentName, kit.ReadyTimeout)
+	}
+	if scaleErr == nil {
+		// At least one look at the added pods beside the collector before it goes on.
+		if err := smp.seen(ctx, time.Minute, func(s gcSample) bool { return s.Collectors > 0 && s.Pods > 2 }); err != nil {
+			scaleErr = fmt.Errorf("no sample saw the collector beside more than 2 registry pods: %w", err)
+		}
+	}
+	// Released whatever happened, so that the registry gets its writes back.
+	releaseErr := f.releaseCollector(ctx, pod)
+	gcRes, gcErr := f.Kube.WaitJob(ctx, job, start, kit.GCJobTimeout)
 	samples = smp.finish()
 	lo, hi = replicaRange(samples)
 	pushStats := pushes.stop()
 	okPulls, failedPulls := stopPulls()
 	if scaleErr != nil {
-		t.Fatalf("the HPA did not scale up under load: %v; %s", scaleErr, f.Kube.Events(ctx))
+		t.Fatalf("the HPA did not scale up under load during GC: %v; %s", scaleErr, f.Kube.Events(ctx))
 	}
-	f.Report.Fact("autoscaling: under 6 pull loops the HPA wanted %d replicas after %s (CPU %s%% of the request, target 50%%)", desired, scaledAfter, strings.TrimSpace(util))
-	gcRes, gcErr := gcOut.res, gcOut.err
-	if gcErr != nil {
-		t.Fatal(gcErr)
+	if releaseErr != nil {
+		t.Fatal(releaseErr)
+	}
+	f.Report.Fact("autoscaling: under %d pull loops the HPA wanted %d replicas after %s (CPU %s%% of the request, target 50%%)", hpaPullLoops, desired, scaledAfter, strings.TrimSpace(util))
+	if gcErr != nil || gcRes == nil {
+		logs := ""
+		if gcRes != nil {
+			logs = kit.Tail(gcRes.Logs, 30)
+		}
+		t.Fatalf("GC job %s during the scale event: %v\n%s", job, gcErr, logs)
 	}
 	scaledReadOnly := 0
 	for _, s := range samples {
@@ -524,24 +579,25 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 			scaledReadOnly++
 		}
 	}
-	collecting := 0
+	collecting, collectingScaled := 0, 0
 	for _, s := range samples {
 		if s.Collectors > 0 {
 			collecting++
+			if s.Pods > 2 {
+				collectingScaled++
+			}
 			if s.Writable > 0 || !s.TemplateReadOnly {
 				t.Errorf("%s: a writable replica while the collector runs", s)
 			}
 		}
 	}
-	f.Report.Fact("autoscaling: GC during the scale event (%s): replicas %d..%d over %d samples, %d of them read-only with more than 2 wanted, %d with the collector running (none writable); %s; pulls: %d ok, %d failed",
-		gcRes.Duration.Round(time.Second), lo, hi, len(samples), scaledReadOnly, collecting, pushStats.summary("pushes"), okPulls, failedPulls)
+	f.Report.Fact("autoscaling: GC during the scale event (%s): replicas %d..%d over %d samples, %d of them read-only with more than 2 wanted, %d with the collector running (none writable), %d of those with the added pods; %s; pulls: %d ok, %d failed",
+		gcRes.Duration.Round(time.Second), lo, hi, len(samples), scaledReadOnly, collecting, collectingScaled, pushStats.summary("pushes"), okPulls, failedPulls)
 	if failedPulls > 0 {
 		t.Errorf("%d pulls failed during GC and the scale event", failedPulls)
 	}
-	// The HPA's first step needs the new pods' CPU, so it may land in GC's read-only window or
-	// in the rollout back (both seen); either is a scale event during GC.
-	if hi <= 2 {
-		t.Errorf("the replica count (at most %d) did not rise during GC: the scale event was not exercised", hi)
+	if scaledReadOnly == 0 || collectingScaled == 0 {
+		t.Errorf("the HPA's pods were not seen beside the held collector (%d samples read-only with more than 2 wanted, %d collecting with more than 2 pods): the scale event during GC was not exercised", scaledReadOnly, collectingScaled)
 	}
 	if win, err := gcReadOnlyWindow(gcRes.Logs, time.Now()); err != nil {
 		t.Errorf("GC job log: %v", err)
@@ -565,15 +621,13 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 	if _, err := f.Kube.NS(ctx, "delete", "hpa", hpa, "--wait=true"); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"autoscaling", "monitoring"} {
-		if err := f.Pulumi.RemoveConfig(ctx, key); err != nil {
-			t.Fatal(err)
-		}
+	if err := f.Pulumi.RemoveConfig(ctx, "autoscaling"); err != nil {
+		t.Fatal(err)
 	}
 	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registryCpuRequest": "100m"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.TimedUp(ctx, "pulumi up (autoscaling and monitoring off)", "up-autoscaling-off")
+	_, err = f.TimedUp(ctx, "pulumi up (autoscaling off)", "up-autoscaling-off")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,8 +639,5 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 	}
 	if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-fixed-clean", "preview", "--expect-no-changes", "--diff"); err != nil {
 		t.Errorf("preview after autoscaling was removed is not empty: %v", err)
-	}
-	if err := f.deleteCRDFixtures(ctx); err != nil {
-		t.Error(err)
 	}
 }

@@ -3,10 +3,12 @@
 package kit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,9 @@ import (
 // Fixture is the one deployment a run shares (the steps of the suite, the parts of the bench):
 // deploying is expensive, so it happens once and the steps run in order against it.
 type Fixture struct {
+	// Track names a deployment of its own whose steps run beside the main one ("": the main
+	// deployment); see NewTrackFixture.
+	Track    string
 	Settings *Settings
 	RepoRoot string
 	Pulumi   *PulumiCLI
@@ -60,8 +65,17 @@ const (
 // summary — also when a step failed or the test panicked.
 func NewFixture(t *testing.T) *Fixture {
 	t.Helper()
+	return NewTrackFixture(t, "")
+}
+
+// NewTrackFixture is NewFixture for a track: steps that need a deployment of their own state
+// (GC killed on purpose, an autoscaler under load) and mostly wait (leases, schedules,
+// metrics-server), so they run on a second deployment beside the main one instead of after it.
+// The track's stack, namespace, hostname (<track>.<E2E_HOSTNAME>), work and log dirs are its own.
+func NewTrackFixture(t *testing.T, track string) *Fixture {
+	t.Helper()
 	ctx := context.Background()
-	s, err := loadSettings(ctx)
+	s, err := loadSettings(ctx, track)
 	if err != nil {
 		t.Fatalf("settings: %v", err)
 	}
@@ -73,12 +87,12 @@ func NewFixture(t *testing.T) *Fixture {
 	if err != nil {
 		t.Fatalf("pulumi: %v", err)
 	}
-	f := &Fixture{Settings: s, RepoRoot: root, Pulumi: p, Kube: &Kube{context: s.KubeContext, namespace: s.Namespace}, Report: &Report{}}
+	f := &Fixture{Track: track, Settings: s, RepoRoot: root, Pulumi: p, Kube: &Kube{context: s.KubeContext, namespace: s.Namespace}, Report: &Report{}}
 
 	// Cleanups run last-registered-first: the summary is registered first so it prints after teardown.
 	t.Cleanup(func() {
-		fmt.Printf("\n===== E2E SUMMARY (stack %s, namespace %s, context %s, ingress %s) =====\n%s=====\n",
-			s.Stack, s.Namespace, s.KubeContext, f.IngressAddr, f.Report)
+		fmt.Printf("\n===== E2E SUMMARY (track %s, stack %s, namespace %s, context %s, ingress %s) =====\n%s=====\n",
+			cmp.Or(track, "main"), s.Stack, s.Namespace, s.KubeContext, f.IngressAddr, f.Report)
 	})
 	t.Cleanup(func() { f.teardown(t) })
 
@@ -110,13 +124,19 @@ type Step struct {
 
 // RunSteps runs the steps in order as subtests, timing each; the report keeps every outcome.
 // E2E_STEPS (comma-separated step names) runs only those, for working on a few steps: the steps
-// they depend on (deploy first) must be in the list.
+// they depend on (deploy first) must be in the list. A track runs only when the list names one of
+// its steps other than its critical ones and destroy (otherwise it would deploy for nothing).
 func (f *Fixture) RunSteps(t *testing.T, steps []Step) {
 	only := map[string]bool{}
 	for _, name := range strings.Split(Env("E2E_STEPS", ""), ",") {
 		if name = strings.TrimSpace(name); name != "" {
 			only[name] = true
 		}
+	}
+	if f.Track != "" && len(only) > 0 && !slices.ContainsFunc(steps, func(st Step) bool {
+		return only[st.Name] && !st.Critical && st.Name != "destroy"
+	}) {
+		t.Skipf("E2E_STEPS names none of track %s's own steps", f.Track)
 	}
 	for _, st := range steps {
 		if len(only) > 0 && !only[st.Name] {
@@ -129,7 +149,11 @@ func (f *Fixture) RunSteps(t *testing.T, steps []Step) {
 			result = "FAIL"
 		}
 		f.Report.step(st.Name, result, time.Since(start))
-		if err := appendTiming(st.Name, result, time.Since(start)); err != nil {
+		timed := st.Name
+		if f.Track != "" {
+			timed = f.Track + "/" + st.Name
+		}
+		if err := appendTiming(timed, result, time.Since(start)); err != nil {
 			t.Logf("E2E_TIMINGS: %v", err)
 		}
 		if !ok && st.Critical {

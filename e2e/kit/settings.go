@@ -96,15 +96,27 @@ func RandomSuffix() (string, error) {
 }
 
 // loadSettings reads the E2E_* variables and creates the work and log directories. The current
-// kubectl context is resolved once here.
-func loadSettings(ctx context.Context) (*Settings, error) {
+// kubectl context is resolved once here. A track (see NewTrackFixture) gets names of its own
+// wherever the variables name one thing: its hostname is <track>.<E2E_HOSTNAME>, and a given
+// namespace, hostPath or log dir gets the track as a suffix, so that two deployments never share
+// an Ingress host, a namespace or a directory.
+func loadSettings(ctx context.Context, track string) (*Settings, error) {
 	suffix, err := RandomSuffix()
 	if err != nil {
 		return nil, err
 	}
+	own := func(name string) string { return name }
+	if track != "" {
+		suffix = track + "-" + suffix
+		own = func(name string) string { return name + "-" + track }
+	}
+	hostname := Env("E2E_HOSTNAME", "registry.e2e.test")
+	if track != "" {
+		hostname = track + "." + hostname
+	}
 	s := &Settings{
 		Namespace:          Env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
-		Hostname:           Env("E2E_HOSTNAME", "registry.e2e.test"),
+		Hostname:           hostname,
 		IngressClass:       Env("E2E_INGRESS_CLASS", "traefik"),
 		StorageMode:        Env("E2E_STORAGE_MODE", "dynamic"),
 		StorageClass:       Env("E2E_STORAGE_CLASS", "standard"),
@@ -121,6 +133,9 @@ func loadSettings(ctx context.Context) (*Settings, error) {
 		GatewayHTTPPort:    Env("E2E_GATEWAY_HTTP_PORT", "8000"),
 		Keep:               Env("E2E_KEEP", "") == "1",
 		Stack:              "e2e-" + suffix,
+	}
+	if v := Env("E2E_NAMESPACE", ""); v != "" {
+		s.Namespace = own(v)
 	}
 	switch s.StorageMode {
 	case "hostPath", "dynamic":
@@ -145,8 +160,14 @@ func loadSettings(ctx context.Context) (*Settings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("work dir: %w", err)
 	}
-	s.HostPath = Env("E2E_STORAGE_HOST_PATH", filepath.Join(s.WorkDir, "data"))
-	s.LogDir = Env("E2E_LOG_DIR", filepath.Join(os.TempDir(), "regstack-e2e-logs", s.Stack))
+	s.HostPath = filepath.Join(s.WorkDir, "data")
+	if v := Env("E2E_STORAGE_HOST_PATH", ""); v != "" {
+		s.HostPath = own(v)
+	}
+	s.LogDir = filepath.Join(os.TempDir(), "regstack-e2e-logs", s.Stack)
+	if v := Env("E2E_LOG_DIR", ""); v != "" {
+		s.LogDir = own(v)
+	}
 	if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("log dir: %w", err)
 	}
