@@ -372,7 +372,11 @@ func newRoute(ctx *pulumi.Context, cfg *stackconfig.Config, namespace pulumi.Str
 			desc = fmt.Sprintf("gateway (created, class %s, listener port %d, controller %s)", c.ClassName, c.ListenerPort, r.Controller)
 		} else {
 			e := r.Gateway.Existing
-			desc = fmt.Sprintf("gateway (existing %s/%s, listener %s, controller %s)", e.Namespace, e.Name, e.SectionName, r.Controller)
+			ctrl := string(r.Controller)
+			if r.Controller == stackconfig.ControllerOfGatewayClass {
+				ctrl = "of its GatewayClass"
+			}
+			desc = fmt.Sprintf("gateway (existing %s/%s, listener %s, controller %s)", e.Namespace, e.Name, e.SectionName, ctrl)
 		}
 		return &routeInfo{desc, gw.RouteName}, nil
 	}

@@ -312,7 +312,7 @@ func TestGatewayRoutingReplacesOnlyTheIngress(t *testing.T) {
 		t.Errorf("%d other resources in ingress mode, %d in gateway mode", len(a), len(b))
 	}
 	plain, _ := outputsOf(t, map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewayNamespace": "platform", "gatewaySectionName": "websecure"})
-	if plain["routing"] != "gateway (existing platform/edge, listener websecure, controller other)" || plain["routeName"] != "registry" {
+	if plain["routing"] != "gateway (existing platform/edge, listener websecure, controller of its GatewayClass)" || plain["routeName"] != "registry" {
 		t.Errorf("routing = %q, routeName = %q", plain["routing"], plain["routeName"])
 	}
 }

@@ -379,7 +379,8 @@ spec:
 
 	existing := map[string]string{
 		"routing": "gateway", "gatewayClassName": "", "gatewayListenerPort": "0", "gatewayName": "edge", "gatewayNamespace": gwNS,
-		"gatewaySectionName": "web", "gatewayController": "traefik",
+		// No gatewayController: the stack reads it from the Gateway's class (traefik's here).
+		"gatewaySectionName": "web", "gatewayController": "",
 	}
 	if err := f.Pulumi.SetConfig(ctx, existing); err != nil {
 		t.Fatal(err)
@@ -394,11 +395,21 @@ spec:
 		f.Report.Fact("existing Gateway, gatewaySectionName=web (HTTP listener): preview refused, naming the key")
 	}
 
+	// The source ranges on the existing Gateway, enforced because its class's controller (read
+	// from the cluster) is Traefik: first without 127.0.0.1, then with it.
 	existing["gatewaySectionName"] = "websecure"
-	f.routeUp(ctx, t, "gateway-existing", existing)
+	existing["ingressSourceRanges"] = `["10.0.0.0/8"]`
+	f.routeUp(ctx, t, "gateway-existing-deny", existing)
 	if err := f.checkRouteAccepted(ctx, f.Settings.Namespace, gwNS+"/edge"); err != nil {
 		t.Error(err)
 	}
+	took, err := f.waitPing(ctx, f.Client, http.StatusForbidden, "existing gateway, ingressSourceRanges=[10.0.0.0/8]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Report.Fact("existing Gateway of class %s without gatewayController (read from its GatewayClass), ingressSourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
+		f.Settings.GatewayClass, took.Round(time.Second))
+	f.routeUp(ctx, t, "gateway-existing", map[string]string{"ingressSourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
 	if _, err := f.waitPing(ctx, f.Client, http.StatusOK, "existing gateway"); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,8 @@ const (
 	waitForAnnotation         = "pulumi.com/waitFor"
 	readyTimeout              = "3m"
 	listenerProtocolForRoutes = "HTTPS"
+	// TraefikControllerName is the controllerName of Traefik's GatewayClasses.
+	TraefikControllerName = "traefik.io/gateway-controller"
 )
 
 // GatewayArgs configures the route. Exactly one of Create and Existing is set.
@@ -39,7 +41,8 @@ type GatewayArgs struct {
 	Create *stackconfig.CreatedGateway
 	// Existing attaches to a Gateway the stack does not manage.
 	Existing *stackconfig.ExistingGateway
-	// Required: the controller behind the Gateway's class.
+	// Required: the controller behind the Gateway's class (ControllerOfGatewayClass: read it from
+	// the existing Gateway's class).
 	Controller stackconfig.Controller
 	// Optional: defaults to none (all sources). Client CIDRs allowed in (Traefik only; validation
 	// refuses them elsewhere unless the user enforces them outside the stack).
@@ -72,7 +75,13 @@ func (a *GatewayArgs) validate() error {
 	if a.Existing != nil && (a.Existing.Name == "" || a.Existing.Namespace == "" || a.Existing.SectionName == "") {
 		return fmt.Errorf("gateway: Existing needs Name, Namespace and SectionName")
 	}
-	if a.Controller != stackconfig.ControllerTraefik && a.Controller != stackconfig.ControllerOther {
+	switch a.Controller {
+	case stackconfig.ControllerTraefik, stackconfig.ControllerOther:
+	case stackconfig.ControllerOfGatewayClass:
+		if a.Existing == nil {
+			return fmt.Errorf("gateway: controller %q needs an Existing Gateway", a.Controller)
+		}
+	default:
 		return fmt.Errorf("gateway: unknown controller %q", a.Controller)
 	}
 	return nil
@@ -117,7 +126,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 		parentRef = pulumi.Map{"group": pulumi.String(Group), "kind": pulumi.String("Gateway"), "name": comp.GatewayName}
 	case args.Existing != nil:
 		e := args.Existing
-		section, err := checkedListener(ctx, name, e, parent)
+		section, err := checkedListener(ctx, name, e, args.Controller == stackconfig.ControllerOfGatewayClass, args.SourceRanges, parent)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +152,10 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 	}
 
 	var filters []map[string]any
-	if args.Controller == stackconfig.ControllerTraefik && len(args.SourceRanges) > 0 {
+	// Of an existing Gateway's class: the listener check above refuses the ranges unless Traefik
+	// serves that class, and nothing is routed until it passed.
+	enforces := args.Controller == stackconfig.ControllerTraefik || args.Controller == stackconfig.ControllerOfGatewayClass
+	if enforces && len(args.SourceRanges) > 0 {
 		// Not the Ingress component's name: see ingress.NewIngress.
 		mwName := name + "-gateway-allow"
 		mw, err := traefik.NewIPAllowList(ctx, mwName, args.Namespace, labels, args.SourceRanges, parent)
@@ -184,7 +196,10 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 
 // checkedListener reads the existing Gateway (in preview too) and returns the section name only if
 // that listener is HTTPS: a route on a plain-HTTP listener would take credentials in clear text.
-func checkedListener(ctx *pulumi.Context, name string, e *stackconfig.ExistingGateway, parent pulumi.ResourceOption) (pulumi.StringOutput, error) {
+// With ofClass it also reads the Gateway's GatewayClass, and refuses source ranges unless Traefik
+// serves it (CheckClassController).
+func checkedListener(ctx *pulumi.Context, name string, e *stackconfig.ExistingGateway, ofClass bool, ranges []string,
+	parent pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	// The name and namespace go in the state too: with apiVersion and kind given, the provider reads
 	// the object named there (without them it looks in the default namespace and finds nothing).
 	gw, err := apiextensions.GetCustomResource(ctx, name+"-parent", pulumi.ID(e.Namespace+"/"+e.Name),
@@ -195,9 +210,46 @@ func checkedListener(ctx *pulumi.Context, name string, e *stackconfig.ExistingGa
 	if err != nil {
 		return pulumi.StringOutput{}, fmt.Errorf("gateway: read Gateway %s/%s: %w", e.Namespace, e.Name, err)
 	}
-	return gw.OtherFields.ApplyT(func(fields map[string]any) (string, error) {
+	section := gw.OtherFields.ApplyT(func(fields map[string]any) (string, error) {
 		return e.SectionName, CheckListener(fields["spec"], e)
+	}).(pulumi.StringOutput)
+	if !ofClass {
+		return section, nil
+	}
+	className := gw.OtherFields.ApplyT(func(fields map[string]any) (string, error) {
+		spec, _ := fields["spec"].(map[string]any)
+		class, _ := spec["gatewayClassName"].(string)
+		if class == "" {
+			return "", fmt.Errorf("gateway: Gateway %s/%s has no spec.gatewayClassName", e.Namespace, e.Name)
+		}
+		return class, nil
+	}).(pulumi.StringOutput)
+	class, err := apiextensions.GetCustomResource(ctx, name+"-parent-class", className.ApplyT(func(c string) pulumi.ID { return pulumi.ID(c) }).(pulumi.IDOutput),
+		&apiextensions.CustomResourceState{
+			ApiVersion: pulumi.String(APIVersion), Kind: pulumi.String("GatewayClass"),
+			Metadata: &metav1.ObjectMetaArgs{Name: className},
+		}, parent)
+	if err != nil {
+		return pulumi.StringOutput{}, fmt.Errorf("gateway: read the GatewayClass of Gateway %s/%s: %w", e.Namespace, e.Name, err)
+	}
+	return pulumi.All(section, className, class.OtherFields).ApplyT(func(all []any) (string, error) {
+		spec, _ := all[2].(map[string]any)["spec"].(map[string]any)
+		controller, _ := spec["controllerName"].(string)
+		return all[0].(string), CheckClassController(e, all[1].(string), controller, ranges)
 	}).(pulumi.StringOutput), nil
+}
+
+// CheckClassController refuses source ranges on an existing Gateway whose class another
+// controller than Traefik serves: the stack enforces them with a Traefik Middleware only, and a
+// range that nothing enforces must not look like protection.
+func CheckClassController(e *stackconfig.ExistingGateway, class, controller string, ranges []string) error {
+	if len(ranges) == 0 || controller == TraefikControllerName {
+		return nil
+	}
+	return fmt.Errorf("config \"ingressSourceRanges\": %q is invalid; allowed: empty with Gateway %s/%s, whose GatewayClass %s is served by %q, "+
+		"not Traefik (%s): the stack cannot enforce source ranges there; enforce them at that Gateway and set gatewayController=other "+
+		"with allowUnenforcedSourceRanges=true, or clear ingressSourceRanges",
+		strings.Join(ranges, ","), e.Namespace, e.Name, class, controller, TraefikControllerName)
 }
 
 // CheckListener finds the listener named e.SectionName in a Gateway spec and refuses anything but

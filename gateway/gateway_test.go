@@ -277,3 +277,56 @@ func TestCreatedGatewayListensForEveryRouteAndEachRouteHasItsHTTPRoute(t *testin
 		t.Errorf("%d Middlewares, want one shared by the routes", n)
 	}
 }
+
+// An existing Gateway without a configured controller: the stack reads its GatewayClass and
+// enforces the source ranges when Traefik serves it.
+func TestExistingGatewayOfTraefikClassEnforcesRanges(t *testing.T) {
+	a := existingArgs("websecure")
+	a.Controller = stackconfig.ControllerOfGatewayClass
+	m, err := runGateway(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := m.OfType("kubernetes:gateway.networking.k8s.io/v1:GatewayClass")
+	if len(classes) != 1 || !classes[0].Read {
+		t.Fatalf("GatewayClass registrations %+v, want one read", classes)
+	}
+	if n := len(m.OfType(tMiddleware)); n != 1 {
+		t.Errorf("%d Middlewares for a Gateway of Traefik's class with source ranges, want 1", n)
+	}
+	if f := m.Get(t, tRoute, "reg").Lookup("spec", "rules", 0, "filters"); f == nil {
+		t.Errorf("the route has no filter: the source ranges would not be enforced")
+	}
+}
+
+// Another controller behind the existing Gateway's class: source ranges are refused, naming the
+// key, and nothing is routed; without ranges the route attaches.
+func TestExistingGatewayOfOtherClassRefusesRanges(t *testing.T) {
+	a := existingArgs("websecure")
+	a.Existing.Name = "edge-eg"
+	a.Controller = stackconfig.ControllerOfGatewayClass
+	m, err := runGateway(t, a)
+	if err == nil {
+		t.Fatal("source ranges accepted on a Gateway whose class another controller serves")
+	}
+	for _, s := range []string{`config "ingressSourceRanges"`, "10.0.0.0/8", "example.com/eg", "gatewayController=other"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error lacks %q: %v", s, err)
+		}
+	}
+	if n := len(m.OfType(tRoute)) + len(m.OfType(tGrant)); n != 0 {
+		t.Errorf("the route or the ReferenceGrant was registered anyway")
+	}
+
+	a.SourceRanges = nil
+	m, err = runGateway(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.OfType(tMiddleware)); n != 0 {
+		t.Errorf("%d Middlewares without source ranges", n)
+	}
+	if got := m.Get(t, tRoute, "reg").String("spec", "parentRefs", 0, "name"); got != "edge-eg" {
+		t.Errorf("route parent = %q", got)
+	}
+}

@@ -163,7 +163,7 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "gatewayListenerPort", value: "70000", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "from 1 to 65535"},
 		{key: "gatewayController", value: "nginx", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "traefik, other"},
 		{key: "gatewayController", value: "other", extra: map[string]string{"routing": "gateway", "gatewayClassName": "eg", "ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce"},
-		{key: "gatewayController", value: "", extra: map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https", "ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce"},
+		{key: "allowUnenforcedSourceRanges", value: "true", extra: map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https", "ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "unless gatewayController is other"},
 		{key: "ingressController", value: "traefik", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "empty with routing gateway"},
 		{key: "tlsSource", value: "acme", allowed: "generated, secret"},
 		{key: "tlsSecretName", value: "registry-tls", extra: map[string]string{"tlsSource": "secret"}, allowed: "the generated certificate's Secret"},
@@ -398,6 +398,14 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	}
 	if c.Routing.Gateway.Create != nil || *c.Routing.Gateway.Existing != (ExistingGateway{Name: "edge", Namespace: "images", SectionName: "https"}) {
 		t.Errorf("existing gateway = %+v (namespace defaults to the stack's)", c.Routing.Gateway.Existing)
+	}
+
+	// An existing Gateway without gatewayController: its class's controller, read at deploy time,
+	// decides about the ranges (the gateway component refuses them unless Traefik serves it).
+	c, err = parse(map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https",
+		"ingressSourceRanges": `["10.0.0.0/8"]`})
+	if err != nil || c.Routing.Controller != ControllerOfGatewayClass {
+		t.Errorf("existing gateway without gatewayController: controller %q, %v; want %q", c.Routing.Controller, err, ControllerOfGatewayClass)
 	}
 
 	c, err = parse(map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"})

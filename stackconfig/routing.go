@@ -26,6 +26,11 @@ const (
 	ControllerNginx   Controller = "nginx"
 	ControllerTraefik Controller = "traefik"
 	ControllerOther   Controller = "other"
+	// ControllerOfGatewayClass is the controller of an existing Gateway's class, which only the
+	// cluster knows: the gateway component reads the Gateway and its GatewayClass (in preview too)
+	// and enforces the source ranges when Traefik serves it, refusing them otherwise. Never a
+	// config value: gatewayController left empty with gatewayName.
+	ControllerOfGatewayClass Controller = "of-gatewayclass"
 )
 
 // TLSSourceKind is where the server certificate comes from.
@@ -113,16 +118,19 @@ func (c *Config) ingressController() Controller {
 	return knownIngressControllers[c.IngressClassName]
 }
 
-// gatewayController is the configured controller, or the one a created Gateway's class implies.
+// gatewayController is the configured controller, the one a created Gateway's class implies, or
+// that of an existing Gateway's class (read from the cluster).
 func (c *Config) gatewayController() Controller {
-	if c.GatewayController != "" {
+	switch {
+	case c.GatewayController != "":
 		return Controller(c.GatewayController)
-	}
-	if c.GatewayClassName == "traefik" {
+	case c.GatewayClassName == "traefik":
 		return ControllerTraefik
+	case c.GatewayClassName == "" && c.GatewayName != "":
+		return ControllerOfGatewayClass
 	}
-	// An existing Gateway, or a class the stack does not know: HTTPS-only is still checked (the
-	// listener's protocol); source ranges are refused unless the user opts out.
+	// A class the stack does not know: HTTPS-only is still checked (the listener's protocol);
+	// source ranges are refused unless the user opts out.
 	return ControllerOther
 }
 
@@ -248,6 +256,14 @@ func (v *validator) validateRouting(c *Config) {
 
 // unenforced refuses source ranges the chosen controller cannot enforce, unless the user said so.
 func (v *validator) unenforced(c *Config, ctrl Controller, key, enforcing string) {
+	if ctrl == ControllerOfGatewayClass {
+		// The ranges are checked against the class's controller when the Gateway is read.
+		if c.AllowUnenforcedSourceRanges {
+			v.bad("allowUnenforcedSourceRanges", "true", "false unless gatewayController is other: the stack reads the existing Gateway's "+
+				"class and enforces the source ranges itself when Traefik serves it; set gatewayController=other to accept ranges it cannot enforce")
+		}
+		return
+	}
 	if ctrl == ControllerOther && len(c.IngressSourceRanges) > 0 && !c.AllowUnenforcedSourceRanges {
 		v.bad(key, string(ctrl), fmt.Sprintf(enforcing+" while ingressSourceRanges is set: the stack cannot enforce %s "+
 			"on another controller; enforce them elsewhere and set allowUnenforcedSourceRanges=true, or clear ingressSourceRanges",

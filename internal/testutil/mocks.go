@@ -93,9 +93,24 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 					"name": resource.NewStringProperty(name), "protocol": resource.NewStringProperty(protocol),
 				})
 			}
+			// Its class: traefik, unless the Gateway's name ends in -<class>.
+			class := "traefik"
+			name := string(args.ID)[strings.LastIndex(string(args.ID), "/")+1:]
+			if i := strings.LastIndex(name, "-"); i >= 0 {
+				class = name[i+1:]
+			}
 			outs["spec"] = resource.NewObjectProperty(resource.PropertyMap{
-				"listeners": resource.NewArrayProperty([]resource.PropertyValue{listener("websecure", "HTTPS"), listener("web", "HTTP")}),
+				"gatewayClassName": resource.NewStringProperty(class),
+				"listeners":        resource.NewArrayProperty([]resource.PropertyValue{listener("websecure", "HTTPS"), listener("web", "HTTP")}),
 			})
+		}
+	case "kubernetes:gateway.networking.k8s.io/v1:GatewayClass":
+		if args.ID != "" { // a read: Traefik's controller for class traefik, another one otherwise
+			controller := "example.com/" + string(args.ID)
+			if args.ID == "traefik" {
+				controller = "traefik.io/gateway-controller"
+			}
+			outs["spec"] = resource.NewObjectProperty(resource.PropertyMap{"controllerName": resource.NewStringProperty(controller)})
 		}
 	case "kubernetes:core/v1:PersistentVolumeClaim":
 		// The provider waits for the claim to bind; a dynamic claim then names its new PV.
