@@ -79,6 +79,8 @@ func TestE2E(t *testing.T) {
 		f := &fixture{Fixture: kit.NewTrackFixture(t, "gc")}
 		f.RunSteps(t, []kit.Step{
 			{Name: "deploy", Run: f.stepDeploy, Critical: true},
+			// The README's `pulumi config set` examples as written (issue 23): the CLI, no cluster.
+			{Name: "readme_config_commands", Run: f.stepReadmeConfigCommands},
 			{Name: "gc_on_empty_registry", Run: f.stepGCEmpty},
 			{Name: "push_pull", Run: f.stepPushPull, Critical: true},
 			// Self-healing GC (issue 12): a GC pod killed while read-only, while collecting, and a
