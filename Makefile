@@ -42,8 +42,9 @@ test: $(PROMTOOL)
 $(PROMTOOL): tools/promtool/go.mod tools/promtool/go.sum
 	go -C tools/promtool build -tags remove_all_sd -o $(PROMTOOL) github.com/prometheus/prometheus/cmd/promtool
 
-## e2e: the end-to-end suite against the cluster of the current KUBECONFIG (real pulumi CLI).
-e2e:
+## e2e: the end-to-end suite against the cluster of the current KUBECONFIG (real pulumi CLI). The
+## program is built first, once: the suite's two deployments would otherwise both compile it.
+e2e: build
 	go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -run '^TestE2E$$' -v ./e2e/
 
 ## bench: benchmarks on the cluster of the current KUBECONFIG; results in results/ (git-ignored).

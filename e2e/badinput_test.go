@@ -75,7 +75,7 @@ var configKeyRE = regexp.MustCompile(`config "([^"]+)"`)
 // `pulumi up`) of a separate throwaway stack (same backend, its own namespace name): the command
 // fails, the message names exactly the keys of the group and quotes each value on its key's line,
 // and nothing is created — the throwaway stack has no resource, no namespace or PV of its namespace
-// exists in the cluster, and the main stack's resources are untouched.
+// exists in the cluster, and the deployed stack's resources are untouched.
 func (f *fixture) stepBadConfigRejected(t *testing.T) {
 	need(t, f.StackCreated, "stack")
 	ctx := context.Background()
@@ -206,9 +206,9 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(mainAfter) != len(mainBefore) {
-		t.Errorf("the main stack went from %d to %d resources", len(mainBefore), len(mainAfter))
+		t.Errorf("the deployed stack went from %d to %d resources", len(mainBefore), len(mainAfter))
 	}
-	f.Report.Fact("invalid stack config through the real CLI (throwaway stack %s; no namespace or PV of %s, main stack %d resources before and after):\n%s",
+	f.Report.Fact("invalid stack config through the real CLI (throwaway stack %s; no namespace or PV of %s, deployed stack %d resources before and after):\n%s",
 		p.Stack, badNamespace, len(mainAfter), strings.Join(lines, "\n"))
 }
 
