@@ -233,7 +233,8 @@ func checkedListener(ctx *pulumi.Context, name string, e *stackconfig.ExistingGa
 		return pulumi.StringOutput{}, fmt.Errorf("gateway: read the GatewayClass of Gateway %s/%s: %w", e.Namespace, e.Name, err)
 	}
 	return pulumi.All(section, className, class.OtherFields).ApplyT(func(all []any) (string, error) {
-		spec, _ := all[2].(map[string]any)["spec"].(map[string]any)
+		fields, _ := all[2].(map[string]any)
+		spec, _ := fields["spec"].(map[string]any)
 		controller, _ := spec["controllerName"].(string)
 		return all[0].(string), CheckClassController(e, all[1].(string), controller, ranges)
 	}).(pulumi.StringOutput), nil
