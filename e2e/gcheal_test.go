@@ -79,6 +79,26 @@ EOF`, seconds, collectorReleaseFile)
 	return job, nil
 }
 
+// holdGC starts a stretched GC run (startSlowGC), deletes its Job when the step ends, and returns
+// the Job and its pod once the pod runs its garbage-collect step (every replica read-only).
+func (f *fixture) holdGC(ctx context.Context, t *testing.T, label string, mode slowCollector, seconds int) (job, pod string) {
+	t.Helper()
+	job, err := f.startSlowGC(ctx, label, mode, seconds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := f.Kube.NS(context.Background(), "delete", "job", job, "--wait=false", "--ignore-not-found"); err != nil {
+			t.Logf("delete job %s: %v", job, err)
+		}
+	})
+	pod, err = f.gcPodCollecting(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job, pod
+}
+
 // collectorReleaseFile ends the wait of a stretched collector (slowCollectorRuns).
 const collectorReleaseFile = "/tmp/release-collector"
 
@@ -352,19 +372,7 @@ func (f *fixture) startWatchdogsOnExpiry(ctx context.Context, t *testing.T) (sto
 func (f *fixture) killGCAndHeal(t *testing.T, label string, mode slowCollector, start watchdogStart) {
 	need(t, f.Client != nil && f.imgKeep != nil, "deployment and a pushed image")
 	ctx := context.Background()
-	job, err := f.startSlowGC(ctx, label, mode, 600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if _, err := f.Kube.NS(ctx, "delete", "job", job, "--wait=false", "--ignore-not-found"); err != nil {
-			t.Logf("delete job %s: %v", job, err)
-		}
-	}()
-	pod, err := f.gcPodCollecting(ctx, job)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, pod := f.holdGC(ctx, t, label, mode, 600)
 	if mode == slowCollectorRuns {
 		if err := kit.Poll(ctx, 30*time.Second, 500*time.Millisecond, func() (bool, error) {
 			uids, err := f.podUIDs(ctx)
@@ -385,7 +393,7 @@ func (f *fixture) killGCAndHeal(t *testing.T, label string, mode slowCollector, 
 		stopWatchdogs = f.startWatchdogsOnExpiry(ctx, t)
 	}
 	var back time.Time
-	err = kit.Poll(ctx, healBound+time.Minute, 500*time.Millisecond, func() (bool, error) {
+	err := kit.Poll(ctx, healBound+time.Minute, 500*time.Millisecond, func() (bool, error) {
 		for _, at := range pushes.stats.snapshot().AckedAt {
 			if at.After(killed) {
 				back = at

@@ -519,19 +519,7 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 	// The collector is held until the HPA has scaled and its pods are Ready: they start while the
 	// registry must be read-only, which is the event under test (a plain GC run is over before
 	// metrics-server reports the load).
-	job, err := f.startSlowGC(ctx, "gc-hpa", slowCollectorRuns, 600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if _, err := f.Kube.NS(ctx, "delete", "job", job, "--wait=false", "--ignore-not-found"); err != nil {
-			t.Logf("delete job %s: %v", job, err)
-		}
-	}()
-	pod, err := f.gcPodCollecting(ctx, job)
-	if err != nil {
-		t.Fatal(err)
-	}
+	job, pod := f.holdGC(ctx, t, "gc-hpa", slowCollectorRuns, 600)
 	var desired int
 	scaleErr := kit.Poll(ctx, 4*time.Minute, 3*time.Second, func() (bool, error) {
 		out, err := f.Kube.NS(ctx, "get", "hpa", hpa, "-o", "jsonpath={.status.desiredReplicas}")

@@ -106,16 +106,18 @@ func loadSettings(ctx context.Context, track string) (*Settings, error) {
 		return nil, err
 	}
 	own := func(name string) string { return name }
+	hostname := Env("E2E_HOSTNAME", "registry.e2e.test")
 	if track != "" {
 		suffix = track + "-" + suffix
 		own = func(name string) string { return name + "-" + track }
-	}
-	hostname := Env("E2E_HOSTNAME", "registry.e2e.test")
-	if track != "" {
 		hostname = track + "." + hostname
 	}
+	namespace := "regstack-e2e-" + suffix
+	if v := Env("E2E_NAMESPACE", ""); v != "" {
+		namespace = own(v)
+	}
 	s := &Settings{
-		Namespace:          Env("E2E_NAMESPACE", "regstack-e2e-"+suffix),
+		Namespace:          namespace,
 		Hostname:           hostname,
 		IngressClass:       Env("E2E_INGRESS_CLASS", "traefik"),
 		StorageMode:        Env("E2E_STORAGE_MODE", "dynamic"),
@@ -133,9 +135,6 @@ func loadSettings(ctx context.Context, track string) (*Settings, error) {
 		GatewayHTTPPort:    Env("E2E_GATEWAY_HTTP_PORT", "8000"),
 		Keep:               Env("E2E_KEEP", "") == "1",
 		Stack:              "e2e-" + suffix,
-	}
-	if v := Env("E2E_NAMESPACE", ""); v != "" {
-		s.Namespace = own(v)
 	}
 	switch s.StorageMode {
 	case "hostPath", "dynamic":
