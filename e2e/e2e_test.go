@@ -77,7 +77,10 @@ func TestE2E(t *testing.T) {
 		t.Parallel()
 		f := &fixture{Fixture: kit.NewTrackFixture(t, "gc")}
 		f.RunSteps(t, []kit.Step{
-			{Name: "deploy", Run: f.stepDeploy, Critical: true},
+			// The track starts as an existing stack would: deployed by the previous release, then
+			// upgraded to this program (issue 23: the RegistryStack component).
+			{Name: "deploy_previous_release", Run: f.stepDeployPreviousRelease, Critical: true},
+			{Name: "upgrade_keeps_data_and_identity", Run: f.stepUpgrade},
 			// The CLI alone: invalid config refused before anything exists, and the README's
 			// `pulumi config set` examples as written (issue 23).
 			{Name: "bad_config_rejected", Run: f.stepBadConfigRejected},

@@ -30,6 +30,9 @@ type fixture struct {
 	// leaseName is the GC lease (stack output gcLeaseName), read when first needed.
 	leaseName string
 
+	// upgrade is what the previous release left (gc track; nil: not deployed from it).
+	upgrade *upgradeState
+
 	// retired are secrets the rotation steps replaced (name -> value): like the current ones they
 	// must never appear in plain text in the state, logs, outputs or ConfigMaps.
 	retired map[string]string

@@ -99,6 +99,13 @@ func requireUpdated(t *testing.T, what string, ops []kit.StepOp, resources []kit
 // outputs.
 func compareIdentitiesExcept(t *testing.T, before, after []kit.StateResource, except string) int {
 	t.Helper()
+	return compareIdentitiesMapped(t, before, after, except, func(urn string) string { return urn })
+}
+
+// compareIdentitiesMapped is compareIdentitiesExcept for resources whose URN changed on purpose
+// (aliased): newURN maps a URN of before to its URN after.
+func compareIdentitiesMapped(t *testing.T, before, after []kit.StateResource, except string, newURN func(string) string) int {
+	t.Helper()
 	byURN := map[string]kit.StateResource{}
 	for _, r := range after {
 		byURN[r.URN] = r
@@ -108,9 +115,9 @@ func compareIdentitiesExcept(t *testing.T, before, after []kit.StateResource, ex
 		if b.URN == except || b.Type == "pulumi:pulumi:Stack" || strings.HasPrefix(b.Type, "pulumi:providers:") {
 			continue
 		}
-		a, ok := byURN[b.URN]
+		a, ok := byURN[newURN(b.URN)]
 		if !ok {
-			t.Errorf("%s disappeared from the state", b.URN)
+			t.Errorf("%s disappeared from the state (looked for %s)", b.URN, newURN(b.URN))
 			continue
 		}
 		if a.ID != b.ID {

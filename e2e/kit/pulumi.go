@@ -52,6 +52,13 @@ func NewPulumiCLI(projectDir, workDir, logDir, stack string) (*PulumiCLI, error)
 	return p, nil
 }
 
+// InProject is a CLI on the same stack (backend, config file, passphrase) running the program in
+// dir: another release of the project, e.g. the previous one for an upgrade. Its logs go beside
+// p's (give its commands labels of their own).
+func (p *PulumiCLI) InProject(dir string) *PulumiCLI {
+	return &PulumiCLI{projectDir: dir, BackendDir: p.BackendDir, ConfigFile: p.ConfigFile, Stack: p.Stack, logDir: p.logDir}
+}
+
 // env is added to the test process environment for every pulumi call.
 func (p *PulumiCLI) env() []string {
 	return []string{
@@ -203,6 +210,11 @@ func (p *PulumiCLI) PreviewJSON(ctx context.Context, label string, extra ...stri
 	if err != nil {
 		return nil, fmt.Errorf("pulumi preview --json: %w", err)
 	}
+	return DecodePreview(out)
+}
+
+// DecodePreview decodes what `pulumi preview --json` printed.
+func DecodePreview(out string) (*PreviewResult, error) {
 	var res PreviewResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		return nil, fmt.Errorf("decode preview --json: %w\n%s", err, Tail(out, 20))

@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// PreviousRelease is the last commit whose program registered the stack's parts at the root of
+// the stack, before the RegistryStack component: the layout every existing stack has today.
+const PreviousRelease = "63c74f69dbe9c2731ac491a658f8860f8e66cdb0"
+
 // Settings is everything the suite takes from the environment. Defaults fit the sandbox cluster
 // (../shared/sandbox/cluster); README.md lists the values for minikube.
 type Settings struct {
@@ -57,6 +61,10 @@ type Settings struct {
 
 	// S3 is the object store of the S3 suite (storageDriver s3); nil: the filesystem driver.
 	S3 *S3Target
+
+	// UpgradeFrom is the git commit of the previous release (E2E_UPGRADE_FROM, default
+	// PreviousRelease): the gc track deploys it first and upgrades to the working tree's program.
+	UpgradeFrom string
 
 	// Keep leaves the stack, namespace, PV and temp dirs in place when the suite fails (debugging).
 	Keep bool
@@ -129,6 +137,7 @@ func loadSettings(ctx context.Context, track string) (*Settings, error) {
 		IngressService:     Env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
 		IngressPort:        Env("E2E_INGRESS_PORT", "443"),
 		IngressHTTPAddr:    Env("E2E_INGRESS_HTTP_ADDR", os.Getenv("INGRESS_HTTP_ADDR")),
+		UpgradeFrom:        Env("E2E_UPGRADE_FROM", PreviousRelease),
 		GatewayClass:       Env("E2E_GATEWAY_CLASS", "traefik"),
 		ClusterIngressHost: Env("E2E_CLUSTER_INGRESS_HOST", "traefik.ingress.svc.cluster.local"),
 		GatewayPort:        Env("E2E_GATEWAY_PORT", "8443"),

@@ -1,4 +1,4 @@
-package main
+package registrystack
 
 import (
 	"encoding/base64"
@@ -19,11 +19,11 @@ const mirrorCAFile = "registry-stack-ca.crt"
 
 // mirrorOutputs describe every mirror and give ready-to-use client configuration; anything that
 // holds a credential is a secret output. No mirror: no outputs.
-func mirrorOutputs(cfg *stackconfig.Config, mirrors []*mirror) pulumi.Map {
+func mirrorOutputs(args *Args, mirrors []*mirror) pulumi.Map {
 	if len(mirrors) == 0 {
 		return nil
 	}
-	trustCA := cfg.TLS.Secret == nil || cfg.TLS.Secret.CACertPEM != ""
+	trustCA := args.TLS.Secret == nil || args.TLS.Secret.CACertPEM != ""
 	info := pulumi.Map{}
 	passwords := pulumi.StringMap{}
 	var hostFiles []pulumi.StringOutput
@@ -73,7 +73,7 @@ func mirrorOutputs(cfg *stackconfig.Config, mirrors []*mirror) pulumi.Map {
 	out := pulumi.Map{
 		"mirrors":               info,
 		"mirrorContainerdHosts": hosts,
-		"mirrorSetupCommands":   pulumi.String(MirrorSetupCommands(cfg.Mirrors, trustCA)),
+		"mirrorSetupCommands":   pulumi.String(MirrorSetupCommands(args.Mirrors, trustCA)),
 	}
 	if len(passwords) > 0 {
 		out["mirrorPasswords"] = pulumi.ToSecret(passwords.ToStringMapOutput())

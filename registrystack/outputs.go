@@ -1,4 +1,4 @@
-package main
+package registrystack
 
 import (
 	"fmt"
@@ -15,23 +15,23 @@ import (
 )
 
 // stackOutputs is what a user needs to log in, trust the CA and push; the password only as a secret.
-func stackOutputs(cfg *stackconfig.Config, reg *registry.Registry, cert *tlscert.TLS, route *routeInfo,
+func stackOutputs(args *Args, reg *registry.Registry, cert *tlscert.TLS, route *routeInfo,
 	collector *gc.GC, data *storage.Storage, cache *redis.Redis) pulumi.Map {
-	host := cfg.Hostname
+	host := args.Hostname
 	out := pulumi.Map{
 		"url":                   pulumi.String("https://" + host),
 		"routing":               pulumi.String(route.Description),
 		"routeName":             route.Name,
 		"tlsSecretName":         cert.SecretName,
 		"hostname":              pulumi.String(host),
-		"namespace":             pulumi.String(cfg.Namespace),
+		"namespace":             pulumi.String(args.Namespace),
 		"username":              reg.Username,
 		"password":              pulumi.ToSecret(reg.Password),
 		"passwords":             pulumi.ToSecret(reg.Passwords),
 		"caCertPem":             cert.CACertPem,
-		"dockerLoginCommand":    pulumi.String(DockerLoginCommand(host, cfg.Username)),
-		"trustCaCommands":       pulumi.String(TrustCACommands(host, cfg.TLS)),
-		"cranePushExample":      pulumi.String(CranePushExample(host, cfg.Username)),
+		"dockerLoginCommand":    pulumi.String(DockerLoginCommand(host, args.Accounts[0])),
+		"trustCaCommands":       pulumi.String(TrustCACommands(host, args.TLS)),
+		"cranePushExample":      pulumi.String(CranePushExample(host, args.Accounts[0])),
 		"deploymentName":        reg.DeploymentName,
 		"serviceName":           reg.ServiceName,
 		"gcCronJobName":         collector.CronJobName,
@@ -39,7 +39,7 @@ func stackOutputs(cfg *stackconfig.Config, reg *registry.Registry, cert *tlscert
 		"gcLeaseName":           collector.LeaseName,
 		"storage":               pulumi.String(data.Backend.Description),
 	}
-	if cfg.Storage.Filesystem != nil {
+	if args.Storage.Filesystem != nil {
 		out["claimName"], out["volumeName"] = data.ClaimName, data.VolumeName
 	}
 	if cache != nil {

@@ -1,4 +1,4 @@
-package main
+package registrystack
 
 import (
 	"encoding/base64"

@@ -1,0 +1,56 @@
+package registrystack
+
+import (
+	"fmt"
+
+	"github.com/regstack/registry-stack/stackconfig"
+)
+
+// DefaultArgs are the args of a stack whose config sets nothing: every default comes from the one
+// table of stack config keys (stackconfig), so a Go program and a stack see the same defaults.
+// Change what differs, e.g. Hostname, and pass them to NewRegistryStack.
+func DefaultArgs() *Args {
+	cfg, err := stackconfig.Parse(func(string) (string, bool) { return "", false }, func(string) bool { return false })
+	if err != nil {
+		// The defaults are valid; a unit test keeps them so.
+		panic(fmt.Sprintf("registrystack: the default config is invalid: %v", err))
+	}
+	return ArgsFromConfig(cfg)
+}
+
+// ArgsFromConfig maps validated stack config onto the component's args.
+func ArgsFromConfig(cfg *stackconfig.Config) *Args {
+	args := &Args{
+		Namespace:        cfg.Namespace,
+		CreateNamespace:  cfg.CreateNamespace,
+		Hostname:         cfg.Hostname,
+		ExtraDNSNames:    cfg.ExtraDNSNames,
+		ExtraIPAddresses: cfg.ExtraIPAddresses,
+		Routing:          cfg.Routing,
+		TLS:              cfg.TLS,
+		Storage:          cfg.Storage,
+		Registry: RegistryArgs{
+			Image:         cfg.RegistryImage,
+			Replicas:      cfg.Replicas,
+			LogLevel:      cfg.LogLevel,
+			ServiceType:   cfg.ServiceType,
+			CPURequest:    cfg.RegistryCPURequest,
+			MemoryRequest: cfg.RegistryMemoryRequest,
+			MemoryLimit:   cfg.RegistryMemoryLimit,
+		},
+		Accounts:    cfg.Accounts(),
+		GC:          GCArgs{Schedule: cfg.GCSchedule, Suspend: cfg.GCSuspend, KubectlImage: cfg.GCKubectlImage},
+		Mirrors:     cfg.Mirrors,
+		Monitoring:  cfg.Monitoring,
+		Autoscaling: cfg.Autoscaling,
+	}
+	if cfg.CacheEnabled {
+		args.Cache = &CacheArgs{
+			Image:         cfg.RedisImage,
+			MaxMemory:     cfg.RedisMaxMemory,
+			CPURequest:    cfg.RedisCPURequest,
+			MemoryRequest: cfg.RedisMemoryRequest,
+		}
+	}
+	return args
+}

@@ -1,0 +1,135 @@
+// An external test package: it uses the component as any Go Pulumi program would.
+package registrystack_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/registrystack"
+	"github.com/regstack/registry-stack/stackconfig"
+)
+
+// twoStacks is a program with two registries in one namespace, the second with its own hostname
+// and mirror, neither creating the namespace.
+func twoStacks(ctx *pulumi.Context) error {
+	k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{})
+	if err != nil {
+		return err
+	}
+	for _, s := range []struct{ name, host string }{{"registry", "registry.example.com"}, {"team-b", "team-b.example.com"}} {
+		args := registrystack.DefaultArgs()
+		args.Namespace, args.CreateNamespace, args.Hostname = "shared", false, s.host
+		args.Mirrors = []stackconfig.Mirror{{Name: "hub", Upstream: "https://registry-1.docker.io", Hostname: "hub." + s.host, TTL: "168h",
+			Storage: stackconfig.Storage{Filesystem: &stackconfig.FilesystemStorage{Mode: stackconfig.StorageDynamic, ClaimSize: "20Gi",
+				AccessMode: "ReadWriteOnce", StorageClassName: "standard"}}}}
+		if _, err := registrystack.NewRegistryStack(ctx, s.name, args, pulumi.Provider(k8s)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestTwoStacksShareANamespaceWithoutAClash(t *testing.T) {
+	m := testutil.MustRun(t, nil, twoStacks)
+	objects := map[string]string{}
+	urns := map[string]bool{}
+	for _, r := range m.Resources() {
+		// The engine keys state by URN: type chain + name. A duplicate would be refused by a real
+		// engine; the mocks do not check, so the test does.
+		key := r.Parent + "|" + r.Type + "|" + r.Name
+		if urns[key] {
+			t.Errorf("two resources share parent, type and name: %s", key)
+		}
+		urns[key] = true
+		if !strings.HasPrefix(r.Type, "kubernetes:") || r.Read || r.Type == "pulumi:providers:kubernetes" {
+			continue
+		}
+		name := r.String("metadata", "name")
+		if name == "" {
+			t.Errorf("%s/%s: no metadata.name", r.Type, r.Name)
+			continue
+		}
+		obj := r.Type + " " + r.String("metadata", "namespace") + "/" + name
+		if prev, ok := objects[obj]; ok {
+			t.Errorf("%s is registered twice (as %s and %s)", obj, prev, r.Name)
+		}
+		objects[obj] = r.Name
+	}
+	for _, want := range []string{"kubernetes:apps/v1:Deployment shared/registry", "kubernetes:apps/v1:Deployment shared/team-b",
+		"kubernetes:apps/v1:Deployment shared/team-b-mirror-hub", "kubernetes:core/v1:PersistentVolumeClaim shared/team-b-data",
+		"kubernetes:batch/v1:CronJob shared/team-b-gc"} {
+		if _, ok := objects[want]; !ok {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if len(m.OfType(registrystack.Type)) != 2 {
+		t.Errorf("%d RegistryStack components, want 2", len(m.OfType(registrystack.Type)))
+	}
+}
+
+func TestEveryChildIsUnderTheComponentAndAliasedToTheRoot(t *testing.T) {
+	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{})
+		if err != nil {
+			return err
+		}
+		_, err = registrystack.NewRegistryStack(ctx, "registry", registrystack.DefaultArgs(), pulumi.Provider(k8s))
+		return err
+	})
+	for _, r := range m.Resources() {
+		switch {
+		case r.Type == registrystack.Type || r.Type == "pulumi:providers:kubernetes":
+			continue
+		case r.Parent == "urn:pulumi:"+testutil.Stack+"::"+testutil.Project+"::"+registrystack.Type+"::registry":
+			// A direct child: before the component existed it sat at the stack's root, and the
+			// alias (no parent) is what keeps its state, and its children's, on upgrade.
+			if len(r.AliasParents) != 1 || r.AliasParents[0] != "" {
+				t.Errorf("%s/%s: aliases %q, want one without a parent", r.Type, r.Name, r.AliasParents)
+			}
+		case !strings.Contains(r.Parent, registrystack.Type):
+			t.Errorf("%s/%s: parent %q is not under the component", r.Type, r.Name, r.Parent)
+		}
+		if strings.HasPrefix(r.Type, "kubernetes:") && !strings.Contains(r.Provider, "pulumi:providers:kubernetes::k8s") {
+			t.Errorf("%s/%s: provider %q, want the one passed to the component", r.Type, r.Name, r.Provider)
+		}
+	}
+}
+
+func TestDefaultArgsAreValidAndMatchTheStackDefaults(t *testing.T) {
+	a := registrystack.DefaultArgs()
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := stackconfig.Defaults()
+	if a.Namespace != d["namespace"] || a.Hostname != d["hostname"] || a.Registry.Image != d["registryImage"] ||
+		a.Cache == nil || a.Cache.Image != d["redisImage"] || a.GC.Schedule != d["gcSchedule"] || a.Accounts[0] != d["username"] {
+		t.Errorf("DefaultArgs differ from the config defaults: %+v", a)
+	}
+}
+
+func TestValidateNamesEveryBrokenField(t *testing.T) {
+	a := registrystack.DefaultArgs()
+	a.Namespace, a.Accounts, a.Registry.Replicas = "", nil, 0
+	a.Routing.Gateway = &stackconfig.GatewayRouting{}
+	a.Mirrors = []stackconfig.Mirror{{Name: "hub"}, {Name: "hub"}}
+	err := a.Validate()
+	if err == nil {
+		t.Fatal("invalid args accepted")
+	}
+	for _, want := range []string{"Namespace: required", "Accounts:", "Registry.Replicas: 0", "Routing: exactly one", "Mirrors[1].Name"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	m, runErr := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
+		_, err := registrystack.NewRegistryStack(ctx, "registry", a)
+		return err
+	})
+	if runErr == nil || len(m.Resources()) != 0 {
+		t.Errorf("NewRegistryStack with invalid args: err %v, %d resources registered (want an error and none)", runErr, len(m.Resources()))
+	}
+}
