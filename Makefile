@@ -4,7 +4,7 @@ export GOTOOLCHAIN ?= local
 STACK ?= minikube
 E2E_TIMEOUT ?= 75m
 
-.PHONY: build deploy preview destroy test e2e bench
+.PHONY: build provider deploy preview destroy test e2e bench
 
 ## build: compile the program where Pulumi.yaml's buildTarget puts it, listing the packages as they
 ## compile: the first build of a fresh clone takes minutes (about 9 on a cold Go cache), which
@@ -12,6 +12,12 @@ E2E_TIMEOUT ?= 75m
 build:
 	@echo "go build -o .bin/registry-stack . (the first build of a clone takes minutes; packages are listed as they compile)"
 	go build -v -o .bin/registry-stack .
+
+## provider: the component provider plugin (pulumi-resource-registry-stack) that serves the
+## RegistryStack component to YAML, TypeScript, Python and .NET programs; examples/yaml loads it
+## from .bin (see README, "Use it from your own program").
+provider:
+	go build -o .bin/pulumi-resource-registry-stack ./cmd/pulumi-resource-registry-stack
 
 ## deploy: create/select the stack (default: minikube) and deploy it to its cluster.
 deploy: build

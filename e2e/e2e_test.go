@@ -94,6 +94,9 @@ func TestE2E(t *testing.T) {
 			{Name: "gc_pulumi_up_during_collector", Run: f.stepPulumiUpDuringGC},
 			// Autoscaling (issue 13): an HPA that scales while GC runs.
 			{Name: "autoscaling_hpa", Run: f.stepAutoscalingHPA},
+			// Every Pulumi language (issue 23): the YAML example through the component provider,
+			// beside this stack in its namespace.
+			{Name: "yaml_program_beside", Run: f.stepYAMLProgram},
 			{Name: "no_secret_leaks", Run: f.stepNoSecretLeaks},
 			{Name: "state_has_no_plaintext_secrets", Run: f.stepStateSecrets},
 			{Name: "destroy", Run: f.stepDestroy},

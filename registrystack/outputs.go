@@ -77,3 +77,42 @@ func TrustCACommands(host string, t stackconfig.TLS) string {
 func CranePushExample(host, username string) string {
 	return fmt.Sprintf("pulumi stack output password --show-secrets | crane auth login %s -u %s --password-stdin && crane copy busybox:1.36 %s/library/busybox:1.36", host, username, host)
 }
+
+// OutputDescriptions document every output the component can have (the stack exports them under
+// the same names; the component provider's schema describes them with these). Always is the set
+// present on every stack; the others depend on features.
+var OutputDescriptions = map[string]string{
+	"url":                   "https://<hostname>: the registry's address.",
+	"hostname":              "The DNS name clients use.",
+	"namespace":             "The namespace of every namespaced object.",
+	"routing":               "The way in: mode, class and controller.",
+	"routeName":             "The Ingress or HTTPRoute.",
+	"tlsSecretName":         "The kubernetes.io/tls Secret the route serves.",
+	"username":              "The admin account.",
+	"password":              "The admin account's password (secret).",
+	"passwords":             "Every account's password by account (secret).",
+	"caCertPem":             "The CA clients trust (empty with an outside certificate and no CA given).",
+	"dockerLoginCommand":    "A docker login that keeps the password off the command line.",
+	"trustCaCommands":       "Commands that install the CA for docker, containerd and the OS.",
+	"cranePushExample":      "Copies a public image into the registry with crane.",
+	"deploymentName":        "The registry's Deployment.",
+	"serviceName":           "The registry's Service.",
+	"gcCronJobName":         "The garbage collection CronJob.",
+	"gcWatchdogCronJobName": "The CronJob that restores writes if a GC run dies while read-only.",
+	"gcLeaseName":           "The Lease a GC run holds.",
+	"storage":               "Where the images are stored.",
+	"claimName":             "The data PersistentVolumeClaim (filesystem driver).",
+	"volumeName":            "The data PersistentVolume (filesystem driver).",
+	"redisDeploymentName":   "The Redis Deployment (cache on).",
+	"autoscalerName":        "The HorizontalPodAutoscaler or KEDA ScaledObject (autoscaling on).",
+	"metricsServiceNames":   "The metrics Service of the registry and each mirror (monitoring on).",
+	"mirrors":               "Each mirror by name: url, hostname, upstream, ttl, account, objects.",
+	"mirrorContainerdHosts": "containerd hosts.toml per mirrored upstream, by path (secret when it holds credentials).",
+	"mirrorSetupCommands":   "Commands that point docker, containerd and minikube at the mirrors.",
+	"mirrorPasswords":       "Each mirror's account password by mirror (secret).",
+}
+
+// AlwaysOutputs are the outputs every stack has, whatever its features.
+var AlwaysOutputs = []string{"url", "hostname", "namespace", "routing", "routeName", "tlsSecretName", "username", "password",
+	"passwords", "caCertPem", "dockerLoginCommand", "trustCaCommands", "cranePushExample", "deploymentName", "serviceName",
+	"gcCronJobName", "gcWatchdogCronJobName", "gcLeaseName", "storage"}

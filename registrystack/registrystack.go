@@ -24,8 +24,12 @@ import (
 	"github.com/regstack/registry-stack/tlscert"
 )
 
+// Package is the name of the Pulumi package, also of the component provider's plugin
+// (pulumi-resource-registry-stack).
+const Package = "registry-stack"
+
 // Type is the component's type token, also the component provider's resource type.
-const Type = "registry-stack:index:RegistryStack"
+const Type = Package + ":index:RegistryStack"
 
 // MirrorAccount is the generated account of every mirror that is not anonymous.
 const MirrorAccount = "pull"

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/regstack/registry-stack/stackconfig"
 )
 
@@ -29,6 +31,7 @@ const testPassphrase = "regstack-e2e-passphrase"
 // a temp dir and the stack config file kept beside it, so nothing is written into the repository.
 type PulumiCLI struct {
 	projectDir string // repository root (Pulumi.yaml)
+	project    string // the project's name: the namespace of its config keys
 	BackendDir string
 	ConfigFile string
 	Stack      string
@@ -39,8 +42,19 @@ type PulumiCLI struct {
 // NewPulumiCLI runs the project in projectDir as stack, with its backend and config file in workDir
 // and the logs of long commands in logDir.
 func NewPulumiCLI(projectDir, workDir, logDir, stack string) (*PulumiCLI, error) {
+	raw, err := os.ReadFile(filepath.Join(projectDir, "Pulumi.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("read the project: %w", err)
+	}
+	var project struct {
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal(raw, &project); err != nil || project.Name == "" {
+		return nil, fmt.Errorf("%s/Pulumi.yaml: no project name (%v)", projectDir, err)
+	}
 	p := &PulumiCLI{
 		projectDir: projectDir,
+		project:    project.Name,
 		BackendDir: filepath.Join(workDir, "state"),
 		ConfigFile: filepath.Join(workDir, "Pulumi."+stack+".yaml"),
 		Stack:      stack,
@@ -56,7 +70,7 @@ func NewPulumiCLI(projectDir, workDir, logDir, stack string) (*PulumiCLI, error)
 // dir: another release of the project, e.g. the previous one for an upgrade. Its logs go beside
 // p's (give its commands labels of their own).
 func (p *PulumiCLI) InProject(dir string) *PulumiCLI {
-	return &PulumiCLI{projectDir: dir, BackendDir: p.BackendDir, ConfigFile: p.ConfigFile, Stack: p.Stack, logDir: p.logDir}
+	return &PulumiCLI{projectDir: dir, project: p.project, BackendDir: p.BackendDir, ConfigFile: p.ConfigFile, Stack: p.Stack, logDir: p.logDir}
 }
 
 // env is added to the test process environment for every pulumi call.
@@ -155,7 +169,7 @@ func (p *PulumiCLI) SetConfig(ctx context.Context, config map[string]string) err
 			}
 			e.ObjectValue = &list
 		}
-		values["registry-stack:"+k] = e
+		values[p.project+":"+k] = e
 	}
 	raw, err := json.Marshal(values)
 	if err != nil {
@@ -175,7 +189,7 @@ func (p *PulumiCLI) SetConfigPath(ctx context.Context, path, value string, secre
 		args = append(args, "--secret")
 	}
 	// The common flags first, then "--": a PEM value starts with dashes.
-	args = append(p.args(true, args...), "--", "registry-stack:"+path, value)
+	args = append(p.args(true, args...), "--", p.project+":"+path, value)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if _, err := RunCmd(ctx, p.projectDir, p.env(), "pulumi", args...); err != nil {
@@ -186,7 +200,7 @@ func (p *PulumiCLI) SetConfigPath(ctx context.Context, path, value string, secre
 
 // RemoveConfig removes a key from the stack config (the program's default applies again).
 func (p *PulumiCLI) RemoveConfig(ctx context.Context, key string) error {
-	if _, err := p.Run(ctx, 2*time.Minute, true, "config", "rm", "registry-stack:"+key); err != nil {
+	if _, err := p.Run(ctx, 2*time.Minute, true, "config", "rm", p.project+":"+key); err != nil {
 		return fmt.Errorf("config rm %s: %w", key, err)
 	}
 	return nil

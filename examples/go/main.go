@@ -1,0 +1,32 @@
+// Command go-example is a Pulumi Go program of a platform team that runs the registry beside its
+// other infrastructure: it imports the RegistryStack component instead of copying this repository.
+// `go build ./...` compiles it, so the README's Go example cannot drift from the package.
+package main
+
+import (
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/registrystack"
+	"github.com/regstack/registry-stack/stackconfig"
+)
+
+func main() {
+	pulumi.Run(func(ctx *pulumi.Context) error {
+		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Context: pulumi.String("prod")})
+		if err != nil {
+			return err
+		}
+		args := registrystack.DefaultArgs() // the README's defaults (the one table in stackconfig)
+		args.Hostname = "registry.example.com"
+		args.Routing.Ingress.ClassName = "traefik"
+		args.Routing.Controller = stackconfig.ControllerTraefik
+		reg, err := registrystack.NewRegistryStack(ctx, "registry", args, pulumi.Provider(k8s))
+		if err != nil {
+			return err
+		}
+		ctx.Export("url", reg.URL)
+		ctx.Export("password", reg.Password) // secret
+		return nil
+	})
+}

@@ -1,0 +1,54 @@
+package registrystack
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/internal/testutil"
+)
+
+func TestConfigStringIsWhatConfigSetStores(t *testing.T) {
+	for _, c := range []struct {
+		in   any
+		want string
+	}{
+		{"registry.example.com", "registry.example.com"}, {true, "true"}, {2.0, "2"}, {nil, ""},
+		{[]any{"ci", "node"}, `["ci","node"]`}, {map[string]any{"minReplicas": 2.0}, `{"minReplicas":2}`},
+	} {
+		got, err := configString(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("configString(%#v) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+// rawInputs refuses unknown keys and kubeContext, and keeps the secret flag of each input (the
+// credential keys are refused in plaintext by the same parser as stack config).
+func TestRawInputs(t *testing.T) {
+	var raw map[string]string
+	var secret map[string]bool
+	var err error
+	testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+		raw, secret, err = rawInputs(ctx, pulumi.Map{
+			"hostname":          pulumi.String("registry.example.com").ToStringOutput(),
+			"replicas":          pulumi.Float64(3).ToFloat64Output(),
+			"extraAccounts":     pulumi.ToStringArray([]string{"ci"}).ToStringArrayOutput(),
+			"s3SecretAccessKey": pulumi.ToSecret(pulumi.String("k")).(pulumi.StringOutput),
+			"kubeContext":       pulumi.String("prod").ToStringOutput(),
+			"hostName":          pulumi.String("typo").ToStringOutput(),
+		})
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), `input "kubeContext": the Kubernetes provider is given with the resource's providers option`) ||
+		!strings.Contains(err.Error(), `input "hostName": not an input`) {
+		t.Errorf("error %v, want kubeContext and hostName refused", err)
+	}
+	if raw["hostname"] != "registry.example.com" || raw["replicas"] != "3" || raw["extraAccounts"] != `["ci"]` {
+		t.Errorf("raw inputs %v", raw)
+	}
+	if !secret["s3SecretAccessKey"] || secret["hostname"] {
+		t.Errorf("secret flags %v", secret)
+	}
+}
