@@ -42,34 +42,35 @@ type Ingress struct {
 	IngressName pulumi.StringOutput `pulumi:"ingressName"`
 }
 
-func (a *IngressArgs) withDefaults() (*IngressArgs, error) {
-	out := *a
-	if out.Namespace == nil || out.TLSSecretName == nil || out.ClassName == "" {
-		return nil, fmt.Errorf("ingress: Namespace, ClassName and TLSSecretName are required")
+// validate checks the required fields (there are no defaults here: stackconfig has them all).
+func (a *IngressArgs) validate() error {
+	if a.Namespace == nil || a.TLSSecretName == nil || a.ClassName == "" {
+		return fmt.Errorf("ingress: Namespace, ClassName and TLSSecretName are required")
 	}
-	if err := kube.ValidateRoutes("ingress", out.Routes); err != nil {
-		return nil, err
+	if err := kube.ValidateRoutes("ingress", a.Routes); err != nil {
+		return err
 	}
-	switch out.Controller {
+	switch a.Controller {
 	// With ControllerOther, Annotations adds nothing and no Middleware is made: source ranges
 	// there are refused by validation unless the user enforces them elsewhere.
 	case stackconfig.ControllerNginx, stackconfig.ControllerTraefik, stackconfig.ControllerOther:
 	default:
-		return nil, fmt.Errorf("ingress: unknown controller %q", out.Controller)
+		return fmt.Errorf("ingress: unknown controller %q", a.Controller)
 	}
-	if out.TraefikEntryPoint == "" {
-		out.TraefikEntryPoint = "websecure"
+	if a.Controller == stackconfig.ControllerTraefik && a.TraefikEntryPoint == "" {
+		// No default here: the one table of defaults is stackconfig's.
+		return fmt.Errorf("ingress: TraefikEntryPoint is required with controller traefik")
 	}
-	return &out, nil
+	return nil
 }
 
 // NewIngress registers one Ingress per route (and, on Traefik with source ranges, the ipAllowList
 // Middleware they share).
 func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pulumi.ResourceOption) (*Ingress, error) {
-	a, err := args.withDefaults()
-	if err != nil {
+	if err := args.validate(); err != nil {
 		return nil, err
 	}
+	a := args
 	comp := &Ingress{}
 	if err := ctx.RegisterComponentResource("registry-stack:index:Ingress", name, comp, opts...); err != nil {
 		return nil, fmt.Errorf("ingress: register component %q: %w", name, err)

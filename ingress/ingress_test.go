@@ -42,6 +42,16 @@ func fullArgs(ctrl stackconfig.Controller) *IngressArgs {
 		Controller:    ctrl,
 		SourceRanges:  []string{"10.0.0.0/8", "192.168.1.0/24"},
 		TLSSecretName: pulumi.String("reg-tls"),
+		// Used by the traefik controller only.
+		TraefikEntryPoint: "websecure",
+	}
+}
+
+func TestTraefikNeedsItsEntryPoint(t *testing.T) {
+	a := fullArgs(stackconfig.ControllerTraefik)
+	a.TraefikEntryPoint = ""
+	if err := a.validate(); err == nil || !strings.Contains(err.Error(), "TraefikEntryPoint") {
+		t.Errorf("traefik without an entry point: %v, want TraefikEntryPoint named", err)
 	}
 }
 

@@ -9,6 +9,8 @@ package storage
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -33,9 +35,8 @@ const DataDir = "/var/lib/registry"
 type StorageArgs struct {
 	// Required: namespace of the claim and of every Secret.
 	Namespace pulumi.StringInput
-	// Filesystem keeps the images on a PersistentVolumeClaim. Defaults of its fields: mode
-	// dynamic, 10Gi volume and claim, ReadWriteOnce, /data/registry, class "standard" in
-	// dynamic mode, any node.
+	// Filesystem keeps the images on a PersistentVolumeClaim; every field its mode uses is
+	// required (the defaults are stackconfig's).
 	Filesystem *stackconfig.FilesystemStorage
 	// S3 keeps the images in an existing bucket; its credentials (if any) go to a Secret.
 	S3 *stackconfig.S3Storage
@@ -104,66 +105,68 @@ func (b *Backend) InitContainers(image string, uid int) corev1.ContainerArray {
 	}
 }
 
-func (a *StorageArgs) withDefaults() (*StorageArgs, error) {
-	out := *a
-	if out.Namespace == nil {
-		return nil, fmt.Errorf("storage: Namespace is required")
+// validate checks that every field the driver needs is set. It sets no defaults: those are in one
+// table (stackconfig, also behind registrystack.DefaultArgs), so this package cannot disagree.
+func (a *StorageArgs) validate() error {
+	if a.Namespace == nil {
+		return fmt.Errorf("storage: Namespace is required")
 	}
-	if (out.Filesystem == nil) == (out.S3 == nil) {
-		return nil, fmt.Errorf("storage: exactly one driver is required (Filesystem or S3)")
+	if (a.Filesystem == nil) == (a.S3 == nil) {
+		return fmt.Errorf("storage: exactly one driver is required (Filesystem or S3)")
 	}
-	if out.S3 != nil {
-		if out.S3.Bucket == "" || out.S3.Region == "" {
-			return nil, fmt.Errorf("storage: S3 needs Bucket and Region")
+	if a.S3 != nil {
+		if a.S3.Bucket == "" || a.S3.Region == "" {
+			return fmt.Errorf("storage: S3 needs Bucket and Region")
 		}
-		return &out, nil
+		return nil
 	}
-	fs := *out.Filesystem
-	out.Filesystem = &fs
-	if fs.Mode == "" {
-		fs.Mode = ModeDynamic
-	}
-	if fs.VolumeSize == "" {
-		fs.VolumeSize = "10Gi"
-	}
-	if fs.ClaimSize == "" {
-		fs.ClaimSize = "10Gi"
-	}
-	if fs.AccessMode == "" {
-		fs.AccessMode = "ReadWriteOnce"
-	}
-	if fs.HostPath == "" {
-		fs.HostPath = "/data/registry"
-	}
-	if fs.StorageClassName == "" && fs.Mode == ModeDynamic {
-		fs.StorageClassName = "standard"
+	fs := a.Filesystem
+	var missing []string
+	for field, v := range map[string]string{"ClaimSize": fs.ClaimSize, "AccessMode": fs.AccessMode} {
+		if v == "" {
+			missing = append(missing, field)
+		}
 	}
 	switch fs.Mode {
-	case ModeHostPath, ModeDynamic:
+	case ModeHostPath:
+		if fs.HostPath == "" {
+			missing = append(missing, "HostPath")
+		}
+		if fs.VolumeSize == "" {
+			missing = append(missing, "VolumeSize")
+		}
+	case ModeDynamic:
+		if fs.StorageClassName == "" {
+			missing = append(missing, "StorageClassName")
+		}
 	case ModeExisting:
 		if fs.VolumeName == "" {
-			return nil, fmt.Errorf("storage: VolumeName is required in mode %q", ModeExisting)
+			missing = append(missing, "VolumeName")
 		}
 	default:
-		return nil, fmt.Errorf("storage: unknown mode %q (allowed: %s, %s, %s)", fs.Mode, ModeHostPath, ModeDynamic, ModeExisting)
+		return fmt.Errorf("storage: unknown mode %q (allowed: %s, %s, %s)", fs.Mode, ModeHostPath, ModeDynamic, ModeExisting)
 	}
-	return &out, nil
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("storage: Filesystem in mode %q needs %s", fs.Mode, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // NewStorage registers the claim (and the PV in hostPath mode).
 func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pulumi.ResourceOption) (*Storage, error) {
-	a, err := args.withDefaults()
-	if err != nil {
+	if err := args.validate(); err != nil {
 		return nil, err
 	}
 	comp := &Storage{}
 	if err := ctx.RegisterComponentResource("registry-stack:index:Storage", name, comp, opts...); err != nil {
 		return nil, fmt.Errorf("storage: register component %q: %w", name, err)
 	}
-	if a.S3 != nil {
-		err = newS3(ctx, name, a.Namespace, a.S3, comp)
+	var err error
+	if args.S3 != nil {
+		err = newS3(ctx, name, args.Namespace, args.S3, comp)
 	} else {
-		err = newFilesystem(ctx, name, a.Namespace, a.Filesystem, comp)
+		err = newFilesystem(ctx, name, args.Namespace, args.Filesystem, comp)
 	}
 	if err != nil {
 		return nil, err

@@ -54,41 +54,20 @@ func TestHostPathVolumeSpec(t *testing.T) {
 	}
 }
 
-func TestWithDefaults(t *testing.T) {
-	ns := pulumi.String("ns")
-	t.Run("defaults", func(t *testing.T) {
-		a, err := (&StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{}}).withDefaults()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fs := a.Filesystem; fs.Mode != ModeDynamic || fs.VolumeSize != "10Gi" || fs.ClaimSize != "10Gi" || fs.AccessMode != "ReadWriteOnce" || fs.HostPath != "/data/registry" {
-			t.Errorf("defaults = %+v, want dynamic mode, 10Gi/10Gi, ReadWriteOnce, /data/registry", *fs)
-		}
-		h, err := (&StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath}}).withDefaults()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Filesystem.StorageClassName != "" {
-			t.Errorf("hostPath mode defaulted StorageClassName to %q; the PV and claim use the empty class", h.Filesystem.StorageClassName)
-		}
-		d, err := (&StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeDynamic}}).withDefaults()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Filesystem.StorageClassName != "standard" {
-			t.Errorf("dynamic mode class = %q, want the minikube default \"standard\"", d.Filesystem.StorageClassName)
-		}
-	})
-	t.Run("does not modify its receiver", func(t *testing.T) {
-		in := &StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{}}
-		if _, err := in.withDefaults(); err != nil {
-			t.Fatal(err)
-		}
-		if in.Filesystem.Mode != "" || in.Filesystem.ClaimSize != "" {
-			t.Errorf("withDefaults changed the caller's args: %+v", *in.Filesystem)
-		}
-	})
+// fsArgs is a complete filesystem store in mode, as the defaults table fills it.
+func fsArgs(mode string) *stackconfig.FilesystemStorage {
+	return &stackconfig.FilesystemStorage{Mode: mode, VolumeSize: "10Gi", ClaimSize: "10Gi", AccessMode: "ReadWriteOnce",
+		HostPath: "/data/registry", StorageClassName: "standard", VolumeName: "old-pv"}
+}
 
+// The package sets no defaults (they are stackconfig's): a missing field is an error that names it.
+func TestValidate(t *testing.T) {
+	ns := pulumi.String("ns")
+	for _, mode := range []string{ModeHostPath, ModeDynamic, ModeExisting} {
+		if err := (&StorageArgs{Namespace: ns, Filesystem: fsArgs(mode)}).validate(); err != nil {
+			t.Errorf("complete %s args refused: %v", mode, err)
+		}
+	}
 	for _, c := range []struct {
 		name string
 		args StorageArgs
@@ -96,14 +75,17 @@ func TestWithDefaults(t *testing.T) {
 	}{
 		{"unknown mode", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: "nfs"}}, []string{`"nfs"`, ModeHostPath, ModeDynamic, ModeExisting}},
 		{"mode is case sensitive", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: "HostPath"}}, []string{`"HostPath"`}},
-		{"existing without VolumeName", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting}}, []string{"VolumeName", ModeExisting}},
+		{"no mode", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{}}, []string{`unknown mode ""`}},
+		{"existing without VolumeName", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting, ClaimSize: "1Gi", AccessMode: "ReadWriteOnce"}}, []string{"VolumeName", ModeExisting}},
+		{"hostPath without a directory", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath}}, []string{"AccessMode, ClaimSize, HostPath, VolumeSize"}},
+		{"dynamic without a class", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeDynamic, ClaimSize: "1Gi", AccessMode: "ReadWriteOnce"}}, []string{"StorageClassName"}},
 		{"no namespace", StorageArgs{}, []string{"Namespace"}},
 		{"no driver", StorageArgs{Namespace: ns}, []string{"driver"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := c.args.withDefaults()
+			err := c.args.validate()
 			if err == nil {
-				t.Fatalf("withDefaults(%+v) accepted", c.args)
+				t.Fatalf("validate(%+v) accepted", c.args)
 			}
 			for _, w := range c.want {
 				if !strings.Contains(err.Error(), w) {
@@ -148,7 +130,7 @@ func resolve(t *testing.T, out pulumi.StringOutput) string {
 }
 
 func TestHostPathModeBindsItsOwnVolume(t *testing.T) {
-	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath, VolumeSize: "20Gi", ClaimSize: "15Gi",
+	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath, VolumeSize: "20Gi", ClaimSize: "15Gi", AccessMode: "ReadWriteOnce",
 		HostPath: "/srv/registry", StorageClassName: "ignored-in-hostpath-mode"}})
 	pv, pvc := m.Get(t, tPV, "data"), m.Get(t, tPVC, "data")
 	if got := pv.String("metadata", "name"); got != "images-data" {
@@ -214,7 +196,7 @@ func TestDynamicModeRetainsTheProvisionedVolume(t *testing.T) {
 }
 
 func TestExistingModeBindsTheNamedVolume(t *testing.T) {
-	m, _, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting, VolumeName: "old-pv", StorageClassName: "nfs"}})
+	m, _, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting, VolumeName: "old-pv", StorageClassName: "nfs", ClaimSize: "10Gi", AccessMode: "ReadWriteOnce"}})
 	if n := len(m.OfType(tPV)); n != 0 {
 		t.Errorf("existing mode registered %d PVs", n)
 	}
@@ -235,9 +217,9 @@ func TestEveryModeProtectsTheData(t *testing.T) {
 		mode string
 		args StorageArgs
 	}{
-		{ModeHostPath, StorageArgs{Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath}}},
-		{ModeDynamic, StorageArgs{Filesystem: &stackconfig.FilesystemStorage{Mode: ModeDynamic}}},
-		{ModeExisting, StorageArgs{Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting, VolumeName: "old-pv"}}},
+		{ModeHostPath, StorageArgs{Filesystem: fsArgs(ModeHostPath)}},
+		{ModeDynamic, StorageArgs{Filesystem: fsArgs(ModeDynamic)}},
+		{ModeExisting, StorageArgs{Filesystem: fsArgs(ModeExisting)}},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			args := c.args
