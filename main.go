@@ -52,7 +52,7 @@ func deploy(ctx *pulumi.Context, cfg *stackconfig.Config) (pulumi.Map, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes provider: %w", err)
 	}
-	stack, err := registrystack.NewRegistryStack(ctx, componentName, registrystack.ArgsFromConfig(cfg), pulumi.Provider(provider))
+	stack, err := registrystack.NewRegistryStack(ctx, componentName, cfg.Args(), pulumi.Provider(provider))
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/internal/traefik"
-	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/routing"
 )
 
 // Gateway API (standard channel).
@@ -38,12 +38,12 @@ type GatewayArgs struct {
 	// Required: the routes, the registry's first; one HTTPRoute each.
 	Routes []kube.Route
 	// Create makes a Gateway in Namespace.
-	Create *stackconfig.CreatedGateway
+	Create *routing.CreatedGateway
 	// Existing attaches to a Gateway the stack does not manage.
-	Existing *stackconfig.ExistingGateway
+	Existing *routing.ExistingGateway
 	// Required: the controller behind the Gateway's class (ControllerOfGatewayClass: read it from
 	// the existing Gateway's class).
-	Controller stackconfig.Controller
+	Controller routing.Controller
 	// Optional: defaults to none (all sources). Client CIDRs allowed in (Traefik only; validation
 	// refuses them elsewhere unless the user enforces them outside the stack).
 	SourceRanges []string
@@ -76,8 +76,8 @@ func (a *GatewayArgs) validate() error {
 		return fmt.Errorf("gateway: Existing needs Name, Namespace and SectionName")
 	}
 	switch a.Controller {
-	case stackconfig.ControllerTraefik, stackconfig.ControllerOther:
-	case stackconfig.ControllerOfGatewayClass:
+	case routing.ControllerTraefik, routing.ControllerOther:
+	case routing.ControllerOfGatewayClass:
 		if a.Existing == nil {
 			return fmt.Errorf("gateway: controller %q needs an Existing Gateway", a.Controller)
 		}
@@ -126,7 +126,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 		parentRef = pulumi.Map{"group": pulumi.String(Group), "kind": pulumi.String("Gateway"), "name": comp.GatewayName}
 	case args.Existing != nil:
 		e := args.Existing
-		section, err := checkedListener(ctx, name, e, args.Controller == stackconfig.ControllerOfGatewayClass, args.SourceRanges, parent)
+		section, err := checkedListener(ctx, name, e, args.Controller == routing.ControllerOfGatewayClass, args.SourceRanges, parent)
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +154,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 	var filters []map[string]any
 	// Of an existing Gateway's class: the listener check above refuses the ranges unless Traefik
 	// serves that class, and nothing is routed until it passed.
-	enforces := args.Controller == stackconfig.ControllerTraefik || args.Controller == stackconfig.ControllerOfGatewayClass
+	enforces := args.Controller == routing.ControllerTraefik || args.Controller == routing.ControllerOfGatewayClass
 	if enforces && len(args.SourceRanges) > 0 {
 		// Not the Ingress component's name: see ingress.NewIngress.
 		mwName := name + "-gateway-allow"
@@ -198,7 +198,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 // that listener is HTTPS: a route on a plain-HTTP listener would take credentials in clear text.
 // With ofClass it also reads the Gateway's GatewayClass, and refuses source ranges unless Traefik
 // serves it (CheckClassController).
-func checkedListener(ctx *pulumi.Context, name string, e *stackconfig.ExistingGateway, ofClass bool, ranges []string,
+func checkedListener(ctx *pulumi.Context, name string, e *routing.ExistingGateway, ofClass bool, ranges []string,
 	parent pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	// The name and namespace go in the state too: with apiVersion and kind given, the provider reads
 	// the object named there (without them it looks in the default namespace and finds nothing).
@@ -243,7 +243,7 @@ func checkedListener(ctx *pulumi.Context, name string, e *stackconfig.ExistingGa
 // CheckClassController refuses source ranges on an existing Gateway whose class another
 // controller than Traefik serves: the stack enforces them with a Traefik Middleware only, and a
 // range that nothing enforces must not look like protection.
-func CheckClassController(e *stackconfig.ExistingGateway, class, controller string, ranges []string) error {
+func CheckClassController(e *routing.ExistingGateway, class, controller string, ranges []string) error {
 	if len(ranges) == 0 || controller == TraefikControllerName {
 		return nil
 	}
@@ -255,7 +255,7 @@ func CheckClassController(e *stackconfig.ExistingGateway, class, controller stri
 
 // CheckListener finds the listener named e.SectionName in a Gateway spec and refuses anything but
 // an HTTPS listener.
-func CheckListener(spec any, e *stackconfig.ExistingGateway) error {
+func CheckListener(spec any, e *routing.ExistingGateway) error {
 	raw, err := json.Marshal(spec)
 	if err != nil {
 		return fmt.Errorf("gateway: Gateway %s/%s spec: %w", e.Namespace, e.Name, err)
@@ -293,7 +293,7 @@ func ListenerName(i int) string {
 // GatewaySpec is the created Gateway: one HTTPS listener per hostname (a listener without hostname
 // would make the stack's certificate the default for every name on that port), terminating TLS with
 // the stack's Secret, admitting routes of its own namespace only. No plain-HTTP listener.
-func GatewaySpec(c *stackconfig.CreatedGateway, hostnames []string, tlsSecret pulumi.StringInput) pulumi.Map {
+func GatewaySpec(c *routing.CreatedGateway, hostnames []string, tlsSecret pulumi.StringInput) pulumi.Map {
 	var listeners pulumi.Array
 	for i, h := range hostnames {
 		listeners = append(listeners, pulumi.Map{

@@ -10,7 +10,7 @@ import (
 
 	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/internal/testutil"
-	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/routing"
 )
 
 const (
@@ -34,8 +34,8 @@ func createdArgs() *GatewayArgs {
 		Namespace: pulumi.String("images"),
 		Routes: []kube.Route{{Name: "reg", Hostnames: []string{"registry.example.com", "registry.internal"},
 			ServiceName: pulumi.String("registry-svc"), ServicePort: 5000}},
-		Create:        &stackconfig.CreatedGateway{ClassName: "traefik", ListenerPort: 8443},
-		Controller:    stackconfig.ControllerTraefik,
+		Create:        &routing.CreatedGateway{ClassName: "traefik", ListenerPort: 8443},
+		Controller:    routing.ControllerTraefik,
 		SourceRanges:  []string{"10.0.0.0/8"},
 		TLSSecretName: pulumi.String("reg-tls"),
 	}
@@ -44,7 +44,7 @@ func createdArgs() *GatewayArgs {
 func existingArgs(section string) *GatewayArgs {
 	a := createdArgs()
 	a.Create = nil
-	a.Existing = &stackconfig.ExistingGateway{Name: "edge", Namespace: "platform", SectionName: section}
+	a.Existing = &routing.ExistingGateway{Name: "edge", Namespace: "platform", SectionName: section}
 	return a
 }
 
@@ -201,7 +201,7 @@ func TestExistingGatewayListenerMustBeHTTPS(t *testing.T) {
 
 func TestOtherControllerGetsNoTraefikObjects(t *testing.T) {
 	a := createdArgs()
-	a.Controller, a.SourceRanges = stackconfig.ControllerOther, nil
+	a.Controller, a.SourceRanges = routing.ControllerOther, nil
 	m, err := runGateway(t, a)
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +226,7 @@ func TestRequiredArgs(t *testing.T) {
 		{"no TLS secret", func(a *GatewayArgs) { a.TLSSecretName = nil }},
 		{"no gateway", func(a *GatewayArgs) { a.Create = nil }},
 		{"both gateways", func(a *GatewayArgs) {
-			a.Existing = &stackconfig.ExistingGateway{Name: "x", Namespace: "y", SectionName: "z"}
+			a.Existing = &routing.ExistingGateway{Name: "x", Namespace: "y", SectionName: "z"}
 		}},
 		{"unknown controller", func(a *GatewayArgs) { a.Controller = "nginx" }},
 	} {
@@ -282,7 +282,7 @@ func TestCreatedGatewayListensForEveryRouteAndEachRouteHasItsHTTPRoute(t *testin
 // enforces the source ranges when Traefik serves it.
 func TestExistingGatewayOfTraefikClassEnforcesRanges(t *testing.T) {
 	a := existingArgs("websecure")
-	a.Controller = stackconfig.ControllerOfGatewayClass
+	a.Controller = routing.ControllerOfGatewayClass
 	m, err := runGateway(t, a)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +304,7 @@ func TestExistingGatewayOfTraefikClassEnforcesRanges(t *testing.T) {
 func TestExistingGatewayOfOtherClassRefusesRanges(t *testing.T) {
 	a := existingArgs("websecure")
 	a.Existing.Name = "edge-eg"
-	a.Controller = stackconfig.ControllerOfGatewayClass
+	a.Controller = routing.ControllerOfGatewayClass
 	m, err := runGateway(t, a)
 	if err == nil {
 		t.Fatal("source ranges accepted on a Gateway whose class another controller serves")

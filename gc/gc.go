@@ -23,6 +23,7 @@ package gc
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -36,7 +37,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
-	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/placement"
 	"github.com/regstack/registry-stack/storage"
 )
 
@@ -54,8 +55,11 @@ const (
 	rolloutTimeoutSeconds = 600
 	// runDeadlineSeconds stops a GC run that has not finished in a day (a collector hung on its
 	// storage): the pod goes, its lease expires and the watchdog restores writes.
-	runDeadlineSeconds = int(stackconfig.GCRunDeadline / time.Second)
+	runDeadlineSeconds = int(RunDeadline / time.Second)
 )
+
+// RunDeadline is the GC Job's activeDeadlineSeconds: no run is longer.
+const RunDeadline = 24 * time.Hour
 
 // ModeLabel is the pod-template label maintenance.sh sets to ReadOnlyMode while GC holds the
 // registry read-only (lease.sh's mode_label); monitoring alerts on it.
@@ -107,6 +111,11 @@ type GCArgs struct {
 	RedisPasswordKey    string
 	// Optional: defaults to "registry.k8s.io/kubectl:v1.33.13". Needs sh and kubectl.
 	KubectlImage string
+	// Optional: nil adds nothing. Where the GC and watchdog pods may run (added to the GC pod's own
+	// affinity), their priority class, extra pod labels and annotations, and image pull secrets.
+	// With a ReadWriteOnce volume the GC pod runs on the registry's node, whose taints it must
+	// tolerate.
+	Placement *placement.Spec
 }
 
 // GC is the CronJob, its watchdog CronJob, the lease and their RBAC.
@@ -131,6 +140,9 @@ func (a *GCArgs) withDefaults() (*GCArgs, error) {
 	if out.CacheEnabled && (out.RedisHost == nil || out.RedisPort == 0 || out.RedisImage == "" || out.RedisUsername == "" ||
 		out.RedisPasswordSecret == nil || out.RedisPasswordKey == "") {
 		return nil, fmt.Errorf("gc: RedisHost, RedisPort, RedisImage, RedisUsername, RedisPasswordSecret and RedisPasswordKey are required when CacheEnabled")
+	}
+	if errs := out.Placement.Validate("placement"); len(errs) > 0 {
+		return nil, fmt.Errorf("gc: %w", errors.Join(errs...))
 	}
 	if out.Schedule == "" {
 		out.Schedule = "0 3 * * 0"
@@ -211,6 +223,14 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 	scripts := scriptsMap.Metadata.Name().Elem()
 	sa := account.Metadata.Name().Elem()
 	leaseName := lease.Metadata.Name().Elem()
+	podSpec, err := PodSpec(a, sa, scripts, leaseName)
+	if err != nil {
+		return nil, err
+	}
+	podMeta := &metav1.ObjectMetaArgs{Labels: labels}
+	if err := placement.ApplyPodMetadata(podMeta, a.Placement); err != nil {
+		return nil, fmt.Errorf("gc: pod template: %w", err)
+	}
 	cron, err := batchv1.NewCronJob(ctx, name, &batchv1.CronJobArgs{
 		Metadata: meta(),
 		Spec: &batchv1.CronJobSpecArgs{
@@ -227,10 +247,7 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 					// schedule (or a manual run) and shows up in the Job history.
 					BackoffLimit:          pulumi.Int(0),
 					ActiveDeadlineSeconds: pulumi.Int(runDeadlineSeconds),
-					Template: &corev1.PodTemplateSpecArgs{
-						Metadata: &metav1.ObjectMetaArgs{Labels: labels},
-						Spec:     PodSpec(a, sa, scripts, leaseName),
-					},
+					Template:              &corev1.PodTemplateSpecArgs{Metadata: podMeta, Spec: podSpec},
 				},
 			},
 		},
@@ -240,6 +257,14 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 	}
 
 	watchdogLabels := kube.StringMap(WatchdogPodLabels(name))
+	watchdogSpec, err := WatchdogPodSpec(a, sa, scripts, leaseName)
+	if err != nil {
+		return nil, err
+	}
+	watchdogMeta := &metav1.ObjectMetaArgs{Labels: watchdogLabels}
+	if err := placement.ApplyPodMetadata(watchdogMeta, a.Placement); err != nil {
+		return nil, fmt.Errorf("gc: watchdog pod template: %w", err)
+	}
 	watchdog, err := batchv1.NewCronJob(ctx, name+"-watchdog", &batchv1.CronJobArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-watchdog"), Namespace: a.Namespace, Labels: watchdogLabels},
 		Spec: &batchv1.CronJobSpecArgs{
@@ -255,10 +280,7 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 					// The next minute's run is the retry.
 					BackoffLimit:          pulumi.Int(0),
 					ActiveDeadlineSeconds: pulumi.Int(rolloutTimeoutSeconds + 120),
-					Template: &corev1.PodTemplateSpecArgs{
-						Metadata: &metav1.ObjectMetaArgs{Labels: watchdogLabels},
-						Spec:     WatchdogPodSpec(a, sa, scripts, leaseName),
-					},
+					Template:              &corev1.PodTemplateSpecArgs{Metadata: watchdogMeta, Spec: watchdogSpec},
 				},
 			},
 		},
@@ -436,8 +458,9 @@ func (p *podParts) flush() *corev1.ContainerArgs {
 	})
 }
 
-// spec is a Job pod of the given containers with the scripts, status and tmp volumes plus extra.
-func (p *podParts) spec(serviceAccount, scriptsConfigMap pulumi.StringInput, inits corev1.ContainerArray, main *corev1.ContainerArgs, extra ...corev1.VolumeInput) *corev1.PodSpecArgs {
+// spec is a Job pod of the given containers with the scripts, status and tmp volumes plus extra,
+// its own affinity (nil: none) and the GC's placement added.
+func (p *podParts) spec(serviceAccount, scriptsConfigMap pulumi.StringInput, own *placement.Affinity, inits corev1.ContainerArray, main *corev1.ContainerArgs, extra ...corev1.VolumeInput) (*corev1.PodSpecArgs, error) {
 	volumes := corev1.VolumeArray{
 		&corev1.VolumeArgs{Name: pulumi.String("scripts"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
 			Name: scriptsConfigMap, DefaultMode: pulumi.Int(0o555),
@@ -448,7 +471,7 @@ func (p *podParts) spec(serviceAccount, scriptsConfigMap pulumi.StringInput, ini
 		&corev1.VolumeArgs{Name: pulumi.String("status"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
 		&corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
 	)
-	return &corev1.PodSpecArgs{
+	spec := &corev1.PodSpecArgs{
 		ServiceAccountName: serviceAccount,
 		RestartPolicy:      pulumi.String("Never"),
 		EnableServiceLinks: pulumi.Bool(false),
@@ -457,10 +480,15 @@ func (p *podParts) spec(serviceAccount, scriptsConfigMap pulumi.StringInput, ini
 		Containers:         corev1.ContainerArray{main},
 		Volumes:            volumes,
 	}
+	if err := placement.ApplyPodSpec(spec, own, p.a.Placement); err != nil {
+		return nil, fmt.Errorf("gc: pod spec: %w", err)
+	}
+	return spec, nil
 }
 
-// PodSpec is the GC pod: the four steps and the lease sidecar described in the package comment.
-func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInput) *corev1.PodSpecArgs {
+// PodSpec is the GC pod: the four steps and the lease sidecar described in the package comment,
+// with a.Placement added.
+func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInput) (*corev1.PodSpecArgs, error) {
 	p := newPodParts(a, lease)
 	inits := corev1.ContainerArray{pull("pull-registry-image", a.RegistryImage, a.RegistryUID, "registry", "--version")}
 	if a.CacheEnabled {
@@ -489,24 +517,22 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInp
 	for _, v := range a.Storage.Volumes {
 		volumes = append(volumes, v)
 	}
-	spec := p.spec(serviceAccount, scriptsConfigMap, inits, p.kubectl("restore-writes", "restore.sh"), volumes...)
+	var own *placement.Affinity
 	if a.Storage.CoLocate {
 		// The data claim is ReadWriteOnce (attached to the registry pods' node): run beside a
 		// registry pod. Elsewhere the pod would wait for an attach that never comes, and block
 		// every later run (Forbid). Unschedulable means pending before step 1: writes unaffected.
-		spec.Affinity = &corev1.AffinityArgs{PodAffinity: &corev1.PodAffinityArgs{
-			RequiredDuringSchedulingIgnoredDuringExecution: corev1.PodAffinityTermArray{&corev1.PodAffinityTermArgs{
-				TopologyKey:   pulumi.String("kubernetes.io/hostname"),
-				LabelSelector: &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(a.RegistrySelector)},
-			}},
-		}}
+		own = &placement.Affinity{PodAffinity: &placement.PodAffinity{Required: []placement.PodAffinityTerm{{
+			TopologyKey: "kubernetes.io/hostname", LabelSelector: &placement.LabelSelector{MatchLabels: a.RegistrySelector},
+		}}}}
 	}
-	return spec
+	return p.spec(serviceAccount, scriptsConfigMap, own, inits, p.kubectl("restore-writes", "restore.sh"), volumes...)
 }
 
 // WatchdogPodSpec is the watchdog pod: watchdog.sh check, the cache flush (skipped when there is
-// nothing to restore), watchdog.sh restore. It mounts no storage: it never collects.
-func WatchdogPodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInput) *corev1.PodSpecArgs {
+// nothing to restore), watchdog.sh restore, with a.Placement added. It mounts no storage: it never
+// collects, and may run anywhere.
+func WatchdogPodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInput) (*corev1.PodSpecArgs, error) {
 	p := newPodParts(a, lease)
 	inits := corev1.ContainerArray{}
 	if a.CacheEnabled {
@@ -516,5 +542,5 @@ func WatchdogPodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.S
 	if a.CacheEnabled {
 		inits = append(inits, p.flush())
 	}
-	return p.spec(serviceAccount, scriptsConfigMap, inits, p.kubectl("restore-writes", "watchdog.sh", "restore"))
+	return p.spec(serviceAccount, scriptsConfigMap, nil, inits, p.kubectl("restore-writes", "watchdog.sh", "restore"))
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
-	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
 )
 
@@ -43,7 +42,7 @@ func gcArgs(cache bool) *GCArgs {
 		RegistryImage:    "registry:3.1.2",
 		RegistryUID:      1000,
 		ConfigSecretName: pulumi.String("registry-config"),
-		Storage:          storage.FilesystemBackend(pulumi.String("registry-data"), &stackconfig.FilesystemStorage{Mode: "dynamic", AccessMode: "ReadWriteOnce"}),
+		Storage:          storage.FilesystemBackend(pulumi.String("registry-data"), &storage.Filesystem{Mode: "dynamic", AccessMode: "ReadWriteOnce"}),
 		KubectlImage:     kubectlImage,
 	}
 	if cache {
@@ -1011,17 +1010,24 @@ func TestGCPodRunsBesideTheRegistry(t *testing.T) {
 		Namespace: pulumi.String("ns"), DeploymentName: pulumi.String("registry"), ContainerName: "registry",
 		RegistrySelector: map[string]string{"app.kubernetes.io/name": "registry"}, RegistryImage: "registry:3.1.2",
 		RegistryUID: 1000, ConfigSecretName: pulumi.String("cfg"),
-		Storage: storage.FilesystemBackend(pulumi.String("data"), &stackconfig.FilesystemStorage{Mode: "dynamic", AccessMode: "ReadWriteOnce"}),
+		Storage: storage.FilesystemBackend(pulumi.String("data"), &storage.Filesystem{Mode: "dynamic", AccessMode: "ReadWriteOnce"}),
 	}).withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
-		if _, err := corev1.NewPod(ctx, "gc", &corev1.PodArgs{Spec: PodSpec(a, pulumi.String("sa"), pulumi.String("cm"), pulumi.String("gc-lease"))}); err != nil {
-			return err
+		for name, build := range map[string]func(*GCArgs, pulumi.StringInput, pulumi.StringInput, pulumi.StringInput) (*corev1.PodSpecArgs, error){
+			"gc": PodSpec, "watchdog": WatchdogPodSpec,
+		} {
+			spec, err := build(a, pulumi.String("sa"), pulumi.String("cm"), pulumi.String("gc-lease"))
+			if err != nil {
+				return err
+			}
+			if _, err := corev1.NewPod(ctx, name, &corev1.PodArgs{Spec: spec}); err != nil {
+				return err
+			}
 		}
-		_, err := corev1.NewPod(ctx, "watchdog", &corev1.PodArgs{Spec: WatchdogPodSpec(a, pulumi.String("sa"), pulumi.String("cm"), pulumi.String("gc-lease"))})
-		return err
+		return nil
 	})
 	term := m.Get(t, "kubernetes:core/v1:Pod", "gc")
 	if got := term.String("spec", "affinity", "podAffinity", "requiredDuringSchedulingIgnoredDuringExecution", 0, "topologyKey"); got != "kubernetes.io/hostname" {

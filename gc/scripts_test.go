@@ -25,7 +25,6 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 
 	"github.com/regstack/registry-stack/registry"
-	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
 )
 
@@ -1478,7 +1477,7 @@ func TestEnterPatchMakesTheRegistryReadOnly(t *testing.T) {
 	}
 	name, value := e["name"].(string), e["value"].(string)
 	raw, err := registry.RenderConfig(registry.ConfigInput{LogLevel: "info",
-		Storage: storage.FilesystemBackend(nil, &stackconfig.FilesystemStorage{Mode: stackconfig.StorageHostPath}), HTTPSecret: "s", RedisAddr: "redis:6379", RedisPassword: "p", CacheEnabled: true})
+		Storage: storage.FilesystemBackend(nil, &storage.Filesystem{Mode: storage.ModeHostPath}), HTTPSecret: "s", RedisAddr: "redis:6379", RedisPassword: "p", CacheEnabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}

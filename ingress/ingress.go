@@ -13,7 +13,7 @@ import (
 
 	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/internal/traefik"
-	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/routing"
 )
 
 // IngressArgs configures the Ingress.
@@ -24,7 +24,7 @@ type IngressArgs struct {
 	Routes []kube.Route
 	// Required: IngressClass and the controller that serves it.
 	ClassName  string
-	Controller stackconfig.Controller
+	Controller routing.Controller
 	// Optional: defaults to "websecure". Traefik's TLS entry point.
 	TraefikEntryPoint string
 	// Optional: defaults to none (all sources). Client CIDRs allowed in, enforced by the controller
@@ -53,11 +53,11 @@ func (a *IngressArgs) validate() error {
 	switch a.Controller {
 	// With ControllerOther, Annotations adds nothing and no Middleware is made: source ranges
 	// there are refused by validation unless the user enforces them elsewhere.
-	case stackconfig.ControllerNginx, stackconfig.ControllerTraefik, stackconfig.ControllerOther:
+	case routing.ControllerNginx, routing.ControllerTraefik, routing.ControllerOther:
 	default:
 		return fmt.Errorf("ingress: unknown controller %q", a.Controller)
 	}
-	if a.Controller == stackconfig.ControllerTraefik && a.TraefikEntryPoint == "" {
+	if a.Controller == routing.ControllerTraefik && a.TraefikEntryPoint == "" {
 		// No default here: the one table of defaults is stackconfig's.
 		return fmt.Errorf("ingress: TraefikEntryPoint is required with controller traefik")
 	}
@@ -80,7 +80,7 @@ func NewIngress(ctx *pulumi.Context, name string, args *IngressArgs, opts ...pul
 
 	annotations := pulumi.ToStringMap(objectAnnotations(a)).ToStringMapOutput()
 	var deps []pulumi.Resource
-	if a.Controller == stackconfig.ControllerTraefik && len(a.SourceRanges) > 0 {
+	if a.Controller == routing.ControllerTraefik && len(a.SourceRanges) > 0 {
 		// Not the Gateway component's name: switching routing modes creates one before the
 		// other is deleted, and both must never be the same Kubernetes object.
 		mwName := name + "-ingress-allow"
@@ -152,10 +152,10 @@ const (
 //   - Traefik: routers only on the TLS entry point, so the plain-HTTP entry point has no router for
 //     the host at all (404, never the registry); the Middleware reference is added by NewIngress.
 //   - other: none.
-func Annotations(ctrl stackconfig.Controller, traefikEntryPoint string, sourceRanges []string) map[string]string {
+func Annotations(ctrl routing.Controller, traefikEntryPoint string, sourceRanges []string) map[string]string {
 	ann := map[string]string{}
 	switch ctrl {
-	case stackconfig.ControllerNginx:
+	case routing.ControllerNginx:
 		for k, v := range map[string]string{
 			"proxy-body-size":         "0",
 			"proxy-read-timeout":      "600",
@@ -174,7 +174,7 @@ func Annotations(ctrl stackconfig.Controller, traefikEntryPoint string, sourceRa
 			ann[NginxAllowlistAnnotation] = strings.Join(sourceRanges, ",")
 			ann[nginxPrefix+"whitelist-source-range"] = strings.Join(sourceRanges, ",")
 		}
-	case stackconfig.ControllerTraefik:
+	case routing.ControllerTraefik:
 		ann[TraefikEntryPointsAnnotation] = traefikEntryPoint
 		ann[TraefikTLSAnnotation] = "true"
 	}

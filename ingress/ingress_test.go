@@ -10,7 +10,7 @@ import (
 
 	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/internal/testutil"
-	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/routing"
 )
 
 const (
@@ -33,7 +33,7 @@ func runIngress(t *testing.T, name string, args *IngressArgs) (*testutil.Mocks, 
 	return m, ingName
 }
 
-func fullArgs(ctrl stackconfig.Controller) *IngressArgs {
+func fullArgs(ctrl routing.Controller) *IngressArgs {
 	return &IngressArgs{
 		Namespace: pulumi.String("images"),
 		Routes: []kube.Route{{Name: "reg", Hostnames: []string{"registry.example.com", "registry.internal"},
@@ -48,7 +48,7 @@ func fullArgs(ctrl stackconfig.Controller) *IngressArgs {
 }
 
 func TestTraefikNeedsItsEntryPoint(t *testing.T) {
-	a := fullArgs(stackconfig.ControllerTraefik)
+	a := fullArgs(routing.ControllerTraefik)
 	a.TraefikEntryPoint = ""
 	if err := a.validate(); err == nil || !strings.Contains(err.Error(), "TraefikEntryPoint") {
 		t.Errorf("traefik without an entry point: %v, want TraefikEntryPoint named", err)
@@ -56,7 +56,7 @@ func TestTraefikNeedsItsEntryPoint(t *testing.T) {
 }
 
 func TestNginxAnnotations(t *testing.T) {
-	ann := Annotations(stackconfig.ControllerNginx, "", nil)
+	ann := Annotations(routing.ControllerNginx, "", nil)
 	if got := ann[nginxPrefix+"proxy-body-size"]; got != "0" {
 		t.Errorf("proxy-body-size = %q, want \"0\" (the 1 MiB default gives 413 on layer uploads)", got)
 	}
@@ -79,7 +79,7 @@ func TestNginxAnnotations(t *testing.T) {
 			t.Errorf("%s = %q without source ranges: it must be absent to allow every source", k, v)
 		}
 	}
-	ann = Annotations(stackconfig.ControllerNginx, "", []string{"10.0.0.0/8", "192.168.1.0/24"})
+	ann = Annotations(routing.ControllerNginx, "", []string{"10.0.0.0/8", "192.168.1.0/24"})
 	if got := ann[NginxAllowlistAnnotation]; got != "10.0.0.0/8,192.168.1.0/24" {
 		t.Errorf("allowlist-source-range = %q, want the ranges comma-separated", got)
 	}
@@ -96,21 +96,21 @@ func TestNginxAnnotations(t *testing.T) {
 // A Traefik Ingress carries only Traefik annotations: routers on the TLS entry point alone, and no
 // nginx annotation that looks like protection Traefik does not give.
 func TestTraefikAnnotations(t *testing.T) {
-	ann := Annotations(stackconfig.ControllerTraefik, "websecure", []string{"10.0.0.0/8"})
+	ann := Annotations(routing.ControllerTraefik, "websecure", []string{"10.0.0.0/8"})
 	want := map[string]string{TraefikEntryPointsAnnotation: "websecure", TraefikTLSAnnotation: "true"}
 	if fmt.Sprint(ann) != fmt.Sprint(want) {
 		t.Errorf("Traefik annotations = %v, want exactly %v (the Middleware reference is added with the Middleware)", ann, want)
 	}
-	if got := Annotations(stackconfig.ControllerTraefik, "https", nil)[TraefikEntryPointsAnnotation]; got != "https" {
+	if got := Annotations(routing.ControllerTraefik, "https", nil)[TraefikEntryPointsAnnotation]; got != "https" {
 		t.Errorf("entry point = %q, want the configured one", got)
 	}
-	if ann := Annotations(stackconfig.ControllerOther, "websecure", []string{"10.0.0.0/8"}); len(ann) != 0 {
+	if ann := Annotations(routing.ControllerOther, "websecure", []string{"10.0.0.0/8"}); len(ann) != 0 {
 		t.Errorf("controller other gets annotations %v, want none (nothing the stack cannot stand behind)", ann)
 	}
 }
 
 func TestTraefikSourceRangesUseAnIPAllowListMiddleware(t *testing.T) {
-	m, _ := runIngress(t, "reg", fullArgs(stackconfig.ControllerTraefik))
+	m, _ := runIngress(t, "reg", fullArgs(routing.ControllerTraefik))
 	mw := m.Get(t, tMiddleware, "reg-ingress-allow")
 	if got := fmt.Sprint(mw.Lookup("spec", "ipAllowList", "sourceRange")); got != "[10.0.0.0/8 192.168.1.0/24]" {
 		t.Errorf("Middleware sourceRange = %s, want the configured ranges", got)
@@ -129,7 +129,7 @@ func TestTraefikSourceRangesUseAnIPAllowListMiddleware(t *testing.T) {
 	}
 
 	// Without source ranges: no Middleware, no reference.
-	a := fullArgs(stackconfig.ControllerTraefik)
+	a := fullArgs(routing.ControllerTraefik)
 	a.SourceRanges = nil
 	m, _ = runIngress(t, "reg", a)
 	if n := len(m.OfType(tMiddleware)); n != 0 {
@@ -141,21 +141,21 @@ func TestTraefikSourceRangesUseAnIPAllowListMiddleware(t *testing.T) {
 }
 
 func TestNginxAndOtherControllersCreateNoMiddleware(t *testing.T) {
-	for _, ctrl := range []stackconfig.Controller{stackconfig.ControllerNginx, stackconfig.ControllerOther} {
+	for _, ctrl := range []routing.Controller{routing.ControllerNginx, routing.ControllerOther} {
 		m, _ := runIngress(t, "reg", fullArgs(ctrl))
 		if n := len(m.OfType(tMiddleware)); n != 0 {
 			t.Errorf("%s: %d Traefik Middlewares", ctrl, n)
 		}
 		ann := m.Get(t, tIngress, "reg").Lookup("metadata", "annotations").(map[string]any)
 		_, hasRanges := ann[NginxAllowlistAnnotation]
-		if hasRanges != (ctrl == stackconfig.ControllerNginx) {
+		if hasRanges != (ctrl == routing.ControllerNginx) {
 			t.Errorf("%s: allowlist annotation present = %v", ctrl, hasRanges)
 		}
 	}
 }
 
 func TestIngressRoutesEveryHostToTheService(t *testing.T) {
-	m, name := runIngress(t, "reg", fullArgs(stackconfig.ControllerTraefik))
+	m, name := runIngress(t, "reg", fullArgs(routing.ControllerTraefik))
 	ing := m.Get(t, tIngress, "reg")
 	for _, c := range []struct {
 		path []any
@@ -218,7 +218,7 @@ func TestRequiredArgs(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a := fullArgs(stackconfig.ControllerNginx)
+			a := fullArgs(routing.ControllerNginx)
 			c.edit(a)
 			m, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
 				_, err := NewIngress(ctx, "reg", a)
@@ -235,7 +235,7 @@ func TestRequiredArgs(t *testing.T) {
 }
 
 func TestEachRouteGetsItsOwnIngressAndSharesTheMiddleware(t *testing.T) {
-	a := fullArgs(stackconfig.ControllerTraefik)
+	a := fullArgs(routing.ControllerTraefik)
 	a.Routes = append(a.Routes, kube.Route{Name: "reg-mirror-hub", Hostnames: []string{"hub.example.com"},
 		ServiceName: pulumi.String("mirror-svc"), ServicePort: 5000})
 	m, name := runIngress(t, "reg", a)
@@ -277,7 +277,7 @@ func TestEachRouteGetsItsOwnIngressAndSharesTheMiddleware(t *testing.T) {
 // an update's result (objectAnnotations says why); every Ingress, on every controller, with and
 // without the Middleware (whose reference is added in an apply), opts out of it.
 func TestEveryIngressSkipsTheProviderAwait(t *testing.T) {
-	for _, ctrl := range []stackconfig.Controller{stackconfig.ControllerNginx, stackconfig.ControllerTraefik, stackconfig.ControllerOther} {
+	for _, ctrl := range []routing.Controller{routing.ControllerNginx, routing.ControllerTraefik, routing.ControllerOther} {
 		for _, ranges := range [][]string{nil, {"10.0.0.0/8"}} {
 			a := fullArgs(ctrl)
 			a.SourceRanges = ranges

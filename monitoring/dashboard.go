@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/regstack/registry-stack/gc"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // DashboardInput is what the dashboard shows.
@@ -41,7 +40,7 @@ const RateInterval = "$__rate_interval"
 func Panels(in DashboardInput) []Panel {
 	services := make([]string, len(in.Instances))
 	for i, inst := range in.Instances {
-		services[i] = stackconfig.MetricsServiceName(inst)
+		services[i] = MetricsServiceName(inst)
 	}
 	sel := fmt.Sprintf(`namespace=%q, service=~"$service"`, in.Namespace)
 	registry := fmt.Sprintf(`namespace=%q, service=%q`, in.Namespace, services[0])
@@ -96,7 +95,7 @@ func Panels(in DashboardInput) []Panel {
 func DashboardJSON(in DashboardInput) (string, error) {
 	services := make([]string, len(in.Instances))
 	for i, inst := range in.Instances {
-		services[i] = stackconfig.MetricsServiceName(inst)
+		services[i] = MetricsServiceName(inst)
 	}
 	ds := map[string]any{"type": "prometheus", "uid": "${datasource}"}
 	var panels []any

@@ -19,7 +19,6 @@ import (
 	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/registry"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 const (
@@ -36,9 +35,50 @@ const (
 	DashboardKey = "registry.json"
 )
 
+// Config is the validated monitoring key: a metrics Service per instance that only the
+// scrapers may reach, and each optional object (nil: not made).
+type Config struct {
+	// ScrapeNamespace and ScrapePodLabels select the pods admitted to the debug port (metrics,
+	// and also pprof and expvar, which show the Redis cache credential); empty labels admit
+	// every pod of the namespace.
+	ScrapeNamespace string
+	ScrapePodLabels map[string]string
+	// ServiceMonitor: a Prometheus Operator ServiceMonitor for the metrics Services.
+	ServiceMonitor *ServiceMonitor
+	// Alerts: a Prometheus Operator PrometheusRule with the stack's alerts.
+	Alerts *Alerts
+	// Dashboard: a Grafana dashboard in a ConfigMap that Grafana's sidecar loads.
+	Dashboard *Dashboard
+}
+
+// ServiceMonitor configures the ServiceMonitor.
+type ServiceMonitor struct {
+	// Labels select it for a Prometheus (kube-prometheus-stack: release: <its release>).
+	Labels   map[string]string
+	Interval time.Duration
+}
+
+// Alerts configures the PrometheusRule.
+type Alerts struct {
+	Labels map[string]string
+	// ReadOnlyFor is how long the registry may stay read-only before an alert: above the longest
+	// GC run of this store.
+	ReadOnlyFor time.Duration
+	// GCMaxInterval is the longest gap between two scheduled GC runs (from gcSchedule); nil when
+	// gcSuspend is set (no run is due).
+	GCMaxInterval *time.Duration
+}
+
+// Dashboard configures the Grafana dashboard's ConfigMap.
+type Dashboard struct {
+	// Namespace of the ConfigMap (default: the stack's): where Grafana's sidecar looks.
+	Namespace string
+	Labels    map[string]string
+}
+
 // Target is one registry instance (the registry or a mirror) to scrape.
 type Target struct {
-	// Instance names the Deployment; its metrics Service is stackconfig.MetricsServiceName(Instance).
+	// Instance names the Deployment; its metrics Service is MetricsServiceName(Instance).
 	Instance string
 	// PodSelector selects its pods.
 	PodSelector map[string]string
@@ -51,8 +91,8 @@ type MonitoringArgs struct {
 	NamespaceName string
 	// Required: the instances, the registry's first.
 	Targets []Target
-	// Required: who may scrape (stackconfig.Monitoring), and which optional objects to make.
-	Config *stackconfig.Monitoring
+	// Required: who may scrape (Config), and which optional objects to make.
+	Config *Config
 	// Required with Config.Alerts or Config.Dashboard: the GC CronJob's name.
 	GCCronJob string
 	// Optional: the registry uses the Redis cache (the cache alert).
@@ -97,7 +137,7 @@ func NewMonitoring(ctx *pulumi.Context, name string, args *MonitoringArgs, opts 
 
 	var services pulumi.StringArray
 	for _, t := range args.Targets {
-		svcName := stackconfig.MetricsServiceName(t.Instance)
+		svcName := MetricsServiceName(t.Instance)
 		labels := kube.StringMap(MetricsServiceLabels(t.Instance))
 		svc, err := corev1.NewService(ctx, svcName, &corev1.ServiceArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(svcName), Namespace: args.Namespace, Labels: labels},
@@ -289,3 +329,6 @@ func withLabels(std, extra map[string]string) map[string]string {
 	}
 	return std
 }
+
+// MetricsServiceName is the metrics Service of an instance.
+func MetricsServiceName(instance string) string { return instance + "-metrics" }

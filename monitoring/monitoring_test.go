@@ -12,7 +12,6 @@ import (
 
 	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/internal/testutil"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 const (
@@ -34,11 +33,11 @@ func fullArgs() *MonitoringArgs {
 	return &MonitoringArgs{
 		Namespace: pulumi.String("reg"), NamespaceName: "reg",
 		Targets: []Target{{Instance: "registry", PodSelector: pods("registry")}, {Instance: "registry-mirror-hub", PodSelector: pods("registry-mirror-hub")}},
-		Config: &stackconfig.Monitoring{
+		Config: &Config{
 			ScrapeNamespace: "obs", ScrapePodLabels: map[string]string{"app.kubernetes.io/name": "prometheus"},
-			ServiceMonitor: &stackconfig.ServiceMonitor{Labels: map[string]string{"release": "kps"}, Interval: 30 * time.Second},
-			Alerts:         &stackconfig.Alerts{Labels: map[string]string{"release": "kps"}, ReadOnlyFor: time.Hour, GCMaxInterval: &gap},
-			Dashboard:      &stackconfig.Dashboard{Namespace: "grafana", Labels: map[string]string{"grafana_dashboard": "1"}},
+			ServiceMonitor: &ServiceMonitor{Labels: map[string]string{"release": "kps"}, Interval: 30 * time.Second},
+			Alerts:         &Alerts{Labels: map[string]string{"release": "kps"}, ReadOnlyFor: time.Hour, GCMaxInterval: &gap},
+			Dashboard:      &Dashboard{Namespace: "grafana", Labels: map[string]string{"grafana_dashboard": "1"}},
 		},
 		GCCronJob: "registry-gc", Cache: true, Autoscaler: "registry",
 		CertNotAfter: pulumi.String("2027-12-01T00:00:00Z"), CertWarnBefore: 438 * time.Hour,

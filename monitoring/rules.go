@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/regstack/registry-stack/gc"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // RuleGroup and Rule are a Prometheus rule file's groups (a PrometheusRule's spec.groups).
@@ -57,11 +56,11 @@ func Rules(in RulesInput) []RuleGroup {
 	services := make([]string, len(in.Instances))
 	deployments := make([]string, len(in.Instances))
 	for i, inst := range in.Instances {
-		services[i] = stackconfig.MetricsServiceName(inst)
+		services[i] = MetricsServiceName(inst)
 		deployments[i] = inst
 	}
 	targets := fmt.Sprintf(`namespace=%q, service=~%q`, ns, strings.Join(services, "|"))
-	registry := fmt.Sprintf(`namespace=%q, service=%q`, ns, stackconfig.MetricsServiceName(in.Instances[0]))
+	registry := fmt.Sprintf(`namespace=%q, service=%q`, ns, MetricsServiceName(in.Instances[0]))
 	stack := map[string]string{"namespace": ns}
 	alert := func(name, severity, expr, forDur, summary, description string) Rule {
 		labels := map[string]string{"severity": severity}

@@ -6,6 +6,7 @@ package redis
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/placement"
 )
 
 const (
@@ -56,6 +58,9 @@ type RedisArgs struct {
 	// Optional: defaults to false. True when a client of RegistryUser uses a database other than 0
 	// (the mirrors): only then may that user SELECT.
 	SelectDatabases bool
+	// Optional: nil adds nothing. Where the pod may run, its priority class, extra pod labels and
+	// annotations, and image pull secrets.
+	Placement *placement.Spec
 
 	memoryLimit string // derived by withDefaults
 }
@@ -83,6 +88,9 @@ func (a *RedisArgs) withDefaults() (*RedisArgs, error) {
 	}
 	if len(out.ClientSelectors) == 0 {
 		return nil, fmt.Errorf("redis: ClientSelectors is required (nobody could connect)")
+	}
+	if errs := out.Placement.Validate("placement"); len(errs) > 0 {
+		return nil, fmt.Errorf("redis: %w", errors.Join(errs...))
 	}
 	if out.Image == "" {
 		out.Image = DefaultImage
@@ -161,6 +169,18 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 		return nil, fmt.Errorf("redis: secret: %w", err)
 	}
 
+	podSpec, err := PodSpec(secret.Metadata.Name().Elem(), a)
+	if err != nil {
+		return nil, err
+	}
+	podMeta := &metav1.ObjectMetaArgs{
+		Labels: kube.StringMap(labels),
+		// Rolls the pod when a password, an ACL rule or maxmemory changes.
+		Annotations: pulumi.StringMap{kube.ChecksumAnnotation: kube.Checksum(conf)},
+	}
+	if err := placement.ApplyPodMetadata(podMeta, a.Placement); err != nil {
+		return nil, fmt.Errorf("redis: pod template: %w", err)
+	}
 	deployment, err := appsv1.NewDeployment(ctx, name, &appsv1.DeploymentArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: kube.StringMap(labels)},
 		Spec: &appsv1.DeploymentSpecArgs{
@@ -168,14 +188,7 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 			// A cache: a short gap between the old and the new pod only costs cache misses.
 			Strategy: &appsv1.DeploymentStrategyArgs{Type: pulumi.String("Recreate")},
 			Selector: &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(selector)},
-			Template: &corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{
-					Labels: kube.StringMap(labels),
-					// Rolls the pod when a password, an ACL rule or maxmemory changes.
-					Annotations: pulumi.StringMap{"checksum/config": kube.Checksum(conf)},
-				},
-				Spec: PodSpec(secret.Metadata.Name().Elem(), a),
-			},
+			Template: &corev1.PodTemplateSpecArgs{Metadata: podMeta, Spec: podSpec},
 		},
 	}, parent)
 	if err != nil {
@@ -306,8 +319,9 @@ func Conf(maxMemory string, users []User) string {
 	return strings.Join(lines, "\n")
 }
 
-// PodSpec is the Redis pod: non-root, read-only root filesystem, probes that authenticate.
-func PodSpec(secretName pulumi.StringInput, a *RedisArgs) *corev1.PodSpecArgs {
+// PodSpec is the Redis pod: non-root, read-only root filesystem, probes that authenticate; with
+// a.Placement added.
+func PodSpec(secretName pulumi.StringInput, a *RedisArgs) (*corev1.PodSpecArgs, error) {
 	// An authenticated ping: with the default user off, an unauthenticated one gets NOAUTH, so a
 	// PONG proves both that Redis answers and that the ACL file loaded.
 	probe := func(initialDelay int) *corev1.ProbeArgs {
@@ -321,7 +335,7 @@ func PodSpec(secretName pulumi.StringInput, a *RedisArgs) *corev1.PodSpecArgs {
 			FailureThreshold:    pulumi.Int(3),
 		}
 	}
-	return &corev1.PodSpecArgs{
+	spec := &corev1.PodSpecArgs{
 		AutomountServiceAccountToken: pulumi.Bool(false),
 		EnableServiceLinks:           pulumi.Bool(false),
 		SecurityContext:              kube.PodSecurityContext(uid),
@@ -360,6 +374,11 @@ func PodSpec(secretName pulumi.StringInput, a *RedisArgs) *corev1.PodSpecArgs {
 			&corev1.VolumeArgs{Name: pulumi.String("data"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}},
 		},
 	}
+	// The cache has no scheduling rules of its own.
+	if err := placement.ApplyPodSpec(spec, nil, a.Placement); err != nil {
+		return nil, fmt.Errorf("redis: pod spec: %w", err)
+	}
+	return spec, nil
 }
 
 // NetworkPolicySpec admits traffic to the Redis port only from pods carrying one of the client label sets.

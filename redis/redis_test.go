@@ -169,10 +169,14 @@ func TestRegistryCommandsMatchDistributionsCache(t *testing.T) {
 
 // renderPod registers a Pod with the given spec under the mock engine and returns what Kubernetes
 // would receive.
-func renderPod(t *testing.T, spec func() *corev1.PodSpecArgs) testutil.Resource {
+func renderPod(t *testing.T, spec func() (*corev1.PodSpecArgs, error)) testutil.Resource {
 	t.Helper()
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
-		_, err := corev1.NewPod(ctx, "probe", &corev1.PodArgs{Spec: spec()})
+		s, err := spec()
+		if err != nil {
+			return err
+		}
+		_, err = corev1.NewPod(ctx, "probe", &corev1.PodArgs{Spec: s})
 		return err
 	})
 	return m.Get(t, "kubernetes:core/v1:Pod", "probe")
@@ -191,7 +195,7 @@ func defaultedArgs(t *testing.T, a RedisArgs) *RedisArgs {
 
 func TestPodSpec(t *testing.T) {
 	a := defaultedArgs(t, RedisArgs{Image: "redis:7.0.15-alpine"})
-	pod := renderPod(t, func() *corev1.PodSpecArgs { return PodSpec(pulumi.String("cache-secret"), a) })
+	pod := renderPod(t, func() (*corev1.PodSpecArgs, error) { return PodSpec(pulumi.String("cache-secret"), a) })
 	c := func(path ...any) any { return pod.Lookup(append([]any{"spec", "containers", 0}, path...)...) }
 
 	if got := fmt.Sprint(c("command")); got != "[redis-server /etc/redis/redis.conf]" {
@@ -275,7 +279,7 @@ func TestMemoryLimitLeavesHeadroomAboveMaxmemory(t *testing.T) {
 	} {
 		t.Run(c.maxMemory, func(t *testing.T) {
 			a := defaultedArgs(t, RedisArgs{MaxMemory: c.maxMemory, MaxMemoryBytes: c.bytes})
-			pod := renderPod(t, func() *corev1.PodSpecArgs { return PodSpec(pulumi.String("s"), a) })
+			pod := renderPod(t, func() (*corev1.PodSpecArgs, error) { return PodSpec(pulumi.String("s"), a) })
 			limit := pod.String("spec", "containers", 0, "resources", "limits", "memory")
 			q, err := resource.ParseQuantity(limit)
 			if err != nil {

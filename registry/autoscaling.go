@@ -9,8 +9,6 @@ import (
 	autoscalingv2 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/autoscaling/v2"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 const (
@@ -24,9 +22,33 @@ const (
 	scaleDownPodsPerMinute = 1
 )
 
+// Autoscaling is the validated autoscaling key: the registry's replicas belong to an autoscaler
+// between MinReplicas and MaxReplicas. Exactly one of Resources and KEDA is set.
+type Autoscaling struct {
+	MinReplicas int
+	MaxReplicas int
+	// Resources: a HorizontalPodAutoscaler on CPU and/or memory utilization of the requests.
+	Resources *ResourceTargets
+	// KEDA: a KEDA ScaledObject on a Prometheus query.
+	KEDA *KEDA
+}
+
+// ResourceTargets are average utilizations in percent of the requests; 0 is not a target.
+type ResourceTargets struct {
+	CPUUtilization    int
+	MemoryUtilization int
+}
+
+// KEDA scales on a Prometheus query: replicas = ceil(query / Threshold).
+type KEDA struct {
+	ServerAddress string
+	Query         string
+	Threshold     string
+}
+
 // AutoscalerName is the HorizontalPodAutoscaler that owns the replica count: the stack's own, or
 // the one KEDA makes for the ScaledObject.
-func AutoscalerName(name string, a *stackconfig.Autoscaling) string {
+func AutoscalerName(name string, a *Autoscaling) string {
 	if a.KEDA != nil {
 		return "keda-hpa-" + name
 	}
@@ -64,7 +86,7 @@ func newAutoscaler(ctx *pulumi.Context, name string, a *RegistryArgs, labels pul
 }
 
 // HPASpec scales the Deployment on the average utilization of the pods' requests.
-func HPASpec(deployment pulumi.StringInput, a *stackconfig.Autoscaling) *autoscalingv2.HorizontalPodAutoscalerSpecArgs {
+func HPASpec(deployment pulumi.StringInput, a *Autoscaling) *autoscalingv2.HorizontalPodAutoscalerSpecArgs {
 	var metrics autoscalingv2.MetricSpecArray
 	for _, m := range []struct {
 		resource string
@@ -100,7 +122,7 @@ func HPASpec(deployment pulumi.StringInput, a *stackconfig.Autoscaling) *autosca
 }
 
 // ScaledObjectSpec scales the Deployment on a Prometheus query, with the HPA's scale-down pace.
-func ScaledObjectSpec(deployment pulumi.StringInput, a *stackconfig.Autoscaling) pulumi.Map {
+func ScaledObjectSpec(deployment pulumi.StringInput, a *Autoscaling) pulumi.Map {
 	return pulumi.Map{
 		"scaleTargetRef":  pulumi.Map{"apiVersion": pulumi.String("apps/v1"), "kind": pulumi.String("Deployment"), "name": deployment},
 		"minReplicaCount": pulumi.Int(a.MinReplicas),

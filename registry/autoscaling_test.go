@@ -3,8 +3,6 @@ package registry
 import (
 	"reflect"
 	"testing"
-
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 const (
@@ -13,18 +11,18 @@ const (
 	tCRD          = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 )
 
-func hpaScaling() *stackconfig.Autoscaling {
-	return &stackconfig.Autoscaling{MinReplicas: 2, MaxReplicas: 5, Resources: &stackconfig.ResourceTargets{CPUUtilization: 60, MemoryUtilization: 80}}
+func hpaScaling() *Autoscaling {
+	return &Autoscaling{MinReplicas: 2, MaxReplicas: 5, Resources: &ResourceTargets{CPUUtilization: 60, MemoryUtilization: 80}}
 }
 
-func kedaScaling() *stackconfig.Autoscaling {
-	return &stackconfig.Autoscaling{MinReplicas: 1, MaxReplicas: 4, KEDA: &stackconfig.KEDA{
+func kedaScaling() *Autoscaling {
+	return &Autoscaling{MinReplicas: 1, MaxReplicas: 4, KEDA: &KEDA{
 		ServerAddress: "http://prometheus-operated.monitoring.svc:9090", Query: "sum(registry_http_in_flight_requests)", Threshold: "20"}}
 }
 
 // With an autoscaler the Deployment declares no count: `pulumi up` would reset the autoscaler's.
 func TestAutoscaledDeploymentLeavesTheCountToTheAutoscaler(t *testing.T) {
-	for name, as := range map[string]*stackconfig.Autoscaling{"hpa": hpaScaling(), "keda": kedaScaling()} {
+	for name, as := range map[string]*Autoscaling{"hpa": hpaScaling(), "keda": kedaScaling()} {
 		a := args()
 		a.Autoscaling = as
 		m := runRegistry(t, "registry", a)

@@ -19,12 +19,11 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
-	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
 )
 
 // fsStorage is the filesystem driver of the default stack.
-var fsStorage = storage.FilesystemBackend(nil, &stackconfig.FilesystemStorage{Mode: stackconfig.StorageHostPath, AccessMode: "ReadWriteOnce"})
+var fsStorage = storage.FilesystemBackend(nil, &storage.Filesystem{Mode: storage.ModeHostPath, AccessMode: "ReadWriteOnce"})
 
 var cacheInput = ConfigInput{
 	LogLevel:      "debug",

@@ -4,6 +4,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -14,10 +15,11 @@ import (
 	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/regstack/registry-stack/internal/htpasswd"
 	"github.com/regstack/registry-stack/internal/kube"
-	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/placement"
 	"github.com/regstack/registry-stack/storage"
 )
 
@@ -71,7 +73,13 @@ type RegistryArgs struct {
 	// one upstream: pulls only, one replica.
 	Proxy *ProxyArgs
 	// Optional: nil keeps Replicas. Set, an autoscaler owns the replica count (Replicas unused).
-	Autoscaling *stackconfig.Autoscaling
+	Autoscaling *Autoscaling
+	// Optional: nil adds nothing. Where the pods may run (added to the stack's own affinity), their
+	// priority class, extra pod labels and annotations, and image pull secrets.
+	Placement *placement.Spec
+	// Optional: environment variables added to the registry container (HTTP_PROXY, OTEL_* ...);
+	// see ValidateExtraEnv for the names refused.
+	ExtraEnv []EnvVar
 }
 
 // PatchForceAnnotation makes pulumi-kubernetes apply the Deployment with force (server-side apply).
@@ -133,6 +141,9 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 	}
 	if out.Replicas < 1 {
 		return nil, fmt.Errorf("registry: Replicas must be at least 1, got %d", out.Replicas)
+	}
+	if errs := append(out.Placement.Validate("placement"), ValidateExtraEnv("extraEnv", out.ExtraEnv, out.Storage)...); len(errs) > 0 {
+		return nil, fmt.Errorf("registry: %w", errors.Join(errs...))
 	}
 	if as := out.Autoscaling; as != nil && (as.MinReplicas < 1 || as.MaxReplicas < as.MinReplicas || (as.Resources == nil) == (as.KEDA == nil)) {
 		return nil, fmt.Errorf("registry: Autoscaling needs 1 <= MinReplicas <= MaxReplicas and one of Resources and KEDA, got %+v", *as)
@@ -279,6 +290,14 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	if a.Autoscaling != nil {
 		replicas = nil
 	}
+	podSpec, err := PodSpec(a, configSecret.Metadata.Name().Elem(), serviceAccount, PodSelector(name))
+	if err != nil {
+		return nil, err
+	}
+	podMeta := &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{kube.ChecksumAnnotation: checksum}}
+	if err := placement.ApplyPodMetadata(podMeta, a.Placement); err != nil {
+		return nil, fmt.Errorf("registry: pod template: %w", err)
+	}
 	deployment, err := appsv1.NewDeployment(ctx, name, &appsv1.DeploymentArgs{
 		Metadata: &metav1.ObjectMetaArgs{
 			Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels,
@@ -298,13 +317,7 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 					MaxUnavailable: pulumi.Int(0), MaxSurge: pulumi.Int(1),
 				},
 			},
-			Template: &corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{
-					Labels:      labels,
-					Annotations: pulumi.StringMap{"checksum/config": checksum},
-				},
-				Spec: PodSpec(a, configSecret.Metadata.Name().Elem(), serviceAccount, PodSelector(name)),
-			},
+			Template: &corev1.PodTemplateSpecArgs{Metadata: podMeta, Spec: podSpec},
 		},
 	}, parent)
 	if err != nil {
@@ -461,8 +474,9 @@ func PodSelector(name string) map[string]string {
 	return kube.Selector("registry", name)
 }
 
-// PodSpec is the registry pod; serviceAccount "" is the namespace's default (no identity needed).
-func PodSpec(a *RegistryArgs, configSecretName, serviceAccount pulumi.StringInput, selector map[string]string) *corev1.PodSpecArgs {
+// PodSpec is the registry pod with a.Placement added; serviceAccount "" is the namespace's default
+// (no identity needed).
+func PodSpec(a *RegistryArgs, configSecretName, serviceAccount pulumi.StringInput, selector map[string]string) (*corev1.PodSpecArgs, error) {
 	volumes := corev1.VolumeArray{&corev1.VolumeArgs{Name: pulumi.String("config"), Secret: &corev1.SecretVolumeSourceArgs{
 		SecretName: configSecretName, DefaultMode: pulumi.Int(0o440),
 	}}}
@@ -482,15 +496,13 @@ func PodSpec(a *RegistryArgs, configSecretName, serviceAccount pulumi.StringInpu
 	if len(a.Storage.ServiceAccountAnnotations) > 0 {
 		spec.ServiceAccountName = serviceAccount
 	}
-	sameNode := &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(selector)}
+	var own *placement.Affinity
 	if a.Storage.CoLocate {
 		// A ReadWriteOnce volume attaches to one node only.
 		// The first replica matches its own term, so it schedules; the others follow it.
-		spec.Affinity = &corev1.AffinityArgs{PodAffinity: &corev1.PodAffinityArgs{
-			RequiredDuringSchedulingIgnoredDuringExecution: corev1.PodAffinityTermArray{&corev1.PodAffinityTermArgs{
-				TopologyKey: pulumi.String("kubernetes.io/hostname"), LabelSelector: sameNode,
-			}},
-		}}
+		own = &placement.Affinity{PodAffinity: &placement.PodAffinity{Required: []placement.PodAffinityTerm{{
+			TopologyKey: "kubernetes.io/hostname", LabelSelector: &placement.LabelSelector{MatchLabels: selector},
+		}}}}
 	} else {
 		// Shared storage (an object store, a ReadWriteMany claim): spread over nodes and zones so
 		// one node or zone going takes at most its share. ScheduleAnyway: a preference, never a
@@ -500,14 +512,18 @@ func PodSpec(a *RegistryArgs, configSecretName, serviceAccount pulumi.StringInpu
 				MaxSkew:           pulumi.Int(1),
 				TopologyKey:       pulumi.String(key),
 				WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
-				LabelSelector:     sameNode,
+				LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: kube.StringMap(selector)},
 			}
 		}
 		spec.TopologySpreadConstraints = corev1.TopologySpreadConstraintArray{
 			spread("kubernetes.io/hostname"), spread("topology.kubernetes.io/zone"),
 		}
 	}
-	return spec
+	// The user's affinity terms join the stack's: a placement must never undo the co-location.
+	if err := placement.ApplyPodSpec(spec, own, a.Placement); err != nil {
+		return nil, fmt.Errorf("registry: pod spec: %w", err)
+	}
+	return spec, nil
 }
 
 // Container is the registry container: probes on / (200 unless a health check fails; /v2/ is 401
@@ -519,10 +535,7 @@ func Container(a *RegistryArgs) *corev1.ContainerArgs {
 		Image:           pulumi.String(a.Image),
 		ImagePullPolicy: pulumi.String("IfNotPresent"),
 		Command:         pulumi.ToStringArray([]string{"registry", "serve", ConfigFile}),
-		Env: append(corev1.EnvVarArray{
-			// v3 exports traces to localhost:4318 by default and logs an error every few seconds.
-			&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
-		}, a.Storage.Env...),
+		Env:             append(containerEnv(a.Storage), extraEnv(a.ExtraEnv)...),
 		Ports: corev1.ContainerPortArray{
 			&corev1.ContainerPortArgs{Name: pulumi.String("http"), ContainerPort: pulumi.Int(Port)},
 			&corev1.ContainerPortArgs{Name: pulumi.String(DebugPortName), ContainerPort: pulumi.Int(DebugPort)},
@@ -554,6 +567,62 @@ func Container(a *RegistryArgs) *corev1.ContainerArgs {
 		SecurityContext: kube.ContainerSecurityContext(),
 		VolumeMounts:    volumeMounts(a),
 	}
+}
+
+// containerEnv is the registry container's own environment: the stack's and the storage's.
+func containerEnv(backend *storage.Backend) corev1.EnvVarArray {
+	env := corev1.EnvVarArray{
+		// v3 exports traces to localhost:4318 by default and logs an error every few seconds.
+		&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
+	}
+	if backend != nil {
+		env = append(env, backend.Env...)
+	}
+	return env
+}
+
+func extraEnv(env []EnvVar) corev1.EnvVarArray {
+	var out corev1.EnvVarArray
+	for _, e := range env {
+		out = append(out, &corev1.EnvVarArgs{Name: pulumi.String(e.Name), Value: pulumi.String(e.Value)})
+	}
+	return out
+}
+
+// ValidateExtraEnv lists the problems of extra environment variables for the registry container,
+// each naming its path below path, the name and why: a name must be a valid variable name, given
+// once, not one the container sets itself (the stack's own and backend's storage variables; nil
+// backend: the stack's own only), and must not start with REGISTRY_. Distribution reads REGISTRY_*
+// variables as overrides of config.yml (auth, storage, read-only mode...): they could switch off
+// authentication or redirect storage unseen, and the stack's config must stay the one source.
+func ValidateExtraEnv(path string, env []EnvVar, backend *storage.Backend) []error {
+	own := map[string]bool{}
+	for _, v := range containerEnv(backend) {
+		// The stack builds its variables with plain names.
+		if e, ok := v.(*corev1.EnvVarArgs); ok {
+			if n, ok := e.Name.(pulumi.String); ok {
+				own[string(n)] = true
+			}
+		}
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for i, e := range env {
+		at := fmt.Sprintf("%s[%d].name", path, i)
+		switch msgs := validation.IsEnvVarName(e.Name); {
+		case len(msgs) > 0:
+			errs = append(errs, fmt.Errorf("%s: %q is invalid: %s", at, e.Name, strings.Join(msgs, "; ")))
+		case strings.HasPrefix(e.Name, "REGISTRY_"):
+			errs = append(errs, fmt.Errorf("%s: %q is refused: distribution reads REGISTRY_* variables as overrides of its "+
+				"config.yml, which the stack's config alone sets", at, e.Name))
+		case own[e.Name]:
+			errs = append(errs, fmt.Errorf("%s: %q is refused: the registry container sets it itself", at, e.Name))
+		case seen[e.Name]:
+			errs = append(errs, fmt.Errorf("%s: %q is given twice", at, e.Name))
+		}
+		seen[e.Name] = true
+	}
+	return errs
 }
 
 func volumeMounts(a *RegistryArgs) corev1.VolumeMountArray {

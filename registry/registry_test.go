@@ -12,7 +12,6 @@ import (
 
 	"github.com/regstack/registry-stack/internal/htpasswd"
 	"github.com/regstack/registry-stack/internal/testutil"
-	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
 )
 
@@ -27,14 +26,14 @@ const (
 
 // fsBackend is the storage of a filesystem claim registry-data provisioned in mode with access.
 func fsBackend(mode, access string) *storage.Backend {
-	return storage.FilesystemBackend(pulumi.String("registry-data"), &stackconfig.FilesystemStorage{Mode: mode, AccessMode: access})
+	return storage.FilesystemBackend(pulumi.String("registry-data"), &storage.Filesystem{Mode: mode, AccessMode: access})
 }
 
 // args are fixed inputs for NewRegistry; each call returns a fresh copy.
 func args() *RegistryArgs {
 	return &RegistryArgs{
 		Namespace:     pulumi.String("images"),
-		Storage:       fsBackend(stackconfig.StorageDynamic, "ReadWriteMany"),
+		Storage:       fsBackend(storage.ModeDynamic, "ReadWriteMany"),
 		Image:         "registry:3.1.2",
 		Replicas:      2,
 		Accounts:      []string{"admin"},
@@ -59,10 +58,14 @@ func runRegistry(t *testing.T, name string, a *RegistryArgs) *testutil.Mocks {
 
 // renderPod registers a Pod with the given spec under the mock engine and returns what Kubernetes
 // would receive.
-func renderPod(t *testing.T, spec func() *corev1.PodSpecArgs) testutil.Resource {
+func renderPod(t *testing.T, spec func() (*corev1.PodSpecArgs, error)) testutil.Resource {
 	t.Helper()
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
-		_, err := corev1.NewPod(ctx, "probe", &corev1.PodArgs{Spec: spec()})
+		s, err := spec()
+		if err != nil {
+			return err
+		}
+		_, err = corev1.NewPod(ctx, "probe", &corev1.PodArgs{Spec: s})
 		return err
 	})
 	return m.Get(t, tPod, "probe")
@@ -79,8 +82,8 @@ func defaulted(t *testing.T, a *RegistryArgs) *RegistryArgs {
 
 func TestContainer(t *testing.T) {
 	a := defaulted(t, args())
-	pod := renderPod(t, func() *corev1.PodSpecArgs {
-		return &corev1.PodSpecArgs{Containers: corev1.ContainerArray{Container(a)}}
+	pod := renderPod(t, func() (*corev1.PodSpecArgs, error) {
+		return &corev1.PodSpecArgs{Containers: corev1.ContainerArray{Container(a)}}, nil
 	})
 	c := func(path ...any) any { return pod.Lookup(append([]any{"spec", "containers", 0}, path...)...) }
 	for _, e := range []struct {
@@ -149,7 +152,9 @@ func TestImageIsUsedAsGiven(t *testing.T) {
 func TestPodSpec(t *testing.T) {
 	a := defaulted(t, args())
 	sel := PodSelector("registry")
-	pod := renderPod(t, func() *corev1.PodSpecArgs { return PodSpec(a, pulumi.String("cfg-secret"), pulumi.String(""), sel) })
+	pod := renderPod(t, func() (*corev1.PodSpecArgs, error) {
+		return PodSpec(a, pulumi.String("cfg-secret"), pulumi.String(""), sel)
+	})
 	for _, e := range []struct {
 		path []any
 		want any
@@ -196,9 +201,9 @@ func TestVolumeOwnershipContainer(t *testing.T) {
 			a := args()
 			switch mode {
 			case "hostPath":
-				a.Storage = storage.FilesystemBackend(pulumi.String("registry-data"), &stackconfig.FilesystemStorage{Mode: stackconfig.StorageHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce"})
+				a.Storage = storage.FilesystemBackend(pulumi.String("registry-data"), &storage.Filesystem{Mode: storage.ModeHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce"})
 			case "hostPath chown":
-				a.Storage = storage.FilesystemBackend(pulumi.String("registry-data"), &stackconfig.FilesystemStorage{Mode: stackconfig.StorageHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce", ChownHostPath: true})
+				a.Storage = storage.FilesystemBackend(pulumi.String("registry-data"), &storage.Filesystem{Mode: storage.ModeHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce", ChownHostPath: true})
 			}
 			dep := runRegistry(t, "registry", a).Get(t, tDeployment, "registry")
 			inits, _ := dep.Lookup("spec", "template", "spec", "initContainers").([]any)
@@ -483,11 +488,11 @@ func TestInvalidArgsRegisterNothing(t *testing.T) {
 func TestPlacementFollowsTheVolume(t *testing.T) {
 	for _, coLocate := range []bool{true, false} {
 		access := map[bool]string{true: "ReadWriteOnce", false: "ReadWriteMany"}[coLocate]
-		a, err := (&RegistryArgs{Namespace: pulumi.String("ns"), Storage: fsBackend(stackconfig.StorageDynamic, access)}).withDefaults()
+		a, err := (&RegistryArgs{Namespace: pulumi.String("ns"), Storage: fsBackend(storage.ModeDynamic, access)}).withDefaults()
 		if err != nil {
 			t.Fatal(err)
 		}
-		pod := renderPod(t, func() *corev1.PodSpecArgs {
+		pod := renderPod(t, func() (*corev1.PodSpecArgs, error) {
 			return PodSpec(a, pulumi.String("cfg"), pulumi.String(""), PodSelector("registry"))
 		})
 		affinity := pod.Lookup("spec", "affinity", "podAffinity", "requiredDuringSchedulingIgnoredDuringExecution", 0, "topologyKey")
@@ -504,7 +509,7 @@ func TestPlacementFollowsTheVolume(t *testing.T) {
 // The debug port (pprof, metrics, no auth) is left out of the registry's NetworkPolicy.
 func TestNetworkPolicyAdmitsOnlyTheAPIPort(t *testing.T) {
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
-		_, err := NewRegistry(ctx, "registry", &RegistryArgs{Namespace: pulumi.String("ns"), Storage: fsBackend(stackconfig.StorageDynamic, "ReadWriteOnce")})
+		_, err := NewRegistry(ctx, "registry", &RegistryArgs{Namespace: pulumi.String("ns"), Storage: fsBackend(storage.ModeDynamic, "ReadWriteOnce")})
 		return err
 	})
 	np := m.Get(t, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "registry")

@@ -12,15 +12,14 @@ import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
 )
 
-func s3Storage() *stackconfig.S3Storage {
-	return &stackconfig.S3Storage{
+func s3Storage() *storage.S3 {
+	return &storage.S3{
 		Bucket: "registry-images", Region: "us-east-1", Endpoint: "https://s3.storage.svc:7070", ForcePathStyle: true,
 		RootDirectory: "/envs/prod", Encrypt: true, KMSKeyID: "alias/registry", StorageClass: "STANDARD_IA", ChunkSize: 16 << 20,
-		Credentials: &stackconfig.S3Credentials{AccessKeyID: "AKIAEXAMPLEKEYID", SecretAccessKey: "example-secret-access-key"},
+		Credentials: &storage.S3Credentials{AccessKeyID: "AKIAEXAMPLEKEYID", SecretAccessKey: "example-secret-access-key"},
 		Redirect:    true,
 	}
 }

@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/monitoring"
+	"github.com/regstack/registry-stack/registry"
+	"github.com/regstack/registry-stack/routing"
+	"github.com/regstack/registry-stack/storage"
+	"github.com/regstack/registry-stack/tlscert"
 )
 
 // Args configure a RegistryStack, one field per feature. The program builds them from validated
@@ -24,11 +28,11 @@ type Args struct {
 	ExtraDNSNames    []string
 	ExtraIPAddresses []string
 	// Routing is the way in (exactly one mode set).
-	Routing stackconfig.Routing
+	Routing routing.Spec
 	// TLS is the server certificate's source (exactly one set).
-	TLS stackconfig.TLS
+	TLS tlscert.Source
 	// Storage is where the images live (exactly one driver set).
-	Storage stackconfig.Storage
+	Storage storage.Store
 	// Registry is the registry's own Deployment.
 	Registry RegistryArgs
 	// Accounts are the htpasswd accounts, the first one the admin the outputs name; each gets its
@@ -39,11 +43,11 @@ type Args struct {
 	// GC is the garbage collection CronJob and its watchdog.
 	GC GCArgs
 	// Mirrors are pull-through caches, each its own registry instance; empty: none.
-	Mirrors []stackconfig.Mirror
+	Mirrors []Mirror
 	// Monitoring exposes metrics to a Prometheus; nil: off.
-	Monitoring *stackconfig.Monitoring
+	Monitoring *monitoring.Config
 	// Autoscaling lets an autoscaler own the registry's replica count; nil: Registry.Replicas.
-	Autoscaling *stackconfig.Autoscaling
+	Autoscaling *registry.Autoscaling
 }
 
 // RegistryArgs shape the registry's pods (the mirrors use the same image, log level and resources).
@@ -83,13 +87,19 @@ type GCArgs struct {
 	KubectlImage string
 }
 
+// Pod Security Standard levels the stack's pods meet.
+const (
+	PodSecurityRestricted = "restricted"
+	PodSecurityBaseline   = "baseline"
+)
+
 // PodSecurityLevel is the Pod Security Standard every pod meets: restricted, unless the hostPath
 // ownership fix (a root container with CHOWN) was asked for, which needs baseline.
 func (a *Args) PodSecurityLevel() string {
 	if fs := a.Storage.Filesystem; fs != nil && fs.ChownHostPath {
-		return stackconfig.PodSecurityBaseline
+		return PodSecurityBaseline
 	}
-	return stackconfig.PodSecurityRestricted
+	return PodSecurityRestricted
 }
 
 // DNSNames are the names clients use: the hostname first, then the extra names, without duplicates.

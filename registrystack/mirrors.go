@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // ContainerdCertsDir is containerd's registry host configuration directory (config_path).
@@ -85,7 +83,7 @@ func mirrorOutputs(args *Args, mirrors []*mirror) pulumi.Map {
 // upstream's images to the mirror first (pull and resolve only: never pushes), falling back to
 // the upstream itself when the mirror fails. An account (username != "") goes in as a static
 // Authorization header: kubelet's pull secrets name the image's registry, not the mirror.
-func ContainerdHostsTOML(m stackconfig.Mirror, username, password, caPath string) string {
+func ContainerdHostsTOML(m Mirror, username, password, caPath string) string {
 	host := "https://" + m.Hostname
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Mirror %s of %s (registry-stack)\n", m.Name, m.Upstream)
@@ -105,7 +103,7 @@ func ContainerdHostsTOML(m stackconfig.Mirror, username, password, caPath string
 
 // MirrorSetupCommands tell how each kind of client uses the mirrors: containerd nodes, Docker
 // Engine, minikube, and pods that name a mirror directly.
-func MirrorSetupCommands(mirrors []stackconfig.Mirror, trustCA bool) string {
+func MirrorSetupCommands(mirrors []Mirror, trustCA bool) string {
 	var lines []string
 	add := func(format string, a ...any) { lines = append(lines, fmt.Sprintf(format, a...)) }
 	add("# containerd (each node; config_path = %s): one hosts.toml per upstream.", ContainerdCertsDir)
@@ -149,9 +147,9 @@ func MirrorSetupCommands(mirrors []stackconfig.Mirror, trustCA bool) string {
 	return strings.Join(lines, "\n")
 }
 
-func dockerHubMirror(mirrors []stackconfig.Mirror) *stackconfig.Mirror {
+func dockerHubMirror(mirrors []Mirror) *Mirror {
 	for i := range mirrors {
-		if mirrors[i].UpstreamNamespace() == stackconfig.DockerHubNamespace {
+		if mirrors[i].UpstreamNamespace() == DockerHubNamespace {
 			return &mirrors[i]
 		}
 	}

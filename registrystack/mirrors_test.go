@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
-
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // hostsFile is the hosts.toml schema containerd reads (core/remotes/docker/config, fields of
@@ -35,7 +33,7 @@ func decodeHosts(t *testing.T, raw string) hostsFile {
 }
 
 func TestContainerdHostsTOML(t *testing.T) {
-	m := stackconfig.Mirror{Name: "dockerhub", Upstream: "https://registry-1.docker.io", Hostname: "hub.example.com"}
+	m := Mirror{Name: "dockerhub", Upstream: "https://registry-1.docker.io", Hostname: "hub.example.com"}
 	h := decodeHosts(t, ContainerdHostsTOML(m, "pull", "s3cret-pw", "/etc/containerd/certs.d/docker.io/registry-stack-ca.crt"))
 	if h.Server != "https://registry-1.docker.io" {
 		t.Errorf("server = %q, want the upstream (the fallback when the mirror fails)", h.Server)

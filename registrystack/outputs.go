@@ -9,7 +9,6 @@ import (
 	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/redis"
 	"github.com/regstack/registry-stack/registry"
-	"github.com/regstack/registry-stack/stackconfig"
 	"github.com/regstack/registry-stack/storage"
 	"github.com/regstack/registry-stack/tlscert"
 )
@@ -55,7 +54,7 @@ func DockerLoginCommand(host, username string) string {
 
 // TrustCACommands installs the CA where docker, containerd and the OS look for it. With a
 // certificate from an existing Secret and no CA given, there is nothing to install: it says so.
-func TrustCACommands(host string, t stackconfig.TLS) string {
+func TrustCACommands(host string, t tlscert.Source) string {
 	if t.Secret != nil && t.Secret.CACertPEM == "" {
 		return strings.Join([]string{
 			fmt.Sprintf("# The certificate comes from Secret %s (tlsSource=secret) and no tlsCaCertPem was given:", t.Secret.Name),

@@ -19,7 +19,7 @@ import (
 	"github.com/regstack/registry-stack/monitoring"
 	"github.com/regstack/registry-stack/redis"
 	"github.com/regstack/registry-stack/registry"
-	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/routing"
 	"github.com/regstack/registry-stack/storage"
 	"github.com/regstack/registry-stack/tlscert"
 )
@@ -100,7 +100,7 @@ func NewRegistryStack(ctx *pulumi.Context, name string, args *Args, opts ...pulu
 func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOption) (pulumi.Map, error) {
 	namespace := pulumi.String(args.Namespace).ToStringOutput()
 	level := args.PodSecurityLevel()
-	if level != stackconfig.PodSecurityRestricted {
+	if level != PodSecurityRestricted {
 		msg := fmt.Sprintf("namespace %s enforces Pod Security level %q, not restricted: "+
 			"storageHostPathChown runs a root init container (CHOWN only) in every registry and mirror pod", args.Namespace, level)
 		if !args.CreateNamespace {
@@ -135,7 +135,7 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 
 	var cache *redis.Redis
 	if c := args.Cache; c != nil {
-		maxMemoryBytes, err := stackconfig.RedisMaxMemoryBytes(c.MaxMemory)
+		maxMemoryBytes, err := redis.MaxMemoryBytes(c.MaxMemory)
 		if err != nil {
 			return nil, fmt.Errorf("Cache.MaxMemory: %w", err)
 		}
@@ -155,6 +155,16 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		}
 	}
 
+	autoscaling := args.Autoscaling
+	if a := autoscaling; a != nil && a.KEDA != nil && a.KEDA.Query == "" {
+		// The default query: in-flight requests of this registry's pods, as the ServiceMonitor's
+		// series name them (namespace and metrics Service, named after the component).
+		keda := *a.KEDA
+		keda.Query = fmt.Sprintf(`sum(registry_http_in_flight_requests{namespace=%q,service=%q})`, args.Namespace, monitoring.MetricsServiceName(n.registry))
+		copied := *a
+		copied.KEDA = &keda
+		autoscaling = &copied
+	}
 	r := args.Registry
 	regArgs := &registry.RegistryArgs{
 		Namespace:     namespace,
@@ -167,7 +177,7 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		CPURequest:    r.CPURequest,
 		MemoryRequest: r.MemoryRequest,
 		MemoryLimit:   r.MemoryLimit,
-		Autoscaling:   args.Autoscaling,
+		Autoscaling:   autoscaling,
 	}
 	if cache != nil {
 		regArgs.CacheEnabled, regArgs.RedisAddr, regArgs.RedisUsername, regArgs.RedisPassword = true, cache.Address, redis.RegistryUser, cache.Password
@@ -280,8 +290,8 @@ func newMonitoring(ctx *pulumi.Context, args *Args, n names, namespace pulumi.St
 func NamespaceLabels(instance, level string) map[string]string {
 	labels := kube.Labels("registry", instance, "namespace")
 	labels["pod-security.kubernetes.io/enforce"] = level
-	labels["pod-security.kubernetes.io/warn"] = stackconfig.PodSecurityRestricted
-	labels["pod-security.kubernetes.io/audit"] = stackconfig.PodSecurityRestricted
+	labels["pod-security.kubernetes.io/warn"] = PodSecurityRestricted
+	labels["pod-security.kubernetes.io/audit"] = PodSecurityRestricted
 	return labels
 }
 
@@ -296,7 +306,7 @@ func cacheClients(args *Args, n names) []map[string]string {
 
 // mirror is one deployed pull-through cache.
 type mirror struct {
-	cfg      stackconfig.Mirror
+	cfg      Mirror
 	instance string
 	reg      *registry.Registry
 	data     *storage.Storage
@@ -364,7 +374,7 @@ func newRoute(ctx *pulumi.Context, args *Args, n names, namespace pulumi.StringI
 	r := args.Routing
 	switch {
 	case r.Ingress != nil:
-		if r.Controller == stackconfig.ControllerOther {
+		if r.Controller == routing.ControllerOther {
 			// Said on every preview and up: nothing the stack sets keeps this controller from
 			// also serving the registry (and taking its credentials) on plain HTTP.
 			if err := ctx.Log.Warn(fmt.Sprintf("ingressController=other: the stack cannot keep IngressClass %s from serving %s on plain HTTP; "+
@@ -404,7 +414,7 @@ func newRoute(ctx *pulumi.Context, args *Args, n names, namespace pulumi.StringI
 		} else {
 			e := r.Gateway.Existing
 			ctrl := string(r.Controller)
-			if r.Controller == stackconfig.ControllerOfGatewayClass {
+			if r.Controller == routing.ControllerOfGatewayClass {
 				ctrl = "of its GatewayClass"
 			}
 			desc = fmt.Sprintf("gateway (existing %s/%s, listener %s, controller %s)", e.Namespace, e.Name, e.SectionName, ctrl)

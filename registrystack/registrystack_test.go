@@ -9,8 +9,11 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/registry"
 	"github.com/regstack/registry-stack/registrystack"
+	"github.com/regstack/registry-stack/routing"
 	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/storage"
 )
 
 // twoStacks is a program with two registries in one namespace, the second with its own hostname
@@ -21,10 +24,10 @@ func twoStacks(ctx *pulumi.Context) error {
 		return err
 	}
 	for _, s := range []struct{ name, host string }{{"registry", "registry.example.com"}, {"team-b", "team-b.example.com"}} {
-		args := registrystack.DefaultArgs()
+		args := stackconfig.DefaultArgs()
 		args.Namespace, args.CreateNamespace, args.Hostname = "shared", false, s.host
-		args.Mirrors = []stackconfig.Mirror{{Name: "hub", Upstream: "https://registry-1.docker.io", Hostname: "hub." + s.host, TTL: "168h",
-			Storage: stackconfig.Storage{Filesystem: &stackconfig.FilesystemStorage{Mode: stackconfig.StorageDynamic, ClaimSize: "20Gi",
+		args.Mirrors = []registrystack.Mirror{{Name: "hub", Upstream: "https://registry-1.docker.io", Hostname: "hub." + s.host, TTL: "168h",
+			Storage: storage.Store{Filesystem: &storage.Filesystem{Mode: storage.ModeDynamic, ClaimSize: "20Gi",
 				AccessMode: "ReadWriteOnce", StorageClassName: "standard"}}}}
 		if _, err := registrystack.NewRegistryStack(ctx, s.name, args, pulumi.Provider(k8s)); err != nil {
 			return err
@@ -77,7 +80,7 @@ func TestEveryChildIsUnderTheComponentAndAliasedToTheRoot(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = registrystack.NewRegistryStack(ctx, "registry", registrystack.DefaultArgs(), pulumi.Provider(k8s))
+		_, err = registrystack.NewRegistryStack(ctx, "registry", stackconfig.DefaultArgs(), pulumi.Provider(k8s))
 		return err
 	})
 	for _, r := range m.Resources() {
@@ -100,7 +103,7 @@ func TestEveryChildIsUnderTheComponentAndAliasedToTheRoot(t *testing.T) {
 }
 
 func TestDefaultArgsAreValidAndMatchTheStackDefaults(t *testing.T) {
-	a := registrystack.DefaultArgs()
+	a := stackconfig.DefaultArgs()
 	if err := a.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -112,10 +115,10 @@ func TestDefaultArgsAreValidAndMatchTheStackDefaults(t *testing.T) {
 }
 
 func TestValidateNamesEveryBrokenField(t *testing.T) {
-	a := registrystack.DefaultArgs()
+	a := stackconfig.DefaultArgs()
 	a.Namespace, a.Accounts, a.Registry.Replicas = "", nil, 0
-	a.Routing.Gateway = &stackconfig.GatewayRouting{}
-	a.Mirrors = []stackconfig.Mirror{{Name: "hub"}, {Name: "hub"}}
+	a.Routing.Gateway = &routing.Gateway{}
+	a.Mirrors = []registrystack.Mirror{{Name: "hub"}, {Name: "hub"}}
 	err := a.Validate()
 	if err == nil {
 		t.Fatal("invalid args accepted")
@@ -131,5 +134,25 @@ func TestValidateNamesEveryBrokenField(t *testing.T) {
 	})
 	if runErr == nil || len(m.Resources()) != 0 {
 		t.Errorf("NewRegistryStack with invalid args: err %v, %d resources registered (want an error and none)", runErr, len(m.Resources()))
+	}
+}
+
+// KEDA's default query names this component's metrics Service, not a fixed one.
+func TestKEDADefaultQueryNamesTheComponentsMetricsService(t *testing.T) {
+	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{})
+		if err != nil {
+			return err
+		}
+		args := stackconfig.DefaultArgs()
+		args.Namespace = "shared"
+		args.Autoscaling = &registry.Autoscaling{MinReplicas: 2, MaxReplicas: 4, KEDA: &registry.KEDA{ServerAddress: "http://prometheus:9090", Threshold: "20"}}
+		_, err = registrystack.NewRegistryStack(ctx, "team-b", args, pulumi.Provider(k8s))
+		return err
+	})
+	so := m.Get(t, "kubernetes:keda.sh/v1alpha1:ScaledObject", "team-b")
+	want := `sum(registry_http_in_flight_requests{namespace="shared",service="team-b-metrics"})`
+	if got := so.String("spec", "triggers", 0, "metadata", "query"); got != want {
+		t.Errorf("query %q, want %q", got, want)
 	}
 }

@@ -10,16 +10,20 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/monitoring"
+	"github.com/regstack/registry-stack/registry"
+	"github.com/regstack/registry-stack/registrystack"
+	"github.com/regstack/registry-stack/routing"
+	"github.com/regstack/registry-stack/storage"
+	"github.com/regstack/registry-stack/tlscert"
 )
 
-// Storage modes.
+// Storage modes: the values of storageMode.
 const (
-	// StorageHostPath makes a static hostPath PersistentVolume bound to the claim (minikube default).
-	StorageHostPath = "hostPath"
-	// StorageDynamic asks a StorageClass for a volume.
-	StorageDynamic = "dynamic"
-	// StorageExisting binds the claim to a PersistentVolume that already exists (restore, NFS, ...).
-	StorageExisting = "existing"
+	StorageHostPath = storage.ModeHostPath
+	StorageDynamic  = storage.ModeDynamic
+	StorageExisting = storage.ModeExisting
 )
 
 // Config is the whole, validated stack configuration.
@@ -51,11 +55,11 @@ type Config struct {
 	TLSCACertPEM                string
 
 	// Routing is the validated way in (exactly one of its modes is set), built from the keys above.
-	Routing Routing
+	Routing routing.Spec
 	// TLS is the validated certificate source (exactly one is set).
-	TLS TLS
+	TLS tlscert.Source
 	// Storage is the validated storage backend (exactly one driver is set), built from the storage keys.
-	Storage Storage
+	Storage storage.Store
 
 	Replicas              int
 	RegistryImage         string
@@ -112,14 +116,14 @@ type Config struct {
 	// MirrorsRaw is the mirrors key as set; Mirrors is what components use.
 	MirrorsRaw []rawMirror
 	// Mirrors are the validated pull-through caches, each with its own store (empty: none).
-	Mirrors []Mirror
+	Mirrors []registrystack.Mirror
 
 	// MonitoringRaw and AutoscalingRaw are the object keys as set (nil: unset); Monitoring and
 	// Autoscaling are what components use (nil: off).
 	MonitoringRaw  *rawMonitoring
 	AutoscalingRaw *rawAutoscaling
-	Monitoring     *Monitoring
-	Autoscaling    *Autoscaling
+	Monitoring     *monitoring.Config
+	Autoscaling    *registry.Autoscaling
 }
 
 // key describes one stack config key: its name, default and how it is stored into Config.

@@ -4,10 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/registrystack"
+	"github.com/regstack/registry-stack/routing"
+	"github.com/regstack/registry-stack/tlscert"
 )
 
 // parse parses values as stored by the CLI; keys of secretKeys count as set with --secret.
@@ -212,15 +218,6 @@ func TestAllProblemsAreReportedTogether(t *testing.T) {
 	}
 }
 
-func TestRedisMaxMemoryBytes(t *testing.T) {
-	for in, want := range map[string]int64{"64mb": 64 << 20, "1GB": 1 << 30, "100k": 100_000, "512": 512, "2g": 2_000_000_000} {
-		got, err := RedisMaxMemoryBytes(in)
-		if err != nil || got != want {
-			t.Errorf("RedisMaxMemoryBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-}
-
 // Pulumi.yaml declares every key with the same default the program applies, and nothing else.
 var objectKeys = map[string]bool{"monitoring": true, "autoscaling": true}
 
@@ -316,7 +313,7 @@ func loadStackFile(t *testing.T, file string) *Config {
 func TestMinikubeStackConfigIsValid(t *testing.T) {
 	c := loadStackFile(t, "Pulumi.minikube.yaml")
 	if c.IngressClassName != "nginx" || c.StorageMode != StorageDynamic || c.StorageClassName != "standard" || c.KubeContext != "minikube" ||
-		c.PodSecurityLevel() != PodSecurityRestricted {
+		c.Args().PodSecurityLevel() != registrystack.PodSecurityRestricted {
 		t.Errorf("minikube stack does not target minikube's defaults: %+v", c)
 	}
 }
@@ -349,7 +346,7 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Routing.Ingress == nil || c.Routing.Gateway != nil || c.Routing.Controller != ControllerNginx || c.Routing.Ingress.ClassName != "nginx" {
+	if c.Routing.Ingress == nil || c.Routing.Gateway != nil || c.Routing.Controller != routing.ControllerNginx || c.Routing.Ingress.ClassName != "nginx" {
 		t.Errorf("default routing = %+v, want ingress on nginx", c.Routing)
 	}
 	if c.TLS.Generated == nil || c.TLS.Secret != nil || c.TLS.Generated.ValidityHours != 8760 {
@@ -360,18 +357,18 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Routing.Controller != ControllerTraefik || c.Routing.Ingress.TraefikEntryPoint != "websecure" || fmt.Sprint(c.Routing.SourceRanges) != "[10.0.0.0/8]" {
+	if c.Routing.Controller != routing.ControllerTraefik || c.Routing.Ingress.TraefikEntryPoint != "websecure" || fmt.Sprint(c.Routing.SourceRanges) != "[10.0.0.0/8]" {
 		t.Errorf("traefik routing = %+v %+v", c.Routing, c.Routing.Ingress)
 	}
 
 	c, err = parse(map[string]string{"ingressClassName": "public", "ingressController": "nginx"})
-	if err != nil || c.Routing.Controller != ControllerNginx {
+	if err != nil || c.Routing.Controller != routing.ControllerNginx {
 		t.Errorf("class public with ingressController nginx: %+v, %v", c, err)
 	}
 
 	c, err = parse(map[string]string{"ingressClassName": "haproxy", "ingressController": "other",
 		"ingressSourceRanges": `["10.0.0.0/8"]`, "allowUnenforcedSourceRanges": "true"})
-	if err != nil || c.Routing.Controller != ControllerOther {
+	if err != nil || c.Routing.Controller != routing.ControllerOther {
 		t.Errorf("explicit opt-out refused: %v", err)
 	}
 
@@ -380,7 +377,7 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Routing.Ingress != nil || c.Routing.Gateway == nil || c.Routing.Gateway.Existing != nil ||
-		*c.Routing.Gateway.Create != (CreatedGateway{ClassName: "traefik", ListenerPort: 8443}) || c.Routing.Controller != ControllerTraefik {
+		*c.Routing.Gateway.Create != (routing.CreatedGateway{ClassName: "traefik", ListenerPort: 8443}) || c.Routing.Controller != routing.ControllerTraefik {
 		t.Errorf("created gateway = %+v", c.Routing)
 	}
 
@@ -396,7 +393,7 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Routing.Gateway.Create != nil || *c.Routing.Gateway.Existing != (ExistingGateway{Name: "edge", Namespace: "images", SectionName: "https"}) {
+	if c.Routing.Gateway.Create != nil || *c.Routing.Gateway.Existing != (routing.ExistingGateway{Name: "edge", Namespace: "images", SectionName: "https"}) {
 		t.Errorf("existing gateway = %+v (namespace defaults to the stack's)", c.Routing.Gateway.Existing)
 	}
 
@@ -404,12 +401,12 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	// decides about the ranges (the gateway component refuses them unless Traefik serves it).
 	c, err = parse(map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https",
 		"ingressSourceRanges": `["10.0.0.0/8"]`})
-	if err != nil || c.Routing.Controller != ControllerOfGatewayClass {
-		t.Errorf("existing gateway without gatewayController: controller %q, %v; want %q", c.Routing.Controller, err, ControllerOfGatewayClass)
+	if err != nil || c.Routing.Controller != routing.ControllerOfGatewayClass {
+		t.Errorf("existing gateway without gatewayController: controller %q, %v; want %q", c.Routing.Controller, err, routing.ControllerOfGatewayClass)
 	}
 
 	c, err = parse(map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"})
-	if err != nil || c.TLS.Generated != nil || *c.TLS.Secret != (SecretTLS{Name: "corp-tls"}) {
+	if err != nil || c.TLS.Generated != nil || *c.TLS.Secret != (tlscert.Secret{Name: "corp-tls"}) {
 		t.Errorf("secret TLS = %+v, %v", c.TLS, err)
 	}
 }
@@ -453,5 +450,18 @@ func TestEveryErrorAtOnce(t *testing.T) {
 				t.Errorf("no line names %s and quotes %q:\n%v", key, value, err)
 			}
 		}
+	}
+}
+
+// The mock engine marks these keys secret as the CLI would; it cannot import this package.
+func TestTestutilKnowsTheSecretKeys(t *testing.T) {
+	var want []string
+	for k := range secretKeys {
+		want = append(want, k)
+	}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(testutil.SecretConfigKeys))
+	if !slices.Equal(got, want) {
+		t.Errorf("testutil.SecretConfigKeys %v, stackconfig's secret keys %v", got, want)
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/regstack/registry-stack/registrystack"
+	"github.com/regstack/registry-stack/storage"
 )
 
 // Mirror defaults and limits.
@@ -22,51 +25,7 @@ const (
 	MaxMirrors = 15
 	// MaxMirrorNameLength keeps every object named after a mirror within Kubernetes' limits.
 	MaxMirrorNameLength = 24
-	// DockerHubNamespace is how image references name Docker Hub (docker.io/library/nginx).
-	DockerHubNamespace = "docker.io"
 )
-
-// dockerHubHosts are the upstream hosts that serve Docker Hub's registry API.
-var dockerHubHosts = []string{"registry-1.docker.io", "index.docker.io", "docker.io"}
-
-// Mirror is one pull-through cache: a registry in proxy mode serving one upstream at its own host.
-type Mirror struct {
-	// Name identifies the mirror (its objects are registry-mirror-<name>).
-	Name string
-	// Upstream is the https:// URL of the registry it mirrors.
-	Upstream string
-	// Hostname is where clients reach the mirror (routed and in the certificate).
-	Hostname string
-	// TTL is how long cached content stays after it was last fetched ("0": forever).
-	TTL string
-	// Credentials for the upstream; nil pulls anonymously.
-	Credentials *UpstreamCredentials
-	// Anonymous serves pulls without credentials (default: the mirror's own generated account).
-	Anonymous bool
-	// CABundlePEM is added to the system roots for TLS to the upstream (a private registry).
-	CABundlePEM string
-	// Storage is the mirror's own store: a claim, or a prefix of the registry's bucket.
-	Storage Storage
-}
-
-// UpstreamCredentials log the mirror in to its upstream; the password is a secret.
-type UpstreamCredentials struct {
-	Username string
-	Password string
-}
-
-// UpstreamNamespace is the registry host image references use for the upstream (docker.io for
-// Docker Hub): the containerd certs.d directory and Docker's registry-mirrors key off it.
-func (m *Mirror) UpstreamNamespace() string {
-	u, err := url.Parse(m.Upstream)
-	if err != nil {
-		return ""
-	}
-	if slices.Contains(dockerHubHosts, u.Host) {
-		return DockerHubNamespace
-	}
-	return u.Host
-}
 
 // rawMirror is one entry of the mirrors key as stored by `pulumi config set --path`.
 type rawMirror struct {
@@ -197,25 +156,25 @@ func (m rawMirror) mirrorSize() string {
 // mirrors builds the typed mirrors from the validated raw entries, each with a store of its own
 // beside the registry's: a claim (a hostPath directory next to the registry's, or a volume of the
 // same class), or the prefix mirrors/<name> under the registry's S3 root, outside its repositories.
-func (c *Config) mirrors(registryStorage Storage) []Mirror {
-	var out []Mirror
+func (c *Config) mirrors(registryStorage storage.Store) []registrystack.Mirror {
+	var out []registrystack.Mirror
 	for _, m := range c.MirrorsRaw {
-		mirror := Mirror{
+		mirror := registrystack.Mirror{
 			Name: m.Name, Upstream: strings.TrimSuffix(m.Upstream, "/"), Hostname: m.mirrorHostname(c.Hostname),
 			TTL: m.mirrorTTL(), Anonymous: m.Anonymous, CABundlePEM: m.CABundlePEM,
 		}
 		if m.Username != "" {
-			mirror.Credentials = &UpstreamCredentials{Username: m.Username, Password: m.Password}
+			mirror.Credentials = &registrystack.UpstreamCredentials{Username: m.Username, Password: m.Password}
 		}
 		if s3 := registryStorage.S3; s3 != nil {
 			own := *s3
 			own.RootDirectory = s3.RootDirectory + "/mirrors/" + m.Name
-			mirror.Storage = Storage{S3: &own}
+			mirror.Storage = storage.Store{S3: &own}
 		} else {
 			own := *registryStorage.Filesystem
 			own.ClaimSize, own.VolumeSize, own.AccessMode = m.mirrorSize(), m.mirrorSize(), "ReadWriteOnce"
 			own.HostPath = registryStorage.Filesystem.HostPath + "-mirror-" + m.Name
-			mirror.Storage = Storage{Filesystem: &own}
+			mirror.Storage = storage.Store{Filesystem: &own}
 		}
 		out = append(out, mirror)
 	}

@@ -11,6 +11,10 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/regstack/registry-stack/gc"
+	"github.com/regstack/registry-stack/monitoring"
+	"github.com/regstack/registry-stack/registry"
 )
 
 // Monitoring and autoscaling defaults and limits.
@@ -31,71 +35,6 @@ const (
 	defaultScraperLabelKey = "app.kubernetes.io/name"
 	defaultScraperLabelVal = "prometheus"
 )
-
-// Monitoring is the validated monitoring key: a metrics Service per instance that only the
-// scrapers may reach, and each optional object (nil: not made).
-type Monitoring struct {
-	// ScrapeNamespace and ScrapePodLabels select the pods admitted to the debug port (metrics,
-	// and also pprof and expvar, which show the Redis cache credential); empty labels admit
-	// every pod of the namespace.
-	ScrapeNamespace string
-	ScrapePodLabels map[string]string
-	// ServiceMonitor: a Prometheus Operator ServiceMonitor for the metrics Services.
-	ServiceMonitor *ServiceMonitor
-	// Alerts: a Prometheus Operator PrometheusRule with the stack's alerts.
-	Alerts *Alerts
-	// Dashboard: a Grafana dashboard in a ConfigMap that Grafana's sidecar loads.
-	Dashboard *Dashboard
-}
-
-// ServiceMonitor configures the ServiceMonitor.
-type ServiceMonitor struct {
-	// Labels select it for a Prometheus (kube-prometheus-stack: release: <its release>).
-	Labels   map[string]string
-	Interval time.Duration
-}
-
-// Alerts configures the PrometheusRule.
-type Alerts struct {
-	Labels map[string]string
-	// ReadOnlyFor is how long the registry may stay read-only before an alert: above the longest
-	// GC run of this store.
-	ReadOnlyFor time.Duration
-	// GCMaxInterval is the longest gap between two scheduled GC runs (from gcSchedule); nil when
-	// gcSuspend is set (no run is due).
-	GCMaxInterval *time.Duration
-}
-
-// Dashboard configures the Grafana dashboard's ConfigMap.
-type Dashboard struct {
-	// Namespace of the ConfigMap (default: the stack's): where Grafana's sidecar looks.
-	Namespace string
-	Labels    map[string]string
-}
-
-// Autoscaling is the validated autoscaling key: the registry's replicas belong to an autoscaler
-// between MinReplicas and MaxReplicas. Exactly one of Resources and KEDA is set.
-type Autoscaling struct {
-	MinReplicas int
-	MaxReplicas int
-	// Resources: a HorizontalPodAutoscaler on CPU and/or memory utilization of the requests.
-	Resources *ResourceTargets
-	// KEDA: a KEDA ScaledObject on a Prometheus query.
-	KEDA *KEDA
-}
-
-// ResourceTargets are average utilizations in percent of the requests; 0 is not a target.
-type ResourceTargets struct {
-	CPUUtilization    int
-	MemoryUtilization int
-}
-
-// KEDA scales on a Prometheus query: replicas = ceil(query / Threshold).
-type KEDA struct {
-	ServerAddress string
-	Query         string
-	Threshold     string
-}
 
 // rawMonitoring is the monitoring key as stored by `pulumi config set --path`.
 type rawMonitoring struct {
@@ -208,7 +147,7 @@ func (v *validator) validateMonitoring(c *Config) {
 		}
 		v.labels("monitoring.alerts.labels", a.Labels)
 		if a.ReadOnlyFor != "" {
-			if d, err := time.ParseDuration(a.ReadOnlyFor); err != nil || d < MinReadOnlyFor || d > GCRunDeadline || d%time.Minute != 0 {
+			if d, err := time.ParseDuration(a.ReadOnlyFor); err != nil || d < MinReadOnlyFor || d > gc.RunDeadline || d%time.Minute != 0 {
 				v.bad("monitoring.alerts.readOnlyFor", a.ReadOnlyFor, "whole minutes from 10m to 24h (a GC run is stopped after 24h), above the longest GC run of your store, such as 1h")
 			}
 		}
@@ -223,9 +162,6 @@ func (v *validator) validateMonitoring(c *Config) {
 		v.labels("monitoring.dashboard.labels", d.Labels)
 	}
 }
-
-// GCRunDeadline is the GC Job's activeDeadlineSeconds: no run is longer.
-const GCRunDeadline = 24 * time.Hour
 
 // validateAutoscaling checks the autoscaling key; each problem names autoscaling.<field>.
 func (v *validator) validateAutoscaling(c *Config) {
@@ -295,12 +231,12 @@ func labelsOr(labels map[string]string, key, value string) map[string]string {
 }
 
 // monitoring builds the typed Monitoring from the validated raw key.
-func (c *Config) monitoring() *Monitoring {
+func (c *Config) monitoring() *monitoring.Config {
 	m := c.MonitoringRaw
 	if m == nil {
 		return nil
 	}
-	out := &Monitoring{ScrapeNamespace: DefaultScrapeNamespace, ScrapePodLabels: map[string]string{defaultScraperLabelKey: defaultScraperLabelVal}}
+	out := &monitoring.Config{ScrapeNamespace: DefaultScrapeNamespace, ScrapePodLabels: map[string]string{defaultScraperLabelKey: defaultScraperLabelVal}}
 	if m.ScrapeNamespace != "" {
 		out.ScrapeNamespace = m.ScrapeNamespace
 	}
@@ -308,13 +244,13 @@ func (c *Config) monitoring() *Monitoring {
 		out.ScrapePodLabels = *m.ScrapePodLabels
 	}
 	if s := m.ServiceMonitor; s != nil && s.Enabled {
-		out.ServiceMonitor = &ServiceMonitor{Labels: s.Labels, Interval: DefaultScrapeInterval}
+		out.ServiceMonitor = &monitoring.ServiceMonitor{Labels: s.Labels, Interval: DefaultScrapeInterval}
 		if s.Interval != "" {
 			out.ServiceMonitor.Interval, _ = time.ParseDuration(s.Interval)
 		}
 	}
 	if a := m.Alerts; a != nil && a.Enabled {
-		out.Alerts = &Alerts{Labels: a.Labels, ReadOnlyFor: DefaultReadOnlyFor}
+		out.Alerts = &monitoring.Alerts{Labels: a.Labels, ReadOnlyFor: DefaultReadOnlyFor}
 		if a.ReadOnlyFor != "" {
 			out.Alerts.ReadOnlyFor, _ = time.ParseDuration(a.ReadOnlyFor)
 		}
@@ -324,7 +260,7 @@ func (c *Config) monitoring() *Monitoring {
 		}
 	}
 	if d := m.Dashboard; d != nil && d.Enabled {
-		out.Dashboard = &Dashboard{Namespace: c.Namespace, Labels: labelsOr(d.Labels, DefaultDashboardLabel, defaultDashboardValue)}
+		out.Dashboard = &monitoring.Dashboard{Namespace: c.Namespace, Labels: labelsOr(d.Labels, DefaultDashboardLabel, defaultDashboardValue)}
 		if d.Namespace != "" {
 			out.Dashboard.Namespace = d.Namespace
 		}
@@ -333,35 +269,27 @@ func (c *Config) monitoring() *Monitoring {
 }
 
 // autoscaling builds the typed Autoscaling from the validated raw key.
-func (c *Config) autoscaling() *Autoscaling {
+func (c *Config) autoscaling() *registry.Autoscaling {
 	a := c.AutoscalingRaw
 	if a == nil {
 		return nil
 	}
-	out := &Autoscaling{MinReplicas: intOr(a.MinReplicas, DefaultMinReplicas), MaxReplicas: intOr(a.MaxReplicas, DefaultMaxReplicas)}
+	out := &registry.Autoscaling{MinReplicas: intOr(a.MinReplicas, DefaultMinReplicas), MaxReplicas: intOr(a.MaxReplicas, DefaultMaxReplicas)}
 	if k := a.KEDA; k != nil {
-		out.KEDA = &KEDA{ServerAddress: k.ServerAddress, Query: k.Query, Threshold: k.Threshold}
+		out.KEDA = &registry.KEDA{ServerAddress: k.ServerAddress, Query: k.Query, Threshold: k.Threshold}
 		if out.KEDA.Threshold == "" {
 			out.KEDA.Threshold = DefaultKEDAThreshold
 		}
-		if out.KEDA.Query == "" {
-			// The ServiceMonitor's series carry the namespace and service of the target.
-			out.KEDA.Query = fmt.Sprintf(`sum(registry_http_in_flight_requests{namespace=%q,service=%q})`, c.Namespace, MetricsServiceName(RegistryInstance))
-		}
+		// An empty Query is the component's default: it names the registry's metrics Service,
+		// which only the component knows (its name derives from the component's).
 		return out
 	}
-	out.Resources = &ResourceTargets{
+	out.Resources = &registry.ResourceTargets{
 		CPUUtilization:    intOr(a.CPUUtilization, DefaultCPUUtilization),
 		MemoryUtilization: intOr(a.MemoryUtilization, 0),
 	}
 	return out
 }
-
-// RegistryInstance names the registry's instance (its Deployment, Services and pods).
-const RegistryInstance = "registry"
-
-// MetricsServiceName is the metrics Service of an instance.
-func MetricsServiceName(instance string) string { return instance + "-metrics" }
 
 // MaxScheduleGap is the longest time between two consecutive runs of a valid cron schedule, over
 // the year 2027 (a fixed year: the rule, and so the preview, does not change with the date; a

@@ -7,6 +7,9 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"github.com/regstack/registry-stack/routing"
+	"github.com/regstack/registry-stack/tlscert"
 )
 
 // RoutingMode is how clients reach the registry: an Ingress or a Gateway API HTTPRoute.
@@ -15,22 +18,6 @@ type RoutingMode string
 const (
 	RoutingIngress RoutingMode = "ingress"
 	RoutingGateway RoutingMode = "gateway"
-)
-
-// Controller names the implementation behind an IngressClass or GatewayClass. The stack enforces
-// HTTPS-only routing and source ranges with controller-specific objects, so it must know which one
-// serves the route; "other" means the stack cannot enforce them itself.
-type Controller string
-
-const (
-	ControllerNginx   Controller = "nginx"
-	ControllerTraefik Controller = "traefik"
-	ControllerOther   Controller = "other"
-	// ControllerOfGatewayClass is the controller of an existing Gateway's class, which only the
-	// cluster knows: the gateway component reads the Gateway and its GatewayClass (in preview too)
-	// and enforces the source ranges when Traefik serves it, refusing them otherwise. Never a
-	// config value: gatewayController left empty with gatewayName.
-	ControllerOfGatewayClass Controller = "of-gatewayclass"
 )
 
 // TLSSourceKind is where the server certificate comes from.
@@ -45,93 +32,37 @@ const (
 
 var (
 	routingModes       = []string{string(RoutingIngress), string(RoutingGateway)}
-	ingressControllers = []string{string(ControllerNginx), string(ControllerTraefik), string(ControllerOther)}
-	gatewayControllers = []string{string(ControllerTraefik), string(ControllerOther)}
+	ingressControllers = []string{string(routing.ControllerNginx), string(routing.ControllerTraefik), string(routing.ControllerOther)}
+	gatewayControllers = []string{string(routing.ControllerTraefik), string(routing.ControllerOther)}
 	tlsSources         = []string{string(TLSGenerated), string(TLSSecret)}
 )
 
-// Routing is the validated way in. Exactly one of Ingress and Gateway is set.
-type Routing struct {
-	Ingress *IngressRouting
-	Gateway *GatewayRouting
-	// SourceRanges are the client CIDRs allowed in (empty: all); enforced by Controller.
-	SourceRanges []string
-	// Controller serves the route. With ControllerOther the stack enforces neither HTTPS-only nor
-	// SourceRanges itself (the user accepted that explicitly).
-	Controller Controller
-}
-
-// IngressRouting routes through a networking.k8s.io/v1 Ingress.
-type IngressRouting struct {
-	ClassName string
-	// TraefikEntryPoint is the TLS entry point the Traefik routers are bound to (Traefik only).
-	TraefikEntryPoint string
-}
-
-// GatewayRouting routes through a Gateway API HTTPRoute, attached to a Gateway the stack creates
-// (Create) or to one a platform team runs (Existing). Exactly one is set.
-type GatewayRouting struct {
-	Create   *CreatedGateway
-	Existing *ExistingGateway
-}
-
-// CreatedGateway is a Gateway the stack creates in its namespace with one HTTPS listener.
-type CreatedGateway struct {
-	ClassName    string
-	ListenerPort int
-}
-
-// ExistingGateway is a Gateway the stack attaches to and never changes.
-type ExistingGateway struct {
-	Name, Namespace string
-	// SectionName is the listener the route binds to; the stack checks that it is HTTPS.
-	SectionName string
-}
-
-// TLS is the validated certificate source. Exactly one is set.
-type TLS struct {
-	Generated *GeneratedTLS
-	Secret    *SecretTLS
-}
-
-// GeneratedTLS: the stack's CA and a server certificate for the hostnames.
-type GeneratedTLS struct {
-	ValidityHours int
-}
-
-// SecretTLS: a kubernetes.io/tls Secret that exists in the stack's namespace.
-type SecretTLS struct {
-	Name string
-	// CACertPEM is what clients should trust, as the user supplied it (may be empty).
-	CACertPEM string
-}
-
 // knownIngressControllers maps the IngressClass names the controllers install by default
 // (minikube's addons, k3s, the Helm charts) to the controller.
-var knownIngressControllers = map[string]Controller{"nginx": ControllerNginx, "traefik": ControllerTraefik}
+var knownIngressControllers = map[string]routing.Controller{"nginx": routing.ControllerNginx, "traefik": routing.ControllerTraefik}
 
 // ingressController is the configured controller, or the one the class name implies.
-func (c *Config) ingressController() Controller {
+func (c *Config) ingressController() routing.Controller {
 	if c.IngressController != "" {
-		return Controller(c.IngressController)
+		return routing.Controller(c.IngressController)
 	}
 	return knownIngressControllers[c.IngressClassName]
 }
 
 // gatewayController is the configured controller, the one a created Gateway's class implies, or
 // that of an existing Gateway's class (read from the cluster).
-func (c *Config) gatewayController() Controller {
+func (c *Config) gatewayController() routing.Controller {
 	switch {
 	case c.GatewayController != "":
-		return Controller(c.GatewayController)
+		return routing.Controller(c.GatewayController)
 	case c.GatewayClassName == "traefik":
-		return ControllerTraefik
+		return routing.ControllerTraefik
 	case c.GatewayClassName == "" && c.GatewayName != "":
-		return ControllerOfGatewayClass
+		return routing.ControllerOfGatewayClass
 	}
 	// A class the stack does not know: HTTPS-only is still checked (the listener's protocol);
 	// source ranges are refused unless the user opts out.
-	return ControllerOther
+	return routing.ControllerOther
 }
 
 // GeneratedTLSSecretName is the Secret of the generated certificate (the TLS component's name +
@@ -148,7 +79,7 @@ func (c *Config) gatewayListenerPort() int {
 	switch {
 	case c.GatewayListenerPort != 0:
 		return c.GatewayListenerPort
-	case c.gatewayController() == ControllerTraefik:
+	case c.gatewayController() == routing.ControllerTraefik:
 		return TraefikWebsecurePort
 	}
 	return 443
@@ -173,7 +104,7 @@ func (v *validator) validateRouting(c *Config) {
 				"nginx, traefik or other: ingressClassName %q is not a class the stack knows (nginx, traefik), so say which controller serves it",
 				c.IngressClassName))
 		}
-		if c.ingressController() == ControllerTraefik {
+		if c.ingressController() == routing.ControllerTraefik {
 			v.entryPoint("traefikEntryPoint", c.TraefikEntryPoint)
 		}
 		if c.GatewayListenerPort != 0 {
@@ -255,8 +186,8 @@ func (v *validator) validateRouting(c *Config) {
 }
 
 // unenforced refuses source ranges the chosen controller cannot enforce, unless the user said so.
-func (v *validator) unenforced(c *Config, ctrl Controller, key, enforcing string) {
-	if ctrl == ControllerOfGatewayClass {
+func (v *validator) unenforced(c *Config, ctrl routing.Controller, key, enforcing string) {
+	if ctrl == routing.ControllerOfGatewayClass {
 		// The ranges are checked against the class's controller when the Gateway is read.
 		if c.AllowUnenforcedSourceRanges {
 			v.bad("allowUnenforcedSourceRanges", "true", "false unless gatewayController is other: the stack reads the existing Gateway's "+
@@ -264,12 +195,12 @@ func (v *validator) unenforced(c *Config, ctrl Controller, key, enforcing string
 		}
 		return
 	}
-	if ctrl == ControllerOther && len(c.IngressSourceRanges) > 0 && !c.AllowUnenforcedSourceRanges {
+	if ctrl == routing.ControllerOther && len(c.IngressSourceRanges) > 0 && !c.AllowUnenforcedSourceRanges {
 		v.bad(key, string(ctrl), fmt.Sprintf(enforcing+" while ingressSourceRanges is set: the stack cannot enforce %s "+
 			"on another controller; enforce them elsewhere and set allowUnenforcedSourceRanges=true, or clear ingressSourceRanges",
 			strings.Join(c.IngressSourceRanges, ",")))
 	}
-	if c.AllowUnenforcedSourceRanges && ctrl != ControllerOther {
+	if c.AllowUnenforcedSourceRanges && ctrl != routing.ControllerOther {
 		v.bad("allowUnenforcedSourceRanges", "true", fmt.Sprintf("false with controller %s: the stack enforces the source ranges itself", ctrl))
 	}
 }
@@ -315,37 +246,37 @@ func abbreviate(s string) string {
 }
 
 // routing builds the typed routing from validated keys.
-func (c *Config) routing() Routing {
-	r := Routing{SourceRanges: slices.Clone(c.IngressSourceRanges)}
+func (c *Config) routing() routing.Spec {
+	r := routing.Spec{SourceRanges: slices.Clone(c.IngressSourceRanges)}
 	switch RoutingMode(c.RoutingMode) {
 	case RoutingIngress:
 		r.Controller = c.ingressController()
-		r.Ingress = &IngressRouting{ClassName: c.IngressClassName}
-		if r.Controller == ControllerTraefik {
+		r.Ingress = &routing.Ingress{ClassName: c.IngressClassName}
+		if r.Controller == routing.ControllerTraefik {
 			r.Ingress.TraefikEntryPoint = c.TraefikEntryPoint
 		}
 	case RoutingGateway:
 		r.Controller = c.gatewayController()
-		r.Gateway = &GatewayRouting{}
+		r.Gateway = &routing.Gateway{}
 		if c.GatewayClassName != "" {
-			r.Gateway.Create = &CreatedGateway{ClassName: c.GatewayClassName, ListenerPort: c.gatewayListenerPort()}
+			r.Gateway.Create = &routing.CreatedGateway{ClassName: c.GatewayClassName, ListenerPort: c.gatewayListenerPort()}
 		} else {
 			ns := c.GatewayNamespace
 			if ns == "" {
 				ns = c.Namespace
 			}
-			r.Gateway.Existing = &ExistingGateway{Name: c.GatewayName, Namespace: ns, SectionName: c.GatewaySectionName}
+			r.Gateway.Existing = &routing.ExistingGateway{Name: c.GatewayName, Namespace: ns, SectionName: c.GatewaySectionName}
 		}
 	}
 	return r
 }
 
 // tls builds the typed certificate source from validated keys.
-func (c *Config) tls() TLS {
+func (c *Config) tls() tlscert.Source {
 	if TLSSourceKind(c.TLSSource) == TLSSecret {
-		return TLS{Secret: &SecretTLS{Name: c.TLSSecretName, CACertPEM: c.TLSCACertPEM}}
+		return tlscert.Source{Secret: &tlscert.Secret{Name: c.TLSSecretName, CACertPEM: c.TLSCACertPEM}}
 	}
-	return TLS{Generated: &GeneratedTLS{ValidityHours: c.CertValidityHours}}
+	return tlscert.Source{Generated: &tlscert.Generated{ValidityHours: c.CertValidityHours}}
 }
 
 // DNSNames are the names clients use: the hostname first, then the extra names, without duplicates.

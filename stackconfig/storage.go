@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/regstack/registry-stack/storage"
 )
 
 // Storage drivers (the storageDriver key): distribution's driver names.
@@ -37,79 +39,16 @@ var (
 	s3PrefixPattern = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
 )
 
-// Storage is the validated storage backend: exactly one of its drivers is set.
-type Storage struct {
-	Filesystem *FilesystemStorage
-	S3         *S3Storage
-}
-
-// FilesystemStorage keeps the images on a PersistentVolume mounted into every registry pod.
-type FilesystemStorage struct {
-	// Mode is how the volume is provisioned: StorageHostPath, StorageDynamic or StorageExisting.
-	Mode string
-	// VolumeSize is the capacity of the static PV (hostPath mode).
-	VolumeSize string
-	// ClaimSize is what the claim requests.
-	ClaimSize string
-	// AccessMode of the claim: ReadWriteOnce pins every pod that mounts it to one node.
-	AccessMode string
-	// HostPath is the node directory (hostPath mode).
-	HostPath string
-	// StorageClassName is the class to provision from (dynamic) or the PV's class (existing).
-	StorageClassName string
-	// VolumeName is the PersistentVolume to bind (existing mode).
-	VolumeName string
-	// NodeName pins the hostPath PV to one node (hostPath mode; empty: any node).
-	NodeName string
-	// ChownHostPath runs a root init container that hands the hostPath directory to the
-	// registry's user (hostPath mode). Without it the directory must already be writable by it.
-	ChownHostPath bool
-}
-
-// S3Storage keeps the images in an S3 bucket (AWS or any S3-compatible store). The stack never
-// creates, empties or deletes the bucket.
-type S3Storage struct {
-	Bucket string
-	Region string
-	// Endpoint is the store's URL (empty: AWS S3 of Region).
-	Endpoint string
-	// ForcePathStyle addresses the bucket as endpoint/bucket instead of bucket.endpoint.
-	ForcePathStyle bool
-	// RootDirectory is the key prefix of every object ("" = the bucket's root).
-	RootDirectory string
-	// CABundlePEM replaces the system roots for TLS to Endpoint (a private CA).
-	CABundlePEM string
-	// Encrypt asks for server-side encryption, with KMSKeyID if set (else the store's key).
-	Encrypt  bool
-	KMSKeyID string
-	// StorageClass of new objects (NONE: send none).
-	StorageClass string
-	// ChunkSize of multipart uploads in bytes (0: the driver's 10 MiB).
-	ChunkSize int
-	// Credentials: nil means the default AWS credential chain (IRSA, EKS Pod Identity, an
-	// instance role), with ServiceAccountAnnotations binding the pods' ServiceAccount to it.
-	Credentials               *S3Credentials
-	ServiceAccountAnnotations map[string]string
-	// Redirect sends blob downloads to the store (presigned URLs) instead of through the registry.
-	Redirect bool
-}
-
-// S3Credentials is a static access key; both values are secrets.
-type S3Credentials struct {
-	AccessKeyID     string
-	SecretAccessKey string
-}
-
 // storage builds the typed backend from the validated flat keys.
-func (c *Config) storage() Storage {
+func (c *Config) storage() storage.Store {
 	if c.StorageDriver == DriverS3 {
-		s := &S3Storage{
+		s := &storage.S3{
 			Bucket: c.S3Bucket, Region: c.S3Region, Endpoint: c.S3Endpoint, ForcePathStyle: c.S3ForcePathStyle,
 			RootDirectory: c.S3RootDirectory, CABundlePEM: c.S3CABundlePEM, Encrypt: c.S3Encrypt, KMSKeyID: c.S3KMSKeyID,
 			StorageClass: c.S3StorageClass, ChunkSize: c.S3ChunkSize, Redirect: c.StorageRedirect,
 		}
 		if c.S3AccessKeyID != "" {
-			s.Credentials = &S3Credentials{AccessKeyID: c.S3AccessKeyID, SecretAccessKey: c.S3SecretAccessKey}
+			s.Credentials = &storage.S3Credentials{AccessKeyID: c.S3AccessKeyID, SecretAccessKey: c.S3SecretAccessKey}
 		}
 		if len(c.S3ServiceAccountAnnotations) > 0 {
 			s.ServiceAccountAnnotations = map[string]string{}
@@ -118,9 +57,9 @@ func (c *Config) storage() Storage {
 				s.ServiceAccountAnnotations[k] = v
 			}
 		}
-		return Storage{S3: s}
+		return storage.Store{S3: s}
 	}
-	return Storage{Filesystem: &FilesystemStorage{
+	return storage.Store{Filesystem: &storage.Filesystem{
 		Mode:             c.StorageMode,
 		VolumeSize:       c.PVSize,
 		ClaimSize:        c.PVCSize,
@@ -264,19 +203,4 @@ func (v *validator) validateS3(c *Config) {
 		v.bad("s3ServiceAccountAnnotations", strings.Join(c.S3ServiceAccountAnnotations, ","), "empty when s3AccessKeyId is set: "+
 			"a static key takes precedence, so a workload identity would never be used")
 	}
-}
-
-// Pod Security Standards levels (pod-security.kubernetes.io/enforce).
-const (
-	PodSecurityRestricted = "restricted"
-	PodSecurityBaseline   = "baseline"
-)
-
-// PodSecurityLevel is the Pod Security Standard every pod of the stack meets: restricted, unless
-// the hostPath ownership fix (a root container with CHOWN) was asked for, which needs baseline.
-func (c *Config) PodSecurityLevel() string {
-	if c.StorageHostPathChown {
-		return PodSecurityBaseline
-	}
-	return PodSecurityRestricted
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go/aws/endpoints"
+
+	"github.com/regstack/registry-stack/registrystack"
 )
 
 // s3Base is a valid S3 configuration on an S3-compatible store; cases change one key.
@@ -77,18 +79,18 @@ func TestPodSecurityLevel(t *testing.T) {
 		values map[string]string
 		want   string
 	}{
-		{nil, PodSecurityRestricted},
-		{map[string]string{"storageMode": "hostPath"}, PodSecurityRestricted},
-		{map[string]string{"storageMode": "hostPath", "storageHostPathChown": "true"}, PodSecurityBaseline},
+		{nil, registrystack.PodSecurityRestricted},
+		{map[string]string{"storageMode": "hostPath"}, registrystack.PodSecurityRestricted},
+		{map[string]string{"storageMode": "hostPath", "storageHostPathChown": "true"}, registrystack.PodSecurityBaseline},
 	} {
 		cfg, err := parse(c.values)
 		if err != nil {
 			t.Fatalf("%v: %v", c.values, err)
 		}
-		if got := cfg.PodSecurityLevel(); got != c.want {
+		if got := cfg.Args().PodSecurityLevel(); got != c.want {
 			t.Errorf("%v: level %q, want %q", c.values, got, c.want)
 		}
-		if got := cfg.Storage.Filesystem.ChownHostPath; got != (c.want == PodSecurityBaseline) {
+		if got := cfg.Storage.Filesystem.ChownHostPath; got != (c.want == registrystack.PodSecurityBaseline) {
 			t.Errorf("%v: ChownHostPath = %v", c.values, got)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/regstack/registry-stack/redis"
 )
 
 // Limits enforced by Validate.
@@ -22,12 +24,11 @@ const (
 )
 
 var (
-	usernamePattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
-	redisMemoryPattern = regexp.MustCompile(`^(?i)([1-9][0-9]*)(b|k|kb|m|mb|g|gb)?$`)
-	logLevels          = []string{"error", "warn", "info", "debug"}
-	serviceTypes       = []string{"ClusterIP", "NodePort", "LoadBalancer"}
-	storageModes       = []string{StorageHostPath, StorageDynamic, StorageExisting}
-	accessModes        = []string{"ReadWriteOnce", "ReadWriteMany"}
+	usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+	logLevels       = []string{"error", "warn", "info", "debug"}
+	serviceTypes    = []string{"ClusterIP", "NodePort", "LoadBalancer"}
+	storageModes    = []string{StorageHostPath, StorageDynamic, StorageExisting}
+	accessModes     = []string{"ReadWriteOnce", "ReadWriteMany"}
 )
 
 // Validate checks every value and reports all problems at once; each line names the key, the value
@@ -89,7 +90,7 @@ func (c *Config) Validate() error {
 	v.validateAutoscaling(c)
 
 	v.image("redisImage", c.RedisImage)
-	if _, err := RedisMaxMemoryBytes(c.RedisMaxMemory); err != nil {
+	if _, err := redis.MaxMemoryBytes(c.RedisMaxMemory); err != nil {
 		v.bad("redisMaxMemory", c.RedisMaxMemory, "a Redis memory size such as 64mb, 512mb or 1gb (units b, kb, mb, gb)")
 	}
 	v.quantity("redisCpuRequest", c.RedisCPURequest)
@@ -106,23 +107,6 @@ func (c *Config) Validate() error {
 		return joinErrors(v.errs)
 	}
 	return nil
-}
-
-// RedisMaxMemoryBytes converts a Redis memory size (as in redis.conf: 1k = 1000, 1kb = 1024) to bytes.
-func RedisMaxMemoryBytes(s string) (int64, error) {
-	m := redisMemoryPattern.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("%q is not a Redis memory size", s)
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q: %w", s, err)
-	}
-	mult := map[string]int64{"": 1, "b": 1, "k": 1000, "kb": 1 << 10, "m": 1000 * 1000, "mb": 1 << 20, "g": 1000 * 1000 * 1000, "gb": 1 << 30}[strings.ToLower(m[2])]
-	if n > (1<<50)/mult {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return n * mult, nil
 }
 
 type validator struct{ errs []error }

@@ -11,7 +11,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // Keys of the S3 Secret, and where the CA bundle is mounted.
@@ -25,7 +24,7 @@ const (
 // newS3 registers the Secret holding the S3 credentials and CA bundle (when there are any) and
 // sets comp's Backend. Nothing is created in the bucket: the registry writes its objects, and
 // `pulumi destroy` leaves them.
-func newS3(ctx *pulumi.Context, name string, namespace pulumi.StringInput, s3 *stackconfig.S3Storage, comp *Storage) error {
+func newS3(ctx *pulumi.Context, name string, namespace pulumi.StringInput, s3 *S3, comp *Storage) error {
 	comp.ClaimName = pulumi.String("").ToStringOutput()
 	comp.VolumeName = pulumi.String("").ToStringOutput()
 	secretName := pulumi.String("").ToStringOutput()
@@ -57,7 +56,7 @@ func newS3(ctx *pulumi.Context, name string, namespace pulumi.StringInput, s3 *s
 }
 
 // S3SecretData is what the S3 Secret holds: the static key and the CA bundle, each only if set.
-func S3SecretData(s3 *stackconfig.S3Storage) map[string]string {
+func S3SecretData(s3 *S3) map[string]string {
 	data := map[string]string{}
 	if c := s3.Credentials; c != nil {
 		data[S3AccessKeyKey], data[S3SecretKeyKey] = c.AccessKeyID, c.SecretAccessKey
@@ -70,7 +69,7 @@ func S3SecretData(s3 *stackconfig.S3Storage) map[string]string {
 
 // S3Parameters are the s3 driver's config.yml parameters: everything but the credentials, which
 // reach the driver through REGISTRY_STORAGE_S3_* variables from the Secret.
-func S3Parameters(s3 *stackconfig.S3Storage) map[string]any {
+func S3Parameters(s3 *S3) map[string]any {
 	p := map[string]any{
 		"bucket":         s3.Bucket,
 		"region":         s3.Region,
@@ -97,7 +96,7 @@ func S3Parameters(s3 *stackconfig.S3Storage) map[string]any {
 
 // S3Backend is the Backend of the s3 driver; secretName is the S3 Secret (unused when
 // S3SecretData is empty).
-func S3Backend(s3 *stackconfig.S3Storage, secretName pulumi.StringInput) *Backend {
+func S3Backend(s3 *S3, secretName pulumi.StringInput) *Backend {
 	redirect := s3.Redirect
 	b := &Backend{
 		Driver:                    "s3",
@@ -129,7 +128,7 @@ func S3Backend(s3 *stackconfig.S3Storage, secretName pulumi.StringInput) *Backen
 }
 
 // S3Description names the bucket, prefix and store.
-func S3Description(s3 *stackconfig.S3Storage) string {
+func S3Description(s3 *S3) string {
 	where := "AWS S3 " + s3.Region
 	if s3.Endpoint != "" {
 		where = s3.Endpoint

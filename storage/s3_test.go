@@ -9,20 +9,19 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 const tSecret = "kubernetes:core/v1:Secret"
 
-func s3Args(s3 *stackconfig.S3Storage) *StorageArgs {
+func s3Args(s3 *S3) *StorageArgs {
 	return &StorageArgs{Namespace: pulumi.String("images"), S3: s3}
 }
 
 // S3 mode creates no volume at all, only the Secret with the credentials and the CA bundle.
 func TestS3ModeRegistersOnlyItsSecret(t *testing.T) {
-	s3 := &stackconfig.S3Storage{Bucket: "images", Region: "us-east-1", Endpoint: "https://s3.example.com",
+	s3 := &S3{Bucket: "images", Region: "us-east-1", Endpoint: "https://s3.example.com",
 		CABundlePEM: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n",
-		Credentials: &stackconfig.S3Credentials{AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "example-secret"}}
+		Credentials: &S3Credentials{AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "example-secret"}}
 	var b *Backend
 	var claim string
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
@@ -66,7 +65,7 @@ func TestS3ModeRegistersOnlyItsSecret(t *testing.T) {
 
 // Without a key and a CA (a workload identity on AWS) there is nothing secret to store.
 func TestS3WithWorkloadIdentityHasNoSecret(t *testing.T) {
-	s3 := &stackconfig.S3Storage{Bucket: "images", Region: "eu-west-1",
+	s3 := &S3{Bucket: "images", Region: "eu-west-1",
 		ServiceAccountAnnotations: map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}
 	var b *Backend
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
@@ -91,12 +90,12 @@ func TestPlacementPerBackend(t *testing.T) {
 		coLocate bool
 		init     string
 	}{
-		{"hostPath", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce"}), true, "volume-writable"},
-		{"hostPath chown", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce", ChownHostPath: true}), true, "volume-ownership"},
-		{"dynamic RWO", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeDynamic, AccessMode: "ReadWriteOnce"}), true, ""},
-		{"dynamic RWX", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeDynamic, AccessMode: "ReadWriteMany"}), false, ""},
-		{"dynamic, ChownHostPath ignored", FilesystemBackend(pulumi.String("c"), &stackconfig.FilesystemStorage{Mode: ModeDynamic, AccessMode: "ReadWriteMany", ChownHostPath: true}), false, ""},
-		{"s3", S3Backend(&stackconfig.S3Storage{Bucket: "b", Region: "r"}, nil), false, ""},
+		{"hostPath", FilesystemBackend(pulumi.String("c"), &Filesystem{Mode: ModeHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce"}), true, "volume-writable"},
+		{"hostPath chown", FilesystemBackend(pulumi.String("c"), &Filesystem{Mode: ModeHostPath, HostPath: "/data/r", AccessMode: "ReadWriteOnce", ChownHostPath: true}), true, "volume-ownership"},
+		{"dynamic RWO", FilesystemBackend(pulumi.String("c"), &Filesystem{Mode: ModeDynamic, AccessMode: "ReadWriteOnce"}), true, ""},
+		{"dynamic RWX", FilesystemBackend(pulumi.String("c"), &Filesystem{Mode: ModeDynamic, AccessMode: "ReadWriteMany"}), false, ""},
+		{"dynamic, ChownHostPath ignored", FilesystemBackend(pulumi.String("c"), &Filesystem{Mode: ModeDynamic, AccessMode: "ReadWriteMany", ChownHostPath: true}), false, ""},
+		{"s3", S3Backend(&S3{Bucket: "b", Region: "r"}, nil), false, ""},
 	} {
 		var names []string
 		for _, ic := range c.b.InitContainers("img", 1000) {

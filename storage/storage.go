@@ -18,18 +18,83 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
-// Modes of the filesystem driver (the same strings as the storageMode stack config key).
+// Modes of the filesystem driver (the values of the storageMode stack config key).
 const (
-	ModeHostPath = stackconfig.StorageHostPath
-	ModeDynamic  = stackconfig.StorageDynamic
-	ModeExisting = stackconfig.StorageExisting
+	// ModeHostPath makes a static hostPath PersistentVolume bound to the claim.
+	ModeHostPath = "hostPath"
+	// ModeDynamic asks a StorageClass (through a Retain copy of it) for a volume.
+	ModeDynamic = "dynamic"
+	// ModeExisting binds the claim to a PersistentVolume that already exists (restore, NFS, ...).
+	ModeExisting = "existing"
 )
 
 // DataDir is where the filesystem driver's volume is mounted in the pods that read the images.
 const DataDir = "/var/lib/registry"
+
+// Store is the validated storage backend: exactly one of its drivers is set.
+type Store struct {
+	Filesystem *Filesystem
+	S3         *S3
+}
+
+// Filesystem keeps the images on a PersistentVolume mounted into every registry pod.
+type Filesystem struct {
+	// Mode is how the volume is provisioned: StorageHostPath, StorageDynamic or StorageExisting.
+	Mode string
+	// VolumeSize is the capacity of the static PV (hostPath mode).
+	VolumeSize string
+	// ClaimSize is what the claim requests.
+	ClaimSize string
+	// AccessMode of the claim: ReadWriteOnce pins every pod that mounts it to one node.
+	AccessMode string
+	// HostPath is the node directory (hostPath mode).
+	HostPath string
+	// StorageClassName is the class to provision from (dynamic) or the PV's class (existing).
+	StorageClassName string
+	// VolumeName is the PersistentVolume to bind (existing mode).
+	VolumeName string
+	// NodeName pins the hostPath PV to one node (hostPath mode; empty: any node).
+	NodeName string
+	// ChownHostPath runs a root init container that hands the hostPath directory to the
+	// registry's user (hostPath mode). Without it the directory must already be writable by it.
+	ChownHostPath bool
+}
+
+// S3 keeps the images in an S3 bucket (AWS or any S3-compatible store). The stack never
+// creates, empties or deletes the bucket.
+type S3 struct {
+	Bucket string
+	Region string
+	// Endpoint is the store's URL (empty: AWS S3 of Region).
+	Endpoint string
+	// ForcePathStyle addresses the bucket as endpoint/bucket instead of bucket.endpoint.
+	ForcePathStyle bool
+	// RootDirectory is the key prefix of every object ("" = the bucket's root).
+	RootDirectory string
+	// CABundlePEM replaces the system roots for TLS to Endpoint (a private CA).
+	CABundlePEM string
+	// Encrypt asks for server-side encryption, with KMSKeyID if set (else the store's key).
+	Encrypt  bool
+	KMSKeyID string
+	// StorageClass of new objects (NONE: send none).
+	StorageClass string
+	// ChunkSize of multipart uploads in bytes (0: the driver's 10 MiB).
+	ChunkSize int
+	// Credentials: nil means the default AWS credential chain (IRSA, EKS Pod Identity, an
+	// instance role), with ServiceAccountAnnotations binding the pods' ServiceAccount to it.
+	Credentials               *S3Credentials
+	ServiceAccountAnnotations map[string]string
+	// Redirect sends blob downloads to the store (presigned URLs) instead of through the registry.
+	Redirect bool
+}
+
+// S3Credentials is a static access key; both values are secrets.
+type S3Credentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+}
 
 // StorageArgs configures the storage. Exactly one driver is set.
 type StorageArgs struct {
@@ -37,9 +102,9 @@ type StorageArgs struct {
 	Namespace pulumi.StringInput
 	// Filesystem keeps the images on a PersistentVolumeClaim; every field its mode uses is
 	// required (the defaults are stackconfig's).
-	Filesystem *stackconfig.FilesystemStorage
+	Filesystem *Filesystem
 	// S3 keeps the images in an existing bucket; its credentials (if any) go to a Secret.
-	S3 *stackconfig.S3Storage
+	S3 *S3
 }
 
 // Storage is the registry's storage: the objects it needs in the cluster and the Backend that
@@ -106,7 +171,7 @@ func (b *Backend) InitContainers(image string, uid int) corev1.ContainerArray {
 }
 
 // validate checks that every field the driver needs is set. It sets no defaults: those are in one
-// table (stackconfig, also behind registrystack.DefaultArgs), so this package cannot disagree.
+// table (stackconfig, also behind stackconfig.DefaultArgs), so this package cannot disagree.
 func (a *StorageArgs) validate() error {
 	if a.Namespace == nil {
 		return fmt.Errorf("storage: Namespace is required")
@@ -182,7 +247,7 @@ func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pul
 
 // newFilesystem registers the claim (and the PV in hostPath mode) of the filesystem driver and
 // sets comp's outputs and Backend.
-func newFilesystem(ctx *pulumi.Context, name string, namespace pulumi.StringInput, a *stackconfig.FilesystemStorage, comp *Storage) error {
+func newFilesystem(ctx *pulumi.Context, name string, namespace pulumi.StringInput, a *Filesystem, comp *Storage) error {
 	// retainOnDelete: `pulumi destroy` and replacements drop these from the state but leave the
 	// objects (and the images on them) in the cluster.
 	keep := []pulumi.ResourceOption{pulumi.Parent(comp), pulumi.RetainOnDelete(true)}
@@ -283,7 +348,7 @@ func newFilesystem(ctx *pulumi.Context, name string, namespace pulumi.StringInpu
 }
 
 // FilesystemBackend is the Backend of the filesystem driver on claimName, provisioned as fs says.
-func FilesystemBackend(claimName pulumi.StringInput, fs *stackconfig.FilesystemStorage) *Backend {
+func FilesystemBackend(claimName pulumi.StringInput, fs *Filesystem) *Backend {
 	b := &Backend{
 		Description: fmt.Sprintf("filesystem (claim, %s, %s)", fs.Mode, fs.AccessMode),
 		Driver:      "filesystem",

@@ -10,7 +10,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 const (
@@ -55,8 +54,8 @@ func TestHostPathVolumeSpec(t *testing.T) {
 }
 
 // fsArgs is a complete filesystem store in mode, as the defaults table fills it.
-func fsArgs(mode string) *stackconfig.FilesystemStorage {
-	return &stackconfig.FilesystemStorage{Mode: mode, VolumeSize: "10Gi", ClaimSize: "10Gi", AccessMode: "ReadWriteOnce",
+func fsArgs(mode string) *Filesystem {
+	return &Filesystem{Mode: mode, VolumeSize: "10Gi", ClaimSize: "10Gi", AccessMode: "ReadWriteOnce",
 		HostPath: "/data/registry", StorageClassName: "standard", VolumeName: "old-pv"}
 }
 
@@ -73,12 +72,12 @@ func TestValidate(t *testing.T) {
 		args StorageArgs
 		want []string // substrings of the error
 	}{
-		{"unknown mode", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: "nfs"}}, []string{`"nfs"`, ModeHostPath, ModeDynamic, ModeExisting}},
-		{"mode is case sensitive", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: "HostPath"}}, []string{`"HostPath"`}},
-		{"no mode", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{}}, []string{`unknown mode ""`}},
-		{"existing without VolumeName", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting, ClaimSize: "1Gi", AccessMode: "ReadWriteOnce"}}, []string{"VolumeName", ModeExisting}},
-		{"hostPath without a directory", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath}}, []string{"AccessMode, ClaimSize, HostPath, VolumeSize"}},
-		{"dynamic without a class", StorageArgs{Namespace: ns, Filesystem: &stackconfig.FilesystemStorage{Mode: ModeDynamic, ClaimSize: "1Gi", AccessMode: "ReadWriteOnce"}}, []string{"StorageClassName"}},
+		{"unknown mode", StorageArgs{Namespace: ns, Filesystem: &Filesystem{Mode: "nfs"}}, []string{`"nfs"`, ModeHostPath, ModeDynamic, ModeExisting}},
+		{"mode is case sensitive", StorageArgs{Namespace: ns, Filesystem: &Filesystem{Mode: "HostPath"}}, []string{`"HostPath"`}},
+		{"no mode", StorageArgs{Namespace: ns, Filesystem: &Filesystem{}}, []string{`unknown mode ""`}},
+		{"existing without VolumeName", StorageArgs{Namespace: ns, Filesystem: &Filesystem{Mode: ModeExisting, ClaimSize: "1Gi", AccessMode: "ReadWriteOnce"}}, []string{"VolumeName", ModeExisting}},
+		{"hostPath without a directory", StorageArgs{Namespace: ns, Filesystem: &Filesystem{Mode: ModeHostPath}}, []string{"AccessMode, ClaimSize, HostPath, VolumeSize"}},
+		{"dynamic without a class", StorageArgs{Namespace: ns, Filesystem: &Filesystem{Mode: ModeDynamic, ClaimSize: "1Gi", AccessMode: "ReadWriteOnce"}}, []string{"StorageClassName"}},
 		{"no namespace", StorageArgs{}, []string{"Namespace"}},
 		{"no driver", StorageArgs{Namespace: ns}, []string{"driver"}},
 	} {
@@ -98,7 +97,7 @@ func TestValidate(t *testing.T) {
 
 func TestNewStorageRejectsBadArgsBeforeRegistering(t *testing.T) {
 	m, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
-		_, err := NewStorage(ctx, "data", &StorageArgs{Namespace: pulumi.String("ns"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting}})
+		_, err := NewStorage(ctx, "data", &StorageArgs{Namespace: pulumi.String("ns"), Filesystem: &Filesystem{Mode: ModeExisting}})
 		return err
 	})
 	if err == nil {
@@ -130,7 +129,7 @@ func resolve(t *testing.T, out pulumi.StringOutput) string {
 }
 
 func TestHostPathModeBindsItsOwnVolume(t *testing.T) {
-	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeHostPath, VolumeSize: "20Gi", ClaimSize: "15Gi", AccessMode: "ReadWriteOnce",
+	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &Filesystem{Mode: ModeHostPath, VolumeSize: "20Gi", ClaimSize: "15Gi", AccessMode: "ReadWriteOnce",
 		HostPath: "/srv/registry", StorageClassName: "ignored-in-hostpath-mode"}})
 	pv, pvc := m.Get(t, tPV, "data"), m.Get(t, tPVC, "data")
 	if got := pv.String("metadata", "name"); got != "images-data" {
@@ -163,7 +162,7 @@ func TestHostPathModeBindsItsOwnVolume(t *testing.T) {
 }
 
 func TestDynamicModeRetainsTheProvisionedVolume(t *testing.T) {
-	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeDynamic, StorageClassName: "fast", ClaimSize: "30Gi",
+	m, claimName, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &Filesystem{Mode: ModeDynamic, StorageClassName: "fast", ClaimSize: "30Gi",
 		AccessMode: "ReadWriteMany"}})
 	if n := len(m.OfType(tPV)); n != 0 {
 		t.Errorf("dynamic mode registered %d PVs; the provisioner makes the volume", n)
@@ -196,7 +195,7 @@ func TestDynamicModeRetainsTheProvisionedVolume(t *testing.T) {
 }
 
 func TestExistingModeBindsTheNamedVolume(t *testing.T) {
-	m, _, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &stackconfig.FilesystemStorage{Mode: ModeExisting, VolumeName: "old-pv", StorageClassName: "nfs", ClaimSize: "10Gi", AccessMode: "ReadWriteOnce"}})
+	m, _, volumeName := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &Filesystem{Mode: ModeExisting, VolumeName: "old-pv", StorageClassName: "nfs", ClaimSize: "10Gi", AccessMode: "ReadWriteOnce"}})
 	if n := len(m.OfType(tPV)); n != 0 {
 		t.Errorf("existing mode registered %d PVs", n)
 	}

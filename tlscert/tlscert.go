@@ -13,7 +13,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // CAValidityHours is the generated CA's lifetime (10 years): clients trust it once; the server
@@ -27,6 +26,24 @@ const componentType = "registry-stack:index:TLS"
 // aliases keep existing stacks' CA, key and certificate (no new CA for every client to trust).
 const formerParentType = "registry-stack:index:Ingress"
 
+// Source is where the server certificate comes from. Exactly one is set.
+type Source struct {
+	Generated *Generated
+	Secret    *Secret
+}
+
+// Generated: the stack's CA and a server certificate for the hostnames.
+type Generated struct {
+	ValidityHours int
+}
+
+// Secret: a kubernetes.io/tls Secret that exists in the stack's namespace.
+type Secret struct {
+	Name string
+	// CACertPEM is what clients should trust, as the user supplied it (may be empty).
+	CACertPEM string
+}
+
 // TLSArgs configures the certificate source. Exactly one of Generated and Secret is set.
 type TLSArgs struct {
 	// Required: namespace of the TLS Secret.
@@ -37,10 +54,10 @@ type TLSArgs struct {
 	IPAddresses []string
 	// Generated makes the stack's own CA (ECDSA P-256, 10 years) and a server certificate valid
 	// ValidityHours (default 8760), re-issued on the first `pulumi up --refresh` in its last tenth.
-	Generated *stackconfig.GeneratedTLS
+	Generated *Generated
 	// Secret uses an existing kubernetes.io/tls Secret in Namespace, by name only; its CACertPEM
 	// (may be empty) is what clients should trust.
-	Secret *stackconfig.SecretTLS
+	Secret *Secret
 }
 
 // TLS is the server certificate of the registry's routes.

@@ -8,7 +8,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 const (
@@ -46,7 +45,7 @@ func fullArgs() *TLSArgs {
 		Namespace:   pulumi.String("images"),
 		DNSNames:    []string{"registry.example.com", "registry.internal"},
 		IPAddresses: []string{"10.1.2.3", "192.168.49.2"},
-		Generated:   &stackconfig.GeneratedTLS{},
+		Generated:   &Generated{},
 	}
 }
 
@@ -167,7 +166,7 @@ func TestGeneratedResourcesKeepTheirFormerURNs(t *testing.T) {
 func TestExistingSecretGeneratesNothing(t *testing.T) {
 	for _, ca := range []string{"", "-----BEGIN CERTIFICATE-----\ncorp-root\n-----END CERTIFICATE-----\n"} {
 		a := fullArgs()
-		a.Generated, a.Secret = nil, &stackconfig.SecretTLS{Name: "corp-tls", CACertPEM: ca}
+		a.Generated, a.Secret = nil, &Secret{Name: "corp-tls", CACertPEM: ca}
 		r := runTLS(t, "reg", a)
 		if n := len(r.m.Resources()); n != 1 {
 			t.Errorf("%d registrations, want only the component: %s", n, r.m.Dump(nil))
@@ -186,8 +185,8 @@ func TestRequiredArgs(t *testing.T) {
 		{"no names", func(a *TLSArgs) { a.DNSNames = nil }},
 		{"no namespace", func(a *TLSArgs) { a.Namespace = nil }},
 		{"no source", func(a *TLSArgs) { a.Generated = nil }},
-		{"two sources", func(a *TLSArgs) { a.Secret = &stackconfig.SecretTLS{Name: "x"} }},
-		{"secret without name", func(a *TLSArgs) { a.Generated, a.Secret = nil, &stackconfig.SecretTLS{} }},
+		{"two sources", func(a *TLSArgs) { a.Secret = &Secret{Name: "x"} }},
+		{"secret without name", func(a *TLSArgs) { a.Generated, a.Secret = nil, &Secret{} }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a := fullArgs()

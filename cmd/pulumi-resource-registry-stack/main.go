@@ -24,7 +24,7 @@ var schema []byte
 var version = "0.1.0"
 
 func main() {
-	if err := provider.ComponentMain(registrystack.Package, version, schema, registrystack.Construct); err != nil {
+	if err := provider.ComponentMain(registrystack.Package, version, schema, construct); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -176,7 +176,7 @@ func outputKeys(t *testing.T, config map[string]string) []string {
 		if err != nil {
 			return err
 		}
-		comp, err := registrystack.NewRegistryStack(ctx, "registry", registrystack.ArgsFromConfig(cfg), pulumi.Provider(k8s))
+		comp, err := registrystack.NewRegistryStack(ctx, "registry", cfg.Args(), pulumi.Provider(k8s))
 		if err != nil {
 			return err
 		}

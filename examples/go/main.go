@@ -8,6 +8,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/registrystack"
+	"github.com/regstack/registry-stack/routing"
 	"github.com/regstack/registry-stack/stackconfig"
 )
 
@@ -17,10 +18,10 @@ func main() {
 		if err != nil {
 			return err
 		}
-		args := registrystack.DefaultArgs() // the README's defaults (the one table in stackconfig)
+		args := stackconfig.DefaultArgs() // the README's defaults (the one table in stackconfig)
 		args.Hostname = "registry.example.com"
 		args.Routing.Ingress.ClassName = "traefik"
-		args.Routing.Controller = stackconfig.ControllerTraefik
+		args.Routing.Controller = routing.ControllerTraefik
 		reg, err := registrystack.NewRegistryStack(ctx, "registry", args, pulumi.Provider(k8s))
 		if err != nil {
 			return err

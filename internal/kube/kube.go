@@ -85,3 +85,10 @@ func Checksum(rendered pulumi.StringOutput) pulumi.StringOutput {
 	}).(pulumi.StringOutput)
 	return pulumi.Unsecret(sum).(pulumi.StringOutput)
 }
+
+// ChecksumAnnotation is the pod template annotation whose change rolls the pods (see Checksum).
+const ChecksumAnnotation = "checksum/config"
+
+// StackLabelPrefix prefixes the labels the stack's own scripts put on pods (GC's read-only mode
+// label): a user's value would be overwritten, then deleted when GC restores writes.
+const StackLabelPrefix = "registry-stack.io/"

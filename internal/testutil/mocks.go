@@ -5,6 +5,7 @@ package testutil
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,12 +13,15 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-
-	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // MockCertNotAfter is every mocked certificate's end of validity.
 const MockCertNotAfter = "2027-12-01T00:00:00Z"
+
+// SecretConfigKeys are the config keys Run stores as `pulumi config set --secret` would: the
+// credential keys stackconfig refuses in plaintext (its tests keep the two lists equal; this
+// package cannot import stackconfig, whose packages' tests use it).
+var SecretConfigKeys = []string{"s3AccessKeyId", "s3SecretAccessKey"}
 
 // Project and Stack of every mocked run.
 const (
@@ -173,7 +177,7 @@ func Run(t testing.TB, config map[string]string, program pulumi.RunFunc) (*Mocks
 	secretKeys := []string{}
 	for k, v := range config {
 		full[Project+":"+k] = v
-		if stackconfig.IsSecretKey(k) || (k == "mirrors" && strings.Contains(v, `"password"`)) {
+		if slices.Contains(SecretConfigKeys, k) || (k == "mirrors" && strings.Contains(v, `"password"`)) {
 			// As `pulumi config set --secret` would have stored it (a structured key is secret
 			// as a whole when any of its fields is).
 			secretKeys = append(secretKeys, Project+":"+k)

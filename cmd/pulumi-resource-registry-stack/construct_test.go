@@ -1,4 +1,4 @@
-package registrystack
+package main
 
 import (
 	"strings"

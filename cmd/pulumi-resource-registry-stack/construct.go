@@ -1,4 +1,4 @@
-package registrystack
+package main
 
 import (
 	"encoding/json"
@@ -11,21 +11,22 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
 
+	"github.com/regstack/registry-stack/registrystack"
 	"github.com/regstack/registry-stack/stackconfig"
 )
 
-// Construct builds a RegistryStack for the component provider (cmd/pulumi-resource-registry-stack),
+// construct builds a RegistryStack for the component provider,
 // so that YAML, TypeScript, Python and .NET programs get the same component. Its inputs are the
 // stack config keys under the same names, parsed and validated by the same code (stackconfig.Parse)
 // with the same defaults; a credential key must arrive as a secret. The Kubernetes provider comes
 // from the resource's providers option, so kubeContext is refused.
-func Construct(ctx *pulumi.Context, typ, name string, inputs provider.ConstructInputs, options pulumi.ResourceOption) (*provider.ConstructResult, error) {
-	if typ != Type {
-		return nil, fmt.Errorf("unknown resource type %s; this provider has %s", typ, Type)
+func construct(ctx *pulumi.Context, typ, name string, inputs provider.ConstructInputs, options pulumi.ResourceOption) (*provider.ConstructResult, error) {
+	if typ != registrystack.Type {
+		return nil, fmt.Errorf("unknown resource type %s; this provider has %s", typ, registrystack.Type)
 	}
 	m, err := inputs.Map()
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: inputs: %w", Type, name, err)
+		return nil, fmt.Errorf("%s %s: inputs: %w", registrystack.Type, name, err)
 	}
 	// The engine prefixes these errors with the type and the resource's name.
 	raw, secret, err := rawInputs(ctx, m)
@@ -39,7 +40,7 @@ func Construct(ctx *pulumi.Context, typ, name string, inputs provider.ConstructI
 	if err != nil {
 		return nil, err
 	}
-	comp, err := NewRegistryStack(ctx, name, ArgsFromConfig(cfg), options)
+	comp, err := registrystack.NewRegistryStack(ctx, name, cfg.Args(), options)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +61,7 @@ func rawInputs(ctx *pulumi.Context, inputs pulumi.Map) (map[string]string, map[s
 	var errs []error
 	for _, k := range names {
 		if _, ok := keys[k]; !ok || k == "kubeContext" {
-			why := "not an input of " + Type + " (see the schema: the stack config keys)"
+			why := "not an input of " + registrystack.Type + " (see the schema: the stack config keys)"
 			if k == "kubeContext" {
 				why = "the Kubernetes provider is given with the resource's providers option, not as an input"
 			}

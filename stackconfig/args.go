@@ -1,26 +1,26 @@
-package registrystack
+package stackconfig
 
 import (
 	"fmt"
 
-	"github.com/regstack/registry-stack/stackconfig"
+	"github.com/regstack/registry-stack/registrystack"
 )
 
 // DefaultArgs are the args of a stack whose config sets nothing: every default comes from the one
-// table of stack config keys (stackconfig), so a Go program and a stack see the same defaults.
+// table of config keys (keys), so a Go program and a stack see the same defaults.
 // Change what differs, e.g. Hostname, and pass them to NewRegistryStack.
-func DefaultArgs() *Args {
-	cfg, err := stackconfig.Parse(func(string) (string, bool) { return "", false }, func(string) bool { return false })
+func DefaultArgs() *registrystack.Args {
+	cfg, err := Parse(func(string) (string, bool) { return "", false }, func(string) bool { return false })
 	if err != nil {
 		// The defaults are valid; a unit test keeps them so.
-		panic(fmt.Sprintf("registrystack: the default config is invalid: %v", err))
+		panic(fmt.Sprintf("stackconfig: the default config is invalid: %v", err))
 	}
-	return ArgsFromConfig(cfg)
+	return cfg.Args()
 }
 
-// ArgsFromConfig maps validated stack config onto the component's args.
-func ArgsFromConfig(cfg *stackconfig.Config) *Args {
-	args := &Args{
+// Args maps the validated stack config onto the component's args.
+func (cfg *Config) Args() *registrystack.Args {
+	args := &registrystack.Args{
 		Namespace:        cfg.Namespace,
 		CreateNamespace:  cfg.CreateNamespace,
 		Hostname:         cfg.Hostname,
@@ -29,7 +29,7 @@ func ArgsFromConfig(cfg *stackconfig.Config) *Args {
 		Routing:          cfg.Routing,
 		TLS:              cfg.TLS,
 		Storage:          cfg.Storage,
-		Registry: RegistryArgs{
+		Registry: registrystack.RegistryArgs{
 			Image:         cfg.RegistryImage,
 			Replicas:      cfg.Replicas,
 			LogLevel:      cfg.LogLevel,
@@ -39,13 +39,13 @@ func ArgsFromConfig(cfg *stackconfig.Config) *Args {
 			MemoryLimit:   cfg.RegistryMemoryLimit,
 		},
 		Accounts:    cfg.Accounts(),
-		GC:          GCArgs{Schedule: cfg.GCSchedule, Suspend: cfg.GCSuspend, KubectlImage: cfg.GCKubectlImage},
+		GC:          registrystack.GCArgs{Schedule: cfg.GCSchedule, Suspend: cfg.GCSuspend, KubectlImage: cfg.GCKubectlImage},
 		Mirrors:     cfg.Mirrors,
 		Monitoring:  cfg.Monitoring,
 		Autoscaling: cfg.Autoscaling,
 	}
 	if cfg.CacheEnabled {
-		args.Cache = &CacheArgs{
+		args.Cache = &registrystack.CacheArgs{
 			Image:         cfg.RedisImage,
 			MaxMemory:     cfg.RedisMaxMemory,
 			CPURequest:    cfg.RedisCPURequest,
