@@ -38,6 +38,7 @@ import (
 
 	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/placement"
+	"github.com/regstack/registry-stack/registry"
 	"github.com/regstack/registry-stack/storage"
 )
 
@@ -116,6 +117,9 @@ type GCArgs struct {
 	// With a ReadWriteOnce volume the GC pod runs on the registry's node, whose taints it must
 	// tolerate.
 	Placement *placement.Spec
+	// ExtraEnv is the registry's extra environment (registry.RegistryArgs.ExtraEnv): the collector
+	// reaches the same store, e.g. through the same HTTP proxy.
+	ExtraEnv []registry.EnvVar
 }
 
 // GC is the CronJob, its watchdog CronJob, the lease and their RBAC.
@@ -504,7 +508,7 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInp
 		&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
 		&corev1.EnvVarArgs{Name: pulumi.String("FENCE_SECONDS"), Value: pulumi.String(fmt.Sprint(FenceSeconds))},
 		&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
-	}, a.Storage.Env...), append(corev1.VolumeMountArray{mount("config", configDir, true)}, a.Storage.Mounts...)...)
+	}, append(a.Storage.Env, registry.ExtraEnvVars(a.ExtraEnv)...)...), append(corev1.VolumeMountArray{mount("config", configDir, true)}, a.Storage.Mounts...)...)
 	// The collector holds the whole manifest graph in memory.
 	collect.Resources = kube.Resources("50m", "64Mi", "1Gi")
 	inits = append(inits, collect)

@@ -535,7 +535,7 @@ func Container(a *RegistryArgs) *corev1.ContainerArgs {
 		Image:           pulumi.String(a.Image),
 		ImagePullPolicy: pulumi.String("IfNotPresent"),
 		Command:         pulumi.ToStringArray([]string{"registry", "serve", ConfigFile}),
-		Env:             append(containerEnv(a.Storage), extraEnv(a.ExtraEnv)...),
+		Env:             append(containerEnv(a.Storage), ExtraEnvVars(a.ExtraEnv)...),
 		Ports: corev1.ContainerPortArray{
 			&corev1.ContainerPortArgs{Name: pulumi.String("http"), ContainerPort: pulumi.Int(Port)},
 			&corev1.ContainerPortArgs{Name: pulumi.String(DebugPortName), ContainerPort: pulumi.Int(DebugPort)},
@@ -581,7 +581,8 @@ func containerEnv(backend *storage.Backend) corev1.EnvVarArray {
 	return env
 }
 
-func extraEnv(env []EnvVar) corev1.EnvVarArray {
+// ExtraEnvVars are env as container variables (GC's collector gets the registry's too).
+func ExtraEnvVars(env []EnvVar) corev1.EnvVarArray {
 	var out corev1.EnvVarArray
 	for _, e := range env {
 		out = append(out, &corev1.EnvVarArgs{Name: pulumi.String(e.Name), Value: pulumi.String(e.Value)})

@@ -3,6 +3,8 @@ package registrystack
 import (
 	"errors"
 	"fmt"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/regstack/registry-stack/placement"
 	"slices"
 
 	"github.com/regstack/registry-stack/monitoring"
@@ -48,6 +50,51 @@ type Args struct {
 	Monitoring *monitoring.Config
 	// Autoscaling lets an autoscaler own the registry's replica count; nil: Registry.Replicas.
 	Autoscaling *registry.Autoscaling
+	// Placement adds scheduling and pod metadata to the stack's pods; nil adds nothing.
+	Placement *PlacementArgs
+}
+
+// PlacementArgs place each workload's pods. All applies to every pod; a workload's own entry
+// overrides it field by field (placement.Merge). GC (its Job and watchdog) also takes the
+// registry's scheduling fields, not its pod labels or annotations: with a ReadWriteOnce volume
+// the GC pod runs on the registry's node and must tolerate what the registry tolerates, but a
+// sidecar-injection annotation meant for the registry would keep a Job from ever completing.
+type PlacementArgs struct {
+	All, Registry, Mirrors, Cache, GC *placement.Spec
+}
+
+// registry, mirrors, cache and gc are the effective placements.
+func (p *PlacementArgs) registry() *placement.Spec {
+	if p == nil {
+		return nil
+	}
+	return placement.Merge(p.All, p.Registry)
+}
+
+func (p *PlacementArgs) mirrors() *placement.Spec {
+	if p == nil {
+		return nil
+	}
+	return placement.Merge(p.All, p.Mirrors)
+}
+
+func (p *PlacementArgs) cache() *placement.Spec {
+	if p == nil {
+		return nil
+	}
+	return placement.Merge(p.All, p.Cache)
+}
+
+func (p *PlacementArgs) gc() *placement.Spec {
+	if p == nil {
+		return nil
+	}
+	var scheduling *placement.Spec
+	if r := p.Registry; r != nil {
+		scheduling = &placement.Spec{NodeSelector: r.NodeSelector, Tolerations: r.Tolerations, Affinity: r.Affinity,
+			PriorityClassName: r.PriorityClassName, ImagePullSecrets: r.ImagePullSecrets}
+	}
+	return placement.Merge(placement.Merge(p.All, scheduling), p.GC)
 }
 
 // RegistryArgs shape the registry's pods (the mirrors use the same image, log level and resources).
@@ -64,6 +111,10 @@ type RegistryArgs struct {
 	CPURequest    string
 	MemoryRequest string
 	MemoryLimit   string
+	// Env is extra environment of the registry, every mirror and GC's collector (which reaches the
+	// same store), e.g. HTTP_PROXY or OTEL exporter settings. REGISTRY_* and the names the stack
+	// sets are refused (registry.ValidateExtraEnv).
+	Env []registry.EnvVar
 }
 
 // CacheArgs shape the Redis cache.
@@ -149,6 +200,17 @@ func (a *Args) Validate() error {
 	if a.GC.Schedule == "" || a.GC.KubectlImage == "" {
 		bad("GC", "Schedule and KubectlImage are required")
 	}
+	if p := a.Placement; p != nil {
+		for _, w := range []struct {
+			path string
+			spec *placement.Spec
+		}{{"Placement.All", p.All}, {"Placement.Registry", p.Registry}, {"Placement.Mirrors", p.Mirrors}, {"Placement.Cache", p.Cache}, {"Placement.GC", p.GC}} {
+			errs = append(errs, w.spec.Validate(w.path)...)
+		}
+	}
+	if backend := backendOf(a.Storage); backend != nil {
+		errs = append(errs, registry.ValidateExtraEnv("Registry.Env", a.Registry.Env, backend)...)
+	}
 	seen := map[string]bool{}
 	for i, m := range a.Mirrors {
 		if m.Name == "" || seen[m.Name] {
@@ -160,4 +222,16 @@ func (a *Args) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("registrystack: invalid args: %w", errors.Join(errs...))
+}
+
+// backendOf is the storage backend the registry's container will see, for checks made before
+// anything is registered (the Secret's name does not matter to them); nil without a driver.
+func backendOf(s storage.Store) *storage.Backend {
+	switch {
+	case s.S3 != nil:
+		return storage.S3Backend(s.S3, pulumi.String("validate"))
+	case s.Filesystem != nil:
+		return storage.FilesystemBackend(pulumi.String("validate"), s.Filesystem)
+	}
+	return nil
 }

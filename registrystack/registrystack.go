@@ -146,6 +146,7 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 			MaxMemoryBytes:  maxMemoryBytes,
 			CPURequest:      c.CPURequest,
 			MemoryRequest:   c.MemoryRequest,
+			Placement:       args.Placement.cache(),
 			ClientSelectors: cacheClients(args, n),
 			// Mirrors keep their caches in databases 1, 2, ...
 			SelectDatabases: len(args.Mirrors) > 0,
@@ -178,6 +179,8 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		MemoryRequest: r.MemoryRequest,
 		MemoryLimit:   r.MemoryLimit,
 		Autoscaling:   autoscaling,
+		Placement:     args.Placement.registry(),
+		ExtraEnv:      r.Env,
 	}
 	if cache != nil {
 		regArgs.CacheEnabled, regArgs.RedisAddr, regArgs.RedisUsername, regArgs.RedisPassword = true, cache.Address, redis.RegistryUser, cache.Password
@@ -227,6 +230,8 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		ConfigSecretName: reg.ConfigSecretName,
 		Storage:          data.Backend,
 		KubectlImage:     args.GC.KubectlImage,
+		Placement:        args.Placement.gc(),
+		ExtraEnv:         r.Env,
 	}
 	if cache != nil {
 		gcArgs.CacheEnabled = true
@@ -343,6 +348,8 @@ func newMirrors(ctx *pulumi.Context, args *Args, n names, namespace pulumi.Strin
 			MemoryLimit:   r.MemoryLimit,
 			Proxy:         proxy,
 			RedisDB:       i + 1,
+			Placement:     args.Placement.mirrors(),
+			ExtraEnv:      r.Env,
 		}
 		if !m.Anonymous {
 			regArgs.Accounts = []string{MirrorAccount}

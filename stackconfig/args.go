@@ -37,12 +37,14 @@ func (cfg *Config) Args() *registrystack.Args {
 			CPURequest:    cfg.RegistryCPURequest,
 			MemoryRequest: cfg.RegistryMemoryRequest,
 			MemoryLimit:   cfg.RegistryMemoryLimit,
+			Env:           cfg.registryEnv(),
 		},
 		Accounts:    cfg.Accounts(),
 		GC:          registrystack.GCArgs{Schedule: cfg.GCSchedule, Suspend: cfg.GCSuspend, KubectlImage: cfg.GCKubectlImage},
 		Mirrors:     cfg.Mirrors,
 		Monitoring:  cfg.Monitoring,
 		Autoscaling: cfg.Autoscaling,
+		Placement:   cfg.placementArgs(),
 	}
 	if cfg.CacheEnabled {
 		args.Cache = &registrystack.CacheArgs{

@@ -124,6 +124,10 @@ type Config struct {
 	AutoscalingRaw *rawAutoscaling
 	Monitoring     *monitoring.Config
 	Autoscaling    *registry.Autoscaling
+
+	// PlacementRaw is the placement key as set (nil: unset); registryEnvRaw the registryEnv key.
+	PlacementRaw   *rawPlacement
+	registryEnvRaw *map[string]string
 }
 
 // key describes one stack config key: its name, default and how it is stored into Config.
@@ -209,6 +213,8 @@ var keys = []key{
 	{"mirrors", "[]", mirrorList(func(c *Config) *[]rawMirror { return &c.MirrorsRaw })},
 	{"monitoring", "", object(func(c *Config) **rawMonitoring { return &c.MonitoringRaw }, monitoringFields)},
 	{"autoscaling", "", object(func(c *Config) **rawAutoscaling { return &c.AutoscalingRaw }, autoscalingFields)},
+	{"placement", "", object(func(c *Config) **rawPlacement { return &c.PlacementRaw }, placementFields)},
+	{"registryEnv", "", object(func(c *Config) **map[string]string { return &c.registryEnvRaw }, "an object of environment variable names and their values")},
 }
 
 // Defaults returns every key's default value, as Pulumi.yaml declares them.
@@ -265,6 +271,11 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 		// password was set without --secret.
 		errs = append(errs, fmt.Errorf("config \"mirrors\": an upstream password in plaintext is refused; it is a credential: "+
 			"set it with `pulumi config set --secret --path 'mirrors[N].password'` (then rotate it: it is in the stack file's history)"))
+	}
+	if ok := c.registryEnvRaw != nil; ok && isSecret("registryEnv") {
+		// Refused, not taken: the values would be in the Deployment's spec, not in a Secret.
+		errs = append(errs, fmt.Errorf("config \"registryEnv\": a secret value is refused: its values go into the pod spec "+
+			"(readable by whoever can read Deployments), not into a Secret; keep credentials out of registryEnv"))
 	}
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)

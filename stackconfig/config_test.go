@@ -219,7 +219,7 @@ func TestAllProblemsAreReportedTogether(t *testing.T) {
 }
 
 // Pulumi.yaml declares every key with the same default the program applies, and nothing else.
-var objectKeys = map[string]bool{"monitoring": true, "autoscaling": true}
+var objectKeys = map[string]bool{"monitoring": true, "autoscaling": true, "placement": true, "registryEnv": true}
 
 func TestPulumiYamlDeclaresEveryKeyWithTheSameDefault(t *testing.T) {
 	raw, err := os.ReadFile("../Pulumi.yaml")

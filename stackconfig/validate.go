@@ -88,6 +88,8 @@ func (c *Config) Validate() error {
 	v.validateMirrors(c)
 	v.validateMonitoring(c)
 	v.validateAutoscaling(c)
+	v.validatePlacement(c)
+	v.validateRegistryEnv(c)
 
 	v.image("redisImage", c.RedisImage)
 	if _, err := redis.MaxMemoryBytes(c.RedisMaxMemory); err != nil {
