@@ -66,4 +66,3 @@ func TestSecretRegistryEnvIsRefused(t *testing.T) {
 		t.Errorf("secret registryEnv: %v", err)
 	}
 }
-
