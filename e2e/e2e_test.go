@@ -85,7 +85,8 @@ func TestE2E(t *testing.T) {
 			// `pulumi config set` examples as written (issue 23).
 			{Name: "bad_config_rejected", Run: f.stepBadConfigRejected},
 			{Name: "readme_config_commands", Run: f.stepReadmeConfigCommands},
-			{Name: "gc_on_empty_registry", Run: f.stepGCEmpty},
+			// Placement (issue 23) on every pod; the GC steps below then run with it.
+			{Name: "placement_on_every_pod", Run: f.stepPlacement},
 			{Name: "push_pull", Run: f.stepPushPull, Critical: true},
 			// Self-healing GC (issue 12): a GC pod killed while read-only, while collecting, and a
 			// rolling `pulumi up` during the collector.

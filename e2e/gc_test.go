@@ -103,24 +103,6 @@ func (f *fixture) runGC(ctx context.Context, t *testing.T, label string) (*kit.J
 	return res, nil
 }
 
-// stepGCEmpty runs GC before anything is pushed: it must succeed on an empty registry (plain
-// `registry garbage-collect` fails there because the repositories dir does not exist yet) and leave
-// the registry writable again.
-func (f *fixture) stepGCEmpty(t *testing.T) {
-	need(t, f.Client != nil, "deployment")
-	ctx := context.Background()
-	err := f.Timed("GC job (empty registry)", func() (string, error) {
-		_, err := f.runGC(ctx, t, "gc-empty")
-		return "", err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.WaitReady(ctx, 2); err != nil {
-		t.Fatalf("registry not Ready after GC: %v", err)
-	}
-}
-
 // stepGCUnderLoad deletes one image, runs GC while pulls of another image and pushes of fresh
 // images keep going, then checks: the deleted image's blobs are gone from storage, the cache was
 // flushed, the kept image and every acknowledged push pull correctly, and pushing the deleted image

@@ -21,7 +21,8 @@ const yamlResource = "registry-yaml"
 // stepYAMLProgram deploys examples/yaml (a Pulumi YAML program) through the component provider
 // built from this tree, into the track's namespace beside the track's own stack: invalid input is
 // refused naming the key, the registry answers through the Ingress with its own CA and accounts,
-// an image pushed with its second account pulls back byte for byte, the track's stack still serves
+// GC succeeds on it while it is empty and leaves it writable, an image pushed with its second
+// account pulls back byte for byte, the track's stack still serves
 // its images and refuses the YAML stack's password; then the YAML stack is destroyed.
 func (f *fixture) stepYAMLProgram(t *testing.T) {
 	need(t, f.Client != nil && f.imgKeep != nil, "deployment with an image")
@@ -126,6 +127,23 @@ func (f *fixture) stepYAMLProgram(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("https://%s/v2/ never answered 401 through the Ingress: %v", hostname, err)
+	}
+	// GC on a registry nothing was pushed to yet (plain `registry garbage-collect` fails there:
+	// no repositories directory), with the current program: this stack is the suite's only fresh
+	// one (the track's own was deployed by the previous release and has an image).
+	suffix, err := kit.RandomSuffix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Timed("GC job (empty registry, YAML stack)", func() (string, error) {
+		res, err := f.Kube.RunJobFromCronJob(ctx, yamlResource+"-gc", "e2e-yaml-gc-empty-"+suffix, kit.GCJobTimeout)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("succeeded in %s", res.Duration.Round(time.Second)), f.Kube.RolloutStatus(ctx, yamlResource, 3*time.Minute)
+	})
+	if err != nil {
+		t.Fatalf("GC on the empty YAML stack: %v", err)
 	}
 	img, err := kit.RandomImage("yaml/app", "v1", 2, 256<<10)
 	if err != nil {

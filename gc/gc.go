@@ -84,7 +84,7 @@ const (
 type GCArgs struct {
 	// Required: namespace of every object.
 	Namespace pulumi.StringInput
-	// Optional: defaults to "0 3 * * 0" (Sundays 03:00).
+	// Required: a cron schedule.
 	Schedule string
 	// Optional: defaults to false. A suspended CronJob still runs Jobs created from it by hand.
 	Suspend bool
@@ -110,7 +110,7 @@ type GCArgs struct {
 	RedisUsername       string
 	RedisPasswordSecret pulumi.StringInput
 	RedisPasswordKey    string
-	// Optional: defaults to "registry.k8s.io/kubectl:v1.33.13". Needs sh and kubectl.
+	// Required: an image with sh, kubectl, date -d, sed and tr.
 	KubectlImage string
 	// Optional: nil adds nothing. Where the GC and watchdog pods may run (added to the GC pod's own
 	// affinity), their priority class, extra pod labels and annotations, and image pull secrets.
@@ -148,11 +148,9 @@ func (a *GCArgs) withDefaults() (*GCArgs, error) {
 	if errs := out.Placement.Validate("placement"); len(errs) > 0 {
 		return nil, fmt.Errorf("gc: %w", errors.Join(errs...))
 	}
-	if out.Schedule == "" {
-		out.Schedule = "0 3 * * 0"
-	}
-	if out.KubectlImage == "" {
-		out.KubectlImage = "registry.k8s.io/kubectl:v1.33.13"
+	if out.Schedule == "" || out.KubectlImage == "" {
+		// No defaults here: the one table of defaults is stackconfig's (registrystack's args).
+		return nil, fmt.Errorf("gc: Schedule and KubectlImage are required")
 	}
 	return &out, nil
 }

@@ -164,10 +164,14 @@ func TestCronJob(t *testing.T) {
 			}
 		}
 	}
+	// No default here (the one table is stackconfig's): a missing schedule is refused.
 	a := gcArgs(false)
 	a.Schedule = ""
-	if got := runGC(t, a).Get(t, tCronJob, gcName).String("spec", "schedule"); got != "0 3 * * 0" {
-		t.Errorf("default schedule = %q, want 0 3 * * 0", got)
+	if _, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
+		_, err := NewGC(ctx, gcName, a)
+		return err
+	}); err == nil || !strings.Contains(err.Error(), "Schedule") {
+		t.Errorf("no schedule: %v, want it refused by name", err)
 	}
 }
 
@@ -1010,7 +1014,8 @@ func TestGCPodRunsBesideTheRegistry(t *testing.T) {
 		Namespace: pulumi.String("ns"), DeploymentName: pulumi.String("registry"), ContainerName: "registry",
 		RegistrySelector: map[string]string{"app.kubernetes.io/name": "registry"}, RegistryImage: "registry:3.1.2",
 		RegistryUID: 1000, ConfigSecretName: pulumi.String("cfg"),
-		Storage: storage.FilesystemBackend(pulumi.String("data"), &storage.Filesystem{Mode: "dynamic", AccessMode: "ReadWriteOnce"}),
+		Storage:  storage.FilesystemBackend(pulumi.String("data"), &storage.Filesystem{Mode: "dynamic", AccessMode: "ReadWriteOnce"}),
+		Schedule: "0 3 * * 0", KubectlImage: kubectlImage,
 	}).withDefaults()
 	if err != nil {
 		t.Fatal(err)

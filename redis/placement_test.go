@@ -20,7 +20,7 @@ func jsonOf(v any) string {
 func runCache(t *testing.T, p *placement.Spec) (*testutil.Mocks, error) {
 	t.Helper()
 	return testutil.Run(t, nil, func(ctx *pulumi.Context) error {
-		_, err := NewRedis(ctx, "cache", &RedisArgs{Namespace: pulumi.String("ns"), ClientSelectors: []map[string]string{registryClients}, Placement: p})
+		_, err := NewRedis(ctx, "cache", complete(RedisArgs{Placement: p}))
 		return err
 	})
 }

@@ -43,15 +43,15 @@ const (
 type RedisArgs struct {
 	// Required: namespace of every object.
 	Namespace pulumi.StringInput
-	// Optional: defaults to DefaultImage.
+	// Required: a pinned Redis image, 6.2 or later (ACL users).
 	Image string
-	// Optional: defaults to "64mb". Redis maxmemory (redis.conf units).
+	// Required: Redis maxmemory (redis.conf units).
 	MaxMemory string
-	// Optional: defaults to 64 MiB. MaxMemory in bytes; sizes the container's memory limit.
+	// Required: MaxMemory in bytes (MaxMemoryBytes); sizes the container's memory limit.
 	MaxMemoryBytes int64
-	// Optional: defaults to "50m".
+	// Required: Kubernetes quantity.
 	CPURequest string
-	// Optional: defaults to "96Mi".
+	// Required: Kubernetes quantity (the limit is derived from MaxMemoryBytes).
 	MemoryRequest string
 	// Required: label selectors of the pods allowed to connect (the NetworkPolicy admits only these).
 	ClientSelectors []map[string]string
@@ -92,20 +92,12 @@ func (a *RedisArgs) withDefaults() (*RedisArgs, error) {
 	if errs := out.Placement.Validate("placement"); len(errs) > 0 {
 		return nil, fmt.Errorf("redis: %w", errors.Join(errs...))
 	}
-	if out.Image == "" {
-		out.Image = DefaultImage
-	}
-	if out.MaxMemory == "" {
-		out.MaxMemory, out.MaxMemoryBytes = "64mb", 64<<20
+	// No defaults here: the one table of defaults is stackconfig's (registrystack's args).
+	if out.Image == "" || out.MaxMemory == "" || out.CPURequest == "" || out.MemoryRequest == "" {
+		return nil, fmt.Errorf("redis: Image, MaxMemory, CPURequest and MemoryRequest are required")
 	}
 	if out.MaxMemoryBytes == 0 {
 		return nil, fmt.Errorf("redis: MaxMemoryBytes must be set with MaxMemory %q", out.MaxMemory)
-	}
-	if out.CPURequest == "" {
-		out.CPURequest = "50m"
-	}
-	if out.MemoryRequest == "" {
-		out.MemoryRequest = "96Mi"
 	}
 	limit, err := MemoryLimit(out.MaxMemoryBytes, out.MemoryRequest)
 	if err != nil {
@@ -249,10 +241,6 @@ func MemoryLimit(maxMemoryBytes int64, memoryRequest string) (string, error) {
 	limitBytes := max(maxMemoryBytes+maxMemoryBytes/4+32<<20, req.Value())
 	return fmt.Sprintf("%dMi", (limitBytes+(1<<20)-1)>>20), nil
 }
-
-// DefaultImage is the cache image: Redis 8.10, the newest stable release line (8.10.2 carries the
-// September 2026 security fixes). Redis 7.0 no longer gets them.
-const DefaultImage = "redis:8.10.2-alpine"
 
 // User is one ACL user: its name, password and rules (after "on").
 type User struct {

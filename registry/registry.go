@@ -6,6 +6,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
@@ -42,16 +43,16 @@ type RegistryArgs struct {
 	Namespace pulumi.StringInput
 	// Required: where the images are (volumes, driver config, credentials, placement).
 	Storage *storage.Backend
-	// Optional: defaults to "registry:3.1.2". Must be distribution v3 (config at /etc/distribution).
+	// Required. Must be distribution v3 (config at /etc/distribution).
 	Image string
-	// Optional: defaults to 2.
+	// Required (at least 1) unless Autoscaling is set; a proxy runs one.
 	Replicas int
-	// Optional: defaults to ["admin"]. htpasswd accounts, each with its own generated password; the
+	// Required unless an anonymous proxy. htpasswd accounts, each with its own generated password; the
 	// first is the primary account (Username/Password outputs).
 	Accounts []string
-	// Optional: defaults to "info".
+	// Required: error, warn, info or debug.
 	LogLevel string
-	// Optional: defaults to "ClusterIP".
+	// Required: ClusterIP, NodePort or LoadBalancer.
 	ServiceType string
 	// Optional: defaults to false. When true, blob descriptors are cached in Redis at RedisAddr.
 	CacheEnabled bool
@@ -60,12 +61,10 @@ type RegistryArgs struct {
 	// Required when CacheEnabled: the Redis ACL user and its password (secret).
 	RedisUsername string
 	RedisPassword pulumi.StringInput
-	// Optional: defaults to "100m".
-	CPURequest string
-	// Optional: defaults to "128Mi".
+	// Required: Kubernetes quantities (no CPU limit is set).
+	CPURequest    string
 	MemoryRequest string
-	// Optional: defaults to "1Gi".
-	MemoryLimit string
+	MemoryLimit   string
 	// Optional: defaults to 0. The Redis database of the cache: instances sharing one Redis each
 	// use their own (a shared one would tell one instance that blobs of another exist).
 	RedisDB int
@@ -133,13 +132,19 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 	if out.CacheEnabled && (out.RedisAddr == nil || out.RedisUsername == "" || out.RedisPassword == nil) {
 		return nil, fmt.Errorf("registry: RedisAddr, RedisUsername and RedisPassword are required when CacheEnabled")
 	}
-	if out.Image == "" {
-		out.Image = "registry:3.1.2"
+	// No defaults here: the one table of defaults is stackconfig's (registrystack's args).
+	var missing []string
+	for field, v := range map[string]string{"Image": out.Image, "LogLevel": out.LogLevel, "ServiceType": out.ServiceType,
+		"CPURequest": out.CPURequest, "MemoryRequest": out.MemoryRequest, "MemoryLimit": out.MemoryLimit} {
+		if v == "" {
+			missing = append(missing, field)
+		}
 	}
-	if out.Replicas == 0 {
-		out.Replicas = 2
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("registry: %s required", strings.Join(missing, ", "))
 	}
-	if out.Replicas < 1 {
+	if out.Replicas < 1 && out.Autoscaling == nil {
 		return nil, fmt.Errorf("registry: Replicas must be at least 1, got %d", out.Replicas)
 	}
 	if errs := append(out.Placement.Validate("placement"), ValidateExtraEnv("extraEnv", out.ExtraEnv, out.Storage)...); len(errs) > 0 {
@@ -166,7 +171,7 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 		}
 	}
 	if len(out.Accounts) == 0 && !out.anonymous() {
-		out.Accounts = []string{"admin"}
+		return nil, fmt.Errorf("registry: Accounts required (only an anonymous proxy has none)")
 	}
 	seen := map[string]bool{}
 	for _, acct := range out.Accounts {
@@ -174,21 +179,6 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 			return nil, fmt.Errorf("registry: account names must be non-empty and unique, got %q", out.Accounts)
 		}
 		seen[acct] = true
-	}
-	if out.LogLevel == "" {
-		out.LogLevel = "info"
-	}
-	if out.ServiceType == "" {
-		out.ServiceType = "ClusterIP"
-	}
-	if out.CPURequest == "" {
-		out.CPURequest = "100m"
-	}
-	if out.MemoryRequest == "" {
-		out.MemoryRequest = "128Mi"
-	}
-	if out.MemoryLimit == "" {
-		out.MemoryLimit = "1Gi"
 	}
 	return &out, nil
 }

@@ -38,6 +38,7 @@ func args() *RegistryArgs {
 		Replicas:      2,
 		Accounts:      []string{"admin"},
 		LogLevel:      "info",
+		ServiceType:   "ClusterIP",
 		CacheEnabled:  true,
 		RedisAddr:     pulumi.String("registry-redis:6379"),
 		RedisUsername: "registry",
@@ -132,13 +133,10 @@ func TestContainer(t *testing.T) {
 }
 
 func TestImageIsUsedAsGiven(t *testing.T) {
-	for _, img := range []string{"", "registry:3.0.0", "mirror.example.com/library/registry@sha256:" + strings.Repeat("a", 64)} {
+	for _, img := range []string{"registry:3.0.0", "mirror.example.com/library/registry@sha256:" + strings.Repeat("a", 64)} {
 		a := args()
 		a.Image = img
 		want := img
-		if img == "" {
-			want = "registry:3.1.2" // the pinned default
-		}
 		dep := runRegistry(t, "registry", a).Get(t, tDeployment, "registry")
 		if got := dep.String("spec", "template", "spec", "containers", 0, "image"); got != want {
 			t.Errorf("Image %q: container image = %q, want %q", img, got, want)
@@ -280,7 +278,7 @@ func TestDeployment(t *testing.T) {
 }
 
 func TestServiceExposesOnlyTheAPIPort(t *testing.T) {
-	for _, st := range []string{"", "NodePort"} {
+	for _, st := range []string{"ClusterIP", "NodePort"} {
 		a := args()
 		a.ServiceType = st
 		m := runRegistry(t, "registry", a)
@@ -357,7 +355,7 @@ func TestDisruptionBudgetOnlyWithSeveralReplicas(t *testing.T) {
 	for _, c := range []struct {
 		replicas int
 		wantPDB  bool
-	}{{1, false}, {0, true} /* default 2 */, {2, true}, {3, true}} {
+	}{{1, false}, {2, true}, {3, true}} {
 		a := args()
 		a.Replicas = c.replicas
 		m := runRegistry(t, "registry", a)
@@ -488,7 +486,9 @@ func TestInvalidArgsRegisterNothing(t *testing.T) {
 func TestPlacementFollowsTheVolume(t *testing.T) {
 	for _, coLocate := range []bool{true, false} {
 		access := map[bool]string{true: "ReadWriteOnce", false: "ReadWriteMany"}[coLocate]
-		a, err := (&RegistryArgs{Namespace: pulumi.String("ns"), Storage: fsBackend(storage.ModeDynamic, access)}).withDefaults()
+		in := args()
+		in.Storage = fsBackend(storage.ModeDynamic, access)
+		a, err := in.withDefaults()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,7 +509,9 @@ func TestPlacementFollowsTheVolume(t *testing.T) {
 // The debug port (pprof, metrics, no auth) is left out of the registry's NetworkPolicy.
 func TestNetworkPolicyAdmitsOnlyTheAPIPort(t *testing.T) {
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
-		_, err := NewRegistry(ctx, "registry", &RegistryArgs{Namespace: pulumi.String("ns"), Storage: fsBackend(storage.ModeDynamic, "ReadWriteOnce")})
+		a := args()
+		a.Namespace, a.Storage = pulumi.String("ns"), fsBackend(storage.ModeDynamic, "ReadWriteOnce")
+		_, err := NewRegistry(ctx, "registry", a)
 		return err
 	})
 	np := m.Get(t, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "registry")

@@ -338,11 +338,13 @@ func newMirrors(ctx *pulumi.Context, args *Args, n names, namespace pulumi.Strin
 			proxy.Username, proxy.Password = c.Username, pulumi.ToSecret(pulumi.String(c.Password)).(pulumi.StringOutput)
 		}
 		regArgs := &registry.RegistryArgs{
-			Namespace:     namespace,
-			Storage:       data.Backend,
-			Image:         r.Image,
-			Replicas:      1,
-			LogLevel:      r.LogLevel,
+			Namespace: namespace,
+			Storage:   data.Backend,
+			Image:     r.Image,
+			Replicas:  1,
+			LogLevel:  r.LogLevel,
+			// Reached through the route only: serviceType is the registry's Service's.
+			ServiceType:   "ClusterIP",
 			CPURequest:    r.CPURequest,
 			MemoryRequest: r.MemoryRequest,
 			MemoryLimit:   r.MemoryLimit,

@@ -203,6 +203,8 @@ var keys = []key{
 	{"s3AccessKeyId", "", str(func(c *Config) *string { return &c.S3AccessKeyID })},
 	{"s3SecretAccessKey", "", str(func(c *Config) *string { return &c.S3SecretAccessKey })},
 	{"s3ServiceAccountAnnotations", "[]", list(func(c *Config) *[]string { return &c.S3ServiceAccountAnnotations })},
+	// Redis 8.10, the newest stable release line (8.10.2 carries the September 2026 security
+	// fixes); Redis 7.0 no longer gets them.
 	{"redisImage", "redis:8.10.2-alpine", str(func(c *Config) *string { return &c.RedisImage })},
 	{"redisMaxMemory", "64mb", str(func(c *Config) *string { return &c.RedisMaxMemory })},
 	{"redisCpuRequest", "50m", str(func(c *Config) *string { return &c.RedisCPURequest })},

@@ -34,6 +34,9 @@ type Fixture struct {
 	Out StackOutputs
 	// FixtureNamespaces hold test fixtures (an S3 store, ...) that teardown deletes.
 	FixtureNamespaces []string
+	// ClusterFixtures are cluster-scoped fixtures (kind/name, e.g. priorityclass/x) that teardown
+	// deletes after the stack.
+	ClusterFixtures []string
 
 	IngressAddr string
 	stopPF      func() // stops the port-forward this suite started, if any
@@ -238,6 +241,11 @@ func (f *Fixture) teardown(t *testing.T) {
 	for _, ns := range f.FixtureNamespaces {
 		if _, err := f.Kube.Run(ctx, false, "delete", "namespace", ns, "--ignore-not-found", "--wait=false"); err != nil {
 			t.Errorf("teardown: delete fixture namespace %s: %v", ns, err)
+		}
+	}
+	for _, obj := range f.ClusterFixtures {
+		if _, err := f.Kube.Run(ctx, false, "delete", obj, "--ignore-not-found", "--wait=false"); err != nil {
+			t.Errorf("teardown: delete %s: %v", obj, err)
 		}
 	}
 	for _, pv := range f.LeftoverPVs(ctx, t) {
