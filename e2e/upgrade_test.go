@@ -88,6 +88,8 @@ func buildRelease(ctx context.Context, root, commit, dir string) error {
 	if out, err := archive.CombinedOutput(); err != nil {
 		return fmt.Errorf("git archive %s: %w: %s", commit, err, strings.TrimSpace(string(out)))
 	}
+	// The same command the Go language host runs on preview and up (it then finds the binary up to
+	// date); built here so its time shows as its own line.
 	if _, err := kit.RunCmd(ctx, dir, nil, "go", "build", "-o", ".bin/registry-stack", "."); err != nil {
 		return fmt.Errorf("go build: %w", err)
 	}

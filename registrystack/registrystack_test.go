@@ -74,15 +74,27 @@ func TestTwoStacksShareANamespaceWithoutAClash(t *testing.T) {
 	}
 }
 
+// Every part a stack of the previous layout can have (mirrors, monitoring, autoscaling, a Gateway)
+// sits under the component, and each direct child carries the alias to its old place at the root.
 func TestEveryChildIsUnderTheComponentAndAliasedToTheRoot(t *testing.T) {
-	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
+	config := map[string]string{
+		"mirrors":     `[{"name":"ghcr","upstream":"https://ghcr.io","anonymous":true}]`,
+		"monitoring":  `{"serviceMonitor":{"enabled":true},"alerts":{"enabled":true},"dashboard":{"enabled":true}}`,
+		"autoscaling": `{}`, "routing": "gateway", "gatewayClassName": "traefik",
+	}
+	m := testutil.MustRun(t, config, func(ctx *pulumi.Context) error {
+		cfg, err := stackconfig.Load(ctx)
+		if err != nil {
+			return err
+		}
 		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{})
 		if err != nil {
 			return err
 		}
-		_, err = registrystack.NewRegistryStack(ctx, "registry", stackconfig.DefaultArgs(), pulumi.Provider(k8s))
+		_, err = registrystack.NewRegistryStack(ctx, "registry", cfg.Args(), pulumi.Provider(k8s))
 		return err
 	})
+	direct := map[string]bool{}
 	for _, r := range m.Resources() {
 		switch {
 		case r.Type == registrystack.Type || r.Type == "pulumi:providers:kubernetes":
@@ -93,11 +105,19 @@ func TestEveryChildIsUnderTheComponentAndAliasedToTheRoot(t *testing.T) {
 			if len(r.AliasParents) != 1 || r.AliasParents[0] != "" {
 				t.Errorf("%s/%s: aliases %q, want one without a parent", r.Type, r.Name, r.AliasParents)
 			}
+			direct[r.Type] = true
 		case !strings.Contains(r.Parent, registrystack.Type):
 			t.Errorf("%s/%s: parent %q is not under the component", r.Type, r.Name, r.Parent)
 		}
 		if strings.HasPrefix(r.Type, "kubernetes:") && !strings.Contains(r.Provider, "pulumi:providers:kubernetes::k8s") {
 			t.Errorf("%s/%s: provider %q, want the one passed to the component", r.Type, r.Name, r.Provider)
+		}
+	}
+	for _, typ := range []string{"kubernetes:core/v1:Namespace", "registry-stack:index:Storage", "registry-stack:index:Redis",
+		"registry-stack:index:Registry", "registry-stack:index:TLS", "registry-stack:index:Gateway", "registry-stack:index:GC",
+		"registry-stack:index:Monitoring"} {
+		if !direct[typ] {
+			t.Errorf("no direct child of type %s: the test no longer covers every part", typ)
 		}
 	}
 }
