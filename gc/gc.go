@@ -59,6 +59,40 @@ const (
 	runDeadlineSeconds = int(RunDeadline / time.Second)
 )
 
+// collectorEnv is the collector's own environment; ValidateExtraEnv refuses these names in the
+// registry's extra environment, which the collector gets too.
+func collectorEnv() corev1.EnvVarArray {
+	return corev1.EnvVarArray{
+		&corev1.EnvVarArgs{Name: pulumi.String("CONFIG"), Value: pulumi.String(configDir + "/config.yml")},
+		&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
+		// The lease fence: collect.sh refuses to collect unless the lease was held this long.
+		&corev1.EnvVarArgs{Name: pulumi.String("FENCE_SECONDS"), Value: pulumi.String(fmt.Sprint(FenceSeconds))},
+		&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
+	}
+}
+
+// ValidateExtraEnv refuses, in the registry's extra environment, the names GC's collector sets
+// itself: the later of two equal names wins in a container, so one of them (FENCE_SECONDS, the
+// lease fence) could switch off what keeps GC from collecting beside a writable registry. path and
+// keyed name the entries as registry.ValidateExtraEnv does.
+func ValidateExtraEnv(path string, keyed bool, env []registry.EnvVar) []error {
+	own := map[string]bool{}
+	for _, v := range collectorEnv() {
+		own[string(v.(*corev1.EnvVarArgs).Name.(pulumi.String))] = true
+	}
+	var errs []error
+	for i, e := range env {
+		at := fmt.Sprintf("%s[%d].name", path, i)
+		if keyed {
+			at = path + "." + e.Name
+		}
+		if own[e.Name] {
+			errs = append(errs, fmt.Errorf("%s: %q is refused: GC's collector, which gets the registry's environment, sets it itself", at, e.Name))
+		}
+	}
+	return errs
+}
+
 // RunDeadline is the GC Job's activeDeadlineSeconds: no run is longer.
 const RunDeadline = 24 * time.Hour
 
@@ -145,7 +179,7 @@ func (a *GCArgs) withDefaults() (*GCArgs, error) {
 		out.RedisPasswordSecret == nil || out.RedisPasswordKey == "") {
 		return nil, fmt.Errorf("gc: RedisHost, RedisPort, RedisImage, RedisUsername, RedisPasswordSecret and RedisPasswordKey are required when CacheEnabled")
 	}
-	if errs := out.Placement.Validate("placement"); len(errs) > 0 {
+	if errs := append(out.Placement.Validate("placement"), ValidateExtraEnv("extraEnv", false, out.ExtraEnv)...); len(errs) > 0 {
 		return nil, fmt.Errorf("gc: %w", errors.Join(errs...))
 	}
 	if out.Schedule == "" || out.KubectlImage == "" {
@@ -501,12 +535,9 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInp
 	keeper := p.kubectl("lease", "lease.sh", "keep")
 	keeper.RestartPolicy = pulumi.String("Always")
 	inits = append(inits, keeper, p.kubectl("enter-read-only", "maintenance.sh", "enter"))
-	collect := p.step("garbage-collect", a.RegistryImage, []string{"collect.sh"}, a.RegistryUID, append(corev1.EnvVarArray{
-		&corev1.EnvVarArgs{Name: pulumi.String("CONFIG"), Value: pulumi.String(configDir + "/config.yml")},
-		&corev1.EnvVarArgs{Name: pulumi.String("STATUS_DIR"), Value: pulumi.String(statusDir)},
-		&corev1.EnvVarArgs{Name: pulumi.String("FENCE_SECONDS"), Value: pulumi.String(fmt.Sprint(FenceSeconds))},
-		&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
-	}, append(a.Storage.Env, registry.ExtraEnvVars(a.ExtraEnv)...)...), append(corev1.VolumeMountArray{mount("config", configDir, true)}, a.Storage.Mounts...)...)
+	collect := p.step("garbage-collect", a.RegistryImage, []string{"collect.sh"}, a.RegistryUID,
+		append(append(collectorEnv(), a.Storage.Env...), registry.ExtraEnvVars(a.ExtraEnv)...),
+		append(corev1.VolumeMountArray{mount("config", configDir, true)}, a.Storage.Mounts...)...)
 	// The collector holds the whole manifest graph in memory.
 	collect.Resources = kube.Resources("50m", "64Mi", "1Gi")
 	inits = append(inits, collect)

@@ -2,6 +2,8 @@ package gc
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/regstack/registry-stack/internal/testutil"
 	"github.com/regstack/registry-stack/placement"
+	"github.com/regstack/registry-stack/registry"
 )
 
 func jsonOf(v any) string {
@@ -123,5 +126,29 @@ func TestNoPlacementAddsNothing(t *testing.T) {
 		if got, want := jsonOf(meta), jsonOf(map[string]any{"labels": testutil.AnyMap(c.labels)}); got != want {
 			t.Errorf("%s: pod metadata = %s, want %s", name, got, want)
 		}
+	}
+}
+
+// The collector gets the registry's extra environment: the names it sets itself are refused there,
+// above all FENCE_SECONDS (the lease fence), and NewGC registers nothing with one of them.
+func TestExtraEnvCannotOverrideTheCollector(t *testing.T) {
+	env := []registry.EnvVar{{Name: "HTTPS_PROXY", Value: "http://proxy:3128"}, {Name: "FENCE_SECONDS", Value: "999999"}, {Name: "STATUS_DIR", Value: "/tmp"}}
+	errs := ValidateExtraEnv("extraEnv", false, env)
+	if len(errs) != 2 || !strings.Contains(errors.Join(errs...).Error(), `extraEnv[1].name: "FENCE_SECONDS" is refused`) {
+		t.Errorf("errors %v, want FENCE_SECONDS and STATUS_DIR refused, HTTPS_PROXY allowed", errs)
+	}
+	a := gcArgs(false)
+	a.ExtraEnv = env
+	m, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
+		_, err := NewGC(ctx, gcName, a)
+		return err
+	})
+	if err == nil || len(m.Resources()) != 0 {
+		t.Errorf("NewGC with FENCE_SECONDS in ExtraEnv: %v, %d resources", err, len(m.Resources()))
+	}
+	a.ExtraEnv = env[:1]
+	cron := runGC(t, a).Get(t, tCronJob, gcName)
+	if !strings.Contains(fmt.Sprint(cron.Lookup("spec", "jobTemplate", "spec", "template", "spec", "initContainers")), "HTTPS_PROXY") {
+		t.Error("the collector lacks the registry's extra environment")
 	}
 }

@@ -138,7 +138,7 @@ func TestValidateExtraEnv(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			errs := ValidateExtraEnv("extraEnv", c.env, c.backend)
+			errs := ValidateExtraEnv("extraEnv", false, c.env, c.backend)
 			if len(errs) != len(c.want) {
 				t.Fatalf("ValidateExtraEnv = %v, want %d errors", errs, len(c.want))
 			}

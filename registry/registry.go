@@ -147,7 +147,7 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 	if out.Replicas < 1 && out.Autoscaling == nil {
 		return nil, fmt.Errorf("registry: Replicas must be at least 1, got %d", out.Replicas)
 	}
-	if errs := append(out.Placement.Validate("placement"), ValidateExtraEnv("extraEnv", out.ExtraEnv, out.Storage)...); len(errs) > 0 {
+	if errs := append(out.Placement.Validate("placement"), ValidateExtraEnv("extraEnv", false, out.ExtraEnv, out.Storage)...); len(errs) > 0 {
 		return nil, fmt.Errorf("registry: %w", errors.Join(errs...))
 	}
 	if as := out.Autoscaling; as != nil && (as.MinReplicas < 1 || as.MaxReplicas < as.MinReplicas || (as.Resources == nil) == (as.KEDA == nil)) {
@@ -586,7 +586,10 @@ func ExtraEnvVars(env []EnvVar) corev1.EnvVarArray {
 // backend: the stack's own only), and must not start with REGISTRY_. Distribution reads REGISTRY_*
 // variables as overrides of config.yml (auth, storage, read-only mode...): they could switch off
 // authentication or redirect storage unseen, and the stack's config must stay the one source.
-func ValidateExtraEnv(path string, env []EnvVar, backend *storage.Backend) []error {
+//
+// path names the list; an entry is path[i].name, or path.NAME when keyed is set (the list came from
+// an object keyed by name, as the registryEnv stack config key is).
+func ValidateExtraEnv(path string, keyed bool, env []EnvVar, backend *storage.Backend) []error {
 	own := map[string]bool{}
 	for _, v := range containerEnv(backend) {
 		// The stack builds its variables with plain names.
@@ -600,6 +603,9 @@ func ValidateExtraEnv(path string, env []EnvVar, backend *storage.Backend) []err
 	seen := map[string]bool{}
 	for i, e := range env {
 		at := fmt.Sprintf("%s[%d].name", path, i)
+		if keyed {
+			at = path + "." + e.Name
+		}
 		switch msgs := validation.IsEnvVarName(e.Name); {
 		case len(msgs) > 0:
 			errs = append(errs, fmt.Errorf("%s: %q is invalid: %s", at, e.Name, strings.Join(msgs, "; ")))

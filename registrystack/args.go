@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/placement"
 	"slices"
 
@@ -209,7 +210,8 @@ func (a *Args) Validate() error {
 		}
 	}
 	if backend := backendOf(a.Storage); backend != nil {
-		errs = append(errs, registry.ValidateExtraEnv("Registry.Env", a.Registry.Env, backend)...)
+		errs = append(errs, registry.ValidateExtraEnv("Registry.Env", false, a.Registry.Env, backend)...)
+		errs = append(errs, gc.ValidateExtraEnv("Registry.Env", false, a.Registry.Env)...)
 	}
 	seen := map[string]bool{}
 	for i, m := range a.Mirrors {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/placement"
 	"github.com/regstack/registry-stack/registry"
 	"github.com/regstack/registry-stack/registrystack"
@@ -54,7 +55,8 @@ func (v *validator) validateRegistryEnv(c *Config) {
 		// The Secret's name does not matter to the check.
 		b = storage.S3Backend(&storage.S3{CABundlePEM: c.S3CABundlePEM}, pulumi.String("validate"))
 	}
-	for _, err := range registry.ValidateExtraEnv("registryEnv", c.registryEnv(), b) {
+	env := c.registryEnv()
+	for _, err := range append(registry.ValidateExtraEnv("registryEnv", true, env, b), gc.ValidateExtraEnv("registryEnv", true, env)...) {
 		v.errs = append(v.errs, fmt.Errorf("config %w", err))
 	}
 }

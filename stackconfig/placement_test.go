@@ -39,14 +39,16 @@ func TestInvalidPlacementIsRefusedWithItsPath(t *testing.T) {
 		"cacheEnabled": "false",
 		"placement": `{"all":{"podLabels":{"app.kubernetes.io/name":"mine"}},"registry":{"tolerations":[{"key":"k","operator":"Sometimes"}]},` +
 			`"gc":{"priorityClassName":"Not_A_Name"},"cache":{"nodeSelector":{"a":"b"}},"mirrors":{}}`,
-		"registryEnv": `{"REGISTRY_AUTH":"none","OTEL_TRACES_EXPORTER":"otlp","1BAD":"x"}`,
+		"registryEnv": `{"REGISTRY_AUTH":"none","OTEL_TRACES_EXPORTER":"otlp","1BAD":"x","FENCE_SECONDS":"999999","CONFIG":"/x"}`,
 	})
 	if err == nil {
 		t.Fatal("invalid placement accepted")
 	}
 	for _, want := range []string{`placement.all.podLabels["app.kubernetes.io/name"]`, "placement.registry.tolerations[0].operator",
-		"placement.gc.priorityClassName", `config "placement.cache"`, `config "placement.mirrors"`, "registryEnv", "REGISTRY_AUTH",
-		"OTEL_TRACES_EXPORTER", "1BAD"} {
+		"placement.gc.priorityClassName", `config "placement.cache"`, `config "placement.mirrors"`, "registryEnv.REGISTRY_AUTH",
+		"registryEnv.OTEL_TRACES_EXPORTER", "registryEnv.1BAD",
+		// GC's collector gets registryEnv too: its lease fence must not be overridable.
+		`registryEnv.FENCE_SECONDS: "FENCE_SECONDS" is refused: GC's collector`, "registryEnv.CONFIG"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s:\n%v", want, err)
 		}
