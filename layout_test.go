@@ -14,7 +14,7 @@ import (
 // uses it to this repository's config layout.
 func TestComponentsDoNotImportStackconfig(t *testing.T) {
 	const stackconfig = "github.com/regstack/registry-stack/stackconfig"
-	for _, pkg := range []string{"registrystack", "routing", "storage", "tlscert", "redis", "registry", "gc", "ingress",
+	for _, pkg := range []string{"registrystack", "routing", "placement", "storage", "tlscert", "redis", "registry", "gc", "ingress",
 		"gateway", "monitoring", "internal/kube", "internal/traefik", "internal/htpasswd", "internal/testutil"} {
 		files, err := filepath.Glob(filepath.Join(pkg, "*.go"))
 		if err != nil || len(files) == 0 {

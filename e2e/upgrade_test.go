@@ -36,8 +36,10 @@ func (f *fixture) stepDeployPreviousRelease(t *testing.T) {
 		return f.Settings.UpgradeFrom[:min(12, len(f.Settings.UpgradeFrom))], buildRelease(ctx, f.RepoRoot, f.Settings.UpgradeFrom, dir)
 	})
 	if err != nil {
+		// Said in the step's log and in the summary's facts, and the upgrade step reports SKIP.
 		t.Logf("UPGRADE NOT TESTED: the previous release %s cannot be built here (%v); deploying the current program instead",
 			f.Settings.UpgradeFrom, err)
+		f.Report.Fact("UPGRADE NOT TESTED: previous release %s not buildable here: %v", f.Settings.UpgradeFrom, err)
 		f.stepDeploy(t)
 		return
 	}

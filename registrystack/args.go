@@ -165,9 +165,10 @@ func (a *Args) DNSNames() []string {
 	return names
 }
 
-// Validate checks what the component itself relies on; every error is reported at once, named by
-// its field. The values within each feature are checked where stack config is parsed
-// (stackconfig.Parse), which names the config key.
+// Validate checks the structure and the required fields of every part, placement and extra
+// environment; every error is reported at once, named by its field, before anything is registered.
+// The values within each feature (hostnames, quantities, images, schedules, CIDRs, ...) are checked
+// where stack config is parsed (stackconfig.Parse), which names the config key.
 func (a *Args) Validate() error {
 	var errs []error
 	bad := func(field, why string) { errs = append(errs, fmt.Errorf("%s: %s", field, why)) }
@@ -189,14 +190,29 @@ func (a *Args) Validate() error {
 	if len(a.Accounts) == 0 {
 		bad("Accounts", "at least one account (the first is the admin the outputs name)")
 	}
-	if a.Registry.Image == "" {
-		bad("Registry.Image", "required")
+	r := a.Registry
+	for _, f := range []struct{ field, value string }{{"Registry.Image", r.Image}, {"Registry.LogLevel", r.LogLevel},
+		{"Registry.ServiceType", r.ServiceType}, {"Registry.CPURequest", r.CPURequest}, {"Registry.MemoryRequest", r.MemoryRequest},
+		{"Registry.MemoryLimit", r.MemoryLimit}} {
+		if f.value == "" {
+			bad(f.field, "required")
+		}
+	}
+	if in := a.Routing.Ingress; in != nil && a.Routing.Controller == routing.ControllerTraefik && in.TraefikEntryPoint == "" {
+		bad("Routing.Ingress.TraefikEntryPoint", "required with controller traefik (its TLS entry point, e.g. websecure)")
+	}
+	if (a.Storage.Filesystem == nil) != (a.Storage.S3 == nil) {
+		// An empty hostPath directory is derived later (DefaultHostPath): any value will do here.
+		store := &storage.StorageArgs{Namespace: pulumi.String(a.Namespace), Filesystem: withHostPath(a.Storage.Filesystem, "/data/validate"), S3: a.Storage.S3}
+		if err := store.Validate(); err != nil {
+			bad("Storage", err.Error())
+		}
 	}
 	if a.Autoscaling == nil && a.Registry.Replicas < 1 {
 		bad("Registry.Replicas", fmt.Sprintf("%d; at least 1 (or set Autoscaling)", a.Registry.Replicas))
 	}
-	if a.Cache != nil && a.Cache.Image == "" {
-		bad("Cache.Image", "required")
+	if c := a.Cache; c != nil && (c.Image == "" || c.MaxMemory == "" || c.CPURequest == "" || c.MemoryRequest == "") {
+		bad("Cache", "Image, MaxMemory, CPURequest and MemoryRequest are required")
 	}
 	if a.GC.Schedule == "" || a.GC.KubectlImage == "" {
 		bad("GC", "Schedule and KubectlImage are required")

@@ -15,7 +15,7 @@ var dockerHubHosts = []string{"registry-1.docker.io", "index.docker.io", "docker
 
 // Mirror is one pull-through cache: a registry in proxy mode serving one upstream at its own host.
 type Mirror struct {
-	// Name identifies the mirror (its objects are registry-mirror-<name>).
+	// Name identifies the mirror (its objects are <component>-mirror-<name>).
 	Name string
 	// Upstream is the https:// URL of the registry it mirrors.
 	Upstream string

@@ -63,6 +63,35 @@ func namesOf(name string) names {
 
 func (n names) mirror(m string) string { return n.mirrorPrefix + m }
 
+// DefaultHostPath is the node directory of a hostPath store that does not name one: one per
+// namespace and component, so that two stacks never share (and garbage-collect) one store. The
+// component "registry" keeps /data/<namespace>, the directory of every stack before components
+// had names of their own.
+func DefaultHostPath(namespace, component string) string {
+	if component == "registry" {
+		return "/data/" + namespace
+	}
+	return "/data/" + namespace + "-" + component
+}
+
+// withHostPath is fs with def as its hostPath directory when it is a hostPath store naming none.
+func withHostPath(fs *storage.Filesystem, def string) *storage.Filesystem {
+	if fs == nil || fs.Mode != storage.ModeHostPath || fs.HostPath != "" {
+		return fs
+	}
+	out := *fs
+	out.HostPath = def
+	return &out
+}
+
+// registryHostPath is the registry's hostPath directory, given or derived ("" unless hostPath).
+func registryHostPath(args *Args, n names) string {
+	if fs := withHostPath(args.Storage.Filesystem, DefaultHostPath(args.Namespace, n.registry)); fs != nil {
+		return fs.HostPath
+	}
+	return ""
+}
+
 // NewRegistryStack validates args and registers the registry. Pass the Kubernetes provider with
 // pulumi.Provider or pulumi.Providers: every child inherits it.
 func NewRegistryStack(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*RegistryStack, error) {
@@ -126,7 +155,7 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 
 	data, err := storage.NewStorage(ctx, n.storage, &storage.StorageArgs{
 		Namespace:  namespace,
-		Filesystem: args.Storage.Filesystem,
+		Filesystem: withHostPath(args.Storage.Filesystem, DefaultHostPath(args.Namespace, n.registry)),
 		S3:         args.Storage.S3,
 	}, child...)
 	if err != nil {
@@ -327,7 +356,7 @@ func newMirrors(ctx *pulumi.Context, args *Args, n names, namespace pulumi.Strin
 		instance := n.mirror(m.Name)
 		data, err := storage.NewStorage(ctx, instance+"-data", &storage.StorageArgs{
 			Namespace:  namespace,
-			Filesystem: m.Storage.Filesystem,
+			Filesystem: withHostPath(m.Storage.Filesystem, registryHostPath(args, n)+"-mirror-"+m.Name),
 			S3:         m.Storage.S3,
 		}, child...)
 		if err != nil {

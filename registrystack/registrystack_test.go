@@ -2,6 +2,7 @@
 package registrystack_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -102,8 +103,8 @@ func TestEveryChildIsUnderTheComponentAndAliasedToTheRoot(t *testing.T) {
 		case r.Parent == "urn:pulumi:"+testutil.Stack+"::"+testutil.Project+"::"+registrystack.Type+"::registry":
 			// A direct child: before the component existed it sat at the stack's root, and the
 			// alias (no parent) is what keeps its state, and its children's, on upgrade.
-			if len(r.AliasParents) != 1 || r.AliasParents[0] != "" {
-				t.Errorf("%s/%s: aliases %q, want one without a parent", r.Type, r.Name, r.AliasParents)
+			if len(r.AliasNoParent) != 1 || !r.AliasNoParent[0] {
+				t.Errorf("%s/%s: aliases to parents %q, no parent %v; want one alias to the stack's root", r.Type, r.Name, r.AliasParents, r.AliasNoParent)
 			}
 			direct[r.Type] = true
 		case !strings.Contains(r.Parent, registrystack.Type):
@@ -136,14 +137,16 @@ func TestDefaultArgsAreValidAndMatchTheStackDefaults(t *testing.T) {
 
 func TestValidateNamesEveryBrokenField(t *testing.T) {
 	a := stackconfig.DefaultArgs()
-	a.Namespace, a.Accounts, a.Registry.Replicas = "", nil, 0
+	a.Namespace, a.Accounts, a.Registry.Replicas, a.Registry.LogLevel = "", nil, 0, ""
 	a.Routing.Gateway = &routing.Gateway{}
+	a.Storage.Filesystem.ClaimSize = ""
 	a.Mirrors = []registrystack.Mirror{{Name: "hub"}, {Name: "hub"}}
 	err := a.Validate()
 	if err == nil {
 		t.Fatal("invalid args accepted")
 	}
-	for _, want := range []string{"Namespace: required", "Accounts:", "Registry.Replicas: 0", "Routing: exactly one", "Mirrors[1].Name"} {
+	for _, want := range []string{"Namespace: required", "Accounts:", "Registry.Replicas: 0", "Routing: exactly one", "Mirrors[1].Name",
+		"Registry.LogLevel: required", "Storage: storage: Filesystem in mode \"dynamic\" needs ClaimSize"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -174,5 +177,47 @@ func TestKEDADefaultQueryNamesTheComponentsMetricsService(t *testing.T) {
 	want := `sum(registry_http_in_flight_requests{namespace="shared",service="team-b-metrics"})`
 	if got := so.String("spec", "triggers", 0, "metadata", "query"); got != want {
 		t.Errorf("query %q, want %q", got, want)
+	}
+}
+
+// Two stacks on hostPath in one namespace get a directory each: one store GC'd by two registries
+// would lose data. "registry" keeps /data/<namespace>, every stack's directory before names.
+func TestTwoHostPathStacksNeverShareADirectory(t *testing.T) {
+	m := testutil.MustRun(t, map[string]string{"storageMode": "hostPath", "namespace": "shared", "createNamespace": "false",
+		"mirrors": `[{"name":"hub","upstream":"https://registry-1.docker.io"}]`}, func(ctx *pulumi.Context) error {
+		cfg, err := stackconfig.Load(ctx)
+		if err != nil {
+			return err
+		}
+		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{})
+		if err != nil {
+			return err
+		}
+		for _, name := range []string{"registry", "team-b"} {
+			args := cfg.Args()
+			args.Hostname = name + ".example.com"
+			args.Mirrors[0].Hostname = "hub." + args.Hostname
+			if _, err := registrystack.NewRegistryStack(ctx, name, args, pulumi.Provider(k8s)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	got := map[string]string{}
+	for _, pv := range m.OfType("kubernetes:core/v1:PersistentVolume") {
+		got[pv.String("metadata", "name")] = pv.String("spec", "hostPath", "path")
+	}
+	want := map[string]string{"shared-registry-data": "/data/shared", "shared-registry-mirror-hub-data": "/data/shared-mirror-hub",
+		"shared-team-b-data": "/data/shared-team-b", "shared-team-b-mirror-hub-data": "/data/shared-team-b-mirror-hub"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("hostPath directories %v, want %v", got, want)
+	}
+}
+
+func TestValidateWantsTraefiksEntryPoint(t *testing.T) {
+	a := stackconfig.DefaultArgs()
+	a.Routing.Controller, a.Routing.Ingress.TraefikEntryPoint = routing.ControllerTraefik, ""
+	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "Routing.Ingress.TraefikEntryPoint") {
+		t.Errorf("traefik without an entry point: %v", err)
 	}
 }

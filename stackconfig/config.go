@@ -284,11 +284,9 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 	}
 	// A hostPath key set while the mode is another would be ignored; the default mode changed from
 	// hostPath to dynamic (2026-12), so this is what a stack that relied on the old default sets.
+	// An empty storageHostPath stays empty: the component derives the directory from the namespace
+	// and its own name (registrystack.DefaultHostPath), so two stacks never share (and GC) one store.
 	c.hostPathKeysSet = c.StorageHostPath != "" || c.StorageNodeName != ""
-	if c.StorageHostPath == "" {
-		// One directory per namespace: two stacks on one node must never share (and GC) one store.
-		c.StorageHostPath = "/data/" + c.Namespace
-	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

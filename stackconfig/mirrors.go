@@ -173,7 +173,10 @@ func (c *Config) mirrors(registryStorage storage.Store) []registrystack.Mirror {
 		} else {
 			own := *registryStorage.Filesystem
 			own.ClaimSize, own.VolumeSize, own.AccessMode = m.mirrorSize(), m.mirrorSize(), "ReadWriteOnce"
-			own.HostPath = registryStorage.Filesystem.HostPath + "-mirror-" + m.Name
+			if own.HostPath != "" {
+				// Empty: the component derives it from the registry's (registrystack.DefaultHostPath).
+				own.HostPath += "-mirror-" + m.Name
+			}
 			mirror.Storage = storage.Store{Filesystem: &own}
 		}
 		out = append(out, mirror)

@@ -104,7 +104,7 @@ func (v *validator) validateFilesystem(c *Config) {
 	pvc := v.quantity("pvcSize", c.PVCSize)
 	switch c.StorageMode {
 	case StorageHostPath:
-		if !path.IsAbs(c.StorageHostPath) || path.Clean(c.StorageHostPath) != c.StorageHostPath || c.StorageHostPath == "/" {
+		if c.StorageHostPath != "" && (!path.IsAbs(c.StorageHostPath) || path.Clean(c.StorageHostPath) != c.StorageHostPath || c.StorageHostPath == "/") {
 			v.bad("storageHostPath", c.StorageHostPath, "an absolute, clean directory path other than / (e.g. /data/registry)")
 		}
 		if c.StorageAccessMode == "ReadWriteMany" {

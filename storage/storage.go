@@ -170,9 +170,9 @@ func (b *Backend) InitContainers(image string, uid int) corev1.ContainerArray {
 	}
 }
 
-// validate checks that every field the driver needs is set. It sets no defaults: those are in one
+// Validate checks that every field the driver needs is set. It sets no defaults: those are in one
 // table (stackconfig, also behind stackconfig.DefaultArgs), so this package cannot disagree.
-func (a *StorageArgs) validate() error {
+func (a *StorageArgs) Validate() error {
 	if a.Namespace == nil {
 		return fmt.Errorf("storage: Namespace is required")
 	}
@@ -220,7 +220,7 @@ func (a *StorageArgs) validate() error {
 
 // NewStorage registers the claim (and the PV in hostPath mode).
 func NewStorage(ctx *pulumi.Context, name string, args *StorageArgs, opts ...pulumi.ResourceOption) (*Storage, error) {
-	if err := args.validate(); err != nil {
+	if err := args.Validate(); err != nil {
 		return nil, err
 	}
 	comp := &Storage{}

@@ -63,7 +63,7 @@ func fsArgs(mode string) *Filesystem {
 func TestValidate(t *testing.T) {
 	ns := pulumi.String("ns")
 	for _, mode := range []string{ModeHostPath, ModeDynamic, ModeExisting} {
-		if err := (&StorageArgs{Namespace: ns, Filesystem: fsArgs(mode)}).validate(); err != nil {
+		if err := (&StorageArgs{Namespace: ns, Filesystem: fsArgs(mode)}).Validate(); err != nil {
 			t.Errorf("complete %s args refused: %v", mode, err)
 		}
 	}
@@ -82,7 +82,7 @@ func TestValidate(t *testing.T) {
 		{"no driver", StorageArgs{Namespace: ns}, []string{"driver"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := c.args.validate()
+			err := c.args.Validate()
 			if err == nil {
 				t.Fatalf("validate(%+v) accepted", c.args)
 			}

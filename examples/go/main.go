@@ -12,22 +12,23 @@ import (
 	"github.com/regstack/registry-stack/stackconfig"
 )
 
-func main() {
-	pulumi.Run(func(ctx *pulumi.Context) error {
-		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Context: pulumi.String("prod")})
-		if err != nil {
-			return err
-		}
-		args := stackconfig.DefaultArgs() // the README's defaults (the one table in stackconfig)
-		args.Hostname = "registry.example.com"
-		args.Routing.Ingress.ClassName = "traefik"
-		args.Routing.Controller = routing.ControllerTraefik
-		reg, err := registrystack.NewRegistryStack(ctx, "registry", args, pulumi.Provider(k8s))
-		if err != nil {
-			return err
-		}
-		ctx.Export("url", reg.URL)
-		ctx.Export("password", reg.Password) // secret
-		return nil
-	})
+func main() { pulumi.Run(program) }
+
+// program is the whole program (main_test.go runs it with mocks).
+func program(ctx *pulumi.Context) error {
+	k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Context: pulumi.String("prod")})
+	if err != nil {
+		return err
+	}
+	args := stackconfig.DefaultArgs() // the README's defaults (the one table in stackconfig)
+	args.Hostname = "registry.example.com"
+	args.Routing.Ingress.ClassName, args.Routing.Ingress.TraefikEntryPoint = "traefik", "websecure"
+	args.Routing.Controller = routing.ControllerTraefik
+	reg, err := registrystack.NewRegistryStack(ctx, "registry", args, pulumi.Provider(k8s))
+	if err != nil {
+		return err
+	}
+	ctx.Export("url", reg.URL)
+	ctx.Export("password", reg.Password) // secret
+	return nil
 }

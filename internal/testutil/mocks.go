@@ -40,9 +40,12 @@ type Resource struct {
 	Protect        bool
 	// Read: a lookup of an existing object (Get...), not a resource the program creates.
 	Read bool
-	// AliasParents are the parent URNs of the resource's aliases (renames keep the state).
-	AliasParents []string
-	Inputs       resource.PropertyMap
+	// AliasParents are the parent URNs of the resource's aliases (renames keep the state);
+	// AliasNoParent says, for each alias, that it had no parent (it was at the stack's root). An
+	// alias that sets neither keeps the current parent.
+	AliasParents  []string
+	AliasNoParent []bool
+	Inputs        resource.PropertyMap
 }
 
 // Mocks implements pulumi.MockResourceMonitor and computes the outputs real providers would.
@@ -59,6 +62,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		for _, a := range rpc.GetAliases() {
 			if spec := a.GetSpec(); spec != nil {
 				r.AliasParents = append(r.AliasParents, spec.GetParentUrn())
+				r.AliasNoParent = append(r.AliasNoParent, spec.GetNoParent())
 			}
 		}
 	}
