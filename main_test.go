@@ -557,27 +557,42 @@ func TestMirrorOutputsKeepCredentialsSecret(t *testing.T) {
 	}
 }
 
-// podSpecs are the pod specs of every workload the stack registers (Deployments, CronJobs' Jobs).
-func podSpecs(t *testing.T, m *testutil.Mocks) map[string]map[string]any {
+// podTemplates are the pod templates (metadata and spec) of every workload the stack registers
+// (Deployments, CronJobs' Jobs), keyed type/name.
+func podTemplates(t *testing.T, m *testutil.Mocks) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
 	for _, r := range m.Resources() {
-		var spec any
+		var tmpl any
 		switch r.Type {
 		case tDeployment:
-			spec = r.Lookup("spec", "template", "spec")
+			tmpl = r.Lookup("spec", "template")
 		case tCronJob:
-			spec = r.Lookup("spec", "jobTemplate", "spec", "template", "spec")
+			tmpl = r.Lookup("spec", "jobTemplate", "spec", "template")
 		case "kubernetes:core/v1:Pod", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet", "kubernetes:batch/v1:Job":
 			t.Fatalf("%s/%s: a workload kind this test does not read", r.Type, r.Name)
 		default:
 			continue
 		}
-		s, ok := spec.(map[string]any)
+		tm, ok := tmpl.(map[string]any)
 		if !ok {
-			t.Fatalf("%s/%s has no pod spec", r.Type, r.Name)
+			t.Fatalf("%s/%s has no pod template", r.Type, r.Name)
 		}
-		out[r.Type+"/"+r.Name] = s
+		out[r.Type+"/"+r.Name] = tm
+	}
+	return out
+}
+
+// podSpecs are the pod specs of every workload the stack registers, keyed as podTemplates.
+func podSpecs(t *testing.T, m *testutil.Mocks) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for k, tm := range podTemplates(t, m) {
+		s, ok := tm["spec"].(map[string]any)
+		if !ok {
+			t.Fatalf("%s has no pod spec", k)
+		}
+		out[k] = s
 	}
 	return out
 }

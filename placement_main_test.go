@@ -6,23 +6,13 @@ import (
 	"testing"
 )
 
-// podTemplateMeta returns each workload's pod template metadata, keyed as podSpecs keys specs.
+// podTemplateMeta returns each workload's pod spec and pod template metadata, keyed as podTemplates.
 func podTemplateMeta(t *testing.T, config map[string]string) (map[string]map[string]any, map[string]map[string]any) {
 	t.Helper()
 	m := run(t, config)
 	meta := map[string]map[string]any{}
-	for _, r := range m.Resources() {
-		var md any
-		switch r.Type {
-		case tDeployment:
-			md = r.Lookup("spec", "template", "metadata")
-		case tCronJob:
-			md = r.Lookup("spec", "jobTemplate", "spec", "template", "metadata")
-		default:
-			continue
-		}
-		mm, _ := md.(map[string]any)
-		meta[r.Type+"/"+r.Name] = mm
+	for k, tm := range podTemplates(t, m) {
+		meta[k], _ = tm["metadata"].(map[string]any)
 	}
 	return podSpecs(t, m), meta
 }
