@@ -173,10 +173,7 @@ func TestInvalidPlacementOrEnvRegistersNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			a := args()
 			c.edit(a)
-			m, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
-				_, err := NewRegistry(ctx, "registry", a)
-				return err
-			})
+			m, err := tryRegistry(t, a)
 			for _, w := range c.want {
 				if err == nil || !strings.Contains(err.Error(), w) {
 					t.Errorf("error = %v, want one containing %q", err, w)

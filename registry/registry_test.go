@@ -49,6 +49,15 @@ func args() *RegistryArgs {
 	}
 }
 
+// tryRegistry runs NewRegistry "registry" with a and returns what it registered and its error.
+func tryRegistry(t *testing.T, a *RegistryArgs) (*testutil.Mocks, error) {
+	t.Helper()
+	return testutil.Run(t, nil, func(ctx *pulumi.Context) error {
+		_, err := NewRegistry(ctx, "registry", a)
+		return err
+	})
+}
+
 func runRegistry(t *testing.T, name string, a *RegistryArgs) *testutil.Mocks {
 	t.Helper()
 	return testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
@@ -468,10 +477,7 @@ func TestInvalidArgsRegisterNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			a := args()
 			c.edit(a)
-			m, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error {
-				_, err := NewRegistry(ctx, "registry", a)
-				return err
-			})
+			m, err := tryRegistry(t, a)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -589,7 +595,7 @@ func TestAccountsHaveTheirOwnPasswords(t *testing.T) {
 	for _, bad := range [][]string{{"admin", "admin"}, {"admin", ""}} {
 		b := args()
 		b.Accounts = bad
-		if _, err := testutil.Run(t, nil, func(ctx *pulumi.Context) error { _, err := NewRegistry(ctx, "registry", b); return err }); err == nil {
+		if _, err := tryRegistry(t, b); err == nil {
 			t.Errorf("accounts %q accepted", bad)
 		}
 	}

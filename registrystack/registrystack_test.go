@@ -17,6 +17,32 @@ import (
 	"github.com/regstack/registry-stack/storage"
 )
 
+// runStacks runs a program of one provider and one RegistryStack per name, each with the args of
+// the stack config, edited by edit when it is not nil.
+func runStacks(t *testing.T, config map[string]string, edit func(name string, a *registrystack.Args), names ...string) *testutil.Mocks {
+	t.Helper()
+	return testutil.MustRun(t, config, func(ctx *pulumi.Context) error {
+		cfg, err := stackconfig.Load(ctx)
+		if err != nil {
+			return err
+		}
+		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{})
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			args := cfg.Args()
+			if edit != nil {
+				edit(name, args)
+			}
+			if _, err := registrystack.NewRegistryStack(ctx, name, args, pulumi.Provider(k8s)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // twoStacks is a program with two registries in one namespace, the second with its own hostname
 // and mirror, neither creating the namespace.
 func twoStacks(ctx *pulumi.Context) error {
@@ -83,18 +109,7 @@ func TestEveryChildIsUnderTheComponentAndAliasedToTheRoot(t *testing.T) {
 		"monitoring":  `{"serviceMonitor":{"enabled":true},"alerts":{"enabled":true},"dashboard":{"enabled":true}}`,
 		"autoscaling": `{}`, "routing": "gateway", "gatewayClassName": "traefik",
 	}
-	m := testutil.MustRun(t, config, func(ctx *pulumi.Context) error {
-		cfg, err := stackconfig.Load(ctx)
-		if err != nil {
-			return err
-		}
-		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{})
-		if err != nil {
-			return err
-		}
-		_, err = registrystack.NewRegistryStack(ctx, "registry", cfg.Args(), pulumi.Provider(k8s))
-		return err
-	})
+	m := runStacks(t, config, nil, "registry")
 	direct := map[string]bool{}
 	for _, r := range m.Resources() {
 		switch {
@@ -162,17 +177,9 @@ func TestValidateNamesEveryBrokenField(t *testing.T) {
 
 // KEDA's default query names this component's metrics Service, not a fixed one.
 func TestKEDADefaultQueryNamesTheComponentsMetricsService(t *testing.T) {
-	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
-		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{})
-		if err != nil {
-			return err
-		}
-		args := stackconfig.DefaultArgs()
-		args.Namespace = "shared"
-		args.Autoscaling = &registry.Autoscaling{MinReplicas: 2, MaxReplicas: 4, KEDA: &registry.KEDA{ServerAddress: "http://prometheus:9090", Threshold: "20"}}
-		_, err = registrystack.NewRegistryStack(ctx, "team-b", args, pulumi.Provider(k8s))
-		return err
-	})
+	m := runStacks(t, map[string]string{"namespace": "shared"}, func(_ string, a *registrystack.Args) {
+		a.Autoscaling = &registry.Autoscaling{MinReplicas: 2, MaxReplicas: 4, KEDA: &registry.KEDA{ServerAddress: "http://prometheus:9090", Threshold: "20"}}
+	}, "team-b")
 	so := m.Get(t, "kubernetes:keda.sh/v1alpha1:ScaledObject", "team-b")
 	want := `sum(registry_http_in_flight_requests{namespace="shared",service="team-b-metrics"})`
 	if got := so.String("spec", "triggers", 0, "metadata", "query"); got != want {
@@ -183,26 +190,11 @@ func TestKEDADefaultQueryNamesTheComponentsMetricsService(t *testing.T) {
 // Two stacks on hostPath in one namespace get a directory each: one store GC'd by two registries
 // would lose data. "registry" keeps /data/<namespace>, every stack's directory before names.
 func TestTwoHostPathStacksNeverShareADirectory(t *testing.T) {
-	m := testutil.MustRun(t, map[string]string{"storageMode": "hostPath", "namespace": "shared", "createNamespace": "false",
-		"mirrors": `[{"name":"hub","upstream":"https://registry-1.docker.io"}]`}, func(ctx *pulumi.Context) error {
-		cfg, err := stackconfig.Load(ctx)
-		if err != nil {
-			return err
-		}
-		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{})
-		if err != nil {
-			return err
-		}
-		for _, name := range []string{"registry", "team-b"} {
-			args := cfg.Args()
-			args.Hostname = name + ".example.com"
-			args.Mirrors[0].Hostname = "hub." + args.Hostname
-			if _, err := registrystack.NewRegistryStack(ctx, name, args, pulumi.Provider(k8s)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	m := runStacks(t, map[string]string{"storageMode": "hostPath", "namespace": "shared", "createNamespace": "false",
+		"mirrors": `[{"name":"hub","upstream":"https://registry-1.docker.io"}]`}, func(name string, a *registrystack.Args) {
+		a.Hostname = name + ".example.com"
+		a.Mirrors[0].Hostname = "hub." + a.Hostname
+	}, "registry", "team-b")
 	got := map[string]string{}
 	for _, pv := range m.OfType("kubernetes:core/v1:PersistentVolume") {
 		got[pv.String("metadata", "name")] = pv.String("spec", "hostPath", "path")
