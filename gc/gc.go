@@ -74,7 +74,7 @@ func collectorEnv() corev1.EnvVarArray {
 // ValidateExtraEnv refuses, in the registry's extra environment, the names GC's collector sets
 // itself: the later of two equal names wins in a container, so one of them (FENCE_SECONDS, the
 // lease fence) could switch off what keeps GC from collecting beside a writable registry. path and
-// keyed name the entries as registry.ValidateExtraEnv does.
+// keyed name the entries as registry.ValidateExtraEnv does (registry.EnvPath).
 func ValidateExtraEnv(path string, keyed bool, env []registry.EnvVar) []error {
 	own := map[string]bool{}
 	for _, v := range collectorEnv() {
@@ -82,10 +82,7 @@ func ValidateExtraEnv(path string, keyed bool, env []registry.EnvVar) []error {
 	}
 	var errs []error
 	for i, e := range env {
-		at := fmt.Sprintf("%s[%d].name", path, i)
-		if keyed {
-			at = path + "." + e.Name
-		}
+		at := registry.EnvPath(path, keyed, i, e.Name)
 		if own[e.Name] {
 			errs = append(errs, fmt.Errorf("%s: %q is refused: GC's collector, which gets the registry's environment, sets it itself", at, e.Name))
 		}

@@ -571,6 +571,15 @@ func containerEnv(backend *storage.Backend) corev1.EnvVarArray {
 	return env
 }
 
+// EnvPath names entry i (called name) of extra environment in errors: path[i].name, or path.NAME
+// when keyed (the list came from an object keyed by name, as the registryEnv config key is).
+func EnvPath(path string, keyed bool, i int, name string) string {
+	if keyed {
+		return path + "." + name
+	}
+	return fmt.Sprintf("%s[%d].name", path, i)
+}
+
 // ExtraEnvVars are env as container variables (GC's collector gets the registry's too).
 func ExtraEnvVars(env []EnvVar) corev1.EnvVarArray {
 	var out corev1.EnvVarArray
@@ -602,10 +611,7 @@ func ValidateExtraEnv(path string, keyed bool, env []EnvVar, backend *storage.Ba
 	var errs []error
 	seen := map[string]bool{}
 	for i, e := range env {
-		at := fmt.Sprintf("%s[%d].name", path, i)
-		if keyed {
-			at = path + "." + e.Name
-		}
+		at := EnvPath(path, keyed, i, e.Name)
 		switch msgs := validation.IsEnvVarName(e.Name); {
 		case len(msgs) > 0:
 			errs = append(errs, fmt.Errorf("%s: %q is invalid: %s", at, e.Name, strings.Join(msgs, "; ")))
