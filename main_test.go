@@ -126,16 +126,16 @@ func TestComponentChildrenAreParented(t *testing.T) {
 
 func TestConfigValuesReachTheResources(t *testing.T) {
 	m := run(t, map[string]string{
-		"replicas":         "3",
-		"hostname":         "registry.example.com",
-		"extraDnsNames":    `["registry.internal"]`,
-		"extraIpAddresses": `["10.1.2.3"]`,
-		"pvSize":           "20Gi",
-		"pvcSize":          "15Gi",
-		"namespace":        "images",
-		"ingressClassName": "traefik",
-		"storageMode":      "hostPath",
-		"storageHostPath":  "/srv/registry",
+		"replicas":                    "3",
+		"hostname":                    "registry.example.com",
+		"extraDnsNames":               `["registry.internal"]`,
+		"extraIpAddresses":            `["10.1.2.3"]`,
+		"storage.filesystem.pvSize":   "20Gi",
+		"storage.filesystem.pvcSize":  "15Gi",
+		"namespace":                   "images",
+		"routing.ingress.className":   "traefik",
+		"storage.filesystem.mode":     "hostPath",
+		"storage.filesystem.hostPath": "/srv/registry",
 	})
 
 	dep := m.Get(t, tDeployment, "registry")
@@ -181,7 +181,7 @@ func TestConfigValuesReachTheResources(t *testing.T) {
 }
 
 func TestDataSurvivesDestroy(t *testing.T) {
-	m := run(t, map[string]string{"storageMode": "hostPath"})
+	m := run(t, map[string]string{"storage.filesystem.mode": "hostPath"})
 	for _, r := range []testutil.Resource{m.Get(t, tPV, "registry-data"), m.Get(t, tPVC, "registry-data")} {
 		if !r.RetainOnDelete {
 			t.Errorf("%s: retainOnDelete is off: pulumi destroy would delete the images", r.Type)
@@ -282,8 +282,8 @@ func TestOutputsHideThePassword(t *testing.T) {
 // Gateway mode replaces the Ingress by an HTTPRoute (and a created Gateway); the certificate, the
 // data and the credentials are the same resources as in ingress mode, so switching keeps them.
 func TestGatewayRoutingReplacesOnlyTheIngress(t *testing.T) {
-	ingressMode := run(t, map[string]string{"ingressClassName": "traefik"})
-	gatewayMode := run(t, map[string]string{"routing": "gateway", "gatewayClassName": "traefik", "gatewayListenerPort": "8443"})
+	ingressMode := run(t, map[string]string{"routing.ingress.className": "traefik"})
+	gatewayMode := run(t, map[string]string{"routing.gateway.create.className": "traefik", "routing.gateway.create.listenerPort": "8443"})
 	if n := len(gatewayMode.OfType(tIngress)); n != 0 {
 		t.Errorf("%d Ingresses in gateway mode", n)
 	}
@@ -311,7 +311,7 @@ func TestGatewayRoutingReplacesOnlyTheIngress(t *testing.T) {
 	if len(a) != len(b) {
 		t.Errorf("%d other resources in ingress mode, %d in gateway mode", len(a), len(b))
 	}
-	plain, _ := outputsOf(t, map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewayNamespace": "platform", "gatewaySectionName": "websecure"})
+	plain, _ := outputsOf(t, map[string]string{"routing.gateway.existing.name": "edge", "routing.gateway.existing.namespace": "platform", "routing.gateway.existing.sectionName": "websecure"})
 	if plain["routing"] != "gateway (existing platform/edge, listener websecure, controller of its GatewayClass)" || plain["routeName"] != "registry" {
 		t.Errorf("routing = %q, routeName = %q", plain["routing"], plain["routeName"])
 	}
@@ -319,7 +319,7 @@ func TestGatewayRoutingReplacesOnlyTheIngress(t *testing.T) {
 
 // With a certificate from an existing Secret, nothing is generated and the outputs say what to trust.
 func TestSecretTLSSourceGeneratesNoCertificate(t *testing.T) {
-	cfg := map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"}
+	cfg := map[string]string{"tls.secret.name": "corp-tls"}
 	m := run(t, cfg)
 	for _, r := range m.Resources() {
 		if strings.HasPrefix(r.Type, "tls:") {
@@ -331,7 +331,7 @@ func TestSecretTLSSourceGeneratesNoCertificate(t *testing.T) {
 	}
 	run(t, nil).Get(t, tSecret, stackconfig.GeneratedTLSSecretName) // the name validation reserves
 	plain, _ := outputsOf(t, cfg)
-	if plain["caCertPem"] != "" || !strings.Contains(plain["trustCaCommands"], "no tlsCaCertPem was given") || plain["tlsSecretName"] != "corp-tls" {
+	if plain["caCertPem"] != "" || !strings.Contains(plain["trustCaCommands"], "no tls.secret.caCertPem was given") || plain["tlsSecretName"] != "corp-tls" {
 		t.Errorf("caCertPem = %q, trustCaCommands = %q, tlsSecretName = %q", plain["caCertPem"], plain["trustCaCommands"], plain["tlsSecretName"])
 	}
 }
@@ -370,7 +370,7 @@ func TestSingleReplicaHasNoDisruptionBudget(t *testing.T) {
 }
 
 func TestCacheDisabledRemovesRedis(t *testing.T) {
-	m := run(t, map[string]string{"cacheEnabled": "false"})
+	m := run(t, map[string]string{"cache.enabled": "false"})
 	if n := len(m.OfType("registry-stack:index:Redis")); n != 0 {
 		t.Errorf("Redis registered with cacheEnabled=false")
 	}
@@ -390,7 +390,7 @@ func TestCacheDisabledRemovesRedis(t *testing.T) {
 }
 
 func TestDynamicStorageRetainsTheProvisionedVolume(t *testing.T) {
-	m := run(t, map[string]string{"storageMode": "dynamic", "storageClassName": "fast"})
+	m := run(t, map[string]string{"storage.filesystem.mode": "dynamic", "storage.filesystem.className": "fast"})
 	if n := len(m.OfType(tPV)); n != 0 {
 		t.Errorf("dynamic mode registered %d static PVs", n)
 	}
@@ -407,7 +407,7 @@ func TestDynamicStorageRetainsTheProvisionedVolume(t *testing.T) {
 }
 
 func TestExistingStorageBindsTheNamedVolume(t *testing.T) {
-	m := run(t, map[string]string{"storageMode": "existing", "storageVolumeName": "old-registry-pv", "storageClassName": ""})
+	m := run(t, map[string]string{"storage.filesystem.mode": "existing", "storage.filesystem.volumeName": "old-registry-pv", "storage.filesystem.className": ""})
 	if n := len(m.OfType(tPV)); n != 0 {
 		t.Errorf("existing mode registered %d PVs", n)
 	}
@@ -442,7 +442,7 @@ func mirrorConfig(extra map[string]string) map[string]string {
 }
 
 func TestEachMirrorHasItsOwnInstanceRouteStoreAndCacheDatabase(t *testing.T) {
-	m := run(t, mirrorConfig(map[string]string{"storageMode": "hostPath"}))
+	m := run(t, mirrorConfig(map[string]string{"storage.filesystem.mode": "hostPath"}))
 	for _, name := range []string{"registry", "registry-mirror-dockerhub", "registry-mirror-ghcr"} {
 		m.Get(t, tDeployment, name)
 		m.Get(t, tService, name)
@@ -608,9 +608,9 @@ func TestEveryPodMeetsTheNamespacesPodSecurityLevel(t *testing.T) {
 	}{
 		{"default", nil, "restricted"},
 		{"default with mirrors", mirrorConfig(nil), "restricted"},
-		{"hostPath", map[string]string{"storageMode": "hostPath"}, "restricted"},
-		{"s3", map[string]string{"storageDriver": "s3", "s3Bucket": "images", "s3Region": "eu-west-1"}, "restricted"},
-		{"hostPath chown with mirrors", mirrorConfig(map[string]string{"storageMode": "hostPath", "storageHostPathChown": "true"}), "baseline"},
+		{"hostPath", map[string]string{"storage.filesystem.mode": "hostPath"}, "restricted"},
+		{"s3", map[string]string{"storage.s3.bucket": "images", "storage.s3.region": "eu-west-1"}, "restricted"},
+		{"hostPath chown with mirrors", mirrorConfig(map[string]string{"storage.filesystem.mode": "hostPath", "storage.filesystem.chownHostPath": "true"}), "baseline"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := run(t, c.config)

@@ -30,7 +30,7 @@ func TestMonitoringOffAddsNothing(t *testing.T) {
 func TestMetricsServicesAreInNoRoute(t *testing.T) {
 	for mode, cfg := range map[string]map[string]string{
 		"ingress": mirrorConfig(map[string]string{"monitoring": monitoringOn}),
-		"gateway": mirrorConfig(map[string]string{"monitoring": monitoringOn, "routing": "gateway", "gatewayClassName": "traefik", "gatewayListenerPort": "8443"}),
+		"gateway": mirrorConfig(map[string]string{"monitoring": monitoringOn, "routing.gateway.create.className": "traefik", "routing.gateway.create.listenerPort": "8443"}),
 	} {
 		m := run(t, cfg)
 		if n := len(m.OfType(tService)); n != 4+3 { // registry, redis, two mirrors; a metrics Service per instance

@@ -25,7 +25,7 @@ func TestPlacementReachesEveryPod(t *testing.T) {
 			`"registry":{"tolerations":[{"key":"dedicated","operator":"Equal","value":"infra","effect":"NoSchedule"}],"nodeSelector":{"pool":"infra"},` +
 			`"podAnnotations":{"sidecar.istio.io/inject":"true"},"priorityClassName":"registry-critical"},` +
 			`"cache":{"priorityClassName":"cache-low"},"gc":{"podLabels":{"cost-center":"gc"}}}`,
-		"registryEnv": `{"HTTPS_PROXY":"http://proxy:3128"}`,
+		"registry.env": `{"HTTPS_PROXY":"http://proxy:3128"}`,
 	}))
 	if len(specs) != 6 {
 		t.Fatalf("%d workloads, want 6 (registry, 2 mirrors, redis, GC, watchdog): %v", len(specs), keys(specs))

@@ -560,7 +560,7 @@ func TestPreviewGuardProtectsTypesTheProgramRegisters(t *testing.T) {
 		return err
 	}
 	// The default stack (dynamic storage: the StorageClass copy; generated CA) and hostPath (the PV).
-	for _, cfg := range []map[string]string{nil, {"storageMode": "hostPath"}} {
+	for _, cfg := range []map[string]string{nil, {"storage.filesystem.mode": "hostPath"}} {
 		for _, r := range testutil.MustRun(t, cfg, deployOnly).Resources() {
 			registered[r.Type] = true
 		}

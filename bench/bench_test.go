@@ -102,14 +102,14 @@ type bench struct {
 // benchmark's data (hostPath volumes do not enforce sizes; the values keep the objects honest).
 func (b *bench) benchStackConfig() map[string]string {
 	c := b.f.Settings.StackConfig()
-	c["pvSize"] = "20Gi"
-	c["pvcSize"] = "20Gi"
+	c["storage.filesystem.pvSize"] = "20Gi"
+	c["storage.filesystem.pvcSize"] = "20Gi"
 	c["replicas"] = "2"
-	c["cacheEnabled"] = "true"
+	c["cache.enabled"] = "true"
 	// The program's CPU requests (the e2e suite lowers them to fit next to other jobs): they set
 	// the pods' CPU share under contention, which a benchmark should not understate.
-	delete(c, "registryCpuRequest")
-	delete(c, "redisCpuRequest")
+	delete(c, "registry.cpuRequest")
+	delete(c, "cache.cpuRequest")
 	return c
 }
 

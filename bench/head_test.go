@@ -122,7 +122,7 @@ func (b *bench) benchHead(t *testing.T) {
 		}
 	}
 	switchCache := func(on bool) {
-		if err := f.Pulumi.SetConfig(ctx, map[string]string{"cacheEnabled": fmt.Sprint(on)}); err != nil {
+		if err := f.Pulumi.SetConfig(ctx, map[string]string{"cache.enabled": fmt.Sprint(on)}); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()

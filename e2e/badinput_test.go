@@ -21,20 +21,24 @@ import (
 // covered (with many more) by the stackconfig unit tests; this proves the CLI path: the program
 // refuses before it registers anything, and says which key is wrong.
 type badConfigCase struct {
+	// key is set with `pulumi config set --path` when it is a path (storage.s3.bucket, mirrors[0].name).
 	key, value string
-	path       bool // set with `pulumi config set --path` (list element)
 	// secret: a credential set in plain text; refused, and the message must not repeat it.
 	secret bool
 	// named is the key the error must name when it is not key (a field of a structured key).
 	named string
+	// says is what the error's line must say when the layout, not the value, is wrong (an unknown
+	// field, a key of the old layout, two variants at once): those lines do not quote a value.
+	says string
 }
 
 // badConfigRun is one throwaway configuration holding several invalid values at once: the program
 // validates everything before it registers a resource and reports every problem together, so one
 // CLI run proves all of them (each line names its key and quotes its value). Values that exclude
-// each other (two registryImage tags, storageMode nfs and the hostPath-only pvcSize > pvSize) go in
-// separate runs, and so do the credentials: a plaintext credential is refused while the raw values
-// are read, before the validation of the others starts.
+// each other (two registry.image tags, storage.filesystem.mode nfs and the hostPath-only pvcSize >
+// pvSize) go in separate runs, and so do the credentials and the layout: a plaintext credential, an
+// unknown field or an old key is refused while the raw values are read, before the validation of
+// the others starts.
 type badConfigRun struct {
 	name  string
 	cases []badConfigCase
@@ -47,24 +51,29 @@ var badConfigRuns = []badConfigRun{
 	{name: "values", up: true, cases: []badConfigCase{
 		{key: "replicas", value: "0"},
 		{key: "hostname", value: "bad host"},
-		{key: "pvSize", value: "ten-gigs"},
-		{key: "storageMode", value: "nfs"},
-		{key: "gcSchedule", value: "every day"},
-		{key: "username", value: ""},
-		{key: "ingressSourceRanges[0]", value: "10.0.0.0", path: true},
-		{key: "registryImage", value: "registry:latest"},
-		{key: "routing", value: "loadbalancer"},
-		{key: "tlsSource", value: "acme"},
+		{key: "storage.filesystem.pvSize", value: "ten-gigs"},
+		{key: "storage.filesystem.mode", value: "nfs"},
+		{key: "gc.schedule", value: "every day"},
+		{key: "accounts[0]", value: ""},
+		{key: "routing.sourceRanges[0]", value: "10.0.0.0"},
+		{key: "registry.image", value: "registry:latest"},
+		{key: "tls.generated.validityHours", value: "1"},
 	}},
-	{name: "hostpath-and-v2", extra: map[string]string{"storageMode": "hostPath", "pvSize": "2Gi"}, cases: []badConfigCase{
-		{key: "pvcSize", value: "3Gi"},                  // the claim would not fit its hostPath volume
-		{key: "registryImage", value: "registry:2.8.3"}, // v2 cannot read the rendered v3 config
+	{name: "layout", cases: []badConfigCase{
+		{key: "storage.filesystem.pvcsize", value: "5Gi", says: "unknown field; allowed in storage.filesystem: mode, className"},
+		{key: "gcSchedule", value: "@daily", says: "moved to gc.schedule"},
+		{key: "routing.gateway.create.className", value: "traefik", named: "routing", says: "set either routing.ingress or routing.gateway, not both"},
 	}},
-	{name: "plaintext-credentials", cases: []badConfigCase{
-		{key: "s3SecretAccessKey", value: "plain-text-secret-key-e2e", secret: true},
+	{name: "hostpath-and-v2", extra: map[string]string{"storage.filesystem.mode": "hostPath", "storage.filesystem.pvSize": "2Gi"}, cases: []badConfigCase{
+		{key: "storage.filesystem.pvcSize", value: "3Gi"}, // the claim would not fit its hostPath volume
+		{key: "registry.image", value: "registry:2.8.3"},  // v2 cannot read the rendered v3 config
+	}},
+	// The stack's filesystem fields go: an S3 key beside them would also be refused as two variants.
+	{name: "plaintext-credentials", extra: map[string]string{"storage.filesystem": kit.Unset}, cases: []badConfigCase{
+		{key: "storage.s3.secretAccessKey", value: "plain-text-secret-key-e2e", secret: true},
 		// Pulumi marks a structured key secret when any field is: a field set without --secret
 		// leaves the whole key plaintext, which the program sees through the real CLI.
-		{key: "mirrors[0].password", value: "plain-upstream-token-e2e", path: true, secret: true, named: "mirrors"},
+		{key: "mirrors[0].password", value: "plain-upstream-token-e2e", secret: true, named: "mirrors"},
 	}},
 }
 
@@ -101,7 +110,7 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 	base := f.Settings.StackConfig()
 	base["namespace"] = badNamespace
 	if f.Settings.StorageMode == "hostPath" {
-		base["storageHostPath"] = filepath.Join(f.Settings.WorkDir, "bad-data")
+		base["storage.filesystem.hostPath"] = filepath.Join(f.Settings.WorkDir, "bad-data")
 	}
 	if err := p.SetConfig(ctx, base); err != nil {
 		t.Fatal(err)
@@ -130,7 +139,7 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 			want := map[string]badConfigCase{}
 			for _, c := range run.cases {
 				args := []string{"config", "set", "--plaintext"}
-				if c.path {
+				if strings.ContainsAny(c.key, ".[") {
 					args = append(args, "--path")
 				}
 				if _, err := p.Run(ctx, 2*time.Minute, true, append(args, "registry-stack:"+c.key, c.value)...); err != nil {
@@ -168,7 +177,9 @@ func (f *fixture) stepBadConfigRejected(t *testing.T) {
 						t.Errorf("pulumi %s with plaintext %s: the output repeats the credential", cmd[0], c.key)
 					case c.secret && !strings.Contains(reason, "--secret"):
 						t.Errorf("pulumi %s with plaintext %s: the error does not say to use --secret:\n%s", cmd[0], c.key, kit.Tail(msg, 20))
-					case !c.secret && !strings.Contains(reason, fmt.Sprintf("%q", c.value)):
+					case c.says != "" && !strings.Contains(reason, c.says):
+						t.Errorf("pulumi %s with %s: the line naming the key does not say %q: %q", cmd[0], c.label(), c.says, reason)
+					case !c.secret && c.says == "" && !strings.Contains(reason, fmt.Sprintf("%q", c.value)):
 						t.Errorf("pulumi %s with %s: the line naming the key does not quote the value: %q", cmd[0], c.label(), reason)
 					}
 					lines = append(lines, fmt.Sprintf("%-7s %-30s refused in the run %q (%s): %s", cmd[0], c.label(), run.name, took.Round(100*time.Millisecond), reason))

@@ -680,12 +680,12 @@ func (f *fixture) stepRollingConfigChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Pulumi.SetConfig(ctx, map[string]string{"logLevel": "debug"}); err != nil {
+	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registry.logLevel": "debug"}); err != nil {
 		t.Fatal(err)
 	}
 	var ops []kit.StepOp
-	name := "rolling config change (logLevel info -> debug)"
-	err = f.Timed("pulumi up (logLevel debug) + pulls", func() (string, error) {
+	name := "rolling config change (registry.logLevel info -> debug)"
+	err = f.Timed("pulumi up (registry.logLevel debug) + pulls", func() (string, error) {
 		res, err := f.underLoad(ctx, t, disruption{name: name, tail: 3 * time.Second}, nil, func() error {
 			var err error
 			ops, err = f.Pulumi.Up(ctx, "up-loglevel-debug")
@@ -696,7 +696,7 @@ func (f *fixture) stepRollingConfigChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkInPlace(t, "up logLevel=debug", ops)
+	checkInPlace(t, "up registry.logLevel=debug", ops)
 	for _, want := range []struct{ typ, name string }{
 		{"kubernetes:core/v1:Secret", "registry-config"},
 		{"kubernetes:apps/v1:Deployment", f.Out.DeploymentName},
@@ -741,7 +741,7 @@ func (f *fixture) stepRollingConfigChange(t *testing.T) {
 	if debugLines == 0 {
 		t.Errorf("the new registry pods log no level=debug line")
 	}
-	msg := fmt.Sprintf("logLevel info -> debug: pods %v (template hash %v) -> %v (%v); checksum/config %.12s -> %.12s; Secret registry-config updated in place; %d debug log lines",
+	msg := fmt.Sprintf("registry.logLevel info -> debug: pods %v (template hash %v) -> %v (%v); checksum/config %.12s -> %.12s; Secret registry-config updated in place; %d debug log lines",
 		before.Pods, before.TemplateHash, after.Pods, after.TemplateHash, before.Checksum, after.Checksum, debugLines)
 	t.Log(msg)
 	f.Report.Fact("%s", msg)

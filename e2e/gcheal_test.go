@@ -559,7 +559,7 @@ func (f *fixture) stepPulumiUpDuringGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config := map[string]string{"registryCpuRequest": "20m", "replicas": "3"}
+	config := map[string]string{"registry.cpuRequest": "20m", "replicas": "3"}
 	if err := f.Pulumi.SetConfig(ctx, config); err != nil {
 		t.Fatal(err)
 	}
@@ -627,13 +627,13 @@ func (f *fixture) stepPulumiUpDuringGC(t *testing.T) {
 	if _, err := f.Client.PushImage(ctx, mustImage(t, "e2e/after-up-during-gc")); err != nil {
 		t.Errorf("push after the GC: %v", err)
 	}
-	msg := fmt.Sprintf("pulumi up during GC (registryCpuRequest 10m->20m, replicas 2->3) took %s while the collector ran (released when the up returned): %d samples with the collector running, "+
+	msg := fmt.Sprintf("pulumi up during GC (registry.cpuRequest 10m->20m, replicas 2->3) took %s while the collector ran (released when the up returned): %d samples with the collector running, "+
 		"up to %d replicas, %d of them new, none writable; GC finished (%s), writes back, preview --refresh clean",
 		upDone.Sub(upStart).Round(time.Second), collecting, maxPods, len(newDuring), lastLine(res.Logs))
 	t.Log(msg)
 	f.Report.Fact("%s", msg)
 	// Back to the suite's configuration for the later steps.
-	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registryCpuRequest": "10m", "replicas": "2"}); err != nil {
+	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registry.cpuRequest": "10m", "replicas": "2"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Pulumi.Up(ctx, "up-after-gc-restore-config"); err != nil {

@@ -461,7 +461,7 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A small request: the pulls below are then a load of several times the target.
-	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registryCpuRequest": "20m"}); err != nil {
+	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registry.cpuRequest": "20m"}); err != nil {
 		t.Fatal(err)
 	}
 	// The README's handover: without it, the `up` that stops declaring a count lets the
@@ -612,7 +612,7 @@ func (f *fixture) stepAutoscalingHPA(t *testing.T) {
 	if err := f.Pulumi.RemoveConfig(ctx, "autoscaling"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registryCpuRequest": "100m"}); err != nil {
+	if err := f.Pulumi.SetConfig(ctx, map[string]string{"registry.cpuRequest": "100m"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.TimedUp(ctx, "pulumi up (autoscaling off)", "up-autoscaling-off")

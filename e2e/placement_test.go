@@ -118,7 +118,7 @@ stringData:
 		`"tolerations":[{"key":%[3]q,"operator":"Exists","effect":"NoSchedule"}],`+
 		`"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"kubernetes.io/os","operator":"In","values":["linux"]}]}]}}}},`+
 		`"cache":{"podLabels":{%[4]q:"yes"}},"gc":{"podLabels":{%[5]q:"yes"}}}`, class, annotation, toleration, cacheLabel, gcLabel)
-	if err := f.Pulumi.SetConfig(ctx, map[string]string{"placement": placement, "registryEnv": `{"NO_PROXY":".svc,.cluster.local"}`}); err != nil {
+	if err := f.Pulumi.SetConfig(ctx, map[string]string{"placement": placement, "registry.env": `{"NO_PROXY":".svc,.cluster.local"}`}); err != nil {
 		t.Fatal(err)
 	}
 	ops, err := f.TimedUp(ctx, "pulumi up (placement)", "up-placement")
@@ -182,7 +182,7 @@ stringData:
 				cj, p.Spec.PriorityClassName, p.Spec.Tolerations, p.Spec.ImagePullSecrets, p.Metadata.Labels)
 		}
 		if cj == f.Out.GCCronJobName && p.env("garbage-collect", "NO_PROXY") == "" {
-			t.Errorf("cronjob %s: the collector lacks registryEnv (it reaches the same store)", cj)
+			t.Errorf("cronjob %s: the collector lacks registry.env (it reaches the same store)", cj)
 		}
 	}
 	if code, err := f.Client.Ping(ctx, false, f.Out.Username, f.Out.Password); err != nil || code != 200 {

@@ -103,7 +103,8 @@ func (f *fixture) stepReadmeConfigCommands(t *testing.T) {
 		"PULUMI_CONFIG_PASSPHRASE=readme-example",
 		"PULUMI_CONFIG_PASSPHRASE_FILE=",
 		"PULUMI_SKIP_UPDATE_CHECK=true",
-		"HUB_TOKEN=example-hub-token", // the mirror example's secret
+		"HUB_TOKEN=example-hub-token",         // the mirror example's secret
+		"S3_SECRET_ACCESS_KEY=example-s3-key", // the configuration example's secret
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		t.Fatal(err)

@@ -254,22 +254,22 @@ func (f *fixture) pullSurvivorsAndPush(ctx context.Context, t *testing.T, c *kit
 func (f *fixture) stepIngressSourceRanges(t *testing.T) {
 	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
-	f.routeUp(ctx, t, "ranges-deny", map[string]string{"ingressSourceRanges": `["10.0.0.0/8"]`})
-	took, err := f.waitPing(ctx, f.Client, http.StatusForbidden, "ingressSourceRanges=[10.0.0.0/8]")
+	f.routeUp(ctx, t, "ranges-deny", map[string]string{"routing.sourceRanges": `["10.0.0.0/8"]`})
+	took, err := f.waitPing(ctx, f.Client, http.StatusForbidden, "routing.sourceRanges=[10.0.0.0/8]")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Report.Fact("ingress %s, ingressSourceRanges [10.0.0.0/8]: /v2/ from 127.0.0.1 answered 403 %s after up", f.Settings.IngressClass, took.Round(time.Second))
+	f.Report.Fact("ingress %s, routing.sourceRanges [10.0.0.0/8]: /v2/ from 127.0.0.1 answered 403 %s after up", f.Settings.IngressClass, took.Round(time.Second))
 	f.checkPlainHTTP(ctx, t, "ingress with source ranges")
 
-	f.routeUp(ctx, t, "ranges-allow", map[string]string{"ingressSourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
-	if took, err = f.waitPing(ctx, f.Client, http.StatusOK, "ingressSourceRanges=[10.0.0.0/8,127.0.0.1/32]"); err != nil {
+	f.routeUp(ctx, t, "ranges-allow", map[string]string{"routing.sourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
+	if took, err = f.waitPing(ctx, f.Client, http.StatusOK, "routing.sourceRanges=[10.0.0.0/8,127.0.0.1/32]"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
 		t.Errorf("pull with 127.0.0.1 allowed: %v", err)
 	}
-	f.Report.Fact("ingress %s, ingressSourceRanges [10.0.0.0/8, 127.0.0.1/32]: /v2/ 200 %s after up, pull ok", f.Settings.IngressClass, took.Round(time.Second))
+	f.Report.Fact("ingress %s, routing.sourceRanges [10.0.0.0/8, 127.0.0.1/32]: /v2/ 200 %s after up, pull ok", f.Settings.IngressClass, took.Round(time.Second))
 }
 
 // stepGatewayCreated moves the registry to an HTTPRoute on a Gateway the stack creates: source
@@ -278,8 +278,8 @@ func (f *fixture) stepGatewayCreated(t *testing.T) {
 	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
 	f.routeUp(ctx, t, "gateway-created-deny", map[string]string{
-		"routing": "gateway", "gatewayClassName": f.Settings.GatewayClass, "gatewayListenerPort": f.Settings.GatewayPort,
-		"ingressSourceRanges": `["10.0.0.0/8"]`,
+		"routing.ingress": kit.Unset, "routing.gateway.create.className": f.Settings.GatewayClass,
+		"routing.gateway.create.listenerPort": f.Settings.GatewayPort, "routing.sourceRanges": `["10.0.0.0/8"]`,
 	})
 	if !strings.HasPrefix(f.Out.Routing, "gateway (created") {
 		t.Errorf("routing output = %q", f.Out.Routing)
@@ -291,10 +291,10 @@ func (f *fixture) stepGatewayCreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Report.Fact("gateway (created, class %s, port %s), ingressSourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
+	f.Report.Fact("gateway (created, class %s, port %s), routing.sourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
 		f.Settings.GatewayClass, f.Settings.GatewayPort, took.Round(time.Second))
 
-	f.routeUp(ctx, t, "gateway-created-allow", map[string]string{"ingressSourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
+	f.routeUp(ctx, t, "gateway-created-allow", map[string]string{"routing.sourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
 	if _, err := f.waitPing(ctx, f.Client, http.StatusOK, "gateway, ranges with 127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -378,38 +378,38 @@ spec:
 	f.PlatformGateway = true
 
 	existing := map[string]string{
-		"routing": "gateway", "gatewayClassName": "", "gatewayListenerPort": "0", "gatewayName": "edge", "gatewayNamespace": gwNS,
-		// No gatewayController: the stack reads it from the Gateway's class (traefik's here).
-		"gatewaySectionName": "web", "gatewayController": "",
+		"routing.gateway.create": kit.Unset, "routing.gateway.existing.name": "edge", "routing.gateway.existing.namespace": gwNS,
+		// No routing.controller: the stack reads it from the Gateway's class (traefik's here).
+		"routing.gateway.existing.sectionName": "web", "routing.controller": kit.Unset,
 	}
 	if err := f.Pulumi.SetConfig(ctx, existing); err != nil {
 		t.Fatal(err)
 	}
 	out, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-http-listener", "preview")
 	if err == nil {
-		t.Errorf("preview with gatewaySectionName=web (an HTTP listener) succeeded")
-	} else if !strings.Contains(out+err.Error(), `config "gatewaySectionName": "web" is invalid`) ||
+		t.Errorf("preview with routing.gateway.existing.sectionName=web (an HTTP listener) succeeded")
+	} else if !strings.Contains(out+err.Error(), `config "routing.gateway.existing.sectionName": "web" is invalid`) ||
 		!strings.Contains(out+err.Error(), "is HTTP") {
 		t.Errorf("preview with an HTTP listener failed without naming the key and the reason:\n%s", kit.Tail(out, 15))
 	} else {
-		f.Report.Fact("existing Gateway, gatewaySectionName=web (HTTP listener): preview refused, naming the key")
+		f.Report.Fact("existing Gateway, routing.gateway.existing.sectionName=web (HTTP listener): preview refused, naming the path")
 	}
 
 	// The source ranges on the existing Gateway, enforced because its class's controller (read
 	// from the cluster) is Traefik: first without 127.0.0.1, then with it.
-	existing["gatewaySectionName"] = "websecure"
-	existing["ingressSourceRanges"] = `["10.0.0.0/8"]`
+	existing["routing.gateway.existing.sectionName"] = "websecure"
+	existing["routing.sourceRanges"] = `["10.0.0.0/8"]`
 	f.routeUp(ctx, t, "gateway-existing-deny", existing)
 	if err := f.checkRouteAccepted(ctx, f.Settings.Namespace, gwNS+"/edge"); err != nil {
 		t.Error(err)
 	}
-	took, err := f.waitPing(ctx, f.Client, http.StatusForbidden, "existing gateway, ingressSourceRanges=[10.0.0.0/8]")
+	took, err := f.waitPing(ctx, f.Client, http.StatusForbidden, "existing gateway, routing.sourceRanges=[10.0.0.0/8]")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Report.Fact("existing Gateway of class %s without gatewayController (read from its GatewayClass), ingressSourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
+	f.Report.Fact("existing Gateway of class %s without routing.controller (read from its GatewayClass), routing.sourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
 		f.Settings.GatewayClass, took.Round(time.Second))
-	f.routeUp(ctx, t, "gateway-existing", map[string]string{"ingressSourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
+	f.routeUp(ctx, t, "gateway-existing", map[string]string{"routing.sourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
 	if _, err := f.waitPing(ctx, f.Client, http.StatusOK, "existing gateway"); err != nil {
 		t.Fatal(err)
 	}
@@ -454,11 +454,11 @@ func (f *fixture) stepTLSSecretSource(t *testing.T) {
 	oldCA := f.Out.CACertPEM
 
 	f.routeUp(ctx, t, "tls-secret", map[string]string{
-		"routing": "ingress", "gatewayName": "", "gatewayNamespace": "", "gatewaySectionName": "", "gatewayController": "",
-		"tlsSource": "secret", "tlsSecretName": "e2e-own-tls", "tlsCaCertPem": string(caPEM),
+		"routing.gateway": kit.Unset, "routing.ingress.className": f.Settings.IngressClass,
+		"tls.secret.name": "e2e-own-tls", "tls.secret.caCertPem": string(caPEM),
 	}, "tls:", "Secret::registry-tls", "TLS::registry")
 	if f.Out.CACertPEM != strings.TrimSpace(string(caPEM)) && f.Out.CACertPEM != string(caPEM) {
-		t.Errorf("caCertPem output is not the tlsCaCertPem given")
+		t.Errorf("caCertPem output is not the tls.secret.caCertPem given")
 	}
 	if f.Out.CACertPEM == oldCA || f.Out.TLSSecretName != "e2e-own-tls" {
 		t.Errorf("outputs after the switch: tlsSecretName %q, caCertPem unchanged %v", f.Out.TLSSecretName, f.Out.CACertPEM == oldCA)

@@ -15,7 +15,7 @@ import (
 )
 
 // The S3 phase of TestE2E: the stack, on the filesystem driver until then, moves to an S3 bucket
-// the way the README says (its files copied into the bucket, then storageDriver switched with
+// the way the README says (its files copied into the bucket, then storage switched to storage.s3 with
 // `pulumi up`), on an S3 server the suite runs as a test fixture (versitygw over a directory, TLS
 // from a CA of the test's own, reached through the stack's s3CaBundlePem). Then the checks whose
 // outcome depends on the driver: every earlier image pulls from the bucket, the claim is kept,
@@ -35,7 +35,7 @@ func (f *fixture) stepS3Store(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Report.Fact("S3 store: %s, bucket %s, prefix %s, TLS from the test's CA (s3CaBundlePem)", f.Settings.S3.Endpoint, f.s3.Bucket, f.s3.Prefix)
+	f.Report.Fact("S3 store: %s, bucket %s, prefix %s, TLS from the test's CA (storage.s3.caBundlePem)", f.Settings.S3.Endpoint, f.s3.Bucket, f.s3.Prefix)
 }
 
 // s3Prefix is the stack's s3RootDirectory in the bucket.
@@ -43,7 +43,7 @@ const s3Prefix = "/stacks/e2e"
 
 // stepS3Switch moves the registry's data to the bucket as the README's migration says (copy
 // docker/registry/v2/ to <bucket><s3RootDirectory>/ while nothing writes, then switch
-// storageDriver) and checks: `pulumi up` only deletes the claim from the stack (it stays in the
+// storage.s3) and checks: `pulumi up` only deletes the claim from the stack (it stays in the
 // cluster, Bound: data survives the switch) and updates what reads the storage; no pod mounts a
 // claim; every image pushed so far pulls by tag and digest from the bucket; the next preview is
 // clean.
@@ -86,26 +86,23 @@ func (f *fixture) stepS3Switch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	config := map[string]string{}
+	// The switch as a user makes it: storage.filesystem removed, storage.s3 set (both at once are
+	// refused).
+	config := map[string]string{"storage.filesystem": kit.Unset}
 	for k, v := range f.Settings.StackConfig() {
-		if k == "storageDriver" || k == "storageRedirect" || strings.HasPrefix(k, "s3") {
+		if strings.HasPrefix(k, "storage.s3.") {
 			config[k] = v
+		}
+		if strings.HasPrefix(k, "storage.filesystem.") {
+			t.Fatalf("the S3 stack config still has %s", k)
 		}
 	}
 	if err := f.Pulumi.SetConfig(ctx, config); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"storageMode", "pvSize", "pvcSize", "storageClassName", "storageHostPath", "storageHostPathChown"} {
-		if _, ok := f.Settings.StackConfig()[k]; ok {
-			t.Fatalf("the S3 stack config still has %s", k)
-		}
-		if err := f.Pulumi.RemoveConfig(ctx, k); err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Fatal(err)
-		}
-	}
 	ops, err := f.TimedUp(ctx, "pulumi up (filesystem -> s3)", "up-switch-to-s3")
 	if err != nil {
-		t.Fatalf("pulumi up to storageDriver s3: %v\n%s", err, f.Kube.Events(ctx))
+		t.Fatalf("pulumi up to storage.s3: %v\n%s", err, f.Kube.Events(ctx))
 	}
 	for _, o := range ops {
 		if !kit.InPlaceOps[o.Op] && !((o.Op == "delete" || o.Op == "discard") && storageOnly(o.URN)) && o.Op != "create" {
@@ -250,7 +247,7 @@ func (f *fixture) stepObjectsInBucket(t *testing.T) {
 	}
 	for _, r := range res {
 		if r.Type == "kubernetes:core/v1:PersistentVolumeClaim" || r.Type == "kubernetes:core/v1:PersistentVolume" {
-			t.Errorf("the stack holds %s with storageDriver s3", kit.ShortURN(r.URN))
+			t.Errorf("the stack holds %s with storage.s3", kit.ShortURN(r.URN))
 		}
 	}
 	var pods struct {

@@ -247,9 +247,9 @@ func CheckClassController(e *routing.ExistingGateway, class, controller string, 
 	if len(ranges) == 0 || controller == TraefikControllerName {
 		return nil
 	}
-	return fmt.Errorf("config \"ingressSourceRanges\": %q is invalid; allowed: empty with Gateway %s/%s, whose GatewayClass %s is served by %q, "+
-		"not Traefik (%s): the stack cannot enforce source ranges there; enforce them at that Gateway and set gatewayController=other "+
-		"with allowUnenforcedSourceRanges=true, or clear ingressSourceRanges",
+	return fmt.Errorf("config \"routing.sourceRanges\": %q is invalid; allowed: empty with Gateway %s/%s, whose GatewayClass %s is served by %q, "+
+		"not Traefik (%s): the stack cannot enforce source ranges there; enforce them at that Gateway and set routing.controller=other "+
+		"with routing.allowUnenforcedSourceRanges=true, or clear routing.sourceRanges",
 		strings.Join(ranges, ","), e.Namespace, e.Name, class, controller, TraefikControllerName)
 }
 
@@ -273,12 +273,12 @@ func CheckListener(spec any, e *routing.ExistingGateway) error {
 			continue
 		}
 		if l.Protocol != listenerProtocolForRoutes {
-			return fmt.Errorf("config \"gatewaySectionName\": %q is invalid; allowed: an HTTPS listener of Gateway %s/%s "+
+			return fmt.Errorf("config \"routing.gateway.existing.sectionName\": %q is invalid; allowed: an HTTPS listener of Gateway %s/%s "+
 				"(listener %q is %s: registry credentials would cross the network in clear text)", e.SectionName, e.Namespace, e.Name, l.Name, l.Protocol)
 		}
 		return nil
 	}
-	return fmt.Errorf("config \"gatewaySectionName\": %q is invalid; allowed: a listener of Gateway %s/%s (it has: %s)",
+	return fmt.Errorf("config \"routing.gateway.existing.sectionName\": %q is invalid; allowed: a listener of Gateway %s/%s (it has: %s)",
 		e.SectionName, e.Namespace, e.Name, strings.Join(names, ", "))
 }
 
@@ -311,7 +311,7 @@ func GatewaySpec(c *routing.CreatedGateway, hostnames []string, tlsSecret pulumi
 	return pulumi.Map{"gatewayClassName": pulumi.String(c.ClassName), "listeners": listeners}
 }
 
-// ReferenceGrantSpec lets Gateways of gatewayNamespace reference the TLS Secret (and nothing else)
+// ReferenceGrantSpec lets Gateways of the existing Gateway's namespace reference the TLS Secret (and nothing else)
 // of the stack's namespace, so the platform's listener can serve the stack's certificate.
 func ReferenceGrantSpec(gatewayNamespace, tlsSecret pulumi.StringInput) pulumi.Map {
 	return pulumi.Map{

@@ -188,7 +188,7 @@ func TestExistingGatewayListenerMustBeHTTPS(t *testing.T) {
 			t.Errorf("section %s accepted", section)
 			continue
 		}
-		for _, s := range []string{`config "gatewaySectionName"`, want} {
+		for _, s := range []string{`config "routing.gateway.existing.sectionName"`, want} {
 			if !strings.Contains(err.Error(), s) {
 				t.Errorf("section %s: error lacks %q: %v", section, s, err)
 			}
@@ -309,7 +309,7 @@ func TestExistingGatewayOfOtherClassRefusesRanges(t *testing.T) {
 	if err == nil {
 		t.Fatal("source ranges accepted on a Gateway whose class another controller serves")
 	}
-	for _, s := range []string{`config "ingressSourceRanges"`, "10.0.0.0/8", "example.com/eg", "gatewayController=other"} {
+	for _, s := range []string{`config "routing.sourceRanges"`, "10.0.0.0/8", "example.com/eg", "routing.controller=other"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error lacks %q: %v", s, err)
 		}

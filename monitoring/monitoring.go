@@ -64,8 +64,8 @@ type Alerts struct {
 	// ReadOnlyFor is how long the registry may stay read-only before an alert: above the longest
 	// GC run of this store.
 	ReadOnlyFor time.Duration
-	// GCMaxInterval is the longest gap between two scheduled GC runs (from gcSchedule); nil when
-	// gcSuspend is set (no run is due).
+	// GCMaxInterval is the longest gap between two scheduled GC runs (from gc.schedule); nil when
+	// gc.suspend is set (no run is due).
 	GCMaxInterval *time.Duration
 }
 

@@ -107,7 +107,7 @@ func Rules(in RulesInput) []RuleGroup {
 		registryRules = append(registryRules, alert("RegistryAutoscalerAtMax", "warning",
 			fmt.Sprintf(`kube_horizontalpodautoscaler_status_current_replicas{namespace=%q, horizontalpodautoscaler=%q} >= kube_horizontalpodautoscaler_spec_max_replicas{namespace=%q, horizontalpodautoscaler=%q}`, ns, in.Autoscaler, ns, in.Autoscaler), "30m",
 			"The registry runs at autoscaling.maxReplicas",
-			"The load needs more replicas than autoscaling.maxReplicas allows: raise it, or the requests (registryCpuRequest) if the pods are throttled."))
+			"The load needs more replicas than autoscaling.maxReplicas allows: raise it, or the requests (registry.cpuRequest) if the pods are throttled."))
 	}
 	if in.CertWarnAt != nil {
 		registryRules = append(registryRules, alert("RegistryCertificateRenewalDue", "warning",
@@ -130,7 +130,7 @@ func Rules(in RulesInput) []RuleGroup {
 			fmt.Sprintf(`time() - (max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{%s}) or max by (namespace, cronjob) (kube_cronjob_created{%s})) > %d unless on (namespace, cronjob) (kube_cronjob_spec_suspend{%s} == 1)`,
 				cronjob, cronjob, int64(limit.Seconds()), cronjob), "",
 			"No successful GC run for more than "+promDuration(limit),
-			"No GC run succeeded in the longest gap of gcSchedule plus alerts.readOnlyFor: the CronJob does not start (kubectl get cronjob "+in.GCCronJob+"; events), or each run fails (RegistryGCFailed)."))
+			"No GC run succeeded in the longest gap of gc.schedule plus alerts.readOnlyFor: the CronJob does not start (kubectl get cronjob "+in.GCCronJob+"; events), or each run fails (RegistryGCFailed)."))
 	}
 	return []RuleGroup{{Name: "registry-stack.registry", Rules: registryRules}, {Name: "registry-stack.gc", Rules: gcRules}}
 }

@@ -572,7 +572,7 @@ func containerEnv(backend *storage.Backend) corev1.EnvVarArray {
 }
 
 // EnvPath names entry i (called name) of extra environment in errors: path[i].name, or path.NAME
-// when keyed (the list came from an object keyed by name, as the registryEnv config key is).
+// when keyed (the list came from an object keyed by name, as the registry.env config path is).
 func EnvPath(path string, keyed bool, i int, name string) string {
 	if keyed {
 		return path + "." + name
@@ -597,7 +597,7 @@ func ExtraEnvVars(env []EnvVar) corev1.EnvVarArray {
 // authentication or redirect storage unseen, and the stack's config must stay the one source.
 //
 // path names the list; an entry is path[i].name, or path.NAME when keyed is set (the list came from
-// an object keyed by name, as the registryEnv stack config key is).
+// an object keyed by name, as the registry.env stack config path is).
 func ValidateExtraEnv(path string, keyed bool, env []EnvVar, backend *storage.Backend) []error {
 	own := map[string]bool{}
 	for _, v := range containerEnv(backend) {

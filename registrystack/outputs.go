@@ -57,9 +57,9 @@ func DockerLoginCommand(host, username string) string {
 func TrustCACommands(host string, t tlscert.Source) string {
 	if t.Secret != nil && t.Secret.CACertPEM == "" {
 		return strings.Join([]string{
-			fmt.Sprintf("# The certificate comes from Secret %s (tlsSource=secret) and no tlsCaCertPem was given:", t.Secret.Name),
+			fmt.Sprintf("# The certificate comes from Secret %s (tls.secret) and no tls.secret.caCertPem was given:", t.Secret.Name),
 			"# clients must already trust its issuer (a public CA, or your PKI's root installed as your PKI documents).",
-			"# Set tlsCaCertPem to that CA to get the commands that install it here.",
+			"# Set tls.secret.caCertPem to that CA to get the commands that install it here.",
 		}, "\n")
 	}
 	return strings.Join([]string{

@@ -131,9 +131,9 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 	level := args.PodSecurityLevel()
 	if level != PodSecurityRestricted {
 		msg := fmt.Sprintf("namespace %s enforces Pod Security level %q, not restricted: "+
-			"storageHostPathChown runs a root init container (CHOWN only) in every registry and mirror pod", args.Namespace, level)
+			"storage.filesystem.chownHostPath runs a root init container (CHOWN only) in every registry and mirror pod", args.Namespace, level)
 		if !args.CreateNamespace {
-			msg = fmt.Sprintf("storageHostPathChown runs a root init container (CHOWN only) in every registry and mirror pod: "+
+			msg = fmt.Sprintf("storage.filesystem.chownHostPath runs a root init container (CHOWN only) in every registry and mirror pod: "+
 				"namespace %s must allow Pod Security level %q (a restricted namespace refuses these pods)", args.Namespace, level)
 		}
 		if err := ctx.Log.Warn(msg, nil); err != nil {
@@ -372,7 +372,7 @@ func newMirrors(ctx *pulumi.Context, args *Args, n names, namespace pulumi.Strin
 			Image:     r.Image,
 			Replicas:  1,
 			LogLevel:  r.LogLevel,
-			// Reached through the route only: serviceType is the registry's Service's.
+			// Reached through the route only: registry.serviceType is the registry's Service's.
 			ServiceType:   "ClusterIP",
 			CPURequest:    r.CPURequest,
 			MemoryRequest: r.MemoryRequest,
@@ -415,7 +415,7 @@ func newRoute(ctx *pulumi.Context, args *Args, n names, namespace pulumi.StringI
 		if r.Controller == routing.ControllerOther {
 			// Said on every preview and up: nothing the stack sets keeps this controller from
 			// also serving the registry (and taking its credentials) on plain HTTP.
-			if err := ctx.Log.Warn(fmt.Sprintf("ingressController=other: the stack cannot keep IngressClass %s from serving %s on plain HTTP; "+
+			if err := ctx.Log.Warn(fmt.Sprintf("routing.controller=other: the stack cannot keep IngressClass %s from serving %s on plain HTTP; "+
 				"make sure that controller serves the host on HTTPS only", r.Ingress.ClassName, args.Hostname), nil); err != nil {
 				return nil, fmt.Errorf("routing: warn: %w", err)
 			}

@@ -107,7 +107,7 @@ func TestEveryChildIsUnderTheComponentAndAliasedToTheRoot(t *testing.T) {
 	config := map[string]string{
 		"mirrors":     `[{"name":"ghcr","upstream":"https://ghcr.io","anonymous":true}]`,
 		"monitoring":  `{"serviceMonitor":{"enabled":true},"alerts":{"enabled":true},"dashboard":{"enabled":true}}`,
-		"autoscaling": `{}`, "routing": "gateway", "gatewayClassName": "traefik",
+		"autoscaling": `{}`, "routing.gateway.create.className": "traefik",
 	}
 	m := runStacks(t, config, nil, "registry")
 	direct := map[string]bool{}
@@ -144,8 +144,8 @@ func TestDefaultArgsAreValidAndMatchTheStackDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := stackconfig.Defaults()
-	if a.Namespace != d["namespace"] || a.Hostname != d["hostname"] || a.Registry.Image != d["registryImage"] ||
-		a.Cache == nil || a.Cache.Image != d["redisImage"] || a.GC.Schedule != d["gcSchedule"] || a.Accounts[0] != d["username"] {
+	if a.Namespace != d["namespace"] || a.Hostname != d["hostname"] || a.Registry.Image != d["registry.image"] ||
+		a.Cache == nil || a.Cache.Image != d["cache.image"] || a.GC.Schedule != d["gc.schedule"] || d["accounts"] != `["`+a.Accounts[0]+`"]` {
 		t.Errorf("DefaultArgs differ from the config defaults: %+v", a)
 	}
 }
@@ -190,7 +190,7 @@ func TestKEDADefaultQueryNamesTheComponentsMetricsService(t *testing.T) {
 // Two stacks on hostPath in one namespace get a directory each: one store GC'd by two registries
 // would lose data. "registry" keeps /data/<namespace>, every stack's directory before names.
 func TestTwoHostPathStacksNeverShareADirectory(t *testing.T) {
-	m := runStacks(t, map[string]string{"storageMode": "hostPath", "namespace": "shared", "createNamespace": "false",
+	m := runStacks(t, map[string]string{"storage.filesystem.mode": "hostPath", "namespace": "shared", "createNamespace": "false",
 		"mirrors": `[{"name":"hub","upstream":"https://registry-1.docker.io"}]`}, func(name string, a *registrystack.Args) {
 		a.Hostname = name + ".example.com"
 		a.Mirrors[0].Hostname = "hub." + a.Hostname

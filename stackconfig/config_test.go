@@ -16,14 +16,17 @@ import (
 	"github.com/regstack/registry-stack/tlscert"
 )
 
-// parse parses values as stored by the CLI; keys of secretKeys count as set with --secret.
+// parse parses values given by config path (as `pulumi config set --path` stores them); a
+// top-level key holding a credential path counts as set with --secret.
 func parse(values map[string]string) (*Config, error) {
-	return parseWithSecrets(values, secretKeys)
+	_, secret := testutil.Nest(values)
+	return parseWithSecrets(values, secret)
 }
 
 func parseWithSecrets(values map[string]string, secret map[string]bool) (*Config, error) {
+	top, _ := testutil.Nest(values)
 	return Parse(func(name string) (string, bool) {
-		v, ok := values[name]
+		v, ok := top[name]
 		return v, ok
 	}, func(name string) bool { return secret[name] })
 }
@@ -41,27 +44,25 @@ func TestDefaultsAreValid(t *testing.T) {
 
 func TestValidValuesAreAccepted(t *testing.T) {
 	c, err := parse(map[string]string{
-		"replicas":            "5",
-		"hostname":            "registry.example.com",
-		"extraDnsNames":       `["registry.internal","r.example.org"]`,
-		"extraIpAddresses":    `["127.0.0.1","::1"]`,
-		"ingressSourceRanges": `["10.0.0.0/8"]`,
-		"storageMode":         "dynamic",
-		"storageClassName":    "fast-ssd",
-		"pvcSize":             "100Gi",
-		"pvSize":              "1Gi", // ignored outside hostPath mode
-		"gcSchedule":          "@weekly",
-		"registryImage":       "ghcr.io/org/registry@sha256:" + strings.Repeat("a", 64),
-		"redisMaxMemory":      "1GB",
-		"logLevel":            "debug",
-		"cacheEnabled":        "false",
-		"username":            "ci-bot@example.com",
-		"extraAccounts":       `["admin","cluster-eu"]`,
+		"replicas":                     "5",
+		"hostname":                     "registry.example.com",
+		"extraDnsNames":                `["registry.internal","r.example.org"]`,
+		"extraIpAddresses":             `["127.0.0.1","::1"]`,
+		"routing.sourceRanges":         `["10.0.0.0/8"]`,
+		"storage.filesystem.mode":      "dynamic",
+		"storage.filesystem.className": "fast-ssd",
+		"storage.filesystem.pvcSize":   "100Gi",
+		"storage.filesystem.pvSize":    "1Gi", // ignored outside hostPath mode
+		"gc.schedule":                  "@weekly",
+		"registry.image":               "ghcr.io/org/registry@sha256:" + strings.Repeat("a", 64),
+		"cache.maxMemory":              "1GB",
+		"registry.logLevel":            "debug",
+		"accounts":                     `["ci-bot@example.com","admin","cluster-eu"]`,
 	})
 	if err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}
-	if c.Replicas != 5 || len(c.ExtraIPAddresses) != 2 || c.CacheEnabled {
+	if c.Replicas != 5 || len(c.ExtraIPAddresses) != 2 || !c.CacheEnabled || c.RedisMaxMemory != "1GB" {
 		t.Errorf("values not stored: %+v", c)
 	}
 }
@@ -87,100 +88,92 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "extraDnsNames", value: `["ok.example.com","bad name"]`, allowed: "DNS name"},
 		{key: "extraDnsNames", value: `registry.example.com`, allowed: "list of strings"},
 		{key: "extraIpAddresses", value: `["300.1.1.1"]`, allowed: "IPv4 or IPv6"},
-		{key: "ingressSourceRanges", value: `["10.0.0.0"]`, allowed: "CIDR"},
-		{key: "ingressSourceRanges", value: `["10.0.0.0/33"]`, allowed: "CIDR"},
-		{key: "ingressClassName", value: "Nginx!", allowed: "DNS-1123"},
+		{key: "routing.sourceRanges", value: `["10.0.0.0"]`, allowed: "CIDR"},
+		{key: "routing.sourceRanges", value: `["10.0.0.0/33"]`, allowed: "CIDR"},
+		{key: "routing.ingress.className", value: "Nginx!", allowed: "DNS-1123"},
 		{key: "namespace", value: "Registry", allowed: "DNS-1123 label"},
 		{key: "namespace", value: "a.b", allowed: "DNS-1123 label"},
-		{key: "certValidityHours", value: "1", allowed: "from 24 to"},
-		{key: "pvSize", value: "10 GB", allowed: "Kubernetes quantity"},
-		{key: "pvSize", value: "0", allowed: "positive"},
-		{key: "pvcSize", value: "lots", allowed: "Kubernetes quantity"},
-		{key: "pvcSize", value: "-1Gi", allowed: "positive"},
-		{key: "pvcSize", value: "20Gi", extra: map[string]string{"storageMode": "hostPath", "pvSize": "10Gi"}, allowed: "no larger than pvSize"},
-		{key: "storageMode", value: "nfs", allowed: "hostPath, dynamic, existing"},
-		{key: "storageMode", value: "HostPath", allowed: "hostPath, dynamic, existing"},
-		{key: "storageClassName", value: "", extra: map[string]string{"storageMode": "dynamic"}, allowed: "DNS-1123"},
-		{key: "storageVolumeName", value: "", extra: map[string]string{"storageMode": "existing"}, allowed: "required when storageMode is existing"},
-		{key: "storageHostPath", value: "data/registry", extra: map[string]string{"storageMode": "hostPath"}, allowed: "absolute"},
-		{key: "storageHostPath", value: "/", extra: map[string]string{"storageMode": "hostPath"}, allowed: "other than /"},
-		{key: "storageHostPath", value: "/data/../etc", extra: map[string]string{"storageMode": "hostPath"}, allowed: "clean"},
-		{key: "storageAccessMode", value: "ReadWriteOncePod", allowed: "ReadWriteOnce, ReadWriteMany"},
-		{key: "gcSchedule", value: "every sunday", allowed: "cron schedule"},
-		{key: "gcSchedule", value: "0 3 * *", allowed: "cron schedule"},
-		{key: "gcSchedule", value: "61 3 * * 0", allowed: "cron schedule"},
-		{key: "gcSchedule", value: "TZ=UTC 0 3 * * 0", allowed: "without TZ"},
-		{key: "gcSuspend", value: "yes", allowed: "true, false"},
+		{key: "tls.generated.validityHours", value: "1", allowed: "from 24 to"},
+		{key: "storage.filesystem.pvSize", value: "10 GB", allowed: "Kubernetes quantity"},
+		{key: "storage.filesystem.pvSize", value: "0", allowed: "positive"},
+		{key: "storage.filesystem.pvcSize", value: "lots", allowed: "Kubernetes quantity"},
+		{key: "storage.filesystem.pvcSize", value: "-1Gi", allowed: "positive"},
+		{key: "storage.filesystem.pvcSize", value: "20Gi", extra: map[string]string{"storage.filesystem.mode": "hostPath", "storage.filesystem.pvSize": "10Gi"}, allowed: "no larger than storage.filesystem.pvSize"},
+		{key: "storage.filesystem.mode", value: "nfs", allowed: "hostPath, dynamic, existing"},
+		{key: "storage.filesystem.mode", value: "HostPath", allowed: "hostPath, dynamic, existing"},
+		{key: "storage.filesystem.className", value: "", extra: map[string]string{"storage.filesystem.mode": "dynamic"}, allowed: "DNS-1123"},
+		{key: "storage.filesystem.volumeName", value: "", extra: map[string]string{"storage.filesystem.mode": "existing"}, allowed: "required when storage.filesystem.mode is existing"},
+		{key: "storage.filesystem.hostPath", value: "data/registry", extra: map[string]string{"storage.filesystem.mode": "hostPath"}, allowed: "absolute"},
+		{key: "storage.filesystem.hostPath", value: "/", extra: map[string]string{"storage.filesystem.mode": "hostPath"}, allowed: "other than /"},
+		{key: "storage.filesystem.hostPath", value: "/data/../etc", extra: map[string]string{"storage.filesystem.mode": "hostPath"}, allowed: "clean"},
+		{key: "storage.filesystem.accessMode", value: "ReadWriteOncePod", allowed: "ReadWriteOnce, ReadWriteMany"},
+		{key: "gc.schedule", value: "every sunday", allowed: "cron schedule"},
+		{key: "gc.schedule", value: "0 3 * *", allowed: "cron schedule"},
+		{key: "gc.schedule", value: "61 3 * * 0", allowed: "cron schedule"},
+		{key: "gc.schedule", value: "TZ=UTC 0 3 * * 0", allowed: "without TZ"},
+		{key: "gc.suspend", value: "yes", allowed: "true, false"},
 		{key: "createNamespace", value: "maybe", allowed: "true, false"},
-		{key: "cacheEnabled", value: "on", allowed: "true, false"},
-		{key: "username", value: "", allowed: "1-64 characters"},
-		{key: "username", value: "ad:min", allowed: "1-64 characters"},
-		{key: "username", value: "ad min", allowed: "1-64 characters"},
-		{key: "registryImage", value: "registry", allowed: "pinned"},
-		{key: "registryImage", value: "registry:latest", allowed: "pinned"},
-		{key: "registryImage", value: "registry:2.8.3", allowed: "distribution v3"},
-		{key: "storageAccessMode", value: "ReadWriteMany", extra: map[string]string{"storageMode": "hostPath"}, allowed: "hostPath volumes live on one node"},
-		{key: "storageHostPathChown", value: "true", allowed: "false unless storageMode is hostPath"},
+		{key: "cache.enabled", value: "on", allowed: "true, false"},
+		{key: "accounts", value: `[""]`, allowed: "1-64 characters"},
+		{key: "accounts", value: `["ad:min"]`, allowed: "1-64 characters"},
+		{key: "accounts", value: `["ad min"]`, allowed: "1-64 characters"},
+		{key: "accounts", value: `[]`, allowed: "at least one account"},
+		{key: "registry.image", value: "registry", allowed: "pinned"},
+		{key: "registry.image", value: "registry:latest", allowed: "pinned"},
+		{key: "registry.image", value: "registry:2.8.3", allowed: "distribution v3"},
+		{key: "storage.filesystem.accessMode", value: "ReadWriteMany", extra: map[string]string{"storage.filesystem.mode": "hostPath"}, allowed: "hostPath volumes live on one node"},
+		{key: "storage.filesystem.chownHostPath", value: "true", allowed: "false unless storage.filesystem.mode is hostPath"},
 		// A stack that relied on the old default (hostPath) and set its directory or node.
-		{key: "storageMode", value: "dynamic", extra: map[string]string{"storageHostPath": "/data/registry"}, allowed: "the default storageMode is dynamic since 2026-12"},
-		{key: "storageMode", value: "dynamic", extra: map[string]string{"storageNodeName": "node-1"}, allowed: "hostPath when storageHostPath or storageNodeName is set"},
-		{key: "storageHostPathChown", value: "true", extra: map[string]string{"storageDriver": "s3", "s3Bucket": "images", "s3Region": "eu-west-1"}, allowed: "false with storageDriver s3"},
-		{key: "storageHostPathChown", value: "yes", extra: map[string]string{"storageMode": "hostPath"}, allowed: "true, false"},
-		{key: "storageNodeName", value: "Node_1", extra: map[string]string{"storageMode": "hostPath"}, allowed: "DNS-1123"},
-		{key: "registryImage", value: "Registry:3", allowed: "image reference"},
-		{key: "registryImage", value: "registry:3 --privileged", allowed: "image reference"},
-		{key: "redisImage", value: "redis:", allowed: "image reference"},
-		{key: "gcKubectlImage", value: "http://example.com/kubectl", allowed: "image reference"},
-		{key: "redisMaxMemory", value: "64MiB", allowed: "Redis memory size"},
-		{key: "redisMaxMemory", value: "0", allowed: "Redis memory size"},
-		{key: "redisMaxMemory", value: "-5mb", allowed: "Redis memory size"},
-		{key: "redisCpuRequest", value: "fast", allowed: "Kubernetes quantity"},
-		{key: "redisMemoryRequest", value: "1x", allowed: "Kubernetes quantity"},
-		{key: "registryCpuRequest", value: "0", allowed: "positive"},
-		{key: "registryMemoryRequest", value: "128MB!", allowed: "Kubernetes quantity"},
-		{key: "registryMemoryLimit", value: "64Mi", extra: map[string]string{"registryMemoryRequest": "128Mi"}, allowed: "at least registryMemoryRequest"},
-		{key: "logLevel", value: "verbose", allowed: "error, warn, info, debug"},
-		{key: "serviceType", value: "ExternalName", allowed: "ClusterIP, NodePort, LoadBalancer"},
+		{key: "storage.filesystem.mode", value: "dynamic", extra: map[string]string{"storage.filesystem.hostPath": "/data/registry"}, allowed: "the default storage.filesystem.mode is dynamic since 2026-12"},
+		{key: "storage.filesystem.mode", value: "dynamic", extra: map[string]string{"storage.filesystem.nodeName": "node-1"}, allowed: "hostPath when storage.filesystem.hostPath or storage.filesystem.nodeName is set"},
+		{key: "storage.filesystem.chownHostPath", value: "yes", extra: map[string]string{"storage.filesystem.mode": "hostPath"}, allowed: "true, false"},
+		{key: "storage.filesystem.nodeName", value: "Node_1", extra: map[string]string{"storage.filesystem.mode": "hostPath"}, allowed: "DNS-1123"},
+		{key: "registry.image", value: "Registry:3", allowed: "image reference"},
+		{key: "registry.image", value: "registry:3 --privileged", allowed: "image reference"},
+		{key: "cache.image", value: "redis:", allowed: "image reference"},
+		{key: "gc.kubectlImage", value: "http://example.com/kubectl", allowed: "image reference"},
+		{key: "cache.maxMemory", value: "64MiB", allowed: "Redis memory size"},
+		{key: "cache.maxMemory", value: "0", allowed: "Redis memory size"},
+		{key: "cache.maxMemory", value: "-5mb", allowed: "Redis memory size"},
+		{key: "cache.cpuRequest", value: "fast", allowed: "Kubernetes quantity"},
+		{key: "cache.memoryRequest", value: "1x", allowed: "Kubernetes quantity"},
+		{key: "registry.cpuRequest", value: "0", allowed: "positive"},
+		{key: "registry.memoryRequest", value: "128MB!", allowed: "Kubernetes quantity"},
+		{key: "registry.memoryLimit", value: "64Mi", extra: map[string]string{"registry.memoryRequest": "128Mi"}, allowed: "at least registry.memoryRequest"},
+		{key: "registry.logLevel", value: "verbose", allowed: "error, warn, info, debug"},
+		{key: "registry.serviceType", value: "ExternalName", allowed: "ClusterIP, NodePort, LoadBalancer"},
 		{key: "kubeContext", value: "my context", allowed: "without spaces"},
-		{key: "extraAccounts", value: `["ci","ci"]`, allowed: "not used before"},
-		{key: "extraAccounts", value: `["admin"]`, allowed: "not used before"},
-		{key: "extraAccounts", value: `["ci:bot"]`, allowed: "1-64 characters"},
-		{key: "extraAccounts", value: `[""]`, allowed: "1-64 characters"},
-		{key: "extraAccounts", value: `["` + strings.Repeat("a", 41) + `"]`, allowed: "at most 40"},
-		{key: "extraAccounts", value: `ci`, allowed: "list of strings"},
+		{key: "accounts", value: `["admin","ci","ci"]`, allowed: "not used before"},
+		{key: "accounts", value: `["admin","admin"]`, allowed: "not used before"},
+		{key: "accounts", value: `["admin","ci:bot"]`, allowed: "1-64 characters"},
+		{key: "accounts", value: `["admin",""]`, allowed: "1-64 characters"},
+		{key: "accounts", value: `["admin","` + strings.Repeat("a", 41) + `"]`, allowed: "at most 40"},
+		{key: "accounts", value: `ci`, allowed: "list of strings"},
 		// Routing and TLS (issue 8).
-		{key: "routing", value: "loadbalancer", allowed: "ingress, gateway"},
-		{key: "ingressController", value: "haproxy", allowed: "nginx, traefik, other"},
-		{key: "ingressController", value: "", extra: map[string]string{"ingressClassName": "public"}, allowed: `"public" is not a class the stack knows`},
-		{key: "ingressController", value: "other", extra: map[string]string{"ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce 10.0.0.0/8"},
-		{key: "allowUnenforcedSourceRanges", value: "true", allowed: "false with controller nginx"},
-		{key: "allowUnenforcedSourceRanges", value: "sure", allowed: "true, false"},
-		{key: "traefikEntryPoint", value: "web secure", extra: map[string]string{"ingressClassName": "traefik"}, allowed: "TLS entry point"},
-		{key: "traefikEntryPoint", value: "", extra: map[string]string{"ingressClassName": "traefik"}, allowed: "TLS entry point"},
-		{key: "gatewayClassName", value: "", extra: map[string]string{"routing": "gateway"}, allowed: "required when routing is gateway"},
-		{key: "gatewayClassName", value: "Traefik", extra: map[string]string{"routing": "gateway"}, allowed: "DNS-1123"},
-		{key: "gatewayClassName", value: "traefik", allowed: "empty with routing ingress"},
-		{key: "gatewayName", value: "edge", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "not both"},
-		{key: "gatewayName", value: "Edge", extra: map[string]string{"routing": "gateway", "gatewaySectionName": "https"}, allowed: "DNS-1123"},
-		{key: "gatewaySectionName", value: "", extra: map[string]string{"routing": "gateway", "gatewayName": "edge"}, allowed: "plain-HTTP ones included"},
-		{key: "gatewaySectionName", value: "https", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "for an existing Gateway"},
-		{key: "gatewayNamespace", value: "Platform", extra: map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https"}, allowed: "DNS-1123 label"},
-		{key: "gatewayListenerPort", value: "-1", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "from 1 to 65535"},
-		{key: "gatewayListenerPort", value: "70000", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "from 1 to 65535"},
-		{key: "gatewayController", value: "nginx", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "traefik, other"},
-		{key: "gatewayController", value: "other", extra: map[string]string{"routing": "gateway", "gatewayClassName": "eg", "ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce"},
-		{key: "allowUnenforcedSourceRanges", value: "true", extra: map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https", "ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "unless gatewayController is other"},
-		{key: "ingressController", value: "traefik", extra: map[string]string{"routing": "gateway", "gatewayClassName": "traefik"}, allowed: "empty with routing gateway"},
-		{key: "tlsSource", value: "acme", allowed: "generated, secret"},
-		{key: "tlsSecretName", value: "registry-tls", extra: map[string]string{"tlsSource": "secret"}, allowed: "the generated certificate's Secret"},
-		{key: "gatewayListenerPort", value: "8443", allowed: "0 with routing ingress"},
-		{key: "gatewayListenerPort", value: "8443", extra: map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https"}, allowed: "0 with an existing Gateway"},
-		{key: "gatewayController", value: "", extra: map[string]string{"routing": "gateway", "gatewayClassName": "eg", "ingressSourceRanges": `["10.0.0.0/8"]`}, allowed: "traefik while ingressSourceRanges is set"},
-		{key: "tlsSecretName", value: "", extra: map[string]string{"tlsSource": "secret"}, allowed: "required when tlsSource is secret"},
-		{key: "tlsSecretName", value: "Corp_TLS", extra: map[string]string{"tlsSource": "secret"}, allowed: "DNS-1123"},
-		{key: "tlsSecretName", value: "corp-tls", allowed: "empty with tlsSource generated"},
-		{key: "tlsCaCertPem", value: "not a certificate", extra: map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"}, allowed: "PEM-encoded CA certificates"},
-		{key: "tlsCaCertPem", value: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", extra: map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"}, allowed: "PEM-encoded"},
+		{key: "routing.controller", value: "haproxy", allowed: "nginx, traefik, other"},
+		{key: "routing.controller", value: "", extra: map[string]string{"routing.ingress.className": "public"}, allowed: `"public" is not a class the stack knows`},
+		{key: "routing.controller", value: "other", extra: map[string]string{"routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce 10.0.0.0/8"},
+		{key: "routing.allowUnenforcedSourceRanges", value: "true", allowed: "false with controller nginx"},
+		{key: "routing.allowUnenforcedSourceRanges", value: "sure", allowed: "true, false"},
+		{key: "routing.ingress.traefikEntryPoint", value: "web secure", extra: map[string]string{"routing.ingress.className": "traefik"}, allowed: "TLS entry point"},
+		{key: "routing.ingress.traefikEntryPoint", value: "", extra: map[string]string{"routing.ingress.className": "traefik"}, allowed: "TLS entry point"},
+		{key: "routing.gateway.create.className", value: "", allowed: "required with routing.gateway.create"},
+		{key: "routing.gateway.create.className", value: "Traefik", allowed: "DNS-1123"},
+		{key: "routing.gateway.existing.name", value: "Edge", extra: map[string]string{"routing.gateway.existing.sectionName": "https"}, allowed: "DNS-1123"},
+		{key: "routing.gateway.existing.sectionName", value: "", extra: map[string]string{"routing.gateway.existing.name": "edge"}, allowed: "plain-HTTP ones included"},
+		{key: "routing.gateway.existing.namespace", value: "Platform", extra: map[string]string{"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https"}, allowed: "DNS-1123 label"},
+		{key: "routing.gateway.create.listenerPort", value: "-1", extra: map[string]string{"routing.gateway.create.className": "traefik"}, allowed: "from 1 to 65535"},
+		{key: "routing.gateway.create.listenerPort", value: "70000", extra: map[string]string{"routing.gateway.create.className": "traefik"}, allowed: "from 1 to 65535"},
+		{key: "routing.controller", value: "nginx", extra: map[string]string{"routing.gateway.create.className": "traefik"}, allowed: "traefik, other"},
+		{key: "routing.controller", value: "other", extra: map[string]string{"routing.gateway.create.className": "eg", "routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce"},
+		{key: "routing.allowUnenforcedSourceRanges", value: "true", extra: map[string]string{"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https", "routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "unless routing.controller is other"},
+		{key: "tls.secret.name", value: "registry-tls", allowed: "the generated certificate's Secret"},
+		{key: "routing.gateway.create.className", value: "", extra: map[string]string{"routing.gateway.create.listenerPort": "8443"}, allowed: "required with routing.gateway.create"},
+		{key: "routing.controller", value: "", extra: map[string]string{"routing.gateway.create.className": "eg", "routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "traefik while routing.sourceRanges is set"},
+		{key: "tls.secret.name", value: "", allowed: "required with tls.secret"},
+		{key: "tls.secret.name", value: "Corp_TLS", allowed: "DNS-1123"},
+		{key: "tls.secret.caCertPem", value: "not a certificate", extra: map[string]string{"tls.secret.name": "corp-tls"}, allowed: "PEM-encoded CA certificates"},
+		{key: "tls.secret.caCertPem", value: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", extra: map[string]string{"tls.secret.name": "corp-tls"}, allowed: "PEM-encoded"},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s=%s", tc.key, tc.value), func(t *testing.T) {
@@ -207,20 +200,19 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 }
 
 func TestAllProblemsAreReportedTogether(t *testing.T) {
-	_, err := parse(map[string]string{"replicas": "0", "hostname": "x", "gcSchedule": "never"})
+	_, err := parse(map[string]string{"replicas": "0", "hostname": "x", "gc.schedule": "never"})
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, key := range []string{`"replicas"`, `"hostname"`, `"gcSchedule"`} {
+	for _, key := range []string{`"replicas"`, `"hostname"`, `"gc.schedule"`} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("%s not reported: %v", key, err)
 		}
 	}
 }
 
-// Pulumi.yaml declares every key with the same default the program applies, and nothing else.
-var objectKeys = map[string]bool{"monitoring": true, "autoscaling": true, "placement": true, "registryEnv": true}
-
+// Pulumi.yaml declares every top-level key: a plain one with its type and the program's default, a
+// structured one untyped (Pulumi has no object type for a key of its own), naming each field.
 func TestPulumiYamlDeclaresEveryKeyWithTheSameDefault(t *testing.T) {
 	raw, err := os.ReadFile("../Pulumi.yaml")
 	if err != nil {
@@ -238,21 +230,41 @@ func TestPulumiYamlDeclaresEveryKeyWithTheSameDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := Defaults()
-	for name, def := range defaults {
+	kinds := map[string]Kind{}
+	for _, k := range Keys() {
+		kinds[k.Path] = k.Kind
+	}
+	for _, name := range TopLevelKeys() {
 		decl, ok := project.Config[name]
 		if !ok {
 			t.Errorf("Pulumi.yaml does not declare %q", name)
 			continue
 		}
-		// The object keys are untyped: Pulumi has no object type for a key of its own.
-		if decl.Description == "" || (decl.Type == "") != objectKeys[name] {
-			t.Errorf("Pulumi.yaml %q lacks a description, or a type (only the object keys have none)", name)
+		if decl.Description == "" {
+			t.Errorf("Pulumi.yaml %q lacks a description", name)
+		}
+		def, plain := defaults[name]
+		if !plain || kinds[name] == KindObject {
+			if decl.Type != "" {
+				t.Errorf("Pulumi.yaml %q is structured and must be untyped, not %s", name, decl.Type)
+			}
+			for _, field := range strings.Split(fieldsUnder(name), ", ") {
+				if field != "" && !strings.Contains(decl.Description, field) {
+					t.Errorf("Pulumi.yaml %q: the description does not name the field %s", name, field)
+				}
+			}
+			continue
 		}
 		got := fmt.Sprint(decl.Default)
 		if decl.Type == "array" {
-			got = "[]"
-			if items, _ := decl.Default.([]any); len(items) > 0 {
-				got = fmt.Sprint(items)
+			items, _ := decl.Default.([]any)
+			b, err := json.Marshal(items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = string(b)
+			if len(items) == 0 {
+				got = "[]"
 			}
 		}
 		if got != def {
@@ -260,7 +272,7 @@ func TestPulumiYamlDeclaresEveryKeyWithTheSameDefault(t *testing.T) {
 		}
 	}
 	for name := range project.Config {
-		if _, ok := defaults[name]; !ok {
+		if !slices.Contains(TopLevelKeys(), name) {
 			t.Errorf("Pulumi.yaml declares %q, which the program does not read", name)
 		}
 	}
@@ -281,35 +293,34 @@ func loadStackFile(t *testing.T, file string) *Config {
 		t.Fatal(err)
 	}
 	values := map[string]string{}
-	defaults := Defaults()
 	for k, v := range stack.Config {
 		if strings.HasPrefix(k, "pulumi:") {
 			continue // engine settings such as disable-default-providers
 		}
 		name, ok := strings.CutPrefix(k, "registry-stack:")
-		if _, known := defaults[name]; !ok || !known {
+		if !ok || !slices.Contains(TopLevelKeys(), name) {
 			t.Errorf("%s sets unknown key %q", file, k)
 		}
-		if secretKeys[name] {
-			t.Errorf("%s holds %s in plain text: it must be set with --secret (and then lives encrypted in the file)", file, k)
-		}
 		values[name] = fmt.Sprint(v)
-		if list, isList := v.([]any); isList {
-			b, err := json.Marshal(list)
+		if _, scalar := v.(string); !scalar {
+			b, err := json.Marshal(v) // as the CLI passes a structured key
 			if err != nil {
 				t.Fatal(err)
 			}
-			values[name] = string(b) // as the CLI stores it
+			values[name] = string(b)
 		}
 	}
-	c, err := parse(values)
+	// A plaintext credential in the file is refused by Parse (nothing in it is marked secure).
+	c, err := Parse(func(name string) (string, bool) {
+		v, ok := values[name]
+		return v, ok
+	}, func(string) bool { return false })
 	if err != nil {
-		t.Fatalf("%s rejected: %v", file, err)
+		t.Fatalf("%s is invalid: %v", file, err)
 	}
 	return c
 }
 
-// The minikube stack file only sets keys the program knows, to values it accepts.
 func TestMinikubeStackConfigIsValid(t *testing.T) {
 	c := loadStackFile(t, "Pulumi.minikube.yaml")
 	if c.IngressClassName != "nginx" || c.StorageMode != StorageDynamic || c.StorageClassName != "standard" || c.KubeContext != "minikube" ||
@@ -353,7 +364,7 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 		t.Errorf("default TLS = %+v, want generated", c.TLS)
 	}
 
-	c, err = parse(map[string]string{"ingressClassName": "traefik", "ingressSourceRanges": `["10.0.0.0/8"]`})
+	c, err = parse(map[string]string{"routing.ingress.className": "traefik", "routing.sourceRanges": `["10.0.0.0/8"]`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,18 +372,18 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 		t.Errorf("traefik routing = %+v %+v", c.Routing, c.Routing.Ingress)
 	}
 
-	c, err = parse(map[string]string{"ingressClassName": "public", "ingressController": "nginx"})
+	c, err = parse(map[string]string{"routing.ingress.className": "public", "routing.controller": "nginx"})
 	if err != nil || c.Routing.Controller != routing.ControllerNginx {
-		t.Errorf("class public with ingressController nginx: %+v, %v", c, err)
+		t.Errorf("class public with routing.controller nginx: %+v, %v", c, err)
 	}
 
-	c, err = parse(map[string]string{"ingressClassName": "haproxy", "ingressController": "other",
-		"ingressSourceRanges": `["10.0.0.0/8"]`, "allowUnenforcedSourceRanges": "true"})
+	c, err = parse(map[string]string{"routing.ingress.className": "haproxy", "routing.controller": "other",
+		"routing.sourceRanges": `["10.0.0.0/8"]`, "routing.allowUnenforcedSourceRanges": "true"})
 	if err != nil || c.Routing.Controller != routing.ControllerOther {
 		t.Errorf("explicit opt-out refused: %v", err)
 	}
 
-	c, err = parse(map[string]string{"routing": "gateway", "gatewayClassName": "traefik", "gatewayListenerPort": "8443"})
+	c, err = parse(map[string]string{"routing.gateway.create.className": "traefik", "routing.gateway.create.listenerPort": "8443"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,14 +393,14 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	}
 
 	for class, port := range map[string]int{"traefik": 8443, "eg": 443} {
-		c, err = parse(map[string]string{"routing": "gateway", "gatewayClassName": class})
+		c, err = parse(map[string]string{"routing.gateway.create.className": class})
 		if err != nil || c.Routing.Gateway.Create.ListenerPort != port {
 			t.Errorf("class %s: derived listener port %+v, %v; want %d", class, c.Routing.Gateway, err, port)
 		}
 	}
 
-	c, err = parse(map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https",
-		"gatewayController": "traefik", "ingressSourceRanges": `["10.0.0.0/8"]`, "namespace": "images"})
+	c, err = parse(map[string]string{"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https",
+		"routing.controller": "traefik", "routing.sourceRanges": `["10.0.0.0/8"]`, "namespace": "images"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,13 +410,13 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 
 	// An existing Gateway without gatewayController: its class's controller, read at deploy time,
 	// decides about the ranges (the gateway component refuses them unless Traefik serves it).
-	c, err = parse(map[string]string{"routing": "gateway", "gatewayName": "edge", "gatewaySectionName": "https",
-		"ingressSourceRanges": `["10.0.0.0/8"]`})
+	c, err = parse(map[string]string{"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https",
+		"routing.sourceRanges": `["10.0.0.0/8"]`})
 	if err != nil || c.Routing.Controller != routing.ControllerOfGatewayClass {
-		t.Errorf("existing gateway without gatewayController: controller %q, %v; want %q", c.Routing.Controller, err, routing.ControllerOfGatewayClass)
+		t.Errorf("existing gateway without routing.controller: controller %q, %v; want %q", c.Routing.Controller, err, routing.ControllerOfGatewayClass)
 	}
 
-	c, err = parse(map[string]string{"tlsSource": "secret", "tlsSecretName": "corp-tls"})
+	c, err = parse(map[string]string{"tls.secret.name": "corp-tls"})
 	if err != nil || c.TLS.Generated != nil || *c.TLS.Secret != (tlscert.Secret{Name: "corp-tls"}) {
 		t.Errorf("secret TLS = %+v, %v", c.TLS, err)
 	}
@@ -415,9 +426,9 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 // quoting its value, so a user (and the end-to-end suite's invalid-config runs) fixes them in one go.
 func TestEveryErrorAtOnce(t *testing.T) {
 	for _, values := range []map[string]string{
-		{"replicas": "0", "hostname": "bad host", "pvSize": "ten-gigs", "storageMode": "nfs", "gcSchedule": "every day",
-			"username": "", "ingressSourceRanges": `["10.0.0.0"]`, "registryImage": "registry:latest", "routing": "loadbalancer", "tlsSource": "acme"},
-		{"storageMode": "hostPath", "pvSize": "2Gi", "pvcSize": "3Gi", "registryImage": "registry:2.8.3"},
+		{"replicas": "0", "hostname": "bad host", "storage.filesystem.pvSize": "ten-gigs", "storage.filesystem.mode": "nfs", "gc.schedule": "every day",
+			"routing.sourceRanges": `["10.0.0.0"]`, "registry.image": "registry:latest", "tls.generated.validityHours": "1"},
+		{"storage.filesystem.mode": "hostPath", "storage.filesystem.pvSize": "2Gi", "storage.filesystem.pvcSize": "3Gi", "registry.image": "registry:2.8.3"},
 	} {
 		_, err := parse(values)
 		if err == nil {
@@ -427,13 +438,13 @@ func TestEveryErrorAtOnce(t *testing.T) {
 		for k, v := range values {
 			want[k] = v
 		}
-		if values["storageMode"] == "hostPath" {
-			delete(want, "storageMode")
-			delete(want, "pvSize")
+		if values["storage.filesystem.mode"] == "hostPath" {
+			delete(want, "storage.filesystem.mode")
+			delete(want, "storage.filesystem.pvSize")
 		}
-		if r, ok := want["ingressSourceRanges"]; ok {
-			delete(want, "ingressSourceRanges")
-			want["ingressSourceRanges[0]"] = strings.Trim(r, `[]"`)
+		if r, ok := want["routing.sourceRanges"]; ok {
+			delete(want, "routing.sourceRanges")
+			want["routing.sourceRanges[0]"] = strings.Trim(r, `[]"`)
 		}
 		lines := strings.Split(err.Error(), "\n")[1:]
 		if len(lines) != len(want) {
@@ -456,12 +467,89 @@ func TestEveryErrorAtOnce(t *testing.T) {
 // The mock engine marks these keys secret as the CLI would; it cannot import this package.
 func TestTestutilKnowsTheSecretKeys(t *testing.T) {
 	var want []string
-	for k := range secretKeys {
+	for k := range secretPaths {
 		want = append(want, k)
 	}
 	slices.Sort(want)
 	got := slices.Sorted(slices.Values(testutil.SecretConfigKeys))
 	if !slices.Equal(got, want) {
 		t.Errorf("testutil.SecretConfigKeys %v, stackconfig's secret keys %v", got, want)
+	}
+}
+
+// Each object holds one variant: setting fields of both is refused naming the object, never one
+// silently ignored.
+func TestOnlyOneVariantOfEachObject(t *testing.T) {
+	for _, tc := range []struct {
+		values map[string]string
+		key    string
+	}{
+		{map[string]string{"routing.ingress.className": "traefik", "routing.gateway.create.className": "traefik"}, "routing"},
+		{map[string]string{"routing.gateway.create.className": "traefik", "routing.gateway.existing.name": "edge"}, "routing.gateway"},
+		{map[string]string{"routing.gateway.create.listenerPort": "8443", "routing.gateway.existing.sectionName": "https"}, "routing.gateway"},
+		{map[string]string{"tls.generated.validityHours": "48", "tls.secret.name": "corp-tls"}, "tls"},
+		{map[string]string{"storage.filesystem.chownHostPath": "true", "storage.s3.bucket": "images", "storage.s3.region": "eu-west-1"}, "storage"},
+		{map[string]string{"storage.filesystem.mode": "dynamic", "storage.s3.redirect": "true"}, "storage"},
+	} {
+		_, err := parse(tc.values)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("config %q: set either", tc.key)) {
+			t.Errorf("%v: want both variants of %s refused, got %v", tc.values, tc.key, err)
+		}
+	}
+}
+
+// Every key of the flat layout is refused naming the path it moved to, and a field the program does
+// not know is refused by its full path with the fields allowed there.
+func TestOldKeysAreRefusedWithTheirNewPath(t *testing.T) {
+	for old, path := range Moved() {
+		_, err := parse(map[string]string{old: "x"})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("config %q: moved to %s", old, path)) || !strings.Contains(err.Error(), "make migrate-config") {
+			t.Errorf("%s: want it refused naming %s, got %v", old, path, err)
+		}
+		if path == "" {
+			t.Errorf("%s moved nowhere", old)
+		}
+	}
+	for _, old := range []string{"ingress", "gateway"} {
+		_, err := parse(map[string]string{"routing": old})
+		if err == nil || !strings.Contains(err.Error(), `config "routing": is not an object (the routing mode of the flat layout`) {
+			t.Errorf("routing=%s: want the old mode refused, got %v", old, err)
+		}
+	}
+	_, err := parse(map[string]string{"storage.s3.buckit": "images", "registry.cpu": "1"})
+	for _, want := range []string{`config "storage.s3.buckit": unknown field; allowed in storage.s3: bucket, region`,
+		`config "registry.cpu": unknown field; allowed in registry: image, logLevel`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q, got %v", want, err)
+		}
+	}
+}
+
+// A value set with --path arrives typed (true, 3) or as a string holding JSON; both are taken.
+func TestPathValuesOfEveryShapeAreTaken(t *testing.T) {
+	c, err := Parse(func(name string) (string, bool) {
+		v, ok := map[string]string{
+			"routing":  `{"sourceRanges":"[\"10.0.0.0/8\"]","ingress":{"className":"traefik"}}`,
+			"registry": `{"env":{"PORT_HINT":8080,"DEBUG":true}}`,
+			"cache":    `{"enabled":false}`,
+			"storage":  `{"filesystem":{"chownHostPath":true,"mode":"hostPath","pvSize":"2Gi","pvcSize":"1Gi"}}`,
+			"accounts": `["admin","ci"]`,
+		}[name]
+		return v, ok
+	}, func(string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.IngressSourceRanges, []string{"10.0.0.0/8"}) || c.CacheEnabled || !c.StorageHostPathChown ||
+		c.RegistryEnv["PORT_HINT"] != "8080" || c.RegistryEnv["DEBUG"] != "true" || !slices.Equal(c.Accounts(), []string{"admin", "ci"}) {
+		t.Errorf("values not taken: %+v", c)
+	}
+}
+
+// With the cache off, a cache field would shape nothing: refused by name.
+func TestCacheFieldsNeedTheCache(t *testing.T) {
+	_, err := parse(map[string]string{"cache.enabled": "false", "cache.maxMemory": "1gb"})
+	if err == nil || !strings.Contains(err.Error(), `config "cache.maxMemory": unset while cache.enabled is false`) {
+		t.Errorf("got %v", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -41,8 +40,8 @@ type rawMirror struct {
 }
 
 // mirrorList parses the mirrors key: a list of objects with only the known fields.
-func mirrorList(field func(*Config) *[]rawMirror) func(*Config, string) error {
-	return func(c *Config, raw string) error {
+func mirrorList(field func(*Config) *[]rawMirror) setter {
+	return setter{KindObjects, func(c *Config, raw string) error {
 		dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
 		dec.DisallowUnknownFields()
 		var out []rawMirror
@@ -53,7 +52,7 @@ func mirrorList(field func(*Config) *[]rawMirror) func(*Config, string) error {
 		}
 		*field(c) = out
 		return nil
-	}
+	}}
 }
 
 // jsonProblem names what is wrong without quoting the value.
@@ -65,10 +64,21 @@ func jsonProblem(err error) string {
 	return "not a JSON list of objects"
 }
 
-// mirrorHasPassword tells whether any mirror carries an upstream password (then the mirrors key
-// must be stored encrypted).
-func (c *Config) mirrorHasPassword() bool {
-	return slices.ContainsFunc(c.MirrorsRaw, func(m rawMirror) bool { return m.Password != "" })
+// mirrorsHavePassword tells whether any mirror of the raw mirrors key carries an upstream password
+// (then the key must be stored encrypted). A malformed key is reported when it is parsed.
+func mirrorsHavePassword(raw string) bool {
+	var mirrors []struct {
+		Password string `json:"password"`
+	}
+	if err := json.Unmarshal([]byte(raw), &mirrors); err != nil {
+		return false
+	}
+	for _, m := range mirrors {
+		if m.Password != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // validateMirrors checks every mirror field; each line names mirrors[i].field.
@@ -77,7 +87,7 @@ func (v *validator) validateMirrors(c *Config) {
 		v.bad("mirrors", fmt.Sprintf("%d mirrors", len(c.MirrorsRaw)), fmt.Sprintf("at most %d mirrors (one Redis database each)", MaxMirrors))
 	}
 	if len(c.MirrorsRaw) > 0 && c.StorageDriver == DriverFilesystem && c.StorageMode == StorageExisting {
-		v.bad("storageMode", c.StorageMode, "hostPath or dynamic when mirrors are set: each mirror needs a volume of its own, "+
+		v.bad("storage.filesystem.mode", c.StorageMode, "hostPath or dynamic when mirrors are set: each mirror needs a volume of its own, "+
 			"and existing binds the one named volume the registry uses")
 	}
 	names, upstreams := map[string]bool{}, map[string]bool{}

@@ -19,17 +19,13 @@ func mirrorsJSON(t *testing.T, mirrors ...map[string]any) string {
 
 // withSecretMirrors counts the mirrors key as stored encrypted (a field set with --secret).
 func withSecretMirrors() map[string]bool {
-	s := map[string]bool{"mirrors": true}
-	for k := range secretKeys {
-		s[k] = true
-	}
-	return s
+	return map[string]bool{"mirrors": true, "storage": true}
 }
 
 func TestMirrorsAreTypedWithDefaultsAndAStoreOfTheirOwn(t *testing.T) {
 	ca := testCAPEM(t)
 	c, err := parseWithSecrets(map[string]string{
-		"hostname": "registry.example.com", "storageMode": "hostPath", "storageHostPath": "/data/registry",
+		"hostname": "registry.example.com", "storage.filesystem.mode": "hostPath", "storage.filesystem.hostPath": "/data/registry",
 		"mirrors": mirrorsJSON(t,
 			map[string]any{"name": "dockerhub", "upstream": "https://registry-1.docker.io/", "username": "me", "password": "hub-token"},
 			map[string]any{"name": "ghcr", "upstream": "https://ghcr.io", "hostname": "ghcr.mirror.example.com", "ttl": "0",
@@ -68,7 +64,7 @@ func TestMirrorsAreTypedWithDefaultsAndAStoreOfTheirOwn(t *testing.T) {
 
 	// On S3 a mirror gets a prefix beside the registry's repositories, never inside them.
 	in := s3Base()
-	in["s3RootDirectory"] = "/envs/prod"
+	in["storage.s3.rootDirectory"] = "/envs/prod"
 	in["mirrors"] = mirrorsJSON(t, map[string]any{"name": "quay", "upstream": "https://quay.io"})
 	c, err = parseWithSecrets(in, withSecretMirrors())
 	if err != nil {
@@ -124,7 +120,7 @@ func TestInvalidMirrorsAreRejectedNamingTheField(t *testing.T) {
 		{"bad CA", with("caBundlePem", "not a certificate"), nil, `mirrors[0].caBundlePem`},
 		{"bad size", with("size", "big"), nil, `"mirrors[0].size": "big"`},
 		{"unknown field", with("remoteurl", "https://ghcr.io"), nil, `unknown field "remoteurl"`},
-		{"existing storage", []map[string]any{ok()}, map[string]string{"storageMode": "existing", "storageVolumeName": "pv-1"}, `"storageMode": "existing"`},
+		{"existing storage", []map[string]any{ok()}, map[string]string{"storage.filesystem.mode": "existing", "storage.filesystem.volumeName": "pv-1"}, `"storage.filesystem.mode": "existing"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in := map[string]string{"mirrors": mirrorsJSON(t, c.mirrors...)}
@@ -161,7 +157,7 @@ func TestInvalidMirrorsAreRejectedNamingTheField(t *testing.T) {
 func TestPlaintextUpstreamPasswordIsRefusedWithoutEchoingIt(t *testing.T) {
 	in := map[string]string{"mirrors": mirrorsJSON(t, map[string]any{
 		"name": "hub", "upstream": "https://registry-1.docker.io", "username": "me", "password": "hub-token-123"})}
-	_, err := parse(in)
+	_, err := parseWithSecrets(in, nil)
 	if err == nil {
 		t.Fatal("a plaintext upstream password was accepted")
 	}

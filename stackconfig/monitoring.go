@@ -96,8 +96,8 @@ func (n *flexInt) UnmarshalJSON(data []byte) error {
 
 // object parses an object key into out (nil for an empty value: the feature is off), refusing
 // unknown fields; fields names what the key may hold.
-func object[T any](field func(*Config) **T, fields string) func(*Config, string) error {
-	return func(c *Config, raw string) error {
+func object[T any](field func(*Config) **T, fields string) setter {
+	return setter{KindObject, func(c *Config, raw string) error {
 		raw = strings.TrimSpace(raw)
 		if raw == "" || raw == "null" {
 			return nil
@@ -110,7 +110,7 @@ func object[T any](field func(*Config) **T, fields string) func(*Config, string)
 		}
 		*field(c) = out
 		return nil
-	}
+	}}
 }
 
 const (

@@ -31,7 +31,7 @@ func TestMonitoringDefaultsAndTypedValues(t *testing.T) {
 	}
 
 	// As `pulumi config set --path` stores it: every value a string.
-	c, err = parse(map[string]string{"namespace": "reg", "gcSchedule": "0 3 * * *", "monitoring": `{"scrapeNamespace":"obs","scrapePodLabels":{},` +
+	c, err = parse(map[string]string{"namespace": "reg", "gc.schedule": "0 3 * * *", "monitoring": `{"scrapeNamespace":"obs","scrapePodLabels":{},` +
 		`"serviceMonitor":{"enabled":"true","labels":{"release":"kps"},"interval":"15s"},` +
 		`"alerts":{"enabled":"true","readOnlyFor":"90m"},"dashboard":{"enabled":true,"namespace":"grafana"}}`})
 	if err != nil {
@@ -51,12 +51,12 @@ func TestMonitoringDefaultsAndTypedValues(t *testing.T) {
 		t.Errorf("dashboard = %+v; want namespace grafana and the sidecar's default label", d)
 	}
 
-	c, err = parse(map[string]string{"gcSuspend": "true", "monitoring": `{"alerts":{"enabled":true},"dashboard":{"enabled":true}}`})
+	c, err = parse(map[string]string{"gc.suspend": "true", "monitoring": `{"alerts":{"enabled":true},"dashboard":{"enabled":true}}`})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a := c.Monitoring.Alerts; a.ReadOnlyFor != time.Hour || a.GCMaxInterval != nil {
-		t.Errorf("alerts with gcSuspend = %+v; want the default readOnlyFor and no GC-not-run alert", a)
+		t.Errorf("alerts with gc.suspend = %+v; want the default readOnlyFor and no GC-not-run alert", a)
 	}
 	if d := c.Monitoring.Dashboard; d.Namespace != c.Namespace {
 		t.Errorf("dashboard namespace %q, want the stack's %q", d.Namespace, c.Namespace)

@@ -40,14 +40,14 @@ func (v *validator) validatePlacement(c *Config) {
 		}
 	}
 	if p.Cache != nil && !c.CacheEnabled {
-		v.bad("placement.cache", "set", "unset while cacheEnabled is false (there is no Redis pod to place)")
+		v.bad("placement.cache", "set", "unset while cache.enabled is false (there is no Redis pod to place)")
 	}
 	if p.Mirrors != nil && len(c.MirrorsRaw) == 0 {
 		v.bad("placement.mirrors", "set", "unset while mirrors is empty (there is no mirror pod to place)")
 	}
 }
 
-// validateRegistryEnv checks registryEnv against the names the registry's container sets for the
+// validateRegistryEnv checks registry.env against the names the registry's container sets for the
 // chosen store: only an S3 CA bundle adds one that is not a REGISTRY_* name.
 func (v *validator) validateRegistryEnv(c *Config) {
 	b := storage.FilesystemBackend(pulumi.String("validate"), &storage.Filesystem{})
@@ -56,20 +56,17 @@ func (v *validator) validateRegistryEnv(c *Config) {
 		b = storage.S3Backend(&storage.S3{CABundlePEM: c.S3CABundlePEM}, pulumi.String("validate"))
 	}
 	env := c.registryEnv()
-	for _, err := range append(registry.ValidateExtraEnv("registryEnv", true, env, b), gc.ValidateExtraEnv("registryEnv", true, env)...) {
+	for _, err := range append(registry.ValidateExtraEnv("registry.env", true, env, b), gc.ValidateExtraEnv("registry.env", true, env)...) {
 		v.errs = append(v.errs, fmt.Errorf("config %w", err))
 	}
 }
 
-// registryEnv is the registryEnv key as variables, in name order (a map has none; the pod spec
+// registryEnv is registry.env as variables, in name order (a map has none; the pod spec
 // must not change between previews).
 func (c *Config) registryEnv() []registry.EnvVar {
-	if c.registryEnvRaw == nil {
-		return nil
-	}
 	var out []registry.EnvVar
-	for _, name := range slices.Sorted(maps.Keys(*c.registryEnvRaw)) {
-		out = append(out, registry.EnvVar{Name: name, Value: (*c.registryEnvRaw)[name]})
+	for _, name := range slices.Sorted(maps.Keys(c.RegistryEnv)) {
+		out = append(out, registry.EnvVar{Name: name, Value: c.RegistryEnv[name]})
 	}
 	return out
 }

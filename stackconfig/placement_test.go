@@ -13,7 +13,7 @@ func TestPlacementAndRegistryEnvReachTheArgs(t *testing.T) {
 		"placement": `{"all":{"imagePullSecrets":["mirror-creds"],"priorityClassName":"infra"},` +
 			`"registry":{"nodeSelector":{"node-pool":"infra"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"infra","effect":"NoSchedule"}],` +
 			`"podAnnotations":{"sidecar.istio.io/inject":"false"}}}`,
-		"registryEnv": `{"NO_PROXY":".svc","HTTPS_PROXY":"http://proxy.internal:3128"}`,
+		"registry.env": `{"NO_PROXY":".svc","HTTPS_PROXY":"http://proxy.internal:3128"}`,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -36,19 +36,19 @@ func TestPlacementAndRegistryEnvReachTheArgs(t *testing.T) {
 // Each problem names its key path, and they come all at once.
 func TestInvalidPlacementIsRefusedWithItsPath(t *testing.T) {
 	_, err := parse(map[string]string{
-		"cacheEnabled": "false",
+		"cache.enabled": "false",
 		"placement": `{"all":{"podLabels":{"app.kubernetes.io/name":"mine"}},"registry":{"tolerations":[{"key":"k","operator":"Sometimes"}]},` +
 			`"gc":{"priorityClassName":"Not_A_Name"},"cache":{"nodeSelector":{"a":"b"}},"mirrors":{}}`,
-		"registryEnv": `{"REGISTRY_AUTH":"none","OTEL_TRACES_EXPORTER":"otlp","1BAD":"x","FENCE_SECONDS":"999999","CONFIG":"/x"}`,
+		"registry.env": `{"REGISTRY_AUTH":"none","OTEL_TRACES_EXPORTER":"otlp","1BAD":"x","FENCE_SECONDS":"999999","CONFIG":"/x"}`,
 	})
 	if err == nil {
 		t.Fatal("invalid placement accepted")
 	}
 	for _, want := range []string{`placement.all.podLabels["app.kubernetes.io/name"]`, "placement.registry.tolerations[0].operator",
-		"placement.gc.priorityClassName", `config "placement.cache"`, `config "placement.mirrors"`, "registryEnv.REGISTRY_AUTH",
-		"registryEnv.OTEL_TRACES_EXPORTER", "registryEnv.1BAD",
-		// GC's collector gets registryEnv too: its lease fence must not be overridable.
-		`registryEnv.FENCE_SECONDS: "FENCE_SECONDS" is refused: GC's collector`, "registryEnv.CONFIG"} {
+		"placement.gc.priorityClassName", `config "placement.cache"`, `config "placement.mirrors"`, "registry.env.REGISTRY_AUTH",
+		"registry.env.OTEL_TRACES_EXPORTER", "registry.env.1BAD",
+		// GC's collector gets registry.env too: its lease fence must not be overridable.
+		`registry.env.FENCE_SECONDS: "FENCE_SECONDS" is refused: GC's collector`, "registry.env.CONFIG"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s:\n%v", want, err)
 		}
@@ -56,15 +56,15 @@ func TestInvalidPlacementIsRefusedWithItsPath(t *testing.T) {
 	if _, err := parse(map[string]string{"placement": `{"registry":{"nodeSelectr":{"a":"b"}}}`}); err == nil || !strings.Contains(err.Error(), "nodeSelectr") {
 		t.Errorf("a misspelt field: %v, want it refused by name (never silently ignored)", err)
 	}
-	if _, err := parse(map[string]string{"storageDriver": "s3", "s3Bucket": "images", "s3Region": "us-east-1", "s3CaBundlePem": testCAPEM(t),
-		"registryEnv": `{"AWS_CA_BUNDLE":"/etc/ssl/mine.pem"}`}); err == nil || !strings.Contains(err.Error(), "AWS_CA_BUNDLE") {
-		t.Errorf("registryEnv overriding the S3 CA bundle the stack sets: %v, want it refused", err)
+	if _, err := parse(map[string]string{"storage.s3.bucket": "images", "storage.s3.region": "us-east-1", "storage.s3.caBundlePem": testCAPEM(t),
+		"registry.env": `{"AWS_CA_BUNDLE":"/etc/ssl/mine.pem"}`}); err == nil || !strings.Contains(err.Error(), "AWS_CA_BUNDLE") {
+		t.Errorf("registry.env overriding the S3 CA bundle the stack sets: %v, want it refused", err)
 	}
 }
 
 func TestSecretRegistryEnvIsRefused(t *testing.T) {
-	_, err := parseWithSecrets(map[string]string{"registryEnv": `{"HTTPS_PROXY":"http://user:pw@proxy:3128"}`}, map[string]bool{"registryEnv": true})
-	if err == nil || !strings.Contains(err.Error(), `"registryEnv": a secret value is refused`) {
-		t.Errorf("secret registryEnv: %v", err)
+	_, err := parseWithSecrets(map[string]string{"registry.env": `{"HTTPS_PROXY":"http://user:pw@proxy:3128"}`}, map[string]bool{"registry": true})
+	if err == nil || !strings.Contains(err.Error(), `"registry": a secret value is refused: registry.env`) {
+		t.Errorf("secret registry.env: %v", err)
 	}
 }

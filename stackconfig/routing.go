@@ -31,10 +31,8 @@ const (
 )
 
 var (
-	routingModes       = []string{string(RoutingIngress), string(RoutingGateway)}
 	ingressControllers = []string{string(routing.ControllerNginx), string(routing.ControllerTraefik), string(routing.ControllerOther)}
 	gatewayControllers = []string{string(routing.ControllerTraefik), string(routing.ControllerOther)}
-	tlsSources         = []string{string(TLSGenerated), string(TLSSecret)}
 )
 
 // knownIngressControllers maps the IngressClass names the controllers install by default
@@ -85,123 +83,94 @@ func (c *Config) gatewayListenerPort() int {
 	return 443
 }
 
-// validateRouting checks the routing and TLS keys; it never looks at keys of the mode not chosen
-// beyond refusing ones that would be silently ignored.
+// validateRouting checks the routing and TLS fields of the variant set (Parse refuses both variants
+// of one object set at once).
 func (v *validator) validateRouting(c *Config) {
-	v.oneOf("routing", c.RoutingMode, routingModes)
 	for i, r := range c.IngressSourceRanges {
 		if _, _, err := net.ParseCIDR(r); err != nil {
-			v.bad(fmt.Sprintf("ingressSourceRanges[%d]", i), r, "a CIDR such as 10.0.0.0/8 or 192.168.1.7/32")
+			v.bad(fmt.Sprintf("routing.sourceRanges[%d]", i), r, "a CIDR such as 10.0.0.0/8 or 192.168.1.7/32")
 		}
 	}
 	switch RoutingMode(c.RoutingMode) {
 	case RoutingIngress:
-		v.dnsSubdomain("ingressClassName", c.IngressClassName)
+		v.dnsSubdomain("routing.ingress.className", c.IngressClassName)
 		if c.IngressController != "" {
-			v.oneOf("ingressController", c.IngressController, ingressControllers)
+			v.oneOf("routing.controller", c.IngressController, ingressControllers)
 		} else if c.ingressController() == "" {
-			v.bad("ingressController", c.IngressController, fmt.Sprintf(
-				"nginx, traefik or other: ingressClassName %q is not a class the stack knows (nginx, traefik), so say which controller serves it",
+			v.bad("routing.controller", c.IngressController, fmt.Sprintf(
+				"nginx, traefik or other: routing.ingress.className %q is not a class the stack knows (nginx, traefik), so say which controller serves it",
 				c.IngressClassName))
 		}
 		if c.ingressController() == routing.ControllerTraefik {
-			v.entryPoint("traefikEntryPoint", c.TraefikEntryPoint)
+			v.entryPoint("routing.ingress.traefikEntryPoint", c.TraefikEntryPoint)
 		}
-		if c.GatewayListenerPort != 0 {
-			v.bad("gatewayListenerPort", fmt.Sprint(c.GatewayListenerPort), "0 with routing ingress (it is the port of a Gateway the stack creates)")
-		}
-		for _, k := range []struct{ key, value string }{
-			{"gatewayClassName", c.GatewayClassName}, {"gatewayName", c.GatewayName},
-			{"gatewayNamespace", c.GatewayNamespace}, {"gatewaySectionName", c.GatewaySectionName},
-			{"gatewayController", c.GatewayController},
-		} {
-			if k.value != "" {
-				v.bad(k.key, k.value, "empty with routing ingress (set routing to gateway to use a Gateway)")
-			}
-		}
-		v.unenforced(c, c.ingressController(), "ingressController", "nginx or traefik")
+		v.unenforced(c, c.ingressController(), "nginx or traefik")
 	case RoutingGateway:
-		if c.IngressController != "" {
-			v.bad("ingressController", c.IngressController, "empty with routing gateway (the controller is gatewayController)")
-		}
 		switch {
 		case c.GatewayClassName != "" && c.GatewayName != "":
-			v.bad("gatewayName", c.GatewayName, "empty when gatewayClassName is set: either the stack creates a Gateway "+
-				"(gatewayClassName) or attaches to an existing one (gatewayName), not both")
+			// Parse refuses both variants; kept for Configs built by hand.
+			v.bad("routing.gateway.existing.name", c.GatewayName, "empty when routing.gateway.create is set: either the stack creates a Gateway "+
+				"or attaches to an existing one, not both")
 		case c.GatewayClassName != "":
-			v.dnsSubdomain("gatewayClassName", c.GatewayClassName)
+			v.dnsSubdomain("routing.gateway.create.className", c.GatewayClassName)
 			if c.GatewayListenerPort != 0 {
-				v.intRange("gatewayListenerPort", c.GatewayListenerPort, 1, 65535)
-			}
-			for _, k := range []struct{ key, value string }{{"gatewayNamespace", c.GatewayNamespace}, {"gatewaySectionName", c.GatewaySectionName}} {
-				if k.value != "" {
-					v.bad(k.key, k.value, "empty when the stack creates the Gateway (gatewayClassName); it is for an existing Gateway (gatewayName)")
-				}
+				v.intRange("routing.gateway.create.listenerPort", c.GatewayListenerPort, 1, 65535)
 			}
 		case c.GatewayName != "":
-			v.dnsSubdomain("gatewayName", c.GatewayName)
-			if c.GatewayListenerPort != 0 {
-				v.bad("gatewayListenerPort", fmt.Sprint(c.GatewayListenerPort), "0 with an existing Gateway (its listeners are the platform's)")
-			}
+			v.dnsSubdomain("routing.gateway.existing.name", c.GatewayName)
 			if c.GatewayNamespace != "" {
-				v.dnsLabel("gatewayNamespace", c.GatewayNamespace)
+				v.dnsLabel("routing.gateway.existing.namespace", c.GatewayNamespace)
 			}
 			if c.GatewaySectionName == "" {
-				v.bad("gatewaySectionName", c.GatewaySectionName, "the name of the Gateway's HTTPS listener: without it the route "+
+				v.bad("routing.gateway.existing.sectionName", c.GatewaySectionName, "the name of the Gateway's HTTPS listener: without it the route "+
 					"would attach to every listener, plain-HTTP ones included")
 			} else {
-				v.dnsSubdomain("gatewaySectionName", c.GatewaySectionName)
+				v.dnsSubdomain("routing.gateway.existing.sectionName", c.GatewaySectionName)
 			}
+		case c.gatewayCreateSet:
+			v.bad("routing.gateway.create.className", c.GatewayClassName, "the GatewayClass of the Gateway the stack creates (required with routing.gateway.create)")
 		default:
-			v.bad("gatewayClassName", c.GatewayClassName, "a GatewayClass for a Gateway the stack creates, or set gatewayName "+
-				"(and gatewaySectionName) to attach to an existing Gateway (required when routing is gateway)")
+			v.bad("routing.gateway.existing.name", c.GatewayName, "the existing Gateway to attach to (required with routing.gateway.existing)")
 		}
 		if c.GatewayController != "" {
-			v.oneOf("gatewayController", c.GatewayController, gatewayControllers)
+			v.oneOf("routing.controller", c.GatewayController, gatewayControllers)
 		}
-		v.unenforced(c, c.gatewayController(), "gatewayController", "traefik")
+		v.unenforced(c, c.gatewayController(), "traefik")
 	}
 
-	v.oneOf("tlsSource", c.TLSSource, tlsSources)
-	switch TLSSourceKind(c.TLSSource) {
-	case TLSGenerated:
-		for _, k := range []struct{ key, value string }{{"tlsSecretName", c.TLSSecretName}, {"tlsCaCertPem", c.TLSCACertPEM}} {
-			if k.value != "" {
-				v.bad(k.key, abbreviate(k.value), "empty with tlsSource generated (the stack makes its own CA; set tlsSource to secret to bring a certificate)")
-			}
-		}
-	case TLSSecret:
+	v.intRange("tls.generated.validityHours", c.CertValidityHours, MinCertValidityHours, MaxCertValidityHours)
+	if TLSSourceKind(c.TLSSource) == TLSSecret {
 		if c.TLSSecretName == "" {
-			v.bad("tlsSecretName", c.TLSSecretName, "the name of an existing kubernetes.io/tls Secret in the stack's namespace (required when tlsSource is secret)")
+			v.bad("tls.secret.name", c.TLSSecretName, "the name of an existing kubernetes.io/tls Secret in the stack's namespace (required with tls.secret)")
 		} else if c.TLSSecretName == GeneratedTLSSecretName {
-			v.bad("tlsSecretName", c.TLSSecretName, "a name other than "+GeneratedTLSSecretName+": that is the generated certificate's Secret, "+
-				"which the stack deletes when tlsSource changes from generated")
+			v.bad("tls.secret.name", c.TLSSecretName, "a name other than "+GeneratedTLSSecretName+": that is the generated certificate's Secret, "+
+				"which the stack deletes when the source changes from tls.generated")
 		} else {
-			v.dnsSubdomain("tlsSecretName", c.TLSSecretName)
+			v.dnsSubdomain("tls.secret.name", c.TLSSecretName)
 		}
 		if c.TLSCACertPEM != "" && !isPEMCertificates(c.TLSCACertPEM) {
-			v.bad("tlsCaCertPem", abbreviate(c.TLSCACertPEM), "empty, or PEM-encoded CA certificates (-----BEGIN CERTIFICATE----- ...) that clients should trust")
+			v.bad("tls.secret.caCertPem", abbreviate(c.TLSCACertPEM), "empty, or PEM-encoded CA certificates (-----BEGIN CERTIFICATE----- ...) that clients should trust")
 		}
 	}
 }
 
 // unenforced refuses source ranges the chosen controller cannot enforce, unless the user said so.
-func (v *validator) unenforced(c *Config, ctrl routing.Controller, key, enforcing string) {
+func (v *validator) unenforced(c *Config, ctrl routing.Controller, enforcing string) {
 	if ctrl == routing.ControllerOfGatewayClass {
 		// The ranges are checked against the class's controller when the Gateway is read.
 		if c.AllowUnenforcedSourceRanges {
-			v.bad("allowUnenforcedSourceRanges", "true", "false unless gatewayController is other: the stack reads the existing Gateway's "+
-				"class and enforces the source ranges itself when Traefik serves it; set gatewayController=other to accept ranges it cannot enforce")
+			v.bad("routing.allowUnenforcedSourceRanges", "true", "false unless routing.controller is other: the stack reads the existing Gateway's "+
+				"class and enforces the source ranges itself when Traefik serves it; set routing.controller=other to accept ranges it cannot enforce")
 		}
 		return
 	}
 	if ctrl == routing.ControllerOther && len(c.IngressSourceRanges) > 0 && !c.AllowUnenforcedSourceRanges {
-		v.bad(key, string(ctrl), fmt.Sprintf(enforcing+" while ingressSourceRanges is set: the stack cannot enforce %s "+
-			"on another controller; enforce them elsewhere and set allowUnenforcedSourceRanges=true, or clear ingressSourceRanges",
+		v.bad("routing.controller", string(ctrl), fmt.Sprintf(enforcing+" while routing.sourceRanges is set: the stack cannot enforce %s "+
+			"on another controller; enforce them elsewhere and set routing.allowUnenforcedSourceRanges=true, or clear routing.sourceRanges",
 			strings.Join(c.IngressSourceRanges, ",")))
 	}
 	if c.AllowUnenforcedSourceRanges && ctrl != routing.ControllerOther {
-		v.bad("allowUnenforcedSourceRanges", "true", fmt.Sprintf("false with controller %s: the stack enforces the source ranges itself", ctrl))
+		v.bad("routing.allowUnenforcedSourceRanges", "true", fmt.Sprintf("false with controller %s: the stack enforces the source ranges itself", ctrl))
 	}
 }
 

@@ -2,10 +2,12 @@ package stackconfig
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -13,7 +15,7 @@ import (
 	"github.com/regstack/registry-stack/storage"
 )
 
-// Storage drivers (the storageDriver key): distribution's driver names.
+// Storage drivers (storage.filesystem or storage.s3): distribution's driver names.
 const (
 	DriverFilesystem = "filesystem"
 	DriverS3         = "s3"
@@ -26,7 +28,6 @@ const (
 )
 
 var (
-	storageDrivers = []string{DriverFilesystem, DriverS3}
 	// s3StorageClasses are the classes distribution's s3 driver accepts (NONE: the endpoint has none).
 	s3StorageClasses = []string{"NONE", "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
 		"INTELLIGENT_TIERING", "OUTPOSTS", "GLACIER_IR", "EXPRESS_ONEZONE"}
@@ -51,11 +52,7 @@ func (c *Config) storage() storage.Store {
 			s.Credentials = &storage.S3Credentials{AccessKeyID: c.S3AccessKeyID, SecretAccessKey: c.S3SecretAccessKey}
 		}
 		if len(c.S3ServiceAccountAnnotations) > 0 {
-			s.ServiceAccountAnnotations = map[string]string{}
-			for _, kv := range c.S3ServiceAccountAnnotations {
-				k, v, _ := strings.Cut(kv, "=")
-				s.ServiceAccountAnnotations[k] = v
-			}
+			s.ServiceAccountAnnotations = maps.Clone(c.S3ServiceAccountAnnotations)
 		}
 		return storage.Store{S3: s}
 	}
@@ -72,61 +69,53 @@ func (c *Config) storage() storage.Store {
 	}}
 }
 
-// validateStorage checks the keys of the chosen driver, and refuses driver-specific switches set
-// for another driver (they would be silently ignored).
+// validateStorage checks the fields of the variant set (Parse refuses both variants at once, so no
+// field of the other is silently ignored).
 func (v *validator) validateStorage(c *Config) {
-	v.oneOf("storageDriver", c.StorageDriver, storageDrivers)
-	switch c.StorageDriver {
-	case DriverFilesystem:
-		v.validateFilesystem(c)
-		if c.StorageRedirect {
-			v.bad("storageRedirect", "true", "false with storageDriver filesystem: only an object store can serve blobs itself")
-		}
-	case DriverS3:
+	if c.StorageDriver == DriverS3 {
 		v.validateS3(c)
-		if c.StorageHostPathChown {
-			v.bad("storageHostPathChown", "true", "false with storageDriver s3: there is no directory to hand over")
-		}
+	} else {
+		v.validateFilesystem(c)
 	}
 }
 
 func (v *validator) validateFilesystem(c *Config) {
-	v.oneOf("storageMode", c.StorageMode, storageModes)
+	v.oneOf("storage.filesystem.mode", c.StorageMode, storageModes)
 	if c.hostPathKeysSet && c.StorageMode != StorageHostPath {
-		v.bad("storageMode", c.StorageMode, "hostPath when storageHostPath or storageNodeName is set (they mean nothing in another mode); "+
-			"the default storageMode is dynamic since 2026-12: a stack on a hostPath volume sets storageMode=hostPath to keep it")
+		v.bad("storage.filesystem.mode", c.StorageMode, "hostPath when storage.filesystem.hostPath or storage.filesystem.nodeName is set (they mean nothing in another mode); "+
+			"the default storage.filesystem.mode is dynamic since 2026-12: a stack on a hostPath volume sets storage.filesystem.mode=hostPath to keep it")
 	}
 	if c.StorageHostPathChown && c.StorageMode != StorageHostPath {
-		v.bad("storageHostPathChown", "true", "false unless storageMode is hostPath: only a hostPath directory needs its owner changed")
+		v.bad("storage.filesystem.chownHostPath", "true", "false unless storage.filesystem.mode is hostPath: only a hostPath directory needs its owner changed")
 	}
-	v.oneOf("storageAccessMode", c.StorageAccessMode, accessModes)
-	pv := v.quantity("pvSize", c.PVSize)
-	pvc := v.quantity("pvcSize", c.PVCSize)
+	v.oneOf("storage.filesystem.accessMode", c.StorageAccessMode, accessModes)
+	pv := v.quantity("storage.filesystem.pvSize", c.PVSize)
+	pvc := v.quantity("storage.filesystem.pvcSize", c.PVCSize)
 	switch c.StorageMode {
 	case StorageHostPath:
 		if c.StorageHostPath != "" && (!path.IsAbs(c.StorageHostPath) || path.Clean(c.StorageHostPath) != c.StorageHostPath || c.StorageHostPath == "/") {
-			v.bad("storageHostPath", c.StorageHostPath, "an absolute, clean directory path other than / (e.g. /data/registry)")
+			v.bad("storage.filesystem.hostPath", c.StorageHostPath, "an absolute, clean directory path other than / (e.g. /data/registry)")
 		}
 		if c.StorageAccessMode == "ReadWriteMany" {
-			v.bad("storageAccessMode", c.StorageAccessMode, "ReadWriteOnce with storageMode hostPath: hostPath volumes live on one node "+
-				"(use storageMode dynamic with a ReadWriteMany class for replicas on several nodes)")
+			v.bad("storage.filesystem.accessMode", c.StorageAccessMode, "ReadWriteOnce with storage.filesystem.mode hostPath: hostPath volumes live on one node "+
+				"(use storage.filesystem.mode dynamic with a ReadWriteMany class for replicas on several nodes)")
 		}
 		if c.StorageNodeName != "" {
-			v.dnsSubdomain("storageNodeName", c.StorageNodeName)
+			v.dnsSubdomain("storage.filesystem.nodeName", c.StorageNodeName)
 		}
 		if pv != nil && pvc != nil && pvc.Cmp(*pv) > 0 {
-			v.bad("pvcSize", c.PVCSize, fmt.Sprintf("a size no larger than pvSize (%s): the claim must fit its volume", c.PVSize))
+			v.bad("storage.filesystem.pvcSize", c.PVCSize, fmt.Sprintf("a size no larger than storage.filesystem.pvSize (%s): the claim must fit its volume", c.PVSize))
 		}
 	case StorageDynamic:
-		v.dnsSubdomain("storageClassName", c.StorageClassName)
+		v.dnsSubdomain("storage.filesystem.className", c.StorageClassName)
 	case StorageExisting:
 		if c.StorageVolumeName == "" {
-			v.bad("storageVolumeName", c.StorageVolumeName, "the name of an existing PersistentVolume (required when storageMode is existing)")
+			v.bad("storage.filesystem.volumeName", c.StorageVolumeName, "the name of an existing PersistentVolume (required when storage.filesystem.mode is existing)")
 		} else {
-			v.dnsSubdomain("storageVolumeName", c.StorageVolumeName)
+			v.dnsSubdomain("storage.filesystem.volumeName", c.StorageVolumeName)
 		}
 		if c.StorageClassName != "" {
-			v.dnsSubdomain("storageClassName", c.StorageClassName)
+			v.dnsSubdomain("storage.filesystem.className", c.StorageClassName)
 		}
 	}
 }
@@ -134,73 +123,72 @@ func (v *validator) validateFilesystem(c *Config) {
 func (v *validator) validateS3(c *Config) {
 	switch {
 	case c.S3Bucket == "":
-		v.bad("s3Bucket", c.S3Bucket, "the name of an existing bucket (required with storageDriver s3; the stack never creates it)")
+		v.bad("storage.s3.bucket", c.S3Bucket, "the name of an existing bucket (required with storage.s3; the stack never creates it)")
 	case !s3BucketPattern.MatchString(c.S3Bucket) || strings.Contains(c.S3Bucket, "..") || net.ParseIP(c.S3Bucket) != nil ||
 		strings.HasPrefix(c.S3Bucket, "xn--") || strings.HasSuffix(c.S3Bucket, "-s3alias"):
-		v.bad("s3Bucket", c.S3Bucket, "an S3 bucket name: 3-63 lower-case letters, digits, . and -, starting and ending with a letter or digit, not an IP address")
+		v.bad("storage.s3.bucket", c.S3Bucket, "an S3 bucket name: 3-63 lower-case letters, digits, . and -, starting and ending with a letter or digit, not an IP address")
 	}
 	var endpoint *url.URL
 	if c.S3Endpoint != "" {
 		u, err := url.Parse(c.S3Endpoint)
 		switch {
 		case err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
-			v.bad("s3Endpoint", c.S3Endpoint, "empty for AWS S3, or the store's base URL such as https://s3.example.com or https://minio.storage:9000")
+			v.bad("storage.s3.endpoint", c.S3Endpoint, "empty for AWS S3, or the store's base URL such as https://s3.example.com or https://minio.storage:9000")
 		case u.Scheme == "http" && !c.S3AllowHTTPEndpoint:
-			v.bad("s3Endpoint", c.S3Endpoint, "an https:// URL: over http the images (and, with storageRedirect, "+
-				"the presigned URLs clients follow) travel in clear text; set s3AllowHttpEndpoint=true only for a store "+
+			v.bad("storage.s3.endpoint", c.S3Endpoint, "an https:// URL: over http the images (and, with storage.s3.redirect, "+
+				"the presigned URLs clients follow) travel in clear text; set storage.s3.allowHttpEndpoint=true only for a store "+
 				"reachable on a trusted network")
 		case u.Scheme != "http" && u.Scheme != "https":
-			v.bad("s3Endpoint", c.S3Endpoint, "an https:// URL")
+			v.bad("storage.s3.endpoint", c.S3Endpoint, "an https:// URL")
 		default:
 			endpoint = u
 		}
 	}
 	if c.S3AllowHTTPEndpoint && (endpoint == nil || endpoint.Scheme != "http") {
-		v.bad("s3AllowHttpEndpoint", "true", "false unless s3Endpoint is an http:// URL")
+		v.bad("storage.s3.allowHttpEndpoint", "true", "false unless storage.s3.endpoint is an http:// URL")
 	}
 	switch {
 	case c.S3Region == "":
-		v.bad("s3Region", c.S3Region, "the bucket's region, such as eu-west-1 (any name the store accepts with s3Endpoint, e.g. us-east-1)")
+		v.bad("storage.s3.region", c.S3Region, "the bucket's region, such as eu-west-1 (any name the store accepts with storage.s3.endpoint, e.g. us-east-1)")
 	case c.S3Endpoint == "" && !awsRegionPattern.MatchString(c.S3Region):
-		v.bad("s3Region", c.S3Region, "an AWS region such as us-east-1 or eu-central-1 (s3Endpoint is empty, so the store is AWS S3)")
+		v.bad("storage.s3.region", c.S3Region, "an AWS region such as us-east-1 or eu-central-1 (storage.s3.endpoint is empty, so the store is AWS S3)")
 	case !s3RegionPattern.MatchString(c.S3Region):
-		v.bad("s3Region", c.S3Region, "a region name of lower-case letters, digits and -")
+		v.bad("storage.s3.region", c.S3Region, "a region name of lower-case letters, digits and -")
 	}
 	if c.S3RootDirectory != "" && (!s3PrefixPattern.MatchString(c.S3RootDirectory) || path.Clean(c.S3RootDirectory) != c.S3RootDirectory) {
-		v.bad("s3RootDirectory", c.S3RootDirectory, "empty (the bucket's root) or a clean prefix such as /registry or /envs/prod: "+
+		v.bad("storage.s3.rootDirectory", c.S3RootDirectory, "empty (the bucket's root) or a clean prefix such as /registry or /envs/prod: "+
 			"segments of letters, digits, . _ -, starting with /, no trailing /")
 	}
 	if c.S3CABundlePEM != "" {
 		switch {
 		case !isPEMCertificates(c.S3CABundlePEM):
-			v.bad("s3CaBundlePem", abbreviate(c.S3CABundlePEM), "empty, or PEM-encoded CA certificates (-----BEGIN CERTIFICATE----- ...)")
+			v.bad("storage.s3.caBundlePem", abbreviate(c.S3CABundlePEM), "empty, or PEM-encoded CA certificates (-----BEGIN CERTIFICATE----- ...)")
 		case endpoint == nil || endpoint.Scheme != "https":
-			v.bad("s3CaBundlePem", abbreviate(c.S3CABundlePEM), "empty unless s3Endpoint is an https:// URL: the bundle replaces "+
+			v.bad("storage.s3.caBundlePem", abbreviate(c.S3CABundlePEM), "empty unless storage.s3.endpoint is an https:// URL: the bundle replaces "+
 				"the system roots for every connection to the store")
 		}
 	}
 	if c.S3KMSKeyID != "" && !c.S3Encrypt {
-		v.bad("s3KmsKeyId", c.S3KMSKeyID, "empty unless s3Encrypt is true (the key encrypts server-side)")
+		v.bad("storage.s3.kmsKeyId", c.S3KMSKeyID, "empty unless storage.s3.encrypt is true (the key encrypts server-side)")
 	}
 	if c.S3KMSKeyID != "" && strings.ContainsAny(c.S3KMSKeyID, " \t\n") {
-		v.bad("s3KmsKeyId", c.S3KMSKeyID, "a KMS key id, alias or ARN without spaces")
+		v.bad("storage.s3.kmsKeyId", c.S3KMSKeyID, "a KMS key id, alias or ARN without spaces")
 	}
-	v.oneOf("s3StorageClass", c.S3StorageClass, s3StorageClasses)
+	v.oneOf("storage.s3.storageClass", c.S3StorageClass, s3StorageClasses)
 	if c.S3ChunkSize != 0 && (c.S3ChunkSize < MinS3ChunkSize || c.S3ChunkSize > MaxS3ChunkSize) {
-		v.bad("s3ChunkSize", fmt.Sprint(c.S3ChunkSize), fmt.Sprintf("0 (the driver's 10 MiB) or bytes from %d (5 MiB) to %d (5 GiB)", MinS3ChunkSize, MaxS3ChunkSize))
+		v.bad("storage.s3.chunkSize", fmt.Sprint(c.S3ChunkSize), fmt.Sprintf("0 (the driver's 10 MiB) or bytes from %d (5 MiB) to %d (5 GiB)", MinS3ChunkSize, MaxS3ChunkSize))
 	}
 	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
-		v.bad("s3AccessKeyId", "<secret>", "set together with s3SecretAccessKey (both with --secret), or neither for the default AWS credential chain")
+		v.bad("storage.s3.accessKeyId", "<secret>", "set together with storage.s3.secretAccessKey (both with --secret), or neither for the default AWS credential chain")
 	}
-	for i, kv := range c.S3ServiceAccountAnnotations {
-		key := fmt.Sprintf("s3ServiceAccountAnnotations[%d]", i)
-		k, _, ok := strings.Cut(kv, "=")
-		if !ok || len(validation.IsQualifiedName(k)) > 0 {
-			v.bad(key, kv, "key=value with a Kubernetes annotation key, such as eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/registry")
+	for _, k := range slices.Sorted(maps.Keys(c.S3ServiceAccountAnnotations)) {
+		if len(validation.IsQualifiedName(k)) > 0 {
+			v.bad(fmt.Sprintf("storage.s3.serviceAccountAnnotations[%q]", k), c.S3ServiceAccountAnnotations[k],
+				"an entry whose key is a Kubernetes annotation key, such as eks.amazonaws.com/role-arn")
 		}
 	}
 	if c.S3AccessKeyID != "" && len(c.S3ServiceAccountAnnotations) > 0 {
-		v.bad("s3ServiceAccountAnnotations", strings.Join(c.S3ServiceAccountAnnotations, ","), "empty when s3AccessKeyId is set: "+
+		v.bad("storage.s3.serviceAccountAnnotations", strings.Join(slices.Sorted(maps.Keys(c.S3ServiceAccountAnnotations)), ","), "empty when storage.s3.accessKeyId is set: "+
 			"a static key takes precedence, so a workload identity would never be used")
 	}
 }

@@ -20,16 +20,16 @@ import (
 // s3Base is a valid S3 configuration on an S3-compatible store; cases change one key.
 func s3Base() map[string]string {
 	return map[string]string{
-		"storageDriver": "s3", "s3Bucket": "registry-images", "s3Region": "us-east-1",
-		"s3Endpoint": "https://s3.storage.svc:7070", "s3ForcePathStyle": "true",
-		"s3AccessKeyId": "AKIAEXAMPLE", "s3SecretAccessKey": "secret-example-key",
+		"storage.s3.bucket": "registry-images", "storage.s3.region": "us-east-1",
+		"storage.s3.endpoint": "https://s3.storage.svc:7070", "storage.s3.forcePathStyle": "true",
+		"storage.s3.accessKeyId": "AKIAEXAMPLE", "storage.s3.secretAccessKey": "secret-example-key",
 	}
 }
 
 func TestS3ConfigIsTyped(t *testing.T) {
 	in := s3Base()
-	in["s3RootDirectory"], in["s3Encrypt"], in["s3KmsKeyId"], in["s3StorageClass"] = "/envs/prod", "true", "alias/registry", "STANDARD_IA"
-	in["s3ChunkSize"], in["storageRedirect"], in["s3CaBundlePem"] = "16777216", "true", testCAPEM(t)
+	in["storage.s3.rootDirectory"], in["storage.s3.encrypt"], in["storage.s3.kmsKeyId"], in["storage.s3.storageClass"] = "/envs/prod", "true", "alias/registry", "STANDARD_IA"
+	in["storage.s3.chunkSize"], in["storage.s3.redirect"], in["storage.s3.caBundlePem"] = "16777216", "true", testCAPEM(t)
 	c, err := parse(in)
 	if err != nil {
 		t.Fatal(err)
@@ -48,8 +48,8 @@ func TestS3ConfigIsTyped(t *testing.T) {
 	}
 
 	// No key: the default AWS chain, bound to a workload identity through the ServiceAccount.
-	irsa := map[string]string{"storageDriver": "s3", "s3Bucket": "images", "s3Region": "eu-west-1",
-		"s3ServiceAccountAnnotations": `["eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/registry"]`}
+	irsa := map[string]string{"storage.s3.bucket": "images", "storage.s3.region": "eu-west-1",
+		"storage.s3.serviceAccountAnnotations": `{"eks.amazonaws.com/role-arn":"arn:aws:iam::123456789012:role/registry"}`}
 	c, err = parse(irsa)
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +80,8 @@ func TestPodSecurityLevel(t *testing.T) {
 		want   string
 	}{
 		{nil, registrystack.PodSecurityRestricted},
-		{map[string]string{"storageMode": "hostPath"}, registrystack.PodSecurityRestricted},
-		{map[string]string{"storageMode": "hostPath", "storageHostPathChown": "true"}, registrystack.PodSecurityBaseline},
+		{map[string]string{"storage.filesystem.mode": "hostPath"}, registrystack.PodSecurityRestricted},
+		{map[string]string{"storage.filesystem.mode": "hostPath", "storage.filesystem.chownHostPath": "true"}, registrystack.PodSecurityBaseline},
 	} {
 		cfg, err := parse(c.values)
 		if err != nil {
@@ -99,9 +99,9 @@ func TestPodSecurityLevel(t *testing.T) {
 // A credential typed in plain text (`pulumi config set` without --secret) is refused, and the
 // message never repeats it.
 func TestPlaintextS3CredentialsAreRefused(t *testing.T) {
-	for _, key := range []string{"s3AccessKeyId", "s3SecretAccessKey"} {
+	for _, key := range []string{"storage.s3.accessKeyId", "storage.s3.secretAccessKey"} {
 		t.Run(key, func(t *testing.T) {
-			secret := map[string]bool{"s3AccessKeyId": true, "s3SecretAccessKey": true}
+			secret := map[string]bool{"storage.s3.accessKeyId": true, "storage.s3.secretAccessKey": true}
 			delete(secret, key)
 			_, err := parseWithSecrets(s3Base(), secret)
 			if err == nil {
@@ -124,41 +124,39 @@ func TestInvalidS3ValuesAreRefused(t *testing.T) {
 		also             map[string]string
 		want             string // a fragment of the allowed text
 	}{
-		{"bucket missing", "s3Bucket", "", nil, "existing bucket"},
-		{"bucket too short", "s3Bucket", "ab", nil, "S3 bucket name"},
-		{"bucket upper case", "s3Bucket", "Registry", nil, "S3 bucket name"},
-		{"bucket underscore", "s3Bucket", "my_bucket", nil, "S3 bucket name"},
-		{"bucket ends with dash", "s3Bucket", "images-", nil, "S3 bucket name"},
-		{"bucket double dot", "s3Bucket", "my..images", nil, "S3 bucket name"},
-		{"bucket is an IP", "s3Bucket", "192.168.1.10", nil, "not an IP address"},
-		{"bucket reserved prefix", "s3Bucket", "xn--images", nil, "S3 bucket name"},
-		{"bucket too long", "s3Bucket", strings.Repeat("a", 64), nil, "S3 bucket name"},
-		{"region missing", "s3Region", "", nil, "region"},
-		{"region not AWS without endpoint", "s3Region", "garage", map[string]string{"s3Endpoint": "", "s3ForcePathStyle": "false"}, "an AWS region"},
-		{"region with spaces", "s3Region", "us east", nil, "lower-case"},
-		{"endpoint not a URL", "s3Endpoint", "s3.example.com", nil, "base URL"},
-		{"endpoint with path", "s3Endpoint", "https://s3.example.com/bucket", nil, "base URL"},
-		{"endpoint with credentials", "s3Endpoint", "https://user:pw@s3.example.com", nil, "base URL"},
-		{"endpoint plain http", "s3Endpoint", "http://s3.storage:7070", nil, "s3AllowHttpEndpoint"},
-		{"endpoint ftp", "s3Endpoint", "ftp://s3.example.com", nil, "https://"},
-		{"http allowed but endpoint https", "s3AllowHttpEndpoint", "true", nil, "http:// URL"},
-		{"root directory relative", "s3RootDirectory", "registry", nil, "clean prefix"},
-		{"root directory trailing slash", "s3RootDirectory", "/registry/", nil, "clean prefix"},
-		{"root directory dot-dot", "s3RootDirectory", "/a/../b", nil, "clean prefix"},
-		{"root directory space", "s3RootDirectory", "/my images", nil, "clean prefix"},
-		{"CA bundle not PEM", "s3CaBundlePem", "not a certificate", nil, "PEM"},
-		{"CA bundle without https endpoint", "s3CaBundlePem", "", map[string]string{"s3Endpoint": ""}, "https:// URL"},
-		{"KMS key without encryption", "s3KmsKeyId", "alias/registry", nil, "s3Encrypt"},
-		{"storage class unknown", "s3StorageClass", "GLACIER", nil, "one of"},
-		{"chunk size too small", "s3ChunkSize", "1048576", nil, "5 MiB"},
-		{"chunk size too big", "s3ChunkSize", "6442450944", nil, "5 GiB"},
-		{"chunk size not a number", "s3ChunkSize", "10Mi", nil, "whole number"},
-		{"secret key without access key", "s3AccessKeyId", "", nil, "together"},
-		{"annotation without =", "s3ServiceAccountAnnotations", `["eks.amazonaws.com/role-arn"]`, map[string]string{"s3AccessKeyId": "", "s3SecretAccessKey": ""}, "key=value"},
-		{"annotation bad key", "s3ServiceAccountAnnotations", `["bad key=x"]`, map[string]string{"s3AccessKeyId": "", "s3SecretAccessKey": ""}, "annotation key"},
-		{"identity and static key", "s3ServiceAccountAnnotations", `["eks.amazonaws.com/role-arn=arn:x"]`, nil, "static key takes precedence"},
-		{"driver unknown", "storageDriver", "azure", nil, "one of filesystem, s3"},
-		{"redirect with filesystem", "storageRedirect", "true", map[string]string{"storageDriver": "filesystem"}, "only an object store"},
+		{"bucket missing", "storage.s3.bucket", "", nil, "existing bucket"},
+		{"bucket too short", "storage.s3.bucket", "ab", nil, "S3 bucket name"},
+		{"bucket upper case", "storage.s3.bucket", "Registry", nil, "S3 bucket name"},
+		{"bucket underscore", "storage.s3.bucket", "my_bucket", nil, "S3 bucket name"},
+		{"bucket ends with dash", "storage.s3.bucket", "images-", nil, "S3 bucket name"},
+		{"bucket double dot", "storage.s3.bucket", "my..images", nil, "S3 bucket name"},
+		{"bucket is an IP", "storage.s3.bucket", "192.168.1.10", nil, "not an IP address"},
+		{"bucket reserved prefix", "storage.s3.bucket", "xn--images", nil, "S3 bucket name"},
+		{"bucket too long", "storage.s3.bucket", strings.Repeat("a", 64), nil, "S3 bucket name"},
+		{"region missing", "storage.s3.region", "", nil, "region"},
+		{"region not AWS without endpoint", "storage.s3.region", "garage", map[string]string{"storage.s3.endpoint": "", "storage.s3.forcePathStyle": "false"}, "an AWS region"},
+		{"region with spaces", "storage.s3.region", "us east", nil, "lower-case"},
+		{"endpoint not a URL", "storage.s3.endpoint", "s3.example.com", nil, "base URL"},
+		{"endpoint with path", "storage.s3.endpoint", "https://s3.example.com/bucket", nil, "base URL"},
+		{"endpoint with credentials", "storage.s3.endpoint", "https://user:pw@s3.example.com", nil, "base URL"},
+		{"endpoint plain http", "storage.s3.endpoint", "http://s3.storage:7070", nil, "storage.s3.allowHttpEndpoint"},
+		{"endpoint ftp", "storage.s3.endpoint", "ftp://s3.example.com", nil, "https://"},
+		{"http allowed but endpoint https", "storage.s3.allowHttpEndpoint", "true", nil, "http:// URL"},
+		{"root directory relative", "storage.s3.rootDirectory", "registry", nil, "clean prefix"},
+		{"root directory trailing slash", "storage.s3.rootDirectory", "/registry/", nil, "clean prefix"},
+		{"root directory dot-dot", "storage.s3.rootDirectory", "/a/../b", nil, "clean prefix"},
+		{"root directory space", "storage.s3.rootDirectory", "/my images", nil, "clean prefix"},
+		{"CA bundle not PEM", "storage.s3.caBundlePem", "not a certificate", nil, "PEM"},
+		{"CA bundle without https endpoint", "storage.s3.caBundlePem", "", map[string]string{"storage.s3.endpoint": ""}, "https:// URL"},
+		{"KMS key without encryption", "storage.s3.kmsKeyId", "alias/registry", nil, "storage.s3.encrypt"},
+		{"storage class unknown", "storage.s3.storageClass", "GLACIER", nil, "one of"},
+		{"chunk size too small", "storage.s3.chunkSize", "1048576", nil, "5 MiB"},
+		{"chunk size too big", "storage.s3.chunkSize", "6442450944", nil, "5 GiB"},
+		{"chunk size not a number", "storage.s3.chunkSize", "10Mi", nil, "whole number"},
+		{"secret key without access key", "storage.s3.accessKeyId", "", nil, "together"},
+		{"annotations not an object", "storage.s3.serviceAccountAnnotations", `["eks.amazonaws.com/role-arn=arn:x"]`, map[string]string{"storage.s3.accessKeyId": "", "storage.s3.secretAccessKey": ""}, "an object of names"},
+		{"annotation bad key", "storage.s3.serviceAccountAnnotations", `{"bad key":"x"}`, map[string]string{"storage.s3.accessKeyId": "", "storage.s3.secretAccessKey": ""}, "annotation key"},
+		{"identity and static key", "storage.s3.serviceAccountAnnotations", `{"eks.amazonaws.com/role-arn":"arn:x"}`, nil, "static key takes precedence"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in := s3Base()
@@ -182,9 +180,9 @@ func TestInvalidS3ValuesAreRefused(t *testing.T) {
 
 func TestPlainHTTPEndpointNeedsTheExplicitSwitch(t *testing.T) {
 	in := s3Base()
-	in["s3Endpoint"], in["s3AllowHttpEndpoint"] = "http://s3.storage:7070", "true"
+	in["storage.s3.endpoint"], in["storage.s3.allowHttpEndpoint"] = "http://s3.storage:7070", "true"
 	if _, err := parse(in); err != nil {
-		t.Errorf("http endpoint with s3AllowHttpEndpoint refused: %v", err)
+		t.Errorf("http endpoint with storage.s3.allowHttpEndpoint refused: %v", err)
 	}
 }
 

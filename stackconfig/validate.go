@@ -50,19 +50,18 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.validateRouting(c)
-	v.intRange("certValidityHours", c.CertValidityHours, MinCertValidityHours, MaxCertValidityHours)
 
 	v.intRange("replicas", c.Replicas, 1, MaxReplicas)
-	v.image("registryImage", c.RegistryImage)
+	v.image("registry.image", c.RegistryImage)
 	if major, ok := tagMajor(c.RegistryImage); ok && major != 3 {
-		v.bad("registryImage", c.RegistryImage, "distribution v3 (a 3.x tag): the rendered config uses the v3 schema, which v2 rejects")
+		v.bad("registry.image", c.RegistryImage, "distribution v3 (a 3.x tag): the rendered config uses the v3 schema, which v2 rejects")
 	}
-	if !usernamePattern.MatchString(c.Username) {
-		v.bad("username", c.Username, "1-64 characters of letters, digits and . _ @ -, starting with a letter or digit")
+	if len(c.AccountNames) == 0 {
+		v.bad("accounts", "[]", "at least one account: the first is the admin the outputs username and password name")
 	}
-	seen := map[string]bool{c.Username: true}
-	for i, a := range c.ExtraAccounts {
-		key := fmt.Sprintf("extraAccounts[%d]", i)
+	seen := map[string]bool{}
+	for i, a := range c.AccountNames {
+		key := fmt.Sprintf("accounts[%d]", i)
 		switch {
 		case !usernamePattern.MatchString(a):
 			v.bad(key, a, "1-64 characters of letters, digits and . _ @ -, starting with a letter or digit")
@@ -70,18 +69,18 @@ func (c *Config) Validate() error {
 			// The account's password resource is named registry-password-<account>.
 			v.bad(key, a, "at most 40 characters")
 		case seen[a]:
-			v.bad(key, a, "an account name not used before (username and every extraAccounts entry must differ)")
+			v.bad(key, a, "an account name not used before (every entry must differ)")
 		}
 		seen[a] = true
 	}
-	v.oneOf("logLevel", c.LogLevel, logLevels)
-	v.oneOf("serviceType", c.ServiceType, serviceTypes)
-	v.quantity("registryCpuRequest", c.RegistryCPURequest)
-	memReq := v.quantity("registryMemoryRequest", c.RegistryMemoryRequest)
-	memLim := v.quantity("registryMemoryLimit", c.RegistryMemoryLimit)
+	v.oneOf("registry.logLevel", c.LogLevel, logLevels)
+	v.oneOf("registry.serviceType", c.ServiceType, serviceTypes)
+	v.quantity("registry.cpuRequest", c.RegistryCPURequest)
+	memReq := v.quantity("registry.memoryRequest", c.RegistryMemoryRequest)
+	memLim := v.quantity("registry.memoryLimit", c.RegistryMemoryLimit)
 	if memReq != nil && memLim != nil && memLim.Cmp(*memReq) < 0 {
-		v.bad("registryMemoryLimit", c.RegistryMemoryLimit,
-			fmt.Sprintf("a quantity at least registryMemoryRequest (%s)", c.RegistryMemoryRequest))
+		v.bad("registry.memoryLimit", c.RegistryMemoryLimit,
+			fmt.Sprintf("a quantity at least registry.memoryRequest (%s)", c.RegistryMemoryRequest))
 	}
 
 	v.validateStorage(c)
@@ -91,19 +90,19 @@ func (c *Config) Validate() error {
 	v.validatePlacement(c)
 	v.validateRegistryEnv(c)
 
-	v.image("redisImage", c.RedisImage)
+	v.image("cache.image", c.RedisImage)
 	if _, err := redis.MaxMemoryBytes(c.RedisMaxMemory); err != nil {
-		v.bad("redisMaxMemory", c.RedisMaxMemory, "a Redis memory size such as 64mb, 512mb or 1gb (units b, kb, mb, gb)")
+		v.bad("cache.maxMemory", c.RedisMaxMemory, "a Redis memory size such as 64mb, 512mb or 1gb (units b, kb, mb, gb)")
 	}
-	v.quantity("redisCpuRequest", c.RedisCPURequest)
-	v.quantity("redisMemoryRequest", c.RedisMemoryRequest)
+	v.quantity("cache.cpuRequest", c.RedisCPURequest)
+	v.quantity("cache.memoryRequest", c.RedisMemoryRequest)
 
 	if strings.Contains(c.GCSchedule, "TZ") {
-		v.bad("gcSchedule", c.GCSchedule, "a 5-field cron schedule without TZ= (Kubernetes rejects time zones in the schedule)")
+		v.bad("gc.schedule", c.GCSchedule, "a 5-field cron schedule without TZ= (Kubernetes rejects time zones in the schedule)")
 	} else if _, err := cron.ParseStandard(c.GCSchedule); err != nil {
-		v.bad("gcSchedule", c.GCSchedule, "a 5-field cron schedule such as \"0 3 * * 0\" or a macro such as @weekly")
+		v.bad("gc.schedule", c.GCSchedule, "a 5-field cron schedule such as \"0 3 * * 0\" or a macro such as @weekly")
 	}
-	v.image("gcKubectlImage", c.GCKubectlImage)
+	v.image("gc.kubectlImage", c.GCKubectlImage)
 
 	if len(v.errs) > 0 {
 		return joinErrors(v.errs)

@@ -20,7 +20,7 @@ import (
 	"github.com/regstack/registry-stack/internal/kube"
 )
 
-// Modes of the filesystem driver (the values of the storageMode stack config key).
+// Modes of the filesystem driver (the values of the storage.filesystem.mode stack config path).
 const (
 	// ModeHostPath makes a static hostPath PersistentVolume bound to the claim.
 	ModeHostPath = "hostPath"
@@ -400,7 +400,7 @@ func WritableCheckContainer(image string, uid int, mountPath, hostPath string) *
 	sc := kube.ContainerSecurityContext()
 	sc.RunAsUser, sc.RunAsGroup = pulumi.Int(uid), pulumi.Int(uid)
 	msg := fmt.Sprintf("the hostPath directory %s is not writable by UID %d. Create it owned by that user on the node "+
-		"(minikube: minikube ssh -- sudo install -d -o %d -g %d %s), or set storageHostPathChown=true "+
+		"(minikube: minikube ssh -- sudo install -d -o %d -g %d %s), or set storage.filesystem.chownHostPath=true "+
 		"(a root init container; the namespace then enforces only the baseline Pod Security level)", hostPath, uid, uid, uid, hostPath)
 	return &corev1.ContainerArgs{
 		Name:            pulumi.String("volume-writable"),
@@ -419,7 +419,7 @@ func WritableCheckContainer(image string, uid int, mountPath, hostPath string) *
 
 // VolumeOwnershipContainer hands dir to uid. It is the one container that runs as root, with
 // CHOWN as its only capability; it never touches the contents. image must have chown. Only with
-// storageHostPathChown: it needs the baseline Pod Security level.
+// storage.filesystem.chownHostPath: it needs the baseline Pod Security level.
 func VolumeOwnershipContainer(image string, uid int, dir string) *corev1.ContainerArgs {
 	return &corev1.ContainerArgs{
 		Name:            pulumi.String("volume-ownership"),

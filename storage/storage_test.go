@@ -258,7 +258,7 @@ func TestEveryModeProtectsTheData(t *testing.T) {
 	}
 }
 
-// Without storageHostPathChown, a hostPath directory the registry's user cannot write stops the
+// Without storage.filesystem.chownHostPath, a hostPath directory the registry's user cannot write stops the
 // pod in its init container with what to do, instead of a registry that fails every push; the
 // check itself runs under the restricted profile.
 func TestWritableCheckContainer(t *testing.T) {
@@ -270,7 +270,7 @@ func TestWritableCheckContainer(t *testing.T) {
 	})
 	c := m.Get(t, "kubernetes:core/v1:Pod", "p")
 	cmd := fmt.Sprint(c.Lookup("spec", "containers", 0, "command"))
-	for _, want := range []string{"touch", DataDir, "/data/registry is not writable by UID 1000", "install -d -o 1000 -g 1000 /data/registry", "storageHostPathChown=true"} {
+	for _, want := range []string{"touch", DataDir, "/data/registry is not writable by UID 1000", "install -d -o 1000 -g 1000 /data/registry", "storage.filesystem.chownHostPath=true"} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("command %s lacks %q", cmd, want)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -17,8 +18,8 @@ import (
 
 // construct builds a RegistryStack for the component provider,
 // so that YAML, TypeScript, Python and .NET programs get the same component. Its inputs are the
-// stack config keys under the same names, parsed and validated by the same code (stackconfig.Parse)
-// with the same defaults; a credential key must arrive as a secret. The Kubernetes provider comes
+// stack config keys under the same names and structure, parsed and validated by the same code
+// (stackconfig.Parse) with the same defaults; a credential must arrive as a secret. The Kubernetes provider comes
 // from the resource's providers option, so kubeContext is refused.
 func construct(ctx *pulumi.Context, typ, name string, inputs provider.ConstructInputs, options pulumi.ResourceOption) (*provider.ConstructResult, error) {
 	if typ != registrystack.Type {
@@ -51,7 +52,6 @@ func construct(ctx *pulumi.Context, typ, name string, inputs provider.ConstructI
 // objects as JSON) and says which were secret. Every input must be a known config key with a known
 // value: the component derives names and validates from them before it registers anything.
 func rawInputs(ctx *pulumi.Context, inputs pulumi.Map) (map[string]string, map[string]bool, error) {
-	keys := stackconfig.Defaults()
 	names := make([]string, 0, len(inputs))
 	for k := range inputs {
 		names = append(names, k)
@@ -60,7 +60,7 @@ func rawInputs(ctx *pulumi.Context, inputs pulumi.Map) (map[string]string, map[s
 	raw, secret := map[string]string{}, map[string]bool{}
 	var errs []error
 	for _, k := range names {
-		if _, ok := keys[k]; !ok || k == "kubeContext" {
+		if !slices.Contains(stackconfig.TopLevelKeys(), k) || k == "kubeContext" {
 			why := "not an input of " + registrystack.Type + " (see the schema: the stack config keys)"
 			if k == "kubeContext" {
 				why = "the Kubernetes provider is given with the resource's providers option, not as an input"

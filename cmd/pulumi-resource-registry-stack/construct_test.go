@@ -32,12 +32,13 @@ func TestRawInputs(t *testing.T) {
 	var err error
 	testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
 		raw, secret, err = rawInputs(ctx, pulumi.Map{
-			"hostname":          pulumi.String("registry.example.com").ToStringOutput(),
-			"replicas":          pulumi.Float64(3).ToFloat64Output(),
-			"extraAccounts":     pulumi.ToStringArray([]string{"ci"}).ToStringArrayOutput(),
-			"s3SecretAccessKey": pulumi.ToSecret(pulumi.String("k")).(pulumi.StringOutput),
-			"kubeContext":       pulumi.String("prod").ToStringOutput(),
-			"hostName":          pulumi.String("typo").ToStringOutput(),
+			"hostname": pulumi.String("registry.example.com").ToStringOutput(),
+			"replicas": pulumi.Float64(3).ToFloat64Output(),
+			"accounts": pulumi.ToStringArray([]string{"admin", "ci"}).ToStringArrayOutput(),
+			"storage": pulumi.Map{"s3": pulumi.Map{"bucket": pulumi.String("images"),
+				"secretAccessKey": pulumi.ToSecret(pulumi.String("k"))}}.ToMapOutput(),
+			"kubeContext": pulumi.String("prod").ToStringOutput(),
+			"hostName":    pulumi.String("typo").ToStringOutput(),
 		})
 		return nil
 	})
@@ -45,10 +46,12 @@ func TestRawInputs(t *testing.T) {
 		!strings.Contains(err.Error(), `input "hostName": not an input`) {
 		t.Errorf("error %v, want kubeContext and hostName refused", err)
 	}
-	if raw["hostname"] != "registry.example.com" || raw["replicas"] != "3" || raw["extraAccounts"] != `["ci"]` {
+	if raw["hostname"] != "registry.example.com" || raw["replicas"] != "3" || raw["accounts"] != `["admin","ci"]` ||
+		raw["storage"] != `{"s3":{"bucket":"images","secretAccessKey":"k"}}` {
 		t.Errorf("raw inputs %v", raw)
 	}
-	if !secret["s3SecretAccessKey"] || secret["hostname"] {
+	// A secret field makes its whole structured input secret, as secret config does its key.
+	if !secret["storage"] || secret["hostname"] {
 		t.Errorf("secret flags %v", secret)
 	}
 }

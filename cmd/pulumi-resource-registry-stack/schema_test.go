@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
@@ -20,43 +21,88 @@ import (
 
 var update = flag.Bool("update", false, "rewrite schema.json from Pulumi.yaml and the component's outputs")
 
-// configKey is one key of Pulumi.yaml's config section.
-type configKey struct {
-	Type        string `yaml:"type"`
-	Description string `yaml:"description"`
-	Items       *struct {
-		Type string `yaml:"type"`
-	} `yaml:"items"`
-}
-
 type property map[string]any
 
 var anyRef = property{"$ref": "pulumi.json#/Any"}
 
-// inputProperty is the schema of a config key: the types Pulumi.yaml declares; the untyped
-// structured keys (monitoring, autoscaling) and the items of object lists are any JSON.
-func inputProperty(t *testing.T, name string, k configKey) property {
+// typeToken names the schema type of a structured config path: storage.s3 -> StorageS3.
+func typeToken(path string) string {
+	name := ""
+	for _, seg := range strings.Split(path, ".") {
+		name += strings.ToUpper(seg[:1]) + seg[1:]
+	}
+	return registrystack.Package + ":index:" + name
+}
+
+// leafProperty is the schema of one config path by its kind; the objects whose fields the README
+// describes (mirrors' items, monitoring, autoscaling, placement) are any JSON.
+func leafProperty(t *testing.T, k stackconfig.Key) property {
 	t.Helper()
 	var p property
-	switch k.Type {
-	case "string", "integer", "boolean":
-		p = property{"type": k.Type}
-	case "array":
-		items := anyRef
-		if k.Items != nil && k.Items.Type == "string" {
-			items = property{"type": "string"}
-		}
-		p = property{"type": "array", "items": items}
-	case "":
+	switch k.Kind {
+	case stackconfig.KindString, stackconfig.KindInteger, stackconfig.KindBoolean:
+		p = property{"type": string(k.Kind)}
+	case stackconfig.KindList:
+		p = property{"type": "array", "items": property{"type": "string"}}
+	case stackconfig.KindMap:
+		p = property{"type": "object", "additionalProperties": property{"type": "string"}}
+	case stackconfig.KindObjects:
+		p = property{"type": "array", "items": anyRef}
+	case stackconfig.KindObject:
 		p = property{"$ref": anyRef["$ref"]}
 	default:
-		t.Fatalf("Pulumi.yaml config %s: type %q has no schema mapping", name, k.Type)
+		t.Fatalf("config %s: kind %q has no schema mapping", k.Path, k.Kind)
 	}
-	p["description"] = k.Description
-	if stackconfig.IsSecretKey(name) {
+	p["description"] = k.Doc
+	if k.Default != "" && k.Default != "[]" && k.Default != "{}" {
+		// Documented, not a schema default: an SDK would fill it in, and a field of a variant not
+		// chosen (or of a switched-off cache) is refused.
+		p["description"] = k.Doc + " Default: " + k.Default + "."
+	}
+	if stackconfig.IsSecretKey(k.Path) {
 		p["secret"] = true
 	}
 	return p
+}
+
+// objectTypes builds the schema types of the structured keys from the config paths: each object
+// path becomes a type with its fields, so every language's SDK gets the same structure as the stack
+// config (and the component's Args).
+func objectTypes(t *testing.T, descriptions map[string]string) (inputs map[string]property, types map[string]any) {
+	t.Helper()
+	inputs, types = map[string]property{}, map[string]any{}
+	props := map[string]map[string]property{}
+	add := func(parent, field string, p property) {
+		if parent == "" {
+			inputs[field] = p
+			return
+		}
+		if props[parent] == nil {
+			props[parent] = map[string]property{}
+		}
+		props[parent][field] = p
+	}
+	for _, k := range stackconfig.Keys() {
+		if k.Path == "kubeContext" {
+			// The caller's Kubernetes provider takes its place (the providers option).
+			continue
+		}
+		segs := strings.Split(k.Path, ".")
+		for i := range segs[:len(segs)-1] {
+			obj := strings.Join(segs[:i+1], ".")
+			parent := strings.Join(segs[:i], ".")
+			desc := descriptions[obj]
+			if desc == "" {
+				desc = "The fields of " + obj + "."
+			}
+			add(parent, segs[i], property{"$ref": "#/types/" + typeToken(obj), "description": desc})
+		}
+		add(strings.Join(segs[:len(segs)-1], "."), segs[len(segs)-1], leafProperty(t, k))
+	}
+	for obj, fields := range props {
+		types[typeToken(obj)] = map[string]any{"type": "object", "properties": fields}
+	}
+	return inputs, types
 }
 
 // outputTypes are the outputs that are not strings.
@@ -75,20 +121,19 @@ func generate(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	var project struct {
-		Description string               `yaml:"description"`
-		Config      map[string]configKey `yaml:"config"`
+		Description string `yaml:"description"`
+		Config      map[string]struct {
+			Description string `yaml:"description"`
+		} `yaml:"config"`
 	}
 	if err := yaml.Unmarshal(raw, &project); err != nil {
 		t.Fatalf("Pulumi.yaml: %v", err)
 	}
-	inputs := map[string]property{}
+	descriptions := map[string]string{}
 	for name, k := range project.Config {
-		if name == "kubeContext" {
-			// The caller's Kubernetes provider takes its place (the providers option).
-			continue
-		}
-		inputs[name] = inputProperty(t, name, k)
+		descriptions[name] = k.Description
 	}
+	inputs, types := objectTypes(t, descriptions)
 	outputs := map[string]property{}
 	for name, desc := range registrystack.OutputDescriptions {
 		p := property{"type": "string"}
@@ -113,13 +158,14 @@ func generate(t *testing.T) []byte {
 		"resources": map[string]any{
 			registrystack.Type: map[string]any{
 				"isComponent": true,
-				"description": "A private Docker/OCI registry on Kubernetes. Inputs are the stack config keys of registry-stack " +
-					"(same names, defaults and validation); pass the Kubernetes provider with the providers option.",
+				"description": "A private Docker/OCI registry on Kubernetes. Inputs are the stack config of registry-stack " +
+					"(same names, structure, defaults and validation); pass the Kubernetes provider with the providers option.",
 				"inputProperties": inputs,
 				"properties":      outputs,
 				"required":        required,
 			},
 		},
+		"types": types,
 	}
 	out, err := json.MarshalIndent(schema, "", "  ")
 	if err != nil {
@@ -141,25 +187,44 @@ func TestSchemaIsGenerated(t *testing.T) {
 	}
 }
 
-// TestSchemaInputsAreTheConfigKeys: the component takes exactly the stack's config keys (but the
-// provider's context), so a key added to the stack reaches every language.
-func TestSchemaInputsAreTheConfigKeys(t *testing.T) {
+// TestSchemaInputsAreTheConfigPaths: the component takes exactly the stack's config paths (but the
+// provider's context), each reachable through the schema's types, so a path added to the stack
+// reaches every language.
+func TestSchemaInputsAreTheConfigPaths(t *testing.T) {
 	var s struct {
 		Resources map[string]struct {
-			InputProperties map[string]any `json:"inputProperties"`
+			InputProperties map[string]map[string]any `json:"inputProperties"`
 		} `json:"resources"`
+		Types map[string]struct {
+			Properties map[string]map[string]any `json:"properties"`
+		} `json:"types"`
 	}
 	if err := json.Unmarshal(schema, &s); err != nil {
 		t.Fatal(err)
 	}
-	inputs := s.Resources[registrystack.Type].InputProperties
-	for k := range stackconfig.Defaults() {
-		if _, ok := inputs[k]; !ok && k != "kubeContext" {
-			t.Errorf("config key %s is no input of the schema", k)
+	var paths []string
+	var walk func(prefix string, props map[string]map[string]any)
+	walk = func(prefix string, props map[string]map[string]any) {
+		for name, p := range props {
+			ref, _ := p["$ref"].(string)
+			if typ, ok := strings.CutPrefix(ref, "#/types/"); ok {
+				walk(prefix+name+".", s.Types[typ].Properties)
+				continue
+			}
+			paths = append(paths, prefix+name)
 		}
 	}
-	if len(inputs) != len(stackconfig.Defaults())-1 {
-		t.Errorf("%d inputs, want %d (the config keys but kubeContext)", len(inputs), len(stackconfig.Defaults())-1)
+	walk("", s.Resources[registrystack.Type].InputProperties)
+	var want []string
+	for _, k := range stackconfig.Keys() {
+		if k.Path != "kubeContext" {
+			want = append(want, k.Path)
+		}
+	}
+	slices.Sort(paths)
+	slices.Sort(want)
+	if !slices.Equal(paths, want) {
+		t.Errorf("schema input paths %v,\nconfig paths %v", paths, want)
 	}
 }
 
@@ -192,9 +257,9 @@ func outputKeys(t *testing.T, config map[string]string) []string {
 // TestOutputsAreDocumented: every output the component can have is in the schema, the ones every
 // stack has are required, and nothing else is.
 func TestOutputsAreDocumented(t *testing.T) {
-	minimal := outputKeys(t, map[string]string{"storageDriver": "s3", "s3Bucket": "registry-images", "s3Region": "us-east-1", "cacheEnabled": "false"})
+	minimal := outputKeys(t, map[string]string{"storage.s3.bucket": "registry-images", "storage.s3.region": "us-east-1", "cache.enabled": "false"})
 	full := outputKeys(t, map[string]string{
-		"storageMode": "hostPath", "autoscaling": `{}`,
+		"storage.filesystem.mode": "hostPath", "autoscaling": `{}`,
 		"monitoring": `{"serviceMonitor":{"enabled":true}}`,
 		"mirrors":    `[{"name":"ghcr","upstream":"https://ghcr.io"}]`,
 	})

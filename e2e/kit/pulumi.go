@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -149,36 +151,79 @@ func (p *PulumiCLI) InitStack(ctx context.Context) error {
 	return nil
 }
 
-// SetConfig sets plain (non-secret) config values of the project. A value that is a JSON list is
-// stored as a list (the project declares those keys as arrays, and Pulumi checks the type), so
-// `pulumi config set-all --json` is used, which also replaces a list whole.
+// Unset as a SetConfig value removes that config path (e.g. the variant a step switches away from:
+// routing.ingress when it moves to routing.gateway).
+const Unset = "\x00unset"
+
+// SetConfig sets config values by path, as a user would: a top-level key with `pulumi config
+// set-all --json` (a JSON list stored as a list, replacing it whole), a path below one with
+// `set-all --path`, a credential path with --secret; Unset removes a path. Removals run first.
 func (p *PulumiCLI) SetConfig(ctx context.Context, config map[string]string) error {
 	type entry struct {
 		Value       string    `json:"value"`
 		ObjectValue *[]string `json:"objectValue,omitempty"` // set (possibly empty) for lists
 		Secret      bool      `json:"secret"`
 	}
-	values := map[string]entry{}
-	for k, v := range config {
-		// Credentials as a user must set them: `pulumi config set --secret`.
-		e := entry{Value: v, Secret: stackconfig.IsSecretKey(k)}
-		if strings.HasPrefix(strings.TrimSpace(v), "[") {
-			list := []string{}
-			if err := json.Unmarshal([]byte(v), &list); err != nil {
-				return fmt.Errorf("config %s=%s: not a JSON list of strings: %w", k, v, err)
+	top := map[string]entry{}
+	var paths, unset []string
+	for _, k := range slices.Sorted(maps.Keys(config)) {
+		v := config[k]
+		switch {
+		case v == Unset:
+			unset = append(unset, p.project+":"+k)
+		case strings.ContainsAny(k, ".["):
+			flag := "--plaintext"
+			if stackconfig.IsSecretKey(k) {
+				// As a user sets a credential; the value is the test's own fixture key.
+				flag = "--secret"
 			}
-			e.ObjectValue = &list
+			paths = append(paths, flag, p.project+":"+k+"="+v)
+		default:
+			e := entry{Value: v}
+			if strings.HasPrefix(strings.TrimSpace(v), "[") {
+				list := []string{}
+				if err := json.Unmarshal([]byte(v), &list); err != nil {
+					return fmt.Errorf("config %s=%s: not a JSON list of strings: %w", k, v, err)
+				}
+				e.ObjectValue = &list
+			}
+			top[p.project+":"+k] = e
 		}
-		values[p.project+":"+k] = e
 	}
-	raw, err := json.Marshal(values)
-	if err != nil {
-		return fmt.Errorf("config set-all: %w", err)
+	for _, k := range unset {
+		// One path at a time: a path that is not set is not an error.
+		if _, err := p.Run(ctx, 2*time.Minute, true, "config", "rm", "--path", k); err != nil && !strings.Contains(err.Error(), "not found") {
+			return fmt.Errorf("config rm --path %s: %w", k, err)
+		}
 	}
-	if _, err := p.Run(ctx, 2*time.Minute, true, "config", "set-all", "--json", string(raw)); err != nil {
-		return fmt.Errorf("config set-all: %w", err)
+	if len(top) > 0 {
+		raw, err := json.Marshal(top)
+		if err != nil {
+			return fmt.Errorf("config set-all: %w", err)
+		}
+		if _, err := p.Run(ctx, 2*time.Minute, true, "config", "set-all", "--json", string(raw)); err != nil {
+			return fmt.Errorf("config set-all: %w", err)
+		}
+	}
+	if len(paths) > 0 {
+		if _, err := p.Run(ctx, 2*time.Minute, true, append([]string{"config", "set-all", "--path"}, paths...)...); err != nil {
+			return fmt.Errorf("config set-all --path: %w", err)
+		}
 	}
 	return nil
+}
+
+// MigrateConfig runs the README's migration of the flat config layout (cmd/migrate-config of the
+// repository at root) on this stack, and returns what it printed.
+func (p *PulumiCLI) MigrateConfig(ctx context.Context, root string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	out, err := RunCmd(ctx, root, p.env(), "go", "run", "./cmd/migrate-config",
+		"--apply", "--stack", p.Stack, "--config-file", p.ConfigFile)
+	if err != nil {
+		return out, fmt.Errorf("migrate-config: %w", err)
+	}
+	return out, nil
 }
 
 // SetConfigPath sets one field of a structured key (`pulumi config set --path`, with --secret as a

@@ -186,54 +186,53 @@ func loadSettings(ctx context.Context, track string) (*Settings, error) {
 // small sizes, two replicas and a suspended GC schedule (the tests trigger GC by hand).
 func (s *Settings) StackConfig() map[string]string {
 	c := map[string]string{
-		"kubeContext":      s.KubeContext,
-		"namespace":        s.Namespace,
-		"createNamespace":  "true",
-		"hostname":         s.Hostname,
-		"ingressClassName": s.IngressClass,
-		"replicas":         "2",
-		"registryImage":    s.RegistryImage,
-		"redisImage":       s.RedisImage,
-		"gcKubectlImage":   s.KubectlImage,
-		"storageMode":      s.StorageMode,
-		"pvSize":           "2Gi",
-		"pvcSize":          "1Gi",
-		"redisMaxMemory":   "32mb",
-		// The program derives the Redis memory limit from redisMaxMemory (32mb -> 72Mi); the
+		"kubeContext":                s.KubeContext,
+		"namespace":                  s.Namespace,
+		"createNamespace":            "true",
+		"hostname":                   s.Hostname,
+		"routing.ingress.className":  s.IngressClass,
+		"replicas":                   "2",
+		"registry.image":             s.RegistryImage,
+		"cache.image":                s.RedisImage,
+		"gc.kubectlImage":            s.KubectlImage,
+		"storage.filesystem.mode":    s.StorageMode,
+		"storage.filesystem.pvSize":  "2Gi",
+		"storage.filesystem.pvcSize": "1Gi",
+		"cache.maxMemory":            "32mb",
+		// The program derives the Redis memory limit from cache.maxMemory (32mb -> 72Mi); the
 		// default request (96Mi) would exceed it and the API server rejects the Deployment.
-		"redisMemoryRequest": "48Mi",
-		"registryCpuRequest": "10m",
-		"redisCpuRequest":    "10m",
-		"gcSuspend":          "true",
-		"extraAccounts":      `["ci","cluster-a"]`,
-		"logLevel":           "info",
+		"cache.memoryRequest": "48Mi",
+		"registry.cpuRequest": "10m",
+		"cache.cpuRequest":    "10m",
+		"gc.suspend":          "true",
+		"accounts":            `["admin","ci","cluster-a"]`,
+		"registry.logLevel":   "info",
 	}
 	switch {
 	case s.S3 != nil:
-		delete(c, "storageMode")
-		delete(c, "pvSize")
-		delete(c, "pvcSize")
-		c["storageDriver"] = "s3"
-		c["s3Endpoint"] = s.S3.Endpoint
-		c["s3Bucket"] = s.S3.Bucket
-		c["s3Region"] = "us-east-1"
-		c["s3ForcePathStyle"] = "true"
-		c["s3RootDirectory"] = s.S3.RootDirectory
-		c["s3CaBundlePem"] = s.S3.CAPEM
-		c["s3AccessKeyId"] = s.S3.AccessKey
-		c["s3SecretAccessKey"] = s.S3.SecretKey
-		c["storageRedirect"] = fmt.Sprint(s.S3.Redirect)
+		for _, k := range []string{"storage.filesystem.mode", "storage.filesystem.pvSize", "storage.filesystem.pvcSize"} {
+			delete(c, k)
+		}
+		c["storage.s3.endpoint"] = s.S3.Endpoint
+		c["storage.s3.bucket"] = s.S3.Bucket
+		c["storage.s3.region"] = "us-east-1"
+		c["storage.s3.forcePathStyle"] = "true"
+		c["storage.s3.rootDirectory"] = s.S3.RootDirectory
+		c["storage.s3.caBundlePem"] = s.S3.CAPEM
+		c["storage.s3.accessKeyId"] = s.S3.AccessKey
+		c["storage.s3.secretAccessKey"] = s.S3.SecretKey
+		c["storage.s3.redirect"] = fmt.Sprint(s.S3.Redirect)
 	case s.StorageMode == "hostPath":
-		c["storageHostPath"] = s.HostPath
+		c["storage.filesystem.hostPath"] = s.HostPath
 		// The kubelet creates the directory root-owned: the suite opts in to the ownership fix
 		// (the namespace then enforces baseline).
-		c["storageHostPathChown"] = "true"
+		c["storage.filesystem.chownHostPath"] = "true"
 	case s.StorageMode == "dynamic" && s.StorageClass == "standard":
-		// The product's default: leave both keys unset, so that the default stack is what runs.
-		delete(c, "storageMode")
-		delete(c, "pvSize")
+		// The product's default: leave the fields unset, so that the default stack is what runs.
+		delete(c, "storage.filesystem.mode")
+		delete(c, "storage.filesystem.pvSize")
 	case s.StorageMode == "dynamic":
-		c["storageClassName"] = s.StorageClass
+		c["storage.filesystem.className"] = s.StorageClass
 	}
 	return c
 }

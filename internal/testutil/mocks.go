@@ -18,10 +18,50 @@ import (
 // MockCertNotAfter is every mocked certificate's end of validity.
 const MockCertNotAfter = "2027-12-01T00:00:00Z"
 
-// SecretConfigKeys are the config keys Run stores as `pulumi config set --secret` would: the
-// credential keys stackconfig refuses in plaintext (its tests keep the two lists equal; this
+// SecretConfigKeys are the config paths Run stores as `pulumi config set --secret --path` would: the
+// credential paths stackconfig refuses in plaintext (its tests keep the two lists equal; this
 // package cannot import stackconfig, whose packages' tests use it).
-var SecretConfigKeys = []string{"s3AccessKeyId", "s3SecretAccessKey"}
+var SecretConfigKeys = []string{"storage.s3.accessKeyId", "storage.s3.secretAccessKey"}
+
+// Nest turns config values given by path (storage.s3.bucket) into top-level keys as the engine
+// passes them to a program, a structured one as JSON; secret tells which keys hold a path of
+// SecretConfigKeys or a mirror's password (a structured key is secret as a whole when any of its
+// fields is).
+func Nest(config map[string]string) (top map[string]string, secret map[string]bool) {
+	top, secret = map[string]string{}, map[string]bool{}
+	objects := map[string]map[string]any{}
+	for path, v := range config {
+		parts := strings.Split(path, ".")
+		if slices.Contains(SecretConfigKeys, path) || (path == "mirrors" && strings.Contains(v, `"password"`)) {
+			secret[parts[0]] = true
+		}
+		if len(parts) == 1 {
+			top[path] = v
+			continue
+		}
+		if objects[parts[0]] == nil {
+			objects[parts[0]] = map[string]any{}
+		}
+		m := objects[parts[0]]
+		for _, part := range parts[1 : len(parts)-1] {
+			next, ok := m[part].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[part] = next
+			}
+			m = next
+		}
+		m[parts[len(parts)-1]] = v
+	}
+	for name, m := range objects {
+		raw, err := json.Marshal(m)
+		if err != nil {
+			panic(fmt.Sprintf("testutil: config %s: %v", name, err))
+		}
+		top[name] = string(raw)
+	}
+	return top, secret
+}
 
 // Project and Stack of every mocked run.
 const (
@@ -173,17 +213,16 @@ func (m *Mocks) summary() string {
 	return strings.Join(parts, ", ")
 }
 
-// Run runs program with the mock engine and the given stack config (keys without the project
-// prefix, values as `pulumi config set` stores them).
+// Run runs program with the mock engine and the given stack config (paths without the project
+// prefix, values as `pulumi config set --path` stores them).
 func Run(t testing.TB, config map[string]string, program pulumi.RunFunc) (*Mocks, error) {
 	t.Helper()
-	full := make(map[string]string, len(config))
+	top, secret := Nest(config)
+	full := make(map[string]string, len(top))
 	secretKeys := []string{}
-	for k, v := range config {
+	for k, v := range top {
 		full[Project+":"+k] = v
-		if slices.Contains(SecretConfigKeys, k) || (k == "mirrors" && strings.Contains(v, `"password"`)) {
-			// As `pulumi config set --secret` would have stored it (a structured key is secret
-			// as a whole when any of its fields is).
+		if secret[k] {
 			secretKeys = append(secretKeys, Project+":"+k)
 		}
 	}

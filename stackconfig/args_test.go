@@ -1,0 +1,207 @@
+package stackconfig
+
+import (
+	"reflect"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/regstack/registry-stack/monitoring"
+	"github.com/regstack/registry-stack/placement"
+	"github.com/regstack/registry-stack/registry"
+	"github.com/regstack/registry-stack/registrystack"
+)
+
+// opaque are Args types whose fields the README describes as one structured key (mirrors,
+// monitoring, autoscaling, placement): one config path sets the whole value.
+var opaque = map[reflect.Type]bool{
+	reflect.TypeOf(registrystack.Mirror{}): true, reflect.TypeOf(monitoring.Config{}): true,
+	reflect.TypeOf(registry.Autoscaling{}): true, reflect.TypeOf(placement.Spec{}): true,
+}
+
+// argLeaves lists the leaf fields of an Args type (Storage.S3.Bucket, ...); pointers and structs are
+// walked, lists, maps and opaque types are leaves.
+func argLeaves(t reflect.Type, prefix string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || opaque[t] {
+		return []string{prefix}
+	}
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		p := f.Name
+		if prefix != "" {
+			p = prefix + "." + f.Name
+		}
+		out = append(out, argLeaves(f.Type, p)...)
+	}
+	return out
+}
+
+// changedLeaves are the leaf fields whose values differ between a and b (a nil pointer counts as
+// the zero value of what it points to).
+func changedLeaves(a, b reflect.Value, prefix string, out map[string]bool) {
+	deref := func(v reflect.Value, t reflect.Type) reflect.Value {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+			if v.IsValid() && !v.IsNil() {
+				v = v.Elem()
+			} else {
+				v = reflect.Zero(t)
+			}
+		}
+		return v
+	}
+	t := a.Type()
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	a, b = deref(a, a.Type()), deref(b, b.Type())
+	if t.Kind() != reflect.Struct || opaque[t] {
+		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			out[prefix] = true
+		}
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		p := f.Name
+		if prefix != "" {
+			p = prefix + "." + f.Name
+		}
+		changedLeaves(a.Field(i), b.Field(i), p, out)
+	}
+}
+
+// The stack config mirrors Args: every config path (but kubeContext, the program's provider)
+// reaches a field of the component's Args, and every field of Args is reachable from a config path.
+// Each path is set to a valid non-default value (with what it needs beside it) and the Args that
+// come out are compared with those of the defaults.
+func TestConfigPathsAndArgsMirrorEachOther(t *testing.T) {
+	s3 := map[string]string{"storage.s3.bucket": "images", "storage.s3.region": "eu-west-1"}
+	with := func(base map[string]string, kv ...string) map[string]string {
+		out := map[string]string{}
+		for k, v := range base {
+			out[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out[kv[i]] = kv[i+1]
+		}
+		return out
+	}
+	hostPath := map[string]string{"storage.filesystem.mode": "hostPath"}
+	samples := map[string]map[string]string{
+		"namespace": {"namespace": "other"}, "createNamespace": {"createNamespace": "false"},
+		"hostname": {"hostname": "r.example.com"}, "extraDnsNames": {"extraDnsNames": `["r2.example.com"]`},
+		"extraIpAddresses": {"extraIpAddresses": `["10.1.2.3"]`}, "replicas": {"replicas": "3"},
+		"accounts":                            {"accounts": `["admin","ci"]`},
+		"routing.ingress.className":           {"routing.ingress.className": "traefik"},
+		"routing.ingress.traefikEntryPoint":   {"routing.ingress.className": "traefik", "routing.ingress.traefikEntryPoint": "tls"},
+		"routing.gateway.create.className":    {"routing.gateway.create.className": "eg"},
+		"routing.gateway.create.listenerPort": {"routing.gateway.create.className": "eg", "routing.gateway.create.listenerPort": "9443"},
+		"routing.gateway.existing.name":       {"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https"},
+		"routing.gateway.existing.namespace": {"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https",
+			"routing.gateway.existing.namespace": "platform"},
+		"routing.gateway.existing.sectionName": {"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https"},
+		"routing.controller":                   {"routing.controller": "traefik"},
+		"routing.sourceRanges":                 {"routing.sourceRanges": `["10.0.0.0/8"]`},
+		"routing.allowUnenforcedSourceRanges": {"routing.controller": "other", "routing.sourceRanges": `["10.0.0.0/8"]`,
+			"routing.allowUnenforcedSourceRanges": "true"},
+		"tls.generated.validityHours":      {"tls.generated.validityHours": "48"},
+		"tls.secret.name":                  {"tls.secret.name": "corp-tls"},
+		"tls.secret.caCertPem":             {"tls.secret.name": "corp-tls", "tls.secret.caCertPem": testCAPEM(t)},
+		"storage.filesystem.mode":          hostPath,
+		"storage.filesystem.className":     {"storage.filesystem.className": "fast"},
+		"storage.filesystem.hostPath":      with(hostPath, "storage.filesystem.hostPath", "/srv/registry"),
+		"storage.filesystem.nodeName":      with(hostPath, "storage.filesystem.nodeName", "node-1"),
+		"storage.filesystem.chownHostPath": with(hostPath, "storage.filesystem.chownHostPath", "true"),
+		"storage.filesystem.volumeName":    {"storage.filesystem.mode": "existing", "storage.filesystem.volumeName": "old-pv"},
+		"storage.filesystem.accessMode":    {"storage.filesystem.accessMode": "ReadWriteMany"},
+		"storage.filesystem.pvSize":        with(hostPath, "storage.filesystem.pvSize", "20Gi"),
+		"storage.filesystem.pvcSize":       {"storage.filesystem.pvcSize": "5Gi"},
+		"storage.s3.bucket":                s3, "storage.s3.region": s3,
+		"storage.s3.endpoint":                  with(s3, "storage.s3.endpoint", "https://s3.example.com"),
+		"storage.s3.allowHttpEndpoint":         with(s3, "storage.s3.endpoint", "http://s3.example.com", "storage.s3.allowHttpEndpoint", "true"),
+		"storage.s3.forcePathStyle":            with(s3, "storage.s3.forcePathStyle", "true"),
+		"storage.s3.rootDirectory":             with(s3, "storage.s3.rootDirectory", "/registry"),
+		"storage.s3.caBundlePem":               with(s3, "storage.s3.endpoint", "https://s3.example.com", "storage.s3.caBundlePem", testCAPEM(t)),
+		"storage.s3.encrypt":                   with(s3, "storage.s3.encrypt", "true"),
+		"storage.s3.kmsKeyId":                  with(s3, "storage.s3.encrypt", "true", "storage.s3.kmsKeyId", "alias/registry"),
+		"storage.s3.storageClass":              with(s3, "storage.s3.storageClass", "STANDARD_IA"),
+		"storage.s3.chunkSize":                 with(s3, "storage.s3.chunkSize", "10485760"),
+		"storage.s3.redirect":                  with(s3, "storage.s3.redirect", "true"),
+		"storage.s3.accessKeyId":               with(s3, "storage.s3.accessKeyId", "AKIA", "storage.s3.secretAccessKey", "key"),
+		"storage.s3.secretAccessKey":           with(s3, "storage.s3.accessKeyId", "AKIA", "storage.s3.secretAccessKey", "key"),
+		"storage.s3.serviceAccountAnnotations": with(s3, "storage.s3.serviceAccountAnnotations", `{"eks.amazonaws.com/role-arn":"arn:x"}`),
+		"registry.image":                       {"registry.image": "registry:3.1.1"},
+		"registry.logLevel":                    {"registry.logLevel": "debug"},
+		"registry.serviceType":                 {"registry.serviceType": "NodePort"},
+		"registry.cpuRequest":                  {"registry.cpuRequest": "200m"},
+		"registry.memoryRequest":               {"registry.memoryRequest": "256Mi"},
+		"registry.memoryLimit":                 {"registry.memoryLimit": "2Gi"},
+		"registry.env":                         {"registry.env": `{"NO_PROXY":".svc"}`},
+		"cache.enabled":                        {"cache.enabled": "false"},
+		"cache.image":                          {"cache.image": "redis:8.0.2"},
+		"cache.maxMemory":                      {"cache.maxMemory": "128mb"},
+		"cache.cpuRequest":                     {"cache.cpuRequest": "100m"},
+		"cache.memoryRequest":                  {"cache.memoryRequest": "128Mi"},
+		"gc.schedule":                          {"gc.schedule": "@daily"},
+		"gc.suspend":                           {"gc.suspend": "true"},
+		"gc.kubectlImage":                      {"gc.kubectlImage": "registry.k8s.io/kubectl:v1.33.12"},
+		"mirrors":                              {"mirrors": `[{"name":"ghcr","upstream":"https://ghcr.io"}]`},
+		"monitoring":                           {"monitoring": `{"scrapeNamespace":"prom"}`},
+		"autoscaling":                          {"autoscaling": `{"maxReplicas":4}`, "replicas": defaultOf("replicas")},
+		"placement": {"mirrors": `[{"name":"ghcr","upstream":"https://ghcr.io"}]`, "placement": `{"all":{"priorityClassName":"infra"},` +
+			`"registry":{"priorityClassName":"r"},"mirrors":{"priorityClassName":"m"},"cache":{"priorityClassName":"c"},"gc":{"priorityClassName":"g"}}`},
+	}
+	base, err := parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseArgs := reflect.ValueOf(base.Args())
+	reached := map[string]bool{}
+	for _, k := range Keys() {
+		if k.Path == "kubeContext" {
+			continue // the program's Kubernetes provider, not an arg of the component
+		}
+		sample, ok := samples[k.Path]
+		if !ok {
+			t.Errorf("config path %s has no sample here: add one", k.Path)
+			continue
+		}
+		c, err := parse(sample)
+		if err != nil {
+			t.Errorf("%s: sample %v refused: %v", k.Path, sample, err)
+			continue
+		}
+		changed := map[string]bool{}
+		changedLeaves(baseArgs, reflect.ValueOf(c.Args()), "", changed)
+		if len(changed) == 0 {
+			t.Errorf("config path %s reaches no field of Args", k.Path)
+		}
+		for f := range changed {
+			reached[f] = true
+		}
+	}
+	var unreached []string
+	for _, leaf := range argLeaves(reflect.TypeOf(registrystack.Args{}), "") {
+		if !reached[leaf] {
+			unreached = append(unreached, leaf)
+		}
+	}
+	sort.Strings(unreached)
+	if len(unreached) > 0 {
+		t.Errorf("fields of Args no config path sets: %v", unreached)
+	}
+	if !slices.Contains(argLeaves(reflect.TypeOf(registrystack.Args{}), ""), "Storage.S3.Bucket") {
+		t.Error("the walk over Args misses Storage.S3.Bucket: it proves nothing")
+	}
+}
