@@ -4,7 +4,7 @@ export GOTOOLCHAIN ?= local
 STACK ?= minikube
 E2E_TIMEOUT ?= 75m
 
-.PHONY: build provider deploy preview destroy test e2e bench
+.PHONY: build provider deploy preview destroy migrate-config test e2e bench
 
 ## build: compile the program where Pulumi.yaml's buildTarget puts it, listing the packages as they
 ## compile: the first build of a fresh clone takes minutes (about 9 on a cold Go cache), which
@@ -31,6 +31,11 @@ preview: build
 ## destroy: remove the stack's objects; the registry data is kept (see README, Operations).
 destroy:
 	pulumi destroy --yes --stack $(STACK)
+
+## migrate-config: rewrite the stack's config from the flat layout of the releases before 2026-12
+## into the structured one (README, Upgrading); prints the plan, APPLY=1 carries it out.
+migrate-config:
+	go run ./cmd/migrate-config --stack $(STACK) $(if $(APPLY),--apply)
 
 PROMTOOL := $(CURDIR)/.bin/promtool
 

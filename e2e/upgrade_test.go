@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/regstack/registry-stack/e2e/kit"
 	"github.com/regstack/registry-stack/registrystack"
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // upgradeState is what the previous release left for the upgrade step to compare.
@@ -48,7 +50,12 @@ func (f *fixture) stepDeployPreviousRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.StackCreated = true
-	if err := f.Pulumi.SetConfig(ctx, f.Settings.StackConfig()); err != nil {
+	// The previous release reads the flat layout: the suite's config as a user of it had set it.
+	legacy, err := legacyConfig(f.Settings.StackConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Pulumi.SetConfig(ctx, legacy); err != nil {
 		t.Fatal(err)
 	}
 	err = f.Timed("pulumi up (previous release)", func() (string, error) {
@@ -76,6 +83,42 @@ func (f *fixture) stepDeployPreviousRelease(t *testing.T) {
 	}
 	f.upgrade = &upgradeState{cli: prev, password: f.Out.Password, caPEM: f.Out.CACertPEM, image: img}
 	f.survivors = append(f.survivors, img)
+}
+
+// legacyConfig is config (by path) in the flat layout of the releases before 2026-12, the inverse of
+// stackconfig.Moved: accounts become username and extraAccounts, the variant set the mode keys.
+func legacyConfig(config map[string]string) (map[string]string, error) {
+	byPath := map[string]string{}
+	for old, path := range stackconfig.Moved() {
+		byPath[path] = old
+	}
+	out := map[string]string{}
+	for k, v := range config {
+		switch {
+		case k == "accounts":
+			var accounts []string
+			if err := json.Unmarshal([]byte(v), &accounts); err != nil || len(accounts) == 0 {
+				return nil, fmt.Errorf("accounts %q: %v", v, err)
+			}
+			extra, err := json.Marshal(accounts[1:])
+			if err != nil {
+				return nil, err
+			}
+			out["username"], out["extraAccounts"] = accounts[0], string(extra)
+		case stackconfig.IsSecretKey(k):
+			return nil, fmt.Errorf("%s: the legacy config of the upgrade step has no credential", k)
+		case byPath[k] != "":
+			out[byPath[k]] = v
+			if strings.HasPrefix(k, "storage.s3.") {
+				out["storageDriver"] = "s3"
+			}
+		case strings.Contains(k, "."):
+			return nil, fmt.Errorf("%s has no key in the flat layout", k)
+		default:
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // buildRelease extracts commit of the repository at root into dir (git archive: the clone's work
@@ -123,6 +166,17 @@ func (f *fixture) stepUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The old layout is refused naming each key's new path, then migrated as the README says.
+	if out, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-old-layout", "preview"); err == nil ||
+		!strings.Contains(out+err.Error(), `config "gcSuspend": moved to gc.suspend`) || !strings.Contains(out+err.Error(), "make migrate-config") {
+		t.Errorf("preview of the old config layout: err %v, want every old key refused with its new path\n%s", err, kit.Tail(out, 15))
+	}
+	migration, err := f.Pulumi.MigrateConfig(ctx, f.RepoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("migrate-config:\n%s", migration)
+	f.Report.Fact("config migrated to the structured layout: %s", kit.Tail(migration, 1))
 	out, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-upgrade", "preview", "--json")
 	if err != nil {
 		t.Fatalf("pulumi preview --json of the upgrade: %v", err)
@@ -182,8 +236,10 @@ func checkOnlyComponentCreated(t *testing.T, what string, ops []kit.StepOp) {
 		switch {
 		case o.Op == "create" && strings.Contains(o.URN, "::"+registrystack.Type+"::"):
 			created++
-		case !kit.InPlaceOps[o.Op]:
-			t.Errorf("%s: %s %s (an upgrade may only create the component and update in place)", what, o.Op, o.URN)
+		case o.Op != "same" && o.Op != "read" && o.Op != "refresh":
+			// The migrated config must mean what the old one meant: an update would be a value that
+			// changed on the way.
+			t.Errorf("%s: %s %s (an upgrade may only create the component; everything else stays the same)", what, o.Op, o.URN)
 		}
 	}
 	if created != 1 {
