@@ -225,10 +225,7 @@ func (a *Args) Validate() error {
 			errs = append(errs, w.spec.Validate(w.path)...)
 		}
 	}
-	if backend := backendOf(a.Storage); backend != nil {
-		errs = append(errs, registry.ValidateExtraEnv("Registry.Env", false, a.Registry.Env, backend)...)
-		errs = append(errs, gc.ValidateExtraEnv("Registry.Env", false, a.Registry.Env)...)
-	}
+	errs = append(errs, ValidateExtraEnv("Registry.Env", false, a.Storage, a.Registry.Env)...)
 	seen := map[string]bool{}
 	for i, m := range a.Mirrors {
 		if m.Name == "" || seen[m.Name] {
@@ -240,6 +237,17 @@ func (a *Args) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("registrystack: invalid args: %w", errors.Join(errs...))
+}
+
+// ValidateExtraEnv checks extra environment of the registry, its mirrors and GC's collector (who all
+// get it) against the names each of them sets with store; path names the entries in errors (keyed:
+// by name, as a config object holds them, else by index). Stack config and Args share it.
+func ValidateExtraEnv(path string, keyed bool, store storage.Store, env []registry.EnvVar) []error {
+	backend := backendOf(store)
+	if backend == nil {
+		return nil
+	}
+	return append(registry.ValidateExtraEnv(path, keyed, env, backend), gc.ValidateExtraEnv(path, keyed, env)...)
 }
 
 // backendOf is the storage backend the registry's container will see, for checks made before

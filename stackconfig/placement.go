@@ -5,13 +5,9 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-
-	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/placement"
 	"github.com/regstack/registry-stack/registry"
 	"github.com/regstack/registry-stack/registrystack"
-	"github.com/regstack/registry-stack/storage"
 )
 
 // rawPlacement is the placement key: the pods of every workload (all) and of each one, which
@@ -47,16 +43,10 @@ func (v *validator) validatePlacement(c *Config) {
 	}
 }
 
-// validateRegistryEnv checks registry.env against the names the registry's container sets for the
-// chosen store: only an S3 CA bundle adds one that is not a REGISTRY_* name.
+// validateRegistryEnv checks registry.env against the names the registry's container, the mirrors'
+// and GC's collector set for the chosen store (registrystack.ValidateExtraEnv, as Args.Validate).
 func (v *validator) validateRegistryEnv(c *Config) {
-	b := storage.FilesystemBackend(pulumi.String("validate"), &storage.Filesystem{})
-	if c.StorageDriver == DriverS3 {
-		// The Secret's name does not matter to the check.
-		b = storage.S3Backend(&storage.S3{CABundlePEM: c.S3CABundlePEM}, pulumi.String("validate"))
-	}
-	env := c.registryEnv()
-	for _, err := range append(registry.ValidateExtraEnv("registry.env", true, env, b), gc.ValidateExtraEnv("registry.env", true, env)...) {
+	for _, err := range registrystack.ValidateExtraEnv("registry.env", true, c.storage(), c.registryEnv()) {
 		v.errs = append(v.errs, fmt.Errorf("config %w", err))
 	}
 }
