@@ -176,7 +176,8 @@ func (f *fixture) stepUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("migrate-config:\n%s", migration)
-	f.Report.Fact("config migrated to the structured layout: %s", kit.Tail(migration, 1))
+	lines := strings.Split(strings.TrimSpace(migration), "\n")
+	f.Report.Fact("config migrated to the structured layout: %s", lines[len(lines)-1])
 	out, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-upgrade", "preview", "--json")
 	if err != nil {
 		t.Fatalf("pulumi preview --json of the upgrade: %v", err)

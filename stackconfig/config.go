@@ -460,9 +460,12 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 	var errs []error
 	for _, old := range slices.Sorted(maps.Keys(moved)) {
 		if _, ok := lookup(old); ok {
-			errs = append(errs, fmt.Errorf("config %q: moved to %s (the stack config mirrors the component's args since 2026-12); "+
-				"run `make migrate-config` to rewrite the stack's config, see README, Upgrading", old, moved[old]))
+			errs = append(errs, fmt.Errorf("config %q: moved to %s", old, moved[old]))
 		}
+	}
+	if len(errs) > 0 {
+		errs = append(errs, errors.New("the stack config mirrors the component's args since 2026-12: "+
+			"`make migrate-config` rewrites the stack's config (README, Upgrading)"))
 	}
 	values := map[string]string{}
 	for _, top := range TopLevelKeys() {
