@@ -323,7 +323,7 @@ func TestSecretTLSSourceGeneratesNoCertificate(t *testing.T) {
 	m := run(t, cfg)
 	for _, r := range m.Resources() {
 		if strings.HasPrefix(r.Type, "tls:") {
-			t.Errorf("%s/%s generated with tlsSource secret", r.Type, r.Name)
+			t.Errorf("%s/%s generated with tls.secret", r.Type, r.Name)
 		}
 	}
 	if got := m.Get(t, tIngress, "registry").String("spec", "tls", 0, "secretName"); got != "corp-tls" {
@@ -372,7 +372,7 @@ func TestSingleReplicaHasNoDisruptionBudget(t *testing.T) {
 func TestCacheDisabledRemovesRedis(t *testing.T) {
 	m := run(t, map[string]string{"cache.enabled": "false"})
 	if n := len(m.OfType("registry-stack:index:Redis")); n != 0 {
-		t.Errorf("Redis registered with cacheEnabled=false")
+		t.Errorf("Redis registered with cache.enabled=false")
 	}
 	raw := m.Get(t, tSecret, "registry-config").String("stringData", "config.yml")
 	cfg, err := configuration.Parse(strings.NewReader(raw))

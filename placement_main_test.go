@@ -59,11 +59,11 @@ func TestPlacementReachesEveryPod(t *testing.T) {
 	}
 	for _, name := range []string{"registry", "registry-mirror-dockerhub", "registry-mirror-ghcr"} {
 		if !strings.Contains(fmt.Sprint(specs[tDeployment+"/"+name]["containers"]), "HTTPS_PROXY") {
-			t.Errorf("%s: no registryEnv", name)
+			t.Errorf("%s: no registry.env", name)
 		}
 	}
 	if !strings.Contains(fmt.Sprint(specs[tCronJob+"/registry-gc"]["initContainers"]), "HTTPS_PROXY") {
-		t.Error("GC's collector lacks registryEnv: it reaches the same store")
+		t.Error("GC's collector lacks registry.env: it reaches the same store")
 	}
 }
 

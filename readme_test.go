@@ -62,7 +62,7 @@ func TestReadmeConfigTableIsTheDefaultsTable(t *testing.T) {
 			got := ""
 			switch m := backticked.FindStringSubmatch(def); {
 			case strings.HasPrefix(def, "unset"), def == "stack namespace":
-				// Unset object keys, and the namespace that an empty gatewayNamespace means.
+				// Unset object keys, and the namespace that an empty routing.gateway.existing.namespace means.
 			case m != nil:
 				got = m[1]
 			default:

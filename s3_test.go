@@ -14,7 +14,7 @@ func s3Config() map[string]string {
 	return map[string]string{
 		"storage.s3.bucket": "registry-images", "storage.s3.region": "us-east-1",
 		"storage.s3.endpoint": "https://s3.storage.svc:7070", "storage.s3.forcePathStyle": "true", "replicas": "3",
-		"storage.s3.accessKeyId": "AKIAUNITTESTKEYID", "storage.s3.secretAccessKey": "unit-test-secret-access-key",
+		"s3AccessKeyId": "AKIAUNITTESTKEYID", "s3SecretAccessKey": "unit-test-secret-access-key",
 	}
 }
 
@@ -67,7 +67,7 @@ func TestS3CredentialsStayInTheSecret(t *testing.T) {
 	if !secret.IsSecret("stringData", "secretAccessKey") || !secret.IsSecret("stringData", "accessKeyId") {
 		t.Error("S3 Secret data is not marked secret")
 	}
-	if !strings.Contains(m.Dump(func(x testutil.Resource) bool { return x.Name == "registry-data-s3" }), cfg["storage.s3.secretAccessKey"]) {
+	if !strings.Contains(m.Dump(func(x testutil.Resource) bool { return x.Name == "registry-data-s3" }), cfg["s3SecretAccessKey"]) {
 		t.Fatal("the dump of the S3 Secret lacks its key: the search below would prove nothing")
 	}
 	for _, r := range m.Resources() {
@@ -75,7 +75,7 @@ func TestS3CredentialsStayInTheSecret(t *testing.T) {
 			continue
 		}
 		text := m.Dump(func(x testutil.Resource) bool { return x.Type == r.Type && x.Name == r.Name })
-		for _, cred := range []string{cfg["storage.s3.accessKeyId"], cfg["storage.s3.secretAccessKey"]} {
+		for _, cred := range []string{cfg["s3AccessKeyId"], cfg["s3SecretAccessKey"]} {
 			if strings.Contains(text, cred) {
 				t.Errorf("%s/%s contains an S3 credential", r.Type, r.Name)
 			}
@@ -83,7 +83,7 @@ func TestS3CredentialsStayInTheSecret(t *testing.T) {
 	}
 	plain, secretOut := outputsOf(t, cfg)
 	for k, v := range plain {
-		for _, cred := range []string{cfg["storage.s3.accessKeyId"], cfg["storage.s3.secretAccessKey"]} {
+		for _, cred := range []string{cfg["s3AccessKeyId"], cfg["s3SecretAccessKey"]} {
 			if strings.Contains(v, cred) && !secretOut[k] {
 				t.Errorf("output %s shows an S3 credential in plain text", k)
 			}
@@ -128,7 +128,7 @@ func TestFilesystemStackHasNoRegistryServiceAccount(t *testing.T) {
 func TestS3KeyRotationRollsTheRegistry(t *testing.T) {
 	checksum := func(secretKey string) string {
 		cfg := s3Config()
-		cfg["storage.s3.secretAccessKey"] = secretKey
+		cfg["s3SecretAccessKey"] = secretKey
 		dep := run(t, cfg).Get(t, tDeployment, "registry")
 		return dep.String("spec", "template", "metadata", "annotations", "checksum/config")
 	}

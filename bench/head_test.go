@@ -20,8 +20,8 @@ import (
 // Cache states of the HEAD part, in the order they are measured.
 const (
 	headWarm     = "warm"     // cache on (as deployed), every blob looked up once before measuring
-	headDisabled = "disabled" // cacheEnabled=false: Redis removed, lookups go to the filesystem
-	headWarm2    = "warm2"    // cacheEnabled=true again (new, empty Redis), warmed the same way
+	headDisabled = "disabled" // cache.enabled=false: Redis removed, lookups go to the filesystem
+	headWarm2    = "warm2"    // cache.enabled=true again (new, empty Redis), warmed the same way
 	// headCost10: cache warm, but the htpasswd Secret patched by the bench to bcrypt cost 10 (what
 	// pulumi-random's bcryptHash gives, the stack's hash before issue 11), pods restarted; restored after.
 	headCost10 = "cost10"
@@ -128,7 +128,7 @@ func (b *bench) benchHead(t *testing.T) {
 		start := time.Now()
 		ops, err := f.Pulumi.Up(ctx, fmt.Sprintf("bench-cache-%v", on))
 		if err != nil {
-			t.Fatalf("pulumi up cacheEnabled=%v: %v", on, err)
+			t.Fatalf("pulumi up cache.enabled=%v: %v", on, err)
 		}
 		if err := f.Kube.RolloutStatus(ctx, f.Out.DeploymentName, kit.ReadyTimeout); err != nil {
 			t.Fatal(err)

@@ -91,10 +91,10 @@ var dataLabels = map[string][2]string{
 	varDisk:             {"disk", "push: plain copy + fsync of the layer files on the registry's filesystem; pull: read back + sha256"},
 	varClusterIngress:   {"in cluster → ingress", "benchpod (same Go client) in a pod → ingress controller's HTTPS entry point (SNI: registry, TLS verified) → 2 replicas; no port-forward; layers only (no manifest)"},
 	varClusterSvc:       {"in cluster → Service", "benchpod in a pod → registry Service → one of 2 pods, http; no port-forward; layers only"},
-	varS3Ingress:        {"S3: Ingress", "as Ingress, storageDriver s3 (the S3 fixture: versitygw, posix on the node's disk, TLS)"},
-	varS3ClusterIngress: {"S3: in cluster → ingress", "as in cluster → ingress, storageDriver s3"},
-	varS3ClusterSvc:     {"S3: in cluster → Service", "as in cluster → Service, storageDriver s3: the registry proxies every byte"},
-	varS3Redirect:       {"S3: in cluster → Service, redirect", "storageRedirect on: GET answered 307, benchpod follows the presigned URL to the S3 Service (pull only)"},
+	varS3Ingress:        {"S3: Ingress", "as Ingress, storage.s3 (the S3 fixture: versitygw, posix on the node's disk, TLS)"},
+	varS3ClusterIngress: {"S3: in cluster → ingress", "as in cluster → ingress, storage.s3"},
+	varS3ClusterSvc:     {"S3: in cluster → Service", "as in cluster → Service, storage.s3: the registry proxies every byte"},
+	varS3Redirect:       {"S3: in cluster → Service, redirect", "storage.s3.redirect on: GET answered 307, benchpod follows the presigned URL to the S3 Service (pull only)"},
 	varMirrorCold:       {"mirror, cold", "https → port-forward → Traefik → mirror pod, which fetches each blob from the registry (Traefik's in-cluster Service, TLS) while serving it"},
 	varMirrorWarm:       {"mirror, warm", "the same image again through the mirror: blobs from its own claim (the tag still checked upstream)"},
 	varMirrorDirect:     {"registry itself", "the same image through the registry's own Ingress (as Ingress above)"},
@@ -192,8 +192,8 @@ func (r *benchResults) markdown(failed bool) string {
 
 	if d := r.S3; d != nil && len(d.Samples) > 0 {
 		w("\n## 1b. Data path on S3\n\n")
-		w("The same stack moved to `storageDriver: s3` (`pulumi up`), image of %s (%d layers), %d at once, one fresh image per round through the rotated variants; "+
-			"then `storageRedirect: true` (`pulumi up`) and the same images pulled again in cluster, following the redirects (not interleaved with the others: it needs a rollout).\n\n",
+		w("The same stack moved to `storage.s3` (`pulumi up`), image of %s (%d layers), %d at once, one fresh image per round through the rotated variants; "+
+			"then `storage.s3.redirect: true` (`pulumi up`) and the same images pulled again in cluster, following the redirects (not interleaved with the others: it needs a rollout).\n\n",
 			kit.MiB(int(d.ImageBytes)), d.Layers, d.Parallel)
 		w("%s", variantTable(d, s3Variants))
 		w("\n| ratio of medians | push | pull |\n|---|---|---|\n")
@@ -216,7 +216,7 @@ func (r *benchResults) markdown(failed bool) string {
 	if h := r.Head; h != nil && len(h.Samples) > 0 {
 		w("## 2. Blob existence checks (HEAD)\n\n")
 		w("HEAD on existing blobs (%d blobs of 1 KiB, cycled), sequential on one keep-alive connection per path, in 10 batches alternating the paths; "+
-			"warm = cache on and every blob looked up once before; disabled = `cacheEnabled=false` + `pulumi up` (Redis removed); warm again = `cacheEnabled=true` + `pulumi up` (new Redis), a shorter drift check. "+
+			"warm = cache on and every blob looked up once before; disabled = `cache.enabled=false` + `pulumi up` (Redis removed); warm again = `cache.enabled=true` + `pulumi up` (new Redis), a shorter drift check. "+
 			"The same requests without credentials are answered 401 before any password check or lookup: the round trip of the path itself.\n\n", h.Blobs)
 		w("| cache | path | request | n | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, st := range []string{headWarm, headCost10, headDisabled, headWarm2} {

@@ -24,7 +24,7 @@ type benchResults struct {
 	Data     *dataResult   `json:"data,omitempty"`
 	Head     *headResult   `json:"head,omitempty"`
 	GC       *gcResult     `json:"gc,omitempty"`
-	// S3 is the data path with storageDriver s3 (variants s3-*), same image size and rounds.
+	// S3 is the data path with storage.s3 (variants s3-*), same image size and rounds.
 	S3 *dataResult `json:"s3,omitempty"`
 	// Mirror is pulls through a mirror of the registry, cold and warm, beside direct pulls.
 	Mirror *dataResult `json:"mirror,omitempty"`

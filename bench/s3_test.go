@@ -17,7 +17,7 @@ const (
 	varS3Ingress        = "s3-ingress"          // as varIngress, the registry on S3
 	varS3ClusterIngress = "s3-cluster-ingress"  // as varClusterIngress, on S3
 	varS3ClusterSvc     = "s3-cluster-svc"      // as varClusterSvc, on S3: the registry proxies the bytes
-	varS3Redirect       = "s3-cluster-redirect" // pull only: storageRedirect on, benchpod follows the 307 to the S3 Service
+	varS3Redirect       = "s3-cluster-redirect" // pull only: storage.s3.redirect on, benchpod follows the 307 to the S3 Service
 )
 
 // s3Variants lists the S3 variants in report order; s3Rotated are the ones rotated per round
@@ -29,9 +29,9 @@ var (
 	s3Base = map[string]string{varS3Ingress: varIngress, varS3ClusterIngress: varClusterIngress, varS3ClusterSvc: varClusterSvc, varS3Redirect: varClusterSvc}
 )
 
-// benchS3 moves the bench stack to the s3 driver (the S3 fixture, storageRedirect off), pushes
+// benchS3 moves the bench stack to the s3 driver (the S3 fixture, storage.s3.redirect off), pushes
 // and pulls a fresh image per round through the ingress and from inside the cluster, then turns
-// storageRedirect on and pulls the same images from inside the cluster again, following the
+// storage.s3.redirect on and pulls the same images from inside the cluster again, following the
 // redirects to the store.
 func (b *bench) benchS3(t *testing.T) {
 	ctx := context.Background()
@@ -116,7 +116,7 @@ func (b *bench) benchS3(t *testing.T) {
 					in, err = b.clusterOp(ctx, s3Base[v], phase, im, cfg.Parallel)
 					d, bytes = in.d, in.bytes
 					if err == nil && in.redirected > 0 {
-						err = fmt.Errorf("%d blobs redirected with storageRedirect off", in.redirected)
+						err = fmt.Errorf("%d blobs redirected with storage.s3.redirect off", in.redirected)
 					}
 				}
 				if err != nil {

@@ -662,7 +662,7 @@ func (f *fixture) registrySnapshot(ctx context.Context) (*deploySnapshot, error)
 	return s, nil
 }
 
-// stepRollingConfigChange changes logLevel info -> debug through the stack config and runs
+// stepRollingConfigChange changes registry.logLevel info -> debug through the stack config and runs
 // `pulumi up` while a pull loop runs: no pull fails; the config Secret is updated in place and its
 // checksum annotation rolls every pod. The level stays at debug (the later steps do not care, and the
 // secret scan then also covers debug logs).

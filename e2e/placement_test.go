@@ -80,12 +80,12 @@ func (p podFacts) pullSecret() string {
 	return p.Spec.ImagePullSecrets[0].Name
 }
 
-// stepPlacement sets placement and registryEnv on the running stack, with a PriorityClass and a
+// stepPlacement sets placement and registry.env on the running stack, with a PriorityClass and a
 // pull Secret as fixtures: the registry's pods run with its priority (the scheduler resolved the
 // class), node selector, toleration and node affinity beside the stack's own co-location rule, every
 // pod of the stack has the pull Secret and the annotation of placement.all, Redis has its own label
 // and not the registry's priority, GC's templates take the registry's scheduling and their own
-// label, the registry and GC's collector have registryEnv; the registry still serves. The GC steps
+// label, the registry and GC's collector have registry.env; the registry still serves. The GC steps
 // after this one run with it.
 func (f *fixture) stepPlacement(t *testing.T) {
 	need(t, f.Client != nil, "deployment")

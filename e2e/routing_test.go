@@ -379,8 +379,8 @@ spec:
 
 	existing := map[string]string{
 		"routing.gateway.create": kit.Unset, "routing.gateway.existing.name": "edge", "routing.gateway.existing.namespace": gwNS,
-		// No routing.controller: the stack reads it from the Gateway's class (traefik's here).
-		"routing.gateway.existing.sectionName": "web", "routing.controller": kit.Unset,
+		// No routing.gateway.controller: the stack reads it from the Gateway's class (traefik's here).
+		"routing.gateway.existing.sectionName": "web", "routing.gateway.controller": kit.Unset,
 	}
 	if err := f.Pulumi.SetConfig(ctx, existing); err != nil {
 		t.Fatal(err)
@@ -407,7 +407,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Report.Fact("existing Gateway of class %s without routing.controller (read from its GatewayClass), routing.sourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
+	f.Report.Fact("existing Gateway of class %s without routing.gateway.controller (read from its GatewayClass), routing.sourceRanges [10.0.0.0/8]: /v2/ 403 %s after up",
 		f.Settings.GatewayClass, took.Round(time.Second))
 	f.routeUp(ctx, t, "gateway-existing", map[string]string{"routing.sourceRanges": `["10.0.0.0/8","127.0.0.1/32"]`})
 	if _, err := f.waitPing(ctx, f.Client, http.StatusOK, "existing gateway"); err != nil {
@@ -422,7 +422,7 @@ spec:
 }
 
 // stepTLSSecretSource goes back to the Ingress with a certificate the stack did not make (a CA and
-// server certificate made here, in a kubernetes.io/tls Secret), with its CA given as tlsCaCertPem.
+// server certificate made here, in a kubernetes.io/tls Secret), with its CA given as tls.secret.caCertPem.
 func (f *fixture) stepTLSSecretSource(t *testing.T) {
 	need(t, f.Client != nil, "deployment")
 	ctx := context.Background()
@@ -481,9 +481,9 @@ func (f *fixture) stepTLSSecretSource(t *testing.T) {
 	if out, err := f.Kube.NS(ctx, "get", "secret", "registry-tls", "--ignore-not-found", "-o", "name"); err != nil || out != "" {
 		t.Errorf("the generated TLS Secret is still there (%q, %v)", out, err)
 	}
-	f.Report.Fact("tlsSource=secret: the Ingress serves the outside certificate (serial %s), verified against the supplied CA; generated CA/Secret removed", served.SerialNumber)
-	f.checkPlainHTTP(ctx, t, "ingress with tlsSource secret")
-	f.pullSurvivorsAndPush(ctx, t, c, "ingress with tlsSource secret")
+	f.Report.Fact("tls.secret: the Ingress serves the outside certificate (serial %s), verified against the supplied CA; generated CA/Secret removed", served.SerialNumber)
+	f.checkPlainHTTP(ctx, t, "ingress with tls.secret")
+	f.pullSurvivorsAndPush(ctx, t, c, "ingress with tls.secret")
 	f.DeletePlatformNamespace(ctx, t)
 }
 

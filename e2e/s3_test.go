@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/regstack/registry-stack/e2e/kit"
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
 // The S3 phase of TestE2E: the stack, on the filesystem driver until then, moves to an S3 bucket
 // the way the README says (its files copied into the bucket, then storage switched to storage.s3 with
 // `pulumi up`), on an S3 server the suite runs as a test fixture (versitygw over a directory, TLS
-// from a CA of the test's own, reached through the stack's s3CaBundlePem). Then the checks whose
+// from a CA of the test's own, reached through the stack's storage.s3.caBundlePem). Then the checks whose
 // outcome depends on the driver: every earlier image pulls from the bucket, the claim is kept,
 // GC on an empty prefix, push/pull, uploads across replicas, objects in the bucket and on no
 // claim, GC under load (collected objects gone from the bucket), a clean preview and refresh
@@ -38,11 +39,11 @@ func (f *fixture) stepS3Store(t *testing.T) {
 	f.Report.Fact("S3 store: %s, bucket %s, prefix %s, TLS from the test's CA (storage.s3.caBundlePem)", f.Settings.S3.Endpoint, f.s3.Bucket, f.s3.Prefix)
 }
 
-// s3Prefix is the stack's s3RootDirectory in the bucket.
+// s3Prefix is the stack's storage.s3.rootDirectory in the bucket.
 const s3Prefix = "/stacks/e2e"
 
 // stepS3Switch moves the registry's data to the bucket as the README's migration says (copy
-// docker/registry/v2/ to <bucket><s3RootDirectory>/ while nothing writes, then switch
+// docker/registry/v2/ to <bucket><storage.s3.rootDirectory>/ while nothing writes, then switch
 // storage.s3) and checks: `pulumi up` only deletes the claim from the stack (it stays in the
 // cluster, Bound: data survives the switch) and updates what reads the storage; no pod mounts a
 // claim; every image pushed so far pulls by tag and digest from the bucket; the next preview is
@@ -90,7 +91,7 @@ func (f *fixture) stepS3Switch(t *testing.T) {
 	// refused).
 	config := map[string]string{"storage.filesystem": kit.Unset}
 	for k, v := range f.Settings.StackConfig() {
-		if strings.HasPrefix(k, "storage.s3.") {
+		if strings.HasPrefix(k, "storage.s3.") || stackconfig.IsSecretKey(k) {
 			config[k] = v
 		}
 		if strings.HasPrefix(k, "storage.filesystem.") {

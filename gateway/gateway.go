@@ -248,7 +248,7 @@ func CheckClassController(e *routing.ExistingGateway, class, controller string, 
 		return nil
 	}
 	return fmt.Errorf("config \"routing.sourceRanges\": %q is invalid; allowed: empty with Gateway %s/%s, whose GatewayClass %s is served by %q, "+
-		"not Traefik (%s): the stack cannot enforce source ranges there; enforce them at that Gateway and set routing.controller=other "+
+		"not Traefik (%s): the stack cannot enforce source ranges there; enforce them at that Gateway and set routing.gateway.controller=other "+
 		"with routing.allowUnenforcedSourceRanges=true, or clear routing.sourceRanges",
 		strings.Join(ranges, ","), e.Namespace, e.Name, class, controller, TraefikControllerName)
 }

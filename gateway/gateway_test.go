@@ -309,7 +309,7 @@ func TestExistingGatewayOfOtherClassRefusesRanges(t *testing.T) {
 	if err == nil {
 		t.Fatal("source ranges accepted on a Gateway whose class another controller serves")
 	}
-	for _, s := range []string{`config "routing.sourceRanges"`, "10.0.0.0/8", "example.com/eg", "routing.controller=other"} {
+	for _, s := range []string{`config "routing.sourceRanges"`, "10.0.0.0/8", "example.com/eg", "routing.gateway.controller=other"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error lacks %q: %v", s, err)
 		}

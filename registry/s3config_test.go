@@ -67,7 +67,7 @@ func TestS3ConfigReachesTheDriver(t *testing.T) {
 		}
 	}
 	if got := param(cfg.Storage["redirect"], "disable"); got != false {
-		t.Errorf("storage.redirect.disable = %v, want false (storageRedirect on)", got)
+		t.Errorf("storage.redirect.disable = %v, want false (storage.s3.redirect on)", got)
 	}
 	if got := param(cfg.Storage["delete"], "enabled"); got != true {
 		t.Errorf("storage.delete.enabled = %v, want true (GC and manifest deletes)", got)

@@ -415,7 +415,7 @@ func newRoute(ctx *pulumi.Context, args *Args, n names, namespace pulumi.StringI
 		if r.Controller == routing.ControllerOther {
 			// Said on every preview and up: nothing the stack sets keeps this controller from
 			// also serving the registry (and taking its credentials) on plain HTTP.
-			if err := ctx.Log.Warn(fmt.Sprintf("routing.controller=other: the stack cannot keep IngressClass %s from serving %s on plain HTTP; "+
+			if err := ctx.Log.Warn(fmt.Sprintf("routing.ingress.controller=other: the stack cannot keep IngressClass %s from serving %s on plain HTTP; "+
 				"make sure that controller serves the host on HTTPS only", r.Ingress.ClassName, args.Hostname), nil); err != nil {
 				return nil, fmt.Errorf("routing: warn: %w", err)
 			}

@@ -15,7 +15,7 @@ const (
 	// ControllerOfGatewayClass is the controller of an existing Gateway's class, which only the
 	// cluster knows: the gateway component reads the Gateway and its GatewayClass (in preview too)
 	// and enforces the source ranges when Traefik serves it, refusing them otherwise. Never a
-	// config value: routing.controller left empty with routing.gateway.existing.
+	// config value: routing.gateway.controller left empty with routing.gateway.existing.
 	ControllerOfGatewayClass Controller = "of-gatewayclass"
 )
 

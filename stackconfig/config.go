@@ -43,9 +43,8 @@ type Config struct {
 
 	// Raw routing and TLS fields; Routing and TLS below are what components use. RoutingMode and
 	// TLSSource follow from the variant set (routing.ingress or routing.gateway, tls.generated or
-	// tls.secret); routing.controller is IngressController or GatewayController by the mode.
+	// tls.secret).
 	RoutingMode                 string
-	RoutingController           string
 	IngressController           string
 	TraefikEntryPoint           string
 	AllowUnenforcedSourceRanges bool
@@ -149,8 +148,11 @@ type key struct {
 	doc   string
 }
 
-// secretPaths must be set with `pulumi config set --secret`: a plaintext value is refused.
-var secretPaths = map[string]bool{"storage.s3.accessKeyId": true, "storage.s3.secretAccessKey": true}
+// secretPaths must be set with `pulumi config set --secret`: a plaintext value is refused. Each is a
+// top-level key of its own: Pulumi records secrecy per top-level key (a structured key is secret as
+// a whole when any field of it is), so a credential beside other fields could be stored in plaintext
+// unnoticed once one of them was set with --secret.
+var secretPaths = map[string]bool{"s3AccessKeyId": true, "s3SecretAccessKey": true}
 
 // IsSecretKey tells whether the config path (without the project prefix) must be set with --secret.
 func IsSecretKey(path string) bool { return secretPaths[path] }
@@ -181,6 +183,8 @@ var keys = []key{
 		"IngressClass of the Ingress (nginx = minikube's ingress addon; traefik = minikube's traefik addon, k3s). routing.ingress is the default way in; set routing.gateway instead for a Gateway API HTTPRoute."},
 	{"routing.ingress.traefikEntryPoint", "websecure", str(func(c *Config) *string { return &c.TraefikEntryPoint }),
 		"With Traefik, the TLS entry point the routers are bound to (never the plain-HTTP one)."},
+	{"routing.ingress.controller", "", str(func(c *Config) *string { return &c.IngressController }),
+		"Controller behind the IngressClass (nginx, traefik, other); empty derives it from the class name nginx or traefik. other = the stack cannot enforce HTTPS-only or source ranges."},
 	{"routing.gateway.create.className", "", str(func(c *Config) *string { return &c.GatewayClassName }),
 		"GatewayClass of a Gateway the stack creates (one HTTPS listener with the stack's certificate)."},
 	{"routing.gateway.create.listenerPort", "0", integer(func(c *Config) *int { return &c.GatewayListenerPort }),
@@ -191,8 +195,8 @@ var keys = []key{
 		"Namespace of the existing Gateway; empty means the stack's namespace."},
 	{"routing.gateway.existing.sectionName", "", str(func(c *Config) *string { return &c.GatewaySectionName }),
 		"Listener of the existing Gateway the route binds to; it must be an HTTPS listener (checked). Required with routing.gateway.existing."},
-	{"routing.controller", "", str(func(c *Config) *string { return &c.RoutingController }),
-		"Controller behind the route (nginx, traefik, other). Empty derives it: from the IngressClass name nginx or traefik, from a created Gateway's class traefik, or from an existing Gateway's GatewayClass. other = the stack cannot enforce HTTPS-only or source ranges."},
+	{"routing.gateway.controller", "", str(func(c *Config) *string { return &c.GatewayController }),
+		"Controller behind the Gateway (traefik, other); empty derives it: traefik for a created Gateway of class traefik, other for another class, and an existing Gateway's from its GatewayClass. other = the stack cannot enforce source ranges."},
 	{"routing.sourceRanges", "[]", list(func(c *Config) *[]string { return &c.IngressSourceRanges }),
 		"Client CIDRs allowed in, with either route (ingress-nginx allowlist annotation, or a Traefik ipAllowList Middleware); empty allows all. Refused on a controller the stack cannot enforce them on."},
 	{"routing.allowUnenforcedSourceRanges", "false", boolean(func(c *Config) *bool { return &c.AllowUnenforcedSourceRanges }),
@@ -247,12 +251,14 @@ var keys = []key{
 		"Multipart upload part size in bytes, 5 MiB to 5 GiB; 0 = the driver's 10 MiB."},
 	{"storage.s3.redirect", "false", boolean(func(c *Config) *bool { return &c.StorageRedirect }),
 		"Answer blob downloads with a redirect to a presigned URL of the store, so the bytes bypass the registry. Only when every client can reach storage.s3.endpoint (or AWS S3) directly."},
-	{"storage.s3.accessKeyId", "", str(func(c *Config) *string { return &c.S3AccessKeyID }),
-		"Static access key id; set with `pulumi config set --secret --path` (plaintext refused), together with storage.s3.secretAccessKey. Empty = the default AWS credential chain (IRSA, EKS Pod Identity, instance role)."},
-	{"storage.s3.secretAccessKey", "", str(func(c *Config) *string { return &c.S3SecretAccessKey }),
-		"Static secret access key; set with `pulumi config set --secret --path` (plaintext refused). Stored only in a Kubernetes Secret."},
 	{"storage.s3.serviceAccountAnnotations", "{}", stringMap(func(c *Config) *map[string]string { return &c.S3ServiceAccountAnnotations }),
 		"Annotations of the registry's (and GC's) ServiceAccount for a workload identity, {key: value}, e.g. {\"eks.amazonaws.com/role-arn\": \"arn:aws:iam::123456789012:role/registry\"}. Only without static keys."},
+
+	// The S3 credentials are top-level keys of their own (see secretPaths), the static key of storage.s3.
+	{"s3AccessKeyId", "", str(func(c *Config) *string { return &c.S3AccessKeyID }),
+		"With storage.s3, a static access key id; set with `pulumi config set --secret` (plaintext refused), together with s3SecretAccessKey. Empty = the default AWS credential chain (IRSA, EKS Pod Identity, instance role)."},
+	{"s3SecretAccessKey", "", str(func(c *Config) *string { return &c.S3SecretAccessKey }),
+		"With storage.s3, a static secret access key; set with `pulumi config set --secret` (plaintext refused). Stored only in a Kubernetes Secret."},
 
 	{"registry.image", "registry:3.1.2", str(func(c *Config) *string { return &c.RegistryImage }),
 		"CNCF distribution v3 image, pinned (tag other than latest, or digest)."},
@@ -312,7 +318,7 @@ var variants = []struct{ key, first, second, why string }{
 // them by name; Migrate rewrites a stack's config.
 var moved = map[string]string{
 	"ingressClassName": "routing.ingress.className", "traefikEntryPoint": "routing.ingress.traefikEntryPoint",
-	"ingressController": "routing.controller", "gatewayController": "routing.controller",
+	"ingressController": "routing.ingress.controller", "gatewayController": "routing.gateway.controller",
 	"ingressSourceRanges": "routing.sourceRanges", "allowUnenforcedSourceRanges": "routing.allowUnenforcedSourceRanges",
 	"gatewayClassName": "routing.gateway.create.className", "gatewayListenerPort": "routing.gateway.create.listenerPort",
 	"gatewayName": "routing.gateway.existing.name", "gatewayNamespace": "routing.gateway.existing.namespace",
@@ -333,8 +339,7 @@ var moved = map[string]string{
 	"s3AllowHttpEndpoint": "storage.s3.allowHttpEndpoint", "s3ForcePathStyle": "storage.s3.forcePathStyle",
 	"s3RootDirectory": "storage.s3.rootDirectory", "s3CaBundlePem": "storage.s3.caBundlePem",
 	"s3Encrypt": "storage.s3.encrypt", "s3KmsKeyId": "storage.s3.kmsKeyId", "s3StorageClass": "storage.s3.storageClass",
-	"s3ChunkSize": "storage.s3.chunkSize", "s3AccessKeyId": "storage.s3.accessKeyId",
-	"s3SecretAccessKey": "storage.s3.secretAccessKey", "s3ServiceAccountAnnotations": "storage.s3.serviceAccountAnnotations",
+	"s3ChunkSize": "storage.s3.chunkSize", "s3ServiceAccountAnnotations": "storage.s3.serviceAccountAnnotations",
 	"cacheEnabled": "cache.enabled", "redisImage": "cache.image", "redisMaxMemory": "cache.maxMemory",
 	"redisCpuRequest": "cache.cpuRequest", "redisMemoryRequest": "cache.memoryRequest",
 	"gcSchedule": "gc.schedule", "gcSuspend": "gc.suspend", "gcKubectlImage": "gc.kubectlImage",
@@ -433,10 +438,11 @@ func fieldsUnder(prefix string) string {
 	return strings.Join(out, ", ")
 }
 
-// anyUnder tells whether a path at or below prefix was set.
+// anyUnder tells whether a path at or below prefix was set; an empty object or list (what `pulumi
+// config rm --path` leaves of one) sets nothing.
 func anyUnder(values map[string]string, prefix string) bool {
-	for p := range values {
-		if p == prefix || strings.HasPrefix(p, prefix+".") {
+	for p, v := range values {
+		if (p == prefix || strings.HasPrefix(p, prefix+".")) && v != "{}" && v != "[]" {
 			return true
 		}
 	}
@@ -483,7 +489,7 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 		if values[p] != "" && !isSecret(top) {
 			// Not echoed: the value is a credential.
 			errs = append(errs, fmt.Errorf("config %q: a plaintext value is refused; it is a credential: "+
-				"set it with `pulumi config set --secret --path %s` (then rotate it: it is in the stack file's history)", p, p))
+				"set it with `pulumi config set --secret %s` (then rotate it: it is in the stack file's history)", p, p))
 		}
 	}
 	if raw, ok := lookup("mirrors"); ok && !isSecret("mirrors") && mirrorsHavePassword(raw) {
@@ -529,9 +535,7 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 	// The variant set chooses the mode; the first is the default.
 	c.RoutingMode, c.TLSSource, c.StorageDriver = string(RoutingIngress), string(TLSGenerated), DriverFilesystem
 	if anyUnder(values, "routing.gateway") {
-		c.RoutingMode, c.GatewayController = string(RoutingGateway), c.RoutingController
-	} else {
-		c.IngressController = c.RoutingController
+		c.RoutingMode = string(RoutingGateway)
 	}
 	if anyUnder(values, "tls.secret") {
 		c.TLSSource = string(TLSSecret)
@@ -588,6 +592,11 @@ func flatten(top, raw string, values map[string]string) []error {
 		}
 		for _, field := range slices.Sorted(maps.Keys(m)) {
 			child := path + "." + field
+			if strings.Contains(field, ".") {
+				// storage["s3.bucket"] would read as storage.s3.bucket beside the real one.
+				errs = append(errs, fmt.Errorf("config %s[%q]: unknown field; allowed in %s: %s", path, field, path, fieldsUnder(path)))
+				continue
+			}
 			if !isPath(child) && !isPrefix(child) {
 				errs = append(errs, fmt.Errorf("config %q: unknown field; allowed in %s: %s", child, path, fieldsUnder(path)))
 				continue
@@ -656,16 +665,43 @@ func boolean(field func(*Config) *bool) setter {
 	}}
 }
 
-// list takes a JSON list of strings, also when `pulumi config set --path` stored it as a string.
+// list takes a JSON list of strings (stringList).
 func list(field func(*Config) *[]string) setter {
 	return setter{KindList, func(c *Config, raw string) error {
-		var out []string
-		if err := json.Unmarshal([]byte(raw), &out); err != nil {
-			return fmt.Errorf("%q is invalid; allowed: a list of strings (set items with `pulumi config set --path 'KEY[0]' VALUE`)", raw)
+		out, err := stringList(raw)
+		if err != nil {
+			return err
 		}
 		*field(c) = out
 		return nil
 	}}
+}
+
+// stringList parses a JSON list of strings, also when `pulumi config set --path` stored it as a
+// string or stored an item as a number or boolean (`--path 'accounts[1]' 1001`).
+func stringList(raw string) ([]string, error) {
+	var items []any
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&items); err != nil {
+		return nil, fmt.Errorf("%q is invalid; allowed: a list of strings (set items with `pulumi config set --path 'KEY[0]' VALUE`)", raw)
+	}
+	out := make([]string, len(items))
+	for i, item := range items {
+		s, ok := scalarOrJSON(item)
+		switch item.(type) {
+		case nil:
+			// What `pulumi config set --path 'KEY[1]' x` leaves before an item 0 that was never set.
+			return nil, fmt.Errorf("item %d is empty (%s); set every item from 0 on (`pulumi config set --path 'KEY[%d]' VALUE`)", i, raw, i)
+		case map[string]any, []any:
+			ok = false
+		}
+		if !ok {
+			return nil, fmt.Errorf("%q is invalid; allowed: a list of strings", raw)
+		}
+		out[i] = s
+	}
+	return out, nil
 }
 
 // stringMap takes a JSON object of names and plain values (numbers and booleans in their text form).

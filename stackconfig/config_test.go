@@ -150,9 +150,9 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "accounts", value: `["admin","` + strings.Repeat("a", 41) + `"]`, allowed: "at most 40"},
 		{key: "accounts", value: `ci`, allowed: "list of strings"},
 		// Routing and TLS (issue 8).
-		{key: "routing.controller", value: "haproxy", allowed: "nginx, traefik, other"},
-		{key: "routing.controller", value: "", extra: map[string]string{"routing.ingress.className": "public"}, allowed: `"public" is not a class the stack knows`},
-		{key: "routing.controller", value: "other", extra: map[string]string{"routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce 10.0.0.0/8"},
+		{key: "routing.ingress.controller", value: "haproxy", allowed: "nginx, traefik, other"},
+		{key: "routing.ingress.controller", value: "", extra: map[string]string{"routing.ingress.className": "public"}, allowed: `"public" is not a class the stack knows`},
+		{key: "routing.ingress.controller", value: "other", extra: map[string]string{"routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce 10.0.0.0/8"},
 		{key: "routing.allowUnenforcedSourceRanges", value: "true", allowed: "false with controller nginx"},
 		{key: "routing.allowUnenforcedSourceRanges", value: "sure", allowed: "true, false"},
 		{key: "routing.ingress.traefikEntryPoint", value: "web secure", extra: map[string]string{"routing.ingress.className": "traefik"}, allowed: "TLS entry point"},
@@ -164,12 +164,12 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{key: "routing.gateway.existing.namespace", value: "Platform", extra: map[string]string{"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https"}, allowed: "DNS-1123 label"},
 		{key: "routing.gateway.create.listenerPort", value: "-1", extra: map[string]string{"routing.gateway.create.className": "traefik"}, allowed: "from 1 to 65535"},
 		{key: "routing.gateway.create.listenerPort", value: "70000", extra: map[string]string{"routing.gateway.create.className": "traefik"}, allowed: "from 1 to 65535"},
-		{key: "routing.controller", value: "nginx", extra: map[string]string{"routing.gateway.create.className": "traefik"}, allowed: "traefik, other"},
-		{key: "routing.controller", value: "other", extra: map[string]string{"routing.gateway.create.className": "eg", "routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce"},
-		{key: "routing.allowUnenforcedSourceRanges", value: "true", extra: map[string]string{"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https", "routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "unless routing.controller is other"},
+		{key: "routing.gateway.controller", value: "nginx", extra: map[string]string{"routing.gateway.create.className": "traefik"}, allowed: "traefik, other"},
+		{key: "routing.gateway.controller", value: "other", extra: map[string]string{"routing.gateway.create.className": "eg", "routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "cannot enforce"},
+		{key: "routing.allowUnenforcedSourceRanges", value: "true", extra: map[string]string{"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https", "routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "unless routing.gateway.controller is other"},
 		{key: "tls.secret.name", value: "registry-tls", allowed: "the generated certificate's Secret"},
 		{key: "routing.gateway.create.className", value: "", extra: map[string]string{"routing.gateway.create.listenerPort": "8443"}, allowed: "required with routing.gateway.create"},
-		{key: "routing.controller", value: "", extra: map[string]string{"routing.gateway.create.className": "eg", "routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "traefik while routing.sourceRanges is set"},
+		{key: "routing.gateway.controller", value: "", extra: map[string]string{"routing.gateway.create.className": "eg", "routing.sourceRanges": `["10.0.0.0/8"]`}, allowed: "traefik while routing.sourceRanges is set"},
 		{key: "tls.secret.name", value: "", allowed: "required with tls.secret"},
 		{key: "tls.secret.name", value: "Corp_TLS", allowed: "DNS-1123"},
 		{key: "tls.secret.caCertPem", value: "not a certificate", extra: map[string]string{"tls.secret.name": "corp-tls"}, allowed: "PEM-encoded CA certificates"},
@@ -372,12 +372,12 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 		t.Errorf("traefik routing = %+v %+v", c.Routing, c.Routing.Ingress)
 	}
 
-	c, err = parse(map[string]string{"routing.ingress.className": "public", "routing.controller": "nginx"})
+	c, err = parse(map[string]string{"routing.ingress.className": "public", "routing.ingress.controller": "nginx"})
 	if err != nil || c.Routing.Controller != routing.ControllerNginx {
-		t.Errorf("class public with routing.controller nginx: %+v, %v", c, err)
+		t.Errorf("class public with routing.ingress.controller nginx: %+v, %v", c, err)
 	}
 
-	c, err = parse(map[string]string{"routing.ingress.className": "haproxy", "routing.controller": "other",
+	c, err = parse(map[string]string{"routing.ingress.className": "haproxy", "routing.ingress.controller": "other",
 		"routing.sourceRanges": `["10.0.0.0/8"]`, "routing.allowUnenforcedSourceRanges": "true"})
 	if err != nil || c.Routing.Controller != routing.ControllerOther {
 		t.Errorf("explicit opt-out refused: %v", err)
@@ -400,7 +400,7 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	}
 
 	c, err = parse(map[string]string{"routing.gateway.existing.name": "edge", "routing.gateway.existing.sectionName": "https",
-		"routing.controller": "traefik", "routing.sourceRanges": `["10.0.0.0/8"]`, "namespace": "images"})
+		"routing.gateway.controller": "traefik", "routing.sourceRanges": `["10.0.0.0/8"]`, "namespace": "images"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,5 +551,38 @@ func TestCacheFieldsNeedTheCache(t *testing.T) {
 	_, err := parse(map[string]string{"cache.enabled": "false", "cache.maxMemory": "1gb"})
 	if err == nil || !strings.Contains(err.Error(), `config "cache.maxMemory": unset while cache.enabled is false`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// Each routing variant has its own controller: one left from the other variant is a field of two
+// variants and refused, never applied to a controller it does not describe (Traefik annotations on
+// an nginx class would leave the source ranges unenforced).
+func TestAControllerBelongsToItsVariant(t *testing.T) {
+	_, err := parse(map[string]string{"routing.gateway.controller": "traefik", "routing.ingress.className": "nginx",
+		"routing.sourceRanges": `["10.0.0.0/8"]`})
+	if err == nil || !strings.Contains(err.Error(), `config "routing": set either routing.ingress or routing.gateway`) {
+		t.Errorf("a gateway controller beside an Ingress: %v, want both variants refused", err)
+	}
+}
+
+// A list item set with --path arrives as a number when it looks like one, and an item never set
+// arrives as null.
+func TestListItemsOfEveryShape(t *testing.T) {
+	c, err := parse(map[string]string{"accounts": `["admin",1001]`})
+	if err != nil || !slices.Equal(c.Accounts(), []string{"admin", "1001"}) {
+		t.Errorf("a numeric account: %v, %v", c, err)
+	}
+	_, err = parse(map[string]string{"accounts": `[null,"ci"]`})
+	if err == nil || !strings.Contains(err.Error(), `config "accounts": item 0 is empty`) || !strings.Contains(err.Error(), "'KEY[0]'") {
+		t.Errorf("an item never set: %v, want it named with how to set it", err)
+	}
+	_, err = parse(map[string]string{"storage": `{"s3.bucket":"images"}`})
+	if err == nil || !strings.Contains(err.Error(), `config storage["s3.bucket"]: unknown field`) {
+		t.Errorf("a field name with a dot: %v, want it refused", err)
+	}
+	// What `pulumi config rm --path` leaves of the only field of a variant chooses nothing.
+	c, err = parse(map[string]string{"storage": `{"s3":{"serviceAccountAnnotations":{}}}`})
+	if err != nil || c.Storage.Filesystem == nil {
+		t.Errorf("an empty object left in storage.s3: %v, want the default volume", err)
 	}
 }

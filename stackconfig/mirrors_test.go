@@ -19,7 +19,7 @@ func mirrorsJSON(t *testing.T, mirrors ...map[string]any) string {
 
 // withSecretMirrors counts the mirrors key as stored encrypted (a field set with --secret).
 func withSecretMirrors() map[string]bool {
-	return map[string]bool{"mirrors": true, "storage": true}
+	return map[string]bool{"mirrors": true, "s3AccessKeyId": true, "s3SecretAccessKey": true}
 }
 
 func TestMirrorsAreTypedWithDefaultsAndAStoreOfTheirOwn(t *testing.T) {

@@ -95,16 +95,16 @@ func (v *validator) validateRouting(c *Config) {
 	case RoutingIngress:
 		v.dnsSubdomain("routing.ingress.className", c.IngressClassName)
 		if c.IngressController != "" {
-			v.oneOf("routing.controller", c.IngressController, ingressControllers)
+			v.oneOf("routing.ingress.controller", c.IngressController, ingressControllers)
 		} else if c.ingressController() == "" {
-			v.bad("routing.controller", c.IngressController, fmt.Sprintf(
+			v.bad("routing.ingress.controller", c.IngressController, fmt.Sprintf(
 				"nginx, traefik or other: routing.ingress.className %q is not a class the stack knows (nginx, traefik), so say which controller serves it",
 				c.IngressClassName))
 		}
 		if c.ingressController() == routing.ControllerTraefik {
 			v.entryPoint("routing.ingress.traefikEntryPoint", c.TraefikEntryPoint)
 		}
-		v.unenforced(c, c.ingressController(), "nginx or traefik")
+		v.unenforced(c, c.ingressController(), "routing.ingress.controller", "nginx or traefik")
 	case RoutingGateway:
 		switch {
 		case c.GatewayClassName != "" && c.GatewayName != "":
@@ -133,9 +133,9 @@ func (v *validator) validateRouting(c *Config) {
 			v.bad("routing.gateway.existing.name", c.GatewayName, "the existing Gateway to attach to (required with routing.gateway.existing)")
 		}
 		if c.GatewayController != "" {
-			v.oneOf("routing.controller", c.GatewayController, gatewayControllers)
+			v.oneOf("routing.gateway.controller", c.GatewayController, gatewayControllers)
 		}
-		v.unenforced(c, c.gatewayController(), "traefik")
+		v.unenforced(c, c.gatewayController(), "routing.gateway.controller", "traefik")
 	}
 
 	v.intRange("tls.generated.validityHours", c.CertValidityHours, MinCertValidityHours, MaxCertValidityHours)
@@ -155,17 +155,17 @@ func (v *validator) validateRouting(c *Config) {
 }
 
 // unenforced refuses source ranges the chosen controller cannot enforce, unless the user said so.
-func (v *validator) unenforced(c *Config, ctrl routing.Controller, enforcing string) {
+func (v *validator) unenforced(c *Config, ctrl routing.Controller, key, enforcing string) {
 	if ctrl == routing.ControllerOfGatewayClass {
 		// The ranges are checked against the class's controller when the Gateway is read.
 		if c.AllowUnenforcedSourceRanges {
-			v.bad("routing.allowUnenforcedSourceRanges", "true", "false unless routing.controller is other: the stack reads the existing Gateway's "+
-				"class and enforces the source ranges itself when Traefik serves it; set routing.controller=other to accept ranges it cannot enforce")
+			v.bad("routing.allowUnenforcedSourceRanges", "true", "false unless routing.gateway.controller is other: the stack reads the existing Gateway's "+
+				"class and enforces the source ranges itself when Traefik serves it; set routing.gateway.controller=other to accept ranges it cannot enforce")
 		}
 		return
 	}
 	if ctrl == routing.ControllerOther && len(c.IngressSourceRanges) > 0 && !c.AllowUnenforcedSourceRanges {
-		v.bad("routing.controller", string(ctrl), fmt.Sprintf(enforcing+" while routing.sourceRanges is set: the stack cannot enforce %s "+
+		v.bad(key, string(ctrl), fmt.Sprintf(enforcing+" while routing.sourceRanges is set: the stack cannot enforce %s "+
 			"on another controller; enforce them elsewhere and set routing.allowUnenforcedSourceRanges=true, or clear routing.sourceRanges",
 			strings.Join(c.IngressSourceRanges, ",")))
 	}

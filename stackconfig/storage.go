@@ -74,8 +74,12 @@ func (c *Config) storage() storage.Store {
 func (v *validator) validateStorage(c *Config) {
 	if c.StorageDriver == DriverS3 {
 		v.validateS3(c)
-	} else {
-		v.validateFilesystem(c)
+		return
+	}
+	v.validateFilesystem(c)
+	if c.S3AccessKeyID != "" || c.S3SecretAccessKey != "" {
+		// Not echoed: the values are credentials.
+		v.bad("s3AccessKeyId", "<secret>", "unset unless storage.s3 is set: the key would be ignored by a volume")
 	}
 }
 
@@ -179,7 +183,7 @@ func (v *validator) validateS3(c *Config) {
 		v.bad("storage.s3.chunkSize", fmt.Sprint(c.S3ChunkSize), fmt.Sprintf("0 (the driver's 10 MiB) or bytes from %d (5 MiB) to %d (5 GiB)", MinS3ChunkSize, MaxS3ChunkSize))
 	}
 	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
-		v.bad("storage.s3.accessKeyId", "<secret>", "set together with storage.s3.secretAccessKey (both with --secret), or neither for the default AWS credential chain")
+		v.bad("s3AccessKeyId", "<secret>", "set together with s3SecretAccessKey (both with --secret), or neither for the default AWS credential chain")
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.S3ServiceAccountAnnotations)) {
 		if len(validation.IsQualifiedName(k)) > 0 {
@@ -188,7 +192,7 @@ func (v *validator) validateS3(c *Config) {
 		}
 	}
 	if c.S3AccessKeyID != "" && len(c.S3ServiceAccountAnnotations) > 0 {
-		v.bad("storage.s3.serviceAccountAnnotations", strings.Join(slices.Sorted(maps.Keys(c.S3ServiceAccountAnnotations)), ","), "empty when storage.s3.accessKeyId is set: "+
+		v.bad("storage.s3.serviceAccountAnnotations", strings.Join(slices.Sorted(maps.Keys(c.S3ServiceAccountAnnotations)), ","), "empty when s3AccessKeyId is set: "+
 			"a static key takes precedence, so a workload identity would never be used")
 	}
 }

@@ -22,7 +22,7 @@ func s3Base() map[string]string {
 	return map[string]string{
 		"storage.s3.bucket": "registry-images", "storage.s3.region": "us-east-1",
 		"storage.s3.endpoint": "https://s3.storage.svc:7070", "storage.s3.forcePathStyle": "true",
-		"storage.s3.accessKeyId": "AKIAEXAMPLE", "storage.s3.secretAccessKey": "secret-example-key",
+		"s3AccessKeyId": "AKIAEXAMPLE", "s3SecretAccessKey": "secret-example-key",
 	}
 }
 
@@ -99,9 +99,9 @@ func TestPodSecurityLevel(t *testing.T) {
 // A credential typed in plain text (`pulumi config set` without --secret) is refused, and the
 // message never repeats it.
 func TestPlaintextS3CredentialsAreRefused(t *testing.T) {
-	for _, key := range []string{"storage.s3.accessKeyId", "storage.s3.secretAccessKey"} {
+	for _, key := range []string{"s3AccessKeyId", "s3SecretAccessKey"} {
 		t.Run(key, func(t *testing.T) {
-			secret := map[string]bool{"storage.s3.accessKeyId": true, "storage.s3.secretAccessKey": true}
+			secret := map[string]bool{"s3AccessKeyId": true, "s3SecretAccessKey": true}
 			delete(secret, key)
 			_, err := parseWithSecrets(s3Base(), secret)
 			if err == nil {
@@ -153,9 +153,9 @@ func TestInvalidS3ValuesAreRefused(t *testing.T) {
 		{"chunk size too small", "storage.s3.chunkSize", "1048576", nil, "5 MiB"},
 		{"chunk size too big", "storage.s3.chunkSize", "6442450944", nil, "5 GiB"},
 		{"chunk size not a number", "storage.s3.chunkSize", "10Mi", nil, "whole number"},
-		{"secret key without access key", "storage.s3.accessKeyId", "", nil, "together"},
-		{"annotations not an object", "storage.s3.serviceAccountAnnotations", `["eks.amazonaws.com/role-arn=arn:x"]`, map[string]string{"storage.s3.accessKeyId": "", "storage.s3.secretAccessKey": ""}, "an object of names"},
-		{"annotation bad key", "storage.s3.serviceAccountAnnotations", `{"bad key":"x"}`, map[string]string{"storage.s3.accessKeyId": "", "storage.s3.secretAccessKey": ""}, "annotation key"},
+		{"secret key without access key", "s3AccessKeyId", "", nil, "together"},
+		{"annotations not an object", "storage.s3.serviceAccountAnnotations", `["eks.amazonaws.com/role-arn=arn:x"]`, map[string]string{"s3AccessKeyId": "", "s3SecretAccessKey": ""}, "an object of names"},
+		{"annotation bad key", "storage.s3.serviceAccountAnnotations", `{"bad key":"x"}`, map[string]string{"s3AccessKeyId": "", "s3SecretAccessKey": ""}, "annotation key"},
 		{"identity and static key", "storage.s3.serviceAccountAnnotations", `{"eks.amazonaws.com/role-arn":"arn:x"}`, nil, "static key takes precedence"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

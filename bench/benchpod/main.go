@@ -50,7 +50,7 @@ func main() {
 	base := flag.String("base", "", "registry base URL (http, or https with -ca-b64)")
 	caB64 := flag.String("ca-b64", "", "https: base64 of the PEM CA certificate to trust (the stack's caCertPem)")
 	connect := flag.String("connect", "", "host:port to connect to instead of the base URL's host (ingress controller)")
-	storeCAB64 := flag.String("store-ca-b64", "", "base64 of the PEM CA of the object store that blob downloads are redirected to (storageRedirect)")
+	storeCAB64 := flag.String("store-ca-b64", "", "base64 of the PEM CA of the object store that blob downloads are redirected to (storage.s3.redirect)")
 	repo := flag.String("repo", "", "repository")
 	layers := flag.Int("layers", 4, "push: number of layers")
 	layerBytes := flag.Int64("layer-bytes", 1<<20, "push: bytes per layer")
@@ -106,7 +106,7 @@ func run(mode, base, connect, caB64, storeCAB64, repo string, layers int, layerB
 	}
 	tr := &http.Transport{
 		// Requests to the registry's host go to the one target, whatever its name resolves to;
-		// a redirect to the object store (storageRedirect) dials the store by its own name.
+		// a redirect to the object store (storage.s3.redirect) dials the store by its own name.
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if addr == registryAddr {
 				return dialer.DialContext(ctx, network, target)

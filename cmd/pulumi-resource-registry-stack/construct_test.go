@@ -36,9 +36,10 @@ func TestRawInputs(t *testing.T) {
 			"replicas": pulumi.Float64(3).ToFloat64Output(),
 			"accounts": pulumi.ToStringArray([]string{"admin", "ci"}).ToStringArrayOutput(),
 			"storage": pulumi.Map{"s3": pulumi.Map{"bucket": pulumi.String("images"),
-				"secretAccessKey": pulumi.ToSecret(pulumi.String("k"))}}.ToMapOutput(),
-			"kubeContext": pulumi.String("prod").ToStringOutput(),
-			"hostName":    pulumi.String("typo").ToStringOutput(),
+				"rootDirectory": pulumi.ToSecret(pulumi.String("/hidden"))}}.ToMapOutput(),
+			"s3SecretAccessKey": pulumi.ToSecret(pulumi.String("k")).(pulumi.StringOutput),
+			"kubeContext":       pulumi.String("prod").ToStringOutput(),
+			"hostName":          pulumi.String("typo").ToStringOutput(),
 		})
 		return nil
 	})
@@ -47,11 +48,11 @@ func TestRawInputs(t *testing.T) {
 		t.Errorf("error %v, want kubeContext and hostName refused", err)
 	}
 	if raw["hostname"] != "registry.example.com" || raw["replicas"] != "3" || raw["accounts"] != `["admin","ci"]` ||
-		raw["storage"] != `{"s3":{"bucket":"images","secretAccessKey":"k"}}` {
+		raw["storage"] != `{"s3":{"bucket":"images","rootDirectory":"/hidden"}}` || raw["s3SecretAccessKey"] != "k" {
 		t.Errorf("raw inputs %v", raw)
 	}
 	// A secret field makes its whole structured input secret, as secret config does its key.
-	if !secret["storage"] || secret["hostname"] {
+	if !secret["storage"] || !secret["s3SecretAccessKey"] || secret["hostname"] {
 		t.Errorf("secret flags %v", secret)
 	}
 }

@@ -52,7 +52,7 @@ type StackOutputs struct {
 	// Storage describes the storage driver (output storage).
 	Storage                string
 	TLSSecretName, Routing string
-	// Passwords maps every account (username first, then extraAccounts) to its password.
+	// Passwords maps every account (username first, then the other accounts) to its password.
 	Passwords map[string]string
 }
 

@@ -156,8 +156,8 @@ func (p *PulumiCLI) InitStack(ctx context.Context) error {
 const Unset = "\x00unset"
 
 // SetConfig sets config values by path, as a user would: a top-level key with `pulumi config
-// set-all --json` (a JSON list stored as a list, replacing it whole), a path below one with
-// `set-all --path`, a credential path with --secret; Unset removes a path. Removals run first.
+// set-all --json` (a JSON list stored as a list, replacing it whole; a credential key as a secret),
+// a path below one with `set-all --path`; Unset removes a path. Removals run first.
 func (p *PulumiCLI) SetConfig(ctx context.Context, config map[string]string) error {
 	type entry struct {
 		Value       string    `json:"value"`
@@ -172,14 +172,11 @@ func (p *PulumiCLI) SetConfig(ctx context.Context, config map[string]string) err
 		case v == Unset:
 			unset = append(unset, p.project+":"+k)
 		case strings.ContainsAny(k, ".["):
-			flag := "--plaintext"
-			if stackconfig.IsSecretKey(k) {
-				// As a user sets a credential; the value is the test's own fixture key.
-				flag = "--secret"
-			}
-			paths = append(paths, flag, p.project+":"+k+"="+v)
+			// No credential is a path (they are top-level keys of their own).
+			paths = append(paths, "--plaintext", p.project+":"+k+"="+v)
 		default:
-			e := entry{Value: v}
+			// Credentials as a user must set them: `pulumi config set --secret`.
+			e := entry{Value: v, Secret: stackconfig.IsSecretKey(k)}
 			if strings.HasPrefix(strings.TrimSpace(v), "[") {
 				list := []string{}
 				if err := json.Unmarshal([]byte(v), &list); err != nil {

@@ -39,7 +39,7 @@ func (s *S3Store) Exec(ctx context.Context, k *Kube, script string) (string, err
 }
 
 // DeployS3Store deploys the store in namespace <stack namespace>-s3, waits until it serves, and
-// points f.Settings at it (storageDriver s3 with prefix, the CA as s3CaBundlePem, a random static
+// points f.Settings at it (storage.s3 with prefix, the CA as storage.s3.caBundlePem, a random static
 // key). Teardown deletes the namespace.
 func (f *Fixture) DeployS3Store(ctx context.Context, prefix string) (*S3Store, error) {
 	s := &S3Store{Namespace: f.Settings.Namespace + "-s3", Bucket: "registry-e2e", Prefix: prefix}

@@ -59,7 +59,7 @@ type Settings struct {
 	// (the sandbox has no internet).
 	ClusterIngressHost string
 
-	// S3 is the object store of the S3 suite (storageDriver s3); nil: the filesystem driver.
+	// S3 is the object store of the S3 suite (storage.s3); nil: the filesystem driver.
 	S3 *S3Target
 
 	// UpgradeFrom is the git commit of the previous release (E2E_UPGRADE_FROM, default
@@ -82,7 +82,7 @@ type Settings struct {
 type S3Target struct {
 	Endpoint, Bucket, RootDirectory, CAPEM string
 	AccessKey, SecretKey                   string
-	// Redirect turns storageRedirect on.
+	// Redirect turns storage.s3.redirect on.
 	Redirect bool
 }
 
@@ -219,8 +219,8 @@ func (s *Settings) StackConfig() map[string]string {
 		c["storage.s3.forcePathStyle"] = "true"
 		c["storage.s3.rootDirectory"] = s.S3.RootDirectory
 		c["storage.s3.caBundlePem"] = s.S3.CAPEM
-		c["storage.s3.accessKeyId"] = s.S3.AccessKey
-		c["storage.s3.secretAccessKey"] = s.S3.SecretKey
+		c["s3AccessKeyId"] = s.S3.AccessKey
+		c["s3SecretAccessKey"] = s.S3.SecretKey
 		c["storage.s3.redirect"] = fmt.Sprint(s.S3.Redirect)
 	case s.StorageMode == "hostPath":
 		c["storage.filesystem.hostPath"] = s.HostPath
@@ -249,5 +249,5 @@ const (
 	NamespaceGoneTimeout = 5 * time.Minute
 )
 
-// Accounts are the htpasswd accounts the suite deploys: the default username, then extraAccounts.
+// Accounts are the htpasswd accounts the suite deploys: the default username, then the other accounts.
 func (s *Settings) Accounts() []string { return []string{"admin", "ci", "cluster-a"} }
