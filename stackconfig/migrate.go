@@ -22,9 +22,13 @@ type Setting struct {
 
 // Migration rewrites a stack config of the flat layout (before 2026-12) into the structured one.
 type Migration struct {
-	// Set are the new paths to set, Remove the old keys to remove after them.
-	Set    []Setting
-	Remove []string
+	// RemoveFirst are old keys whose names the new layout uses for a structured key (routing: a mode
+	// then, an object now): they go before Set, which would otherwise write into them and then lose
+	// its fields with them. Set are the new paths to set, Remove the other old keys, removed after
+	// them (an interrupted migration keeps every value somewhere).
+	RemoveFirst []string
+	Set         []Setting
+	Remove      []string
 	// Dropped are old keys that the old layout ignored for the mode chosen (e.g. storageMode with
 	// storageDriver s3), with why; they are removed and not carried over, since the new layout
 	// refuses a field of the variant not chosen.
@@ -62,6 +66,13 @@ var dropUnless = []struct {
 // (routing, tlsSource, storageDriver) are removed: the variant set now chooses the mode.
 func Migrate(old map[string]OldValue) (*Migration, error) {
 	m := &Migration{}
+	// A parse error names the key, and quotes the value unless it is secret.
+	invalid := func(name string, v OldValue, want string, err error) error {
+		if v.Secret {
+			return fmt.Errorf("config %q: not %s: %w", name, want, err)
+		}
+		return fmt.Errorf("config %q: %q is not %s: %w", name, v.Value, want, err)
+	}
 	ignored := map[string]string{}
 	for _, d := range dropUnless {
 		if !d.mode(old) {
@@ -80,8 +91,9 @@ func Migrate(old map[string]OldValue) (*Migration, error) {
 		add("accounts[0]", admin, u.Secret)
 		var extra []string
 		if e.Value != "" {
-			if err := json.Unmarshal([]byte(e.Value), &extra); err != nil {
-				return nil, fmt.Errorf("config \"extraAccounts\": %q is not a list of strings: %w", e.Value, err)
+			var err error
+			if extra, err = stringList(e.Value); err != nil {
+				return nil, invalid("extraAccounts", e, "a list of strings", err)
 			}
 		}
 		for i, a := range extra {
@@ -89,30 +101,31 @@ func Migrate(old map[string]OldValue) (*Migration, error) {
 		}
 	}
 	if v, ok := old["routing"]; ok && (v.Value == string(RoutingIngress) || v.Value == string(RoutingGateway)) {
-		m.Remove = append(m.Remove, "routing")
+		m.RemoveFirst = append(m.RemoveFirst, "routing")
 	}
 	for _, name := range slices.Sorted(maps.Keys(old)) {
 		v := old[name]
 		path, isMoved := moved[name]
 		switch {
+		case ignored[name] != "":
+			// Also a key the new layout keeps (s3AccessKeyId without storage.s3 is refused now).
+			m.Dropped = append(m.Dropped, fmt.Sprintf("%s (ignored: %s)", name, ignored[name]))
 		case !isMoved:
 			continue
-		case ignored[name] != "":
-			m.Dropped = append(m.Dropped, fmt.Sprintf("%s (ignored: %s)", name, ignored[name]))
 		case name == "username" || name == "extraAccounts" || name == "tlsSource" || name == "storageDriver":
 			// Carried over above, or chosen by the variant set.
 		case name == "ingressSourceRanges":
-			var items []string
-			if err := json.Unmarshal([]byte(v.Value), &items); err != nil {
-				return nil, fmt.Errorf("config %q: %q is not a list of strings: %w", name, v.Value, err)
+			items, err := stringList(v.Value)
+			if err != nil {
+				return nil, invalid(name, v, "a list of strings", err)
 			}
 			for i, item := range items {
 				add(fmt.Sprintf("%s[%d]", path, i), item, v.Secret)
 			}
 		case name == "s3ServiceAccountAnnotations":
-			var items []string
-			if err := json.Unmarshal([]byte(v.Value), &items); err != nil {
-				return nil, fmt.Errorf("config %q: %q is not a list of strings: %w", name, v.Value, err)
+			items, err := stringList(v.Value)
+			if err != nil {
+				return nil, invalid(name, v, "a list of strings", err)
 			}
 			for _, kv := range items {
 				k, val, _ := strings.Cut(kv, "=")
@@ -121,7 +134,7 @@ func Migrate(old map[string]OldValue) (*Migration, error) {
 		case name == "registryEnv":
 			var env map[string]string
 			if err := json.Unmarshal([]byte(v.Value), &env); err != nil {
-				return nil, fmt.Errorf("config %q: not an object of names and values: %w", name, err)
+				return nil, invalid(name, v, "an object of names and values", err)
 			}
 			for _, k := range slices.Sorted(maps.Keys(env)) {
 				add(fmt.Sprintf("%s[%q]", path, k), env[k], v.Secret)

@@ -66,6 +66,7 @@ func TestMigrationOfTheFlatLayout(t *testing.T) {
 		"hostname": {Value: "registry.example.com"}, "replicas": {Value: "3"},
 		"storageDriver": {Value: "s3"}, "s3Bucket": {Value: "images"}, "s3Region": {Value: "eu-west-1"},
 		"s3AccessKeyId": {Value: "AKIA1", Secret: true}, "s3SecretAccessKey": {Value: "very secret", Secret: true},
+		"registryCpuRequest":          {Value: "200m"},
 		"s3ServiceAccountAnnotations": {Value: `[]`}, "pvcSize": {Value: "1Gi"}, "storageRedirect": {Value: "true"},
 		"routing": {Value: "gateway"}, "gatewayName": {Value: "edge"}, "gatewaySectionName": {Value: "https"},
 		"gatewayController": {Value: "traefik"}, "ingressClassName": {Value: "nginx"},
@@ -78,12 +79,14 @@ func TestMigrationOfTheFlatLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As the tool runs it on the stack's config: RemoveFirst, Set, Remove.
 	top := map[string]any{}
 	secret := map[string]bool{}
 	for k, v := range old {
-		if _, isMoved := moved[k]; !isMoved && k != "routing" {
-			top[k] = v.Value
-		}
+		top[k], secret[k] = v.Value, v.Secret
+	}
+	for _, k := range m.RemoveFirst {
+		delete(top, k)
 	}
 	for _, s := range m.Set {
 		setPath(t, top, s.Path, s.Value)
@@ -91,6 +94,9 @@ func TestMigrationOfTheFlatLayout(t *testing.T) {
 			name, _, _ := strings.Cut(s.Path, ".")
 			secret[name] = true
 		}
+	}
+	for _, k := range m.Remove {
+		delete(top, k)
 	}
 	c, err := Parse(func(name string) (string, bool) {
 		v, ok := top[name]
@@ -111,8 +117,8 @@ func TestMigrationOfTheFlatLayout(t *testing.T) {
 		c.GCSchedule != "@daily" || c.RedisMaxMemory != "32mb" || c.Replicas != 3 {
 		t.Errorf("migrated config differs: %+v", c)
 	}
-	if !secret["storage"] {
-		t.Error("the S3 key lost its secrecy")
+	if _, kept := top["s3SecretAccessKey"]; !kept || !secret["s3SecretAccessKey"] {
+		t.Error("the S3 key was moved or lost its secrecy: it stays a secret key of its own")
 	}
 	for _, want := range []string{"pvcSize (ignored: storageDriver was s3)", "ingressClassName (ignored: routing was gateway)",
 		"certValidityHours (ignored: tlsSource was secret)"} {
@@ -121,9 +127,23 @@ func TestMigrationOfTheFlatLayout(t *testing.T) {
 		}
 	}
 	for k := range old {
-		if _, isMoved := moved[k]; (isMoved || k == "routing") != slices.Contains(m.Remove, k) {
-			t.Errorf("%s: removed = %v, want it removed exactly when it moved", k, slices.Contains(m.Remove, k))
+		_, isMoved := moved[k]
+		removed := slices.Contains(m.Remove, k) || slices.Contains(m.RemoveFirst, k)
+		if (isMoved || k == "routing") != removed {
+			t.Errorf("%s: removed = %v, want it removed exactly when it moved", k, removed)
 		}
+	}
+	if !slices.Equal(m.RemoveFirst, []string{"routing"}) {
+		t.Errorf("RemoveFirst = %v: the old routing mode must go before routing.* is set, or its removal takes them along", m.RemoveFirst)
+	}
+	// Without storage.s3 the old layout ignored a static key; it is dropped (and would be refused now).
+	fs, err := Migrate(map[string]OldValue{"s3AccessKeyId": {Value: "AKIA", Secret: true}, "s3SecretAccessKey": {Value: "k", Secret: true}})
+	if err != nil || !slices.Contains(fs.Remove, "s3AccessKeyId") || !slices.Contains(fs.Dropped, "s3AccessKeyId (ignored: storageDriver was not s3)") {
+		t.Errorf("a static key beside a volume: %+v, %v", fs, err)
+	}
+	// A secret value is never quoted in an error.
+	if _, err := Migrate(map[string]OldValue{"registryEnv": {Value: "not-json-secret", Secret: true}}); err == nil || strings.Contains(err.Error(), "not-json-secret") {
+		t.Errorf("a malformed secret value: %v, want an error that does not quote it", err)
 	}
 	if again, err := Migrate(map[string]OldValue{"hostname": {Value: "x.example.com"}}); err != nil || len(again.Set)+len(again.Remove) != 0 {
 		t.Errorf("a config of the new layout needs no migration: %+v, %v", again, err)

@@ -66,9 +66,12 @@ func run(ctx context.Context, stack, configFile string, apply bool) error {
 	if err != nil {
 		return err
 	}
-	if len(m.Set)+len(m.Remove) == 0 {
+	if len(m.RemoveFirst)+len(m.Set)+len(m.Remove) == 0 {
 		fmt.Println("nothing to migrate: the stack config has no key of the flat layout")
 		return nil
+	}
+	if len(m.RemoveFirst) > 0 {
+		fmt.Printf("remove %s (first: the new layout uses the name for a structured key)\n", strings.Join(m.RemoveFirst, " "))
 	}
 	for _, s := range m.Set {
 		shown, flags := fmt.Sprintf("%q", s.Value), "--path"
@@ -85,8 +88,13 @@ func run(ctx context.Context, stack, configFile string, apply bool) error {
 		fmt.Println("(a plan: run again with --apply to carry it out)")
 		return nil
 	}
+	if err := removeAll(ctx, project, m.RemoveFirst, stackArgs); err != nil {
+		return err
+	}
 	for _, s := range m.Set {
-		args := []string{"config", "set", "--path"}
+		// As a string: the CLI would store "1001" or "+1" as a number otherwise; the program takes
+		// booleans and numbers in their text form.
+		args := []string{"config", "set", "--path", "--type", "string"}
 		if s.Secret {
 			args = append(args, "--secret")
 		}
@@ -95,15 +103,24 @@ func run(ctx context.Context, stack, configFile string, apply bool) error {
 			return err
 		}
 	}
-	rm := []string{"config", "rm-all"}
-	for _, k := range m.Remove {
-		rm = append(rm, project+":"+k)
-	}
-	if _, err := pulumi(ctx, nil, append(rm, stackArgs...)...); err != nil {
+	if err := removeAll(ctx, project, m.Remove, stackArgs); err != nil {
 		return err
 	}
-	fmt.Printf("migrated: %d paths set, %d keys removed; run `pulumi preview` next\n", len(m.Set), len(m.Remove))
+	fmt.Printf("migrated: %d paths set, %d keys removed; run `pulumi preview` next\n", len(m.Set), len(m.RemoveFirst)+len(m.Remove))
 	return nil
+}
+
+// removeAll removes config keys of the project (none: nothing to run).
+func removeAll(ctx context.Context, project string, keys, stackArgs []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	rm := []string{"config", "rm-all"}
+	for _, k := range keys {
+		rm = append(rm, project+":"+k)
+	}
+	_, err := pulumi(ctx, nil, append(rm, stackArgs...)...)
+	return err
 }
 
 // pulumi runs the CLI in the project directory and returns its stdout.
