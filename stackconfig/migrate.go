@@ -103,9 +103,18 @@ func Migrate(old map[string]OldValue) (*Migration, error) {
 	if v, ok := old["routing"]; ok && (v.Value == string(RoutingIngress) || v.Value == string(RoutingGateway)) {
 		m.RemoveFirst = append(m.RemoveFirst, "routing")
 	}
+	defaults := Defaults()
 	for _, name := range slices.Sorted(maps.Keys(old)) {
 		v := old[name]
 		path, isMoved := moved[name]
+		if def, isPath := defaults[path]; v.Value == "" && (ignored[name] != "" || (isMoved && (!isPath || def == ""))) {
+			// Empty meant unset in the flat layout (and `pulumi config --json` lists a key the
+			// project declares with its empty default): it goes without a trace. Set on a path it
+			// would choose a variant. An empty value whose default is not empty (a PV without a
+			// class) is carried over below.
+			m.Remove = append(m.Remove, name)
+			continue
+		}
 		switch {
 		case ignored[name] != "":
 			// Also a key the new layout keeps (s3AccessKeyId without storage.s3 is refused now).

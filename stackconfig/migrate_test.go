@@ -141,6 +141,15 @@ func TestMigrationOfTheFlatLayout(t *testing.T) {
 	if err != nil || !slices.Contains(fs.Remove, "s3AccessKeyId") || !slices.Contains(fs.Dropped, "s3AccessKeyId (ignored: storageDriver was not s3)") {
 		t.Errorf("a static key beside a volume: %+v, %v", fs, err)
 	}
+	// Empty meant unset: removed, never set on a path (it would choose a variant), unless the new
+	// default is not empty (a PV without a class must stay without one).
+	empty, err := Migrate(map[string]OldValue{"gatewayName": {}, "s3AccessKeyId": {}, "storageMode": {Value: "existing"},
+		"storageVolumeName": {Value: "old-pv"}, "storageClassName": {}})
+	if err != nil || len(empty.Dropped) != 0 || !slices.Contains(empty.Remove, "gatewayName") ||
+		!slices.Contains(empty.Set, Setting{Path: "storage.filesystem.className"}) ||
+		slices.ContainsFunc(empty.Set, func(s Setting) bool { return strings.HasPrefix(s.Path, "routing.") }) {
+		t.Errorf("empty old values: %+v, %v", empty, err)
+	}
 	// A secret value is never quoted in an error.
 	if _, err := Migrate(map[string]OldValue{"registryEnv": {Value: "not-json-secret", Secret: true}}); err == nil || strings.Contains(err.Error(), "not-json-secret") {
 		t.Errorf("a malformed secret value: %v, want an error that does not quote it", err)
