@@ -485,8 +485,7 @@ func Parse(lookup func(name string) (string, bool), isSecret func(name string) b
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(secretPaths)) {
-		top, _, _ := strings.Cut(p, ".")
-		if values[p] != "" && !isSecret(top) {
+		if values[p] != "" && !isSecret(p) {
 			// Not echoed: the value is a credential.
 			errs = append(errs, fmt.Errorf("config %q: a plaintext value is refused; it is a credential: "+
 				"set it with `pulumi config set --secret %s` (then rotate it: it is in the stack file's history)", p, p))
