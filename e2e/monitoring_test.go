@@ -189,13 +189,23 @@ func (f *fixture) stepMonitoringMetrics(t *testing.T) {
 	if err == nil {
 		t.Fatalf("preview with monitoring.serviceMonitor on and no Prometheus Operator CRDs succeeded:\n%s", kit.Tail(out, 20))
 	}
+	// Both CRD reads fail; the engine stops at whichever fails first, so the refusal names the
+	// ServiceMonitor's or the PrometheusRule's, each with the config field that needs it.
 	msg := err.Error() + out
-	for _, want := range []string{"monitoring.serviceMonitor", monitoring.ServiceMonitorCRD} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("the refusal does not name %q:\n%s", want, kit.Tail(msg, 20))
+	named := ""
+	for _, want := range []struct{ field, crd string }{
+		{"monitoring.serviceMonitor", monitoring.ServiceMonitorCRD}, {"monitoring.alerts", monitoring.PrometheusRuleCRD},
+	} {
+		if strings.Contains(msg, want.field) && strings.Contains(msg, want.crd) {
+			named = want.crd
+			break
 		}
 	}
-	t.Logf("without the CRDs the preview fails: %s", firstLineWith(msg, monitoring.ServiceMonitorCRD))
+	if named == "" {
+		t.Errorf("the refusal names neither monitoring.serviceMonitor with %s nor monitoring.alerts with %s:\n%s",
+			monitoring.ServiceMonitorCRD, monitoring.PrometheusRuleCRD, kit.Tail(msg, 20))
+	}
+	t.Logf("without the CRDs the preview fails: %s", firstLineWith(msg, named))
 
 	if err := f.applyCRDFixtures(ctx); err != nil {
 		t.Fatal(err)
