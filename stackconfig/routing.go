@@ -107,10 +107,6 @@ func (v *validator) validateRouting(c *Config) {
 		v.unenforced(c, c.ingressController(), "routing.ingress.controller", "nginx or traefik")
 	case RoutingGateway:
 		switch {
-		case c.GatewayClassName != "" && c.GatewayName != "":
-			// Parse refuses both variants; kept for Configs built by hand.
-			v.bad("routing.gateway.existing.name", c.GatewayName, "empty when routing.gateway.create is set: either the stack creates a Gateway "+
-				"or attaches to an existing one, not both")
 		case c.GatewayClassName != "":
 			v.dnsSubdomain("routing.gateway.create.className", c.GatewayClassName)
 			if c.GatewayListenerPort != 0 {
