@@ -574,7 +574,7 @@ func flatten(top, raw string, values map[string]string) []error {
 	var walk func(path string, node any)
 	walk = func(path string, node any) {
 		if isPath(path) {
-			if s, ok := scalarOrJSON(node); ok {
+			if s, set, err := RawValue(node); err == nil && set {
 				values[path] = s
 			}
 			return
@@ -607,24 +607,29 @@ func flatten(top, raw string, values map[string]string) []error {
 	return errs
 }
 
-// scalarOrJSON is a leaf's value as `pulumi config set` stores a top-level key: a string as is, a
-// number or boolean in its text form, a list or object as JSON; false for null (unset).
-func scalarOrJSON(node any) (string, bool) {
-	switch v := node.(type) {
+// RawValue is a decoded value (a leaf of a structured key, a component provider's input) as `pulumi
+// config set` stores a top-level key, which Parse reads: a string as is, a number or boolean in its
+// text form, a list or object as JSON; set is false for null (unset).
+func RawValue(v any) (raw string, set bool, err error) {
+	switch x := v.(type) {
 	case nil:
-		return "", false
+		return "", false, nil
 	case string:
-		return v, true
+		return x, true, nil
 	case json.Number:
-		return v.String(), true
+		return x.String(), true, nil
 	case bool:
-		return strconv.FormatBool(v), true
+		return strconv.FormatBool(x), true, nil
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true, nil
+	case int:
+		return strconv.Itoa(x), true, nil
 	}
-	out, err := json.Marshal(node)
+	out, err := json.Marshal(v)
 	if err != nil {
-		return "", false
+		return "", false, fmt.Errorf("not a config value (%T): %w", v, err)
 	}
-	return string(out), true
+	return string(out), true, nil
 }
 
 func joinErrors(errs []error) error {
@@ -687,7 +692,8 @@ func stringList(raw string) ([]string, error) {
 	}
 	out := make([]string, len(items))
 	for i, item := range items {
-		s, ok := scalarOrJSON(item)
+		s, ok, rawErr := RawValue(item)
+		ok = ok && rawErr == nil
 		switch item.(type) {
 		case nil:
 			// What `pulumi config set --path 'KEY[1]' x` leaves before an item 0 that was never set.
@@ -712,8 +718,8 @@ func stringMap(field func(*Config) *map[string]string) setter {
 		err := dec.Decode(&in)
 		out := make(map[string]string, len(in))
 		for name, v := range in {
-			s, ok := scalarOrJSON(v)
-			if _, nested := v.(map[string]any); nested || !ok {
+			s, set, rawErr := RawValue(v)
+			if _, nested := v.(map[string]any); nested || !set || rawErr != nil {
 				err = fmt.Errorf("%s is not a plain value", name)
 			} else if _, isList := v.([]any); isList {
 				err = fmt.Errorf("%s is not a plain value", name)

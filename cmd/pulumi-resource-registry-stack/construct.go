@@ -1,12 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
@@ -83,7 +81,7 @@ func rawInputs(ctx *pulumi.Context, inputs pulumi.Map) (map[string]string, map[s
 				"the component needs every input known when it is planned", k))
 			continue
 		}
-		s, err := configString(res.Value)
+		s, _, err := stackconfig.RawValue(res.Value)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("input %q: %w", k, err))
 			continue
@@ -91,27 +89,4 @@ func rawInputs(ctx *pulumi.Context, inputs pulumi.Map) (map[string]string, map[s
 		raw[k], secret[k] = s, res.Secret
 	}
 	return raw, secret, errors.Join(errs...)
-}
-
-// configString is v as stack config stores it: strings as they are, numbers and booleans in their
-// literal form, lists and objects as JSON.
-func configString(v any) (string, error) {
-	switch x := v.(type) {
-	case nil:
-		return "", nil
-	case string:
-		return x, nil
-	case bool:
-		return strconv.FormatBool(x), nil
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), nil
-	case int:
-		return strconv.Itoa(x), nil
-	default:
-		b, err := json.Marshal(x)
-		if err != nil {
-			return "", fmt.Errorf("not a config value (%T): %w", v, err)
-		}
-		return string(b), nil
-	}
 }

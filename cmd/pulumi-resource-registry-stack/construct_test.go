@@ -7,6 +7,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/testutil"
+	"github.com/regstack/registry-stack/stackconfig"
 )
 
 func TestConfigStringIsWhatConfigSetStores(t *testing.T) {
@@ -17,9 +18,9 @@ func TestConfigStringIsWhatConfigSetStores(t *testing.T) {
 		{"registry.example.com", "registry.example.com"}, {true, "true"}, {2.0, "2"}, {nil, ""},
 		{[]any{"ci", "node"}, `["ci","node"]`}, {map[string]any{"minReplicas": 2.0}, `{"minReplicas":2}`},
 	} {
-		got, err := configString(c.in)
+		got, _, err := stackconfig.RawValue(c.in)
 		if err != nil || got != c.want {
-			t.Errorf("configString(%#v) = %q, %v; want %q", c.in, got, err, c.want)
+			t.Errorf("RawValue(%#v) = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
 }
