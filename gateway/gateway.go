@@ -72,7 +72,7 @@ func (a *GatewayArgs) validate() error {
 	if (a.Create == nil) == (a.Existing == nil) {
 		return fmt.Errorf("gateway: exactly one of Create and Existing must be set")
 	}
-	if a.Existing != nil && (a.Existing.Name == "" || a.Existing.Namespace == "" || a.Existing.SectionName == "") {
+	if e := a.Existing; e != nil && (e.Name == nil || e.Name == pulumi.String("") || e.Namespace == nil || e.Namespace == pulumi.String("") || e.SectionName == "") {
 		return fmt.Errorf("gateway: Existing needs Name, Namespace and SectionName")
 	}
 	switch a.Controller {
@@ -105,7 +105,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 
 	var parentRef pulumi.Map
 	var deps []pulumi.Resource
-	parentName := name
+	parentName := pulumi.String(name).ToStringOutput()
 	switch {
 	case args.Create != nil:
 		gw, err := apiextensions.NewCustomResource(ctx, name, &apiextensions.CustomResourceArgs{
@@ -126,7 +126,8 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 		parentRef = pulumi.Map{"group": pulumi.String(Group), "kind": pulumi.String("Gateway"), "name": comp.GatewayName}
 	case args.Existing != nil:
 		e := args.Existing
-		section, err := checkedListener(ctx, name, e, args.Controller == routing.ControllerOfGatewayClass, args.SourceRanges, parent)
+		gwName, gwNamespace := e.Name.ToStringOutput(), e.Namespace.ToStringOutput()
+		section, err := checkedListener(ctx, name, gwName, gwNamespace, e.SectionName, args.Controller == routing.ControllerOfGatewayClass, args.SourceRanges, parent)
 		if err != nil {
 			return nil, err
 		}
@@ -136,18 +137,17 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 			Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-tls"), Namespace: args.Namespace, Labels: labels},
 			// The grant's peer namespace comes through the listener check: no access to the TLS
 			// Secret is granted when the route is refused.
-			OtherFields: kubernetes.UntypedArgs{"spec": ReferenceGrantSpec(section.ApplyT(func(string) string { return e.Namespace }).(pulumi.StringOutput), args.TLSSecretName)},
+			OtherFields: kubernetes.UntypedArgs{"spec": ReferenceGrantSpec(pulumi.All(section, gwNamespace).ApplyT(func(v []any) string { return v[1].(string) }).(pulumi.StringOutput), args.TLSSecretName)},
 		}, parent)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: reference grant: %w", err)
 		}
 		deps = append(deps, grant)
-		parentName = e.Name
-		comp.GatewayName = pulumi.String(e.Name).ToStringOutput()
-		comp.GatewayNamespace = pulumi.String(e.Namespace).ToStringOutput()
+		parentName = gwName
+		comp.GatewayName, comp.GatewayNamespace = gwName, gwNamespace
 		parentRef = pulumi.Map{
 			"group": pulumi.String(Group), "kind": pulumi.String("Gateway"),
-			"name": pulumi.String(e.Name), "namespace": pulumi.String(e.Namespace), "sectionName": section,
+			"name": gwName, "namespace": gwNamespace, "sectionName": section,
 		}
 	}
 
@@ -173,7 +173,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 			Kind:       pulumi.String("HTTPRoute"),
 			Metadata: &metav1.ObjectMetaArgs{
 				Name: pulumi.String(r.Name), Namespace: args.Namespace, Labels: labels,
-				Annotations: pulumi.StringMap{waitForAnnotation: pulumi.String(RouteWaitFor(parentName))},
+				Annotations: pulumi.StringMap{waitForAnnotation: parentName.ApplyT(RouteWaitFor).(pulumi.StringOutput)},
 			},
 			OtherFields: kubernetes.UntypedArgs{"spec": RouteSpec(parentRef, r.Hostnames, filters, r.ServiceName, r.ServicePort)},
 		}, parent, wait, pulumi.DependsOn(deps))
@@ -194,33 +194,36 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 	return comp, nil
 }
 
-// checkedListener reads the existing Gateway (in preview too) and returns the section name only if
-// that listener is HTTPS: a route on a plain-HTTP listener would take credentials in clear text.
-// With ofClass it also reads the Gateway's GatewayClass, and refuses source ranges unless Traefik
-// serves it (CheckClassController).
-func checkedListener(ctx *pulumi.Context, name string, e *routing.ExistingGateway, ofClass bool, ranges []string,
-	parent pulumi.ResourceOption) (pulumi.StringOutput, error) {
+// checkedListener reads the existing Gateway (in preview too, once its name and namespace are
+// known) and returns the section name only if that listener is HTTPS: a route on a plain-HTTP
+// listener would take credentials in clear text. With ofClass it also reads the Gateway's
+// GatewayClass, and refuses source ranges unless Traefik serves it (CheckClassController).
+func checkedListener(ctx *pulumi.Context, name string, gwName, gwNamespace pulumi.StringOutput, sectionName string, ofClass bool,
+	ranges []string, parent pulumi.ResourceOption) (pulumi.StringOutput, error) {
+	ref := pulumi.Sprintf("%s/%s", gwNamespace, gwName)
 	// The name and namespace go in the state too: with apiVersion and kind given, the provider reads
 	// the object named there (without them it looks in the default namespace and finds nothing).
-	gw, err := apiextensions.GetCustomResource(ctx, name+"-parent", pulumi.ID(e.Namespace+"/"+e.Name),
+	gw, err := apiextensions.GetCustomResource(ctx, name+"-parent", ref.ApplyT(func(id string) pulumi.ID { return pulumi.ID(id) }).(pulumi.IDOutput),
 		&apiextensions.CustomResourceState{
 			ApiVersion: pulumi.String(APIVersion), Kind: pulumi.String("Gateway"),
-			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(e.Name), Namespace: pulumi.String(e.Namespace)},
+			Metadata: &metav1.ObjectMetaArgs{Name: gwName, Namespace: gwNamespace},
 		}, parent)
 	if err != nil {
-		return pulumi.StringOutput{}, fmt.Errorf("gateway: read Gateway %s/%s: %w", e.Namespace, e.Name, err)
+		return pulumi.StringOutput{}, fmt.Errorf("gateway: read the existing Gateway: %w", err)
 	}
-	section := gw.OtherFields.ApplyT(func(fields map[string]any) (string, error) {
-		return e.SectionName, CheckListener(fields["spec"], e)
+	section := pulumi.All(ref, gw.OtherFields).ApplyT(func(v []any) (string, error) {
+		fields, _ := v[1].(map[string]any)
+		return sectionName, CheckListener(fields["spec"], v[0].(string), sectionName)
 	}).(pulumi.StringOutput)
 	if !ofClass {
 		return section, nil
 	}
-	className := gw.OtherFields.ApplyT(func(fields map[string]any) (string, error) {
+	className := pulumi.All(ref, gw.OtherFields).ApplyT(func(v []any) (string, error) {
+		fields, _ := v[1].(map[string]any)
 		spec, _ := fields["spec"].(map[string]any)
 		class, _ := spec["gatewayClassName"].(string)
 		if class == "" {
-			return "", fmt.Errorf("gateway: Gateway %s/%s has no spec.gatewayClassName", e.Namespace, e.Name)
+			return "", fmt.Errorf("gateway: Gateway %s has no spec.gatewayClassName", v[0])
 		}
 		return class, nil
 	}).(pulumi.StringOutput)
@@ -230,56 +233,56 @@ func checkedListener(ctx *pulumi.Context, name string, e *routing.ExistingGatewa
 			Metadata: &metav1.ObjectMetaArgs{Name: className},
 		}, parent)
 	if err != nil {
-		return pulumi.StringOutput{}, fmt.Errorf("gateway: read the GatewayClass of Gateway %s/%s: %w", e.Namespace, e.Name, err)
+		return pulumi.StringOutput{}, fmt.Errorf("gateway: read the GatewayClass of the existing Gateway: %w", err)
 	}
-	return pulumi.All(section, className, class.OtherFields).ApplyT(func(all []any) (string, error) {
+	return pulumi.All(section, className, class.OtherFields, ref).ApplyT(func(all []any) (string, error) {
 		fields, _ := all[2].(map[string]any)
 		spec, _ := fields["spec"].(map[string]any)
 		controller, _ := spec["controllerName"].(string)
-		return all[0].(string), CheckClassController(e, all[1].(string), controller, ranges)
+		return all[0].(string), CheckClassController(all[3].(string), all[1].(string), controller, ranges)
 	}).(pulumi.StringOutput), nil
 }
 
-// CheckClassController refuses source ranges on an existing Gateway whose class another
-// controller than Traefik serves: the stack enforces them with a Traefik Middleware only, and a
-// range that nothing enforces must not look like protection.
-func CheckClassController(e *routing.ExistingGateway, class, controller string, ranges []string) error {
+// CheckClassController refuses source ranges on an existing Gateway (namespace/name) whose class
+// another controller than Traefik serves: the stack enforces them with a Traefik Middleware only,
+// and a range that nothing enforces must not look like protection.
+func CheckClassController(gateway, class, controller string, ranges []string) error {
 	if len(ranges) == 0 || controller == TraefikControllerName {
 		return nil
 	}
-	return fmt.Errorf("config \"routing.sourceRanges\": %q is invalid; allowed: empty with Gateway %s/%s, whose GatewayClass %s is served by %q, "+
+	return fmt.Errorf("config \"routing.sourceRanges\": %q is invalid; allowed: empty with Gateway %s, whose GatewayClass %s is served by %q, "+
 		"not Traefik (%s): the stack cannot enforce source ranges there; enforce them at that Gateway and set routing.gateway.controller=other "+
 		"with routing.allowUnenforcedSourceRanges=true, or clear routing.sourceRanges",
-		strings.Join(ranges, ","), e.Namespace, e.Name, class, controller, TraefikControllerName)
+		strings.Join(ranges, ","), gateway, class, controller, TraefikControllerName)
 }
 
-// CheckListener finds the listener named e.SectionName in a Gateway spec and refuses anything but
-// an HTTPS listener.
-func CheckListener(spec any, e *routing.ExistingGateway) error {
+// CheckListener finds the listener sectionName in the spec of a Gateway (namespace/name) and
+// refuses anything but an HTTPS listener.
+func CheckListener(spec any, gateway, sectionName string) error {
 	raw, err := json.Marshal(spec)
 	if err != nil {
-		return fmt.Errorf("gateway: Gateway %s/%s spec: %w", e.Namespace, e.Name, err)
+		return fmt.Errorf("gateway: Gateway %s spec: %w", gateway, err)
 	}
 	var s struct {
 		Listeners []struct{ Name, Protocol string } `json:"listeners"`
 	}
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return fmt.Errorf("gateway: Gateway %s/%s spec: %w", e.Namespace, e.Name, err)
+		return fmt.Errorf("gateway: Gateway %s spec: %w", gateway, err)
 	}
 	var names []string
 	for _, l := range s.Listeners {
-		if l.Name != e.SectionName {
+		if l.Name != sectionName {
 			names = append(names, l.Name+" ("+l.Protocol+")")
 			continue
 		}
 		if l.Protocol != listenerProtocolForRoutes {
-			return fmt.Errorf("config \"routing.gateway.existing.sectionName\": %q is invalid; allowed: an HTTPS listener of Gateway %s/%s "+
-				"(listener %q is %s: registry credentials would cross the network in clear text)", e.SectionName, e.Namespace, e.Name, l.Name, l.Protocol)
+			return fmt.Errorf("config \"routing.gateway.existing.sectionName\": %q is invalid; allowed: an HTTPS listener of Gateway %s "+
+				"(listener %q is %s: registry credentials would cross the network in clear text)", sectionName, gateway, l.Name, l.Protocol)
 		}
 		return nil
 	}
-	return fmt.Errorf("config \"routing.gateway.existing.sectionName\": %q is invalid; allowed: a listener of Gateway %s/%s (it has: %s)",
-		e.SectionName, e.Namespace, e.Name, strings.Join(names, ", "))
+	return fmt.Errorf("config \"routing.gateway.existing.sectionName\": %q is invalid; allowed: a listener of Gateway %s (it has: %s)",
+		sectionName, gateway, strings.Join(names, ", "))
 }
 
 // ListenerName is the created Gateway's listener for the i-th hostname.

@@ -44,7 +44,7 @@ func createdArgs() *GatewayArgs {
 func existingArgs(section string) *GatewayArgs {
 	a := createdArgs()
 	a.Create = nil
-	a.Existing = &routing.ExistingGateway{Name: "edge", Namespace: "platform", SectionName: section}
+	a.Existing = &routing.ExistingGateway{Name: pulumi.String("edge"), Namespace: pulumi.String("platform"), SectionName: section}
 	return a
 }
 
@@ -226,7 +226,7 @@ func TestRequiredArgs(t *testing.T) {
 		{"no TLS secret", func(a *GatewayArgs) { a.TLSSecretName = nil }},
 		{"no gateway", func(a *GatewayArgs) { a.Create = nil }},
 		{"both gateways", func(a *GatewayArgs) {
-			a.Existing = &routing.ExistingGateway{Name: "x", Namespace: "y", SectionName: "z"}
+			a.Existing = &routing.ExistingGateway{Name: pulumi.String("x"), Namespace: pulumi.String("y"), SectionName: "z"}
 		}},
 		{"unknown controller", func(a *GatewayArgs) { a.Controller = "nginx" }},
 	} {
@@ -303,7 +303,7 @@ func TestExistingGatewayOfTraefikClassEnforcesRanges(t *testing.T) {
 // key, and nothing is routed; without ranges the route attaches.
 func TestExistingGatewayOfOtherClassRefusesRanges(t *testing.T) {
 	a := existingArgs("websecure")
-	a.Existing.Name = "edge-eg"
+	a.Existing.Name = pulumi.String("edge-eg")
 	a.Controller = routing.ControllerOfGatewayClass
 	m, err := runGateway(t, a)
 	if err == nil {

@@ -86,9 +86,8 @@ type Target struct {
 
 // MonitoringArgs configures the monitoring objects.
 type MonitoringArgs struct {
-	// Required: the stack's namespace, as an input (ordering) and by name (the rules select it).
-	Namespace     pulumi.StringInput
-	NamespaceName string
+	// Required: the stack's namespace (the rules, ServiceMonitor and dashboard select it by name).
+	Namespace pulumi.StringInput
 	// Required: the instances, the registry's first.
 	Targets []Target
 	// Required: who may scrape (Config), and which optional objects to make.
@@ -114,8 +113,8 @@ type Monitoring struct {
 }
 
 func (a *MonitoringArgs) validate() error {
-	if a.Namespace == nil || a.NamespaceName == "" || len(a.Targets) == 0 || a.Config == nil {
-		return fmt.Errorf("monitoring: Namespace, NamespaceName, Targets and Config are required")
+	if a.Namespace == nil || len(a.Targets) == 0 || a.Config == nil {
+		return fmt.Errorf("monitoring: Namespace, Targets and Config are required")
 	}
 	if (a.Config.Alerts != nil || a.Config.Dashboard != nil) && a.GCCronJob == "" {
 		return fmt.Errorf("monitoring: GCCronJob is required with alerts or the dashboard")
@@ -171,7 +170,7 @@ func NewMonitoring(ctx *pulumi.Context, name string, args *MonitoringArgs, opts 
 				Name: pulumi.String(name), Namespace: args.Namespace,
 				Labels: kube.StringMap(withLabels(kube.Labels("registry", name, "metrics"), sm.Labels)),
 			},
-			OtherFields: kubernetes.UntypedArgs{"spec": ServiceMonitorSpec(args.NamespaceName, sm.Interval)},
+			OtherFields: kubernetes.UntypedArgs{"spec": ServiceMonitorSpec(args.Namespace, sm.Interval)},
 		}, parent, pulumi.DependsOn([]pulumi.Resource{crd})); err != nil {
 			return nil, fmt.Errorf("monitoring: service monitor: %w", err)
 		}
@@ -186,9 +185,10 @@ func NewMonitoring(ctx *pulumi.Context, name string, args *MonitoringArgs, opts 
 		if args.CertNotAfter != nil {
 			notAfter = args.CertNotAfter.ToStringOutput()
 		}
-		groups := notAfter.ApplyT(func(end string) ([]any, error) {
+		groups := pulumi.All(args.Namespace, notAfter).ApplyT(func(v []any) ([]any, error) {
+			end := v[1].(string)
 			in := RulesInput{
-				Namespace: args.NamespaceName, Instances: instances, GCCronJob: args.GCCronJob,
+				Namespace: v[0].(string), Instances: instances, GCCronJob: args.GCCronJob,
 				ReadOnlyFor: al.ReadOnlyFor, GCMaxInterval: al.GCMaxInterval, Cache: args.Cache, Autoscaler: args.Autoscaler,
 			}
 			if end != "" {
@@ -215,20 +215,23 @@ func NewMonitoring(ctx *pulumi.Context, name string, args *MonitoringArgs, opts 
 	}
 
 	if d := cfg.Dashboard; d != nil {
-		board, err := DashboardJSON(DashboardInput{Namespace: args.NamespaceName, Instances: instances, GCCronJob: args.GCCronJob, Mirrors: len(instances) > 1})
-		if err != nil {
-			return nil, err
-		}
-		ns := args.Namespace
-		if d.Namespace != args.NamespaceName {
-			ns = pulumi.String(d.Namespace)
-		}
+		board := args.Namespace.ToStringOutput().ApplyT(func(ns string) (string, error) {
+			return DashboardJSON(DashboardInput{Namespace: ns, Instances: instances, GCCronJob: args.GCCronJob, Mirrors: len(instances) > 1})
+		}).(pulumi.StringOutput)
+		// Derived from the stack's namespace even when another is named: the ConfigMap then waits
+		// for a Namespace the stack creates.
+		ns := args.Namespace.ToStringOutput().ApplyT(func(ns string) string {
+			if d.Namespace != "" {
+				return d.Namespace
+			}
+			return ns
+		}).(pulumi.StringOutput)
 		if _, err := corev1.NewConfigMap(ctx, name+"-dashboard", &corev1.ConfigMapArgs{
 			Metadata: &metav1.ObjectMetaArgs{
 				Name: pulumi.String(name + "-dashboard"), Namespace: ns,
 				Labels: kube.StringMap(withLabels(kube.Labels("registry", name, "dashboard"), d.Labels)),
 			},
-			Data: pulumi.StringMap{DashboardKey: pulumi.String(board)},
+			Data: pulumi.StringMap{DashboardKey: board},
 		}, parent); err != nil {
 			return nil, fmt.Errorf("monitoring: dashboard: %w", err)
 		}
@@ -294,13 +297,13 @@ func ScrapePolicySpec(podSelector map[string]string, scrapeNamespace string, scr
 
 // ServiceMonitorSpec scrapes every metrics Service of the stack's namespace, and copies the GC's
 // read-only pod label onto the series (the read-only alert needs no kube-state-metrics).
-func ServiceMonitorSpec(namespace string, interval time.Duration) pulumi.Map {
+func ServiceMonitorSpec(namespace pulumi.StringInput, interval time.Duration) pulumi.Map {
 	return pulumi.Map{
 		"selector": pulumi.Map{"matchLabels": pulumi.StringMap{
 			"app.kubernetes.io/component": pulumi.String("metrics"),
 			"app.kubernetes.io/part-of":   pulumi.String(kube.PartOf),
 		}},
-		"namespaceSelector": pulumi.Map{"matchNames": pulumi.ToStringArray([]string{namespace})},
+		"namespaceSelector": pulumi.Map{"matchNames": pulumi.StringArray{namespace}},
 		"podTargetLabels":   pulumi.ToStringArray([]string{gc.ModeLabel}),
 		"endpoints": pulumi.Array{pulumi.Map{
 			"port": pulumi.String(PortName), "path": pulumi.String(registry.MetricsPath), "scheme": pulumi.String("http"),

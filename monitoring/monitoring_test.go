@@ -31,8 +31,8 @@ func pods(instance string) map[string]string {
 func fullArgs() *MonitoringArgs {
 	gap := *fullInput().GCMaxInterval
 	return &MonitoringArgs{
-		Namespace: pulumi.String("reg"), NamespaceName: "reg",
-		Targets: []Target{{Instance: "registry", PodSelector: pods("registry")}, {Instance: "registry-mirror-hub", PodSelector: pods("registry-mirror-hub")}},
+		Namespace: pulumi.String("reg"),
+		Targets:   []Target{{Instance: "registry", PodSelector: pods("registry")}, {Instance: "registry-mirror-hub", PodSelector: pods("registry-mirror-hub")}},
 		Config: &Config{
 			ScrapeNamespace: "obs", ScrapePodLabels: map[string]string{"app.kubernetes.io/name": "prometheus"},
 			ServiceMonitor: &ServiceMonitor{Labels: map[string]string{"release": "kps"}, Interval: 30 * time.Second},

@@ -218,10 +218,10 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	if a.Proxy != nil && a.Proxy.Password != nil {
 		upstreamPassword = a.Proxy.Password.ToStringOutput()
 	}
-	rendered := pulumi.All(httpSecret.Result, redisAddr, redisPassword, upstreamPassword).ApplyT(func(v []any) (string, error) {
+	rendered := pulumi.All(httpSecret.Result, redisAddr, redisPassword, upstreamPassword, a.Storage.Inputs.ToStringMapOutput()).ApplyT(func(v []any) (string, error) {
 		in := ConfigInput{
 			LogLevel:      a.LogLevel,
-			Storage:       a.Storage,
+			Storage:       a.Storage.WithInputs(v[4].(map[string]string)),
 			HTTPSecret:    v[0].(string),
 			RedisAddr:     v[1].(string),
 			RedisUsername: a.RedisUsername,

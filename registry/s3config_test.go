@@ -11,13 +11,14 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws" // registers "s3"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 
 	"github.com/regstack/registry-stack/storage"
 )
 
 func s3Storage() *storage.S3 {
 	return &storage.S3{
-		Bucket: "registry-images", Region: "us-east-1", Endpoint: "https://s3.storage.svc:7070", ForcePathStyle: true,
+		Bucket: pulumi.String("registry-images"), Region: "us-east-1", Endpoint: pulumi.String("https://s3.storage.svc:7070"), ForcePathStyle: true,
 		RootDirectory: "/envs/prod", Encrypt: true, KMSKeyID: "alias/registry", StorageClass: "STANDARD_IA", ChunkSize: 16 << 20,
 		Credentials: &storage.S3Credentials{AccessKeyID: "AKIAEXAMPLEKEYID", SecretAccessKey: "example-secret-access-key"},
 		Redirect:    true,
@@ -29,7 +30,7 @@ func s3Storage() *storage.S3 {
 func TestS3ConfigReachesTheDriver(t *testing.T) {
 	s3 := s3Storage()
 	in := cacheInput
-	in.Storage = storage.S3Backend(s3, nil)
+	in.Storage = resolved(t, storage.S3Backend(s3, nil))
 	raw, err := RenderConfig(in)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func TestS3ConfigReachesTheDriver(t *testing.T) {
 
 	off := *s3
 	off.Redirect = false
-	in.Storage = storage.S3Backend(&off, nil)
+	in.Storage = resolved(t, storage.S3Backend(&off, nil))
 	cfg, _ = parse(t, in)
 	if got := param(cfg.Storage["redirect"], "disable"); got != true {
 		t.Errorf("storage.redirect.disable = %v, want true by default: clients may not reach the store", got)
@@ -93,6 +94,16 @@ func TestFilesystemConfigHasNoRedirect(t *testing.T) {
 	if cfg.Storage["redirect"] != nil || cfg.Storage.Type() != "filesystem" {
 		t.Errorf("filesystem storage = %v", cfg.Storage)
 	}
+}
+
+// resolved is b with its inputs resolved, as the registry renders its config.
+func resolved(t *testing.T, b *storage.Backend) *storage.Backend {
+	t.Helper()
+	res, err := internals.UnsafeAwaitOutput(context.Background(), b.Inputs.ToStringMapOutput())
+	if err != nil || !res.Known {
+		t.Fatalf("storage inputs: known %v, %v", res.Known, err)
+	}
+	return b.WithInputs(res.Value.(map[string]string))
 }
 
 func envNames(t *testing.T, b *storage.Backend) []string {

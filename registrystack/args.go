@@ -20,10 +20,14 @@ import (
 // Validate, which NewRegistryStack runs before it registers anything.
 type Args struct {
 	// Namespace holds every namespaced object of the stack. Several stacks may share one when each
-	// has its own component name.
-	Namespace string
+	// has its own component name. An input, so that it can be a Namespace the program creates
+	// (ns.Metadata.Name().Elem(), with CreateNamespace false): every object then depends on it.
+	// A name only known once resolved needs Storage.Filesystem.HostPath (hostPath mode) and
+	// Autoscaling.KEDA.Query set, whose defaults are spelled with the name.
+	Namespace pulumi.StringInput
 	// CreateNamespace creates the namespace (with Pod Security labels) and deletes it on destroy;
-	// false uses an existing one, which must allow the Pod Security level the pods need.
+	// false uses an existing one, which must allow the Pod Security level the pods need. The stack
+	// names its Namespace resource after Namespace, which must then be a plain pulumi.String.
 	CreateNamespace bool
 	// Hostname is the DNS name clients use; ExtraDNSNames and ExtraIPAddresses are more names of the
 	// certificate and the route.
@@ -172,8 +176,21 @@ func (a *Args) DNSNames() []string {
 func (a *Args) Validate() error {
 	var errs []error
 	bad := func(field, why string) { errs = append(errs, fmt.Errorf("%s: %s", field, why)) }
-	if a.Namespace == "" {
+	ns, nsKnown := KnownString(a.Namespace)
+	if a.Namespace == nil || nsKnown && ns == "" {
 		bad("Namespace", "required")
+	}
+	if a.Namespace != nil && !nsKnown {
+		if a.CreateNamespace {
+			bad("Namespace", "a plain pulumi.String with CreateNamespace (the stack creates and names that Namespace); "+
+				"pass a namespace your program creates with CreateNamespace false")
+		}
+		if fs := a.Storage.Filesystem; fs != nil && fs.Mode == storage.ModeHostPath && fs.HostPath == "" {
+			bad("Storage.Filesystem.HostPath", "required when Namespace is an output (the default directory is named after the namespace)")
+		}
+		if as := a.Autoscaling; as != nil && as.KEDA != nil && as.KEDA.Query == "" {
+			bad("Autoscaling.KEDA.Query", "required when Namespace is an output (the default query names the namespace)")
+		}
 	}
 	if a.Hostname == "" {
 		bad("Hostname", "required")
@@ -203,7 +220,7 @@ func (a *Args) Validate() error {
 	}
 	if (a.Storage.Filesystem == nil) != (a.Storage.S3 == nil) {
 		// An empty hostPath directory is derived later (DefaultHostPath): any value will do here.
-		store := &storage.StorageArgs{Namespace: pulumi.String(a.Namespace), Filesystem: withHostPath(a.Storage.Filesystem, "/data/validate"), S3: a.Storage.S3}
+		store := &storage.StorageArgs{Namespace: pulumi.String("validate"), Filesystem: withHostPath(a.Storage.Filesystem, "/data/validate"), S3: a.Storage.S3}
 		if err := store.Validate(); err != nil {
 			bad("Storage", err.Error())
 		}
@@ -237,6 +254,13 @@ func (a *Args) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("registrystack: invalid args: %w", errors.Join(errs...))
+}
+
+// KnownString is in's value when it is a plain pulumi.String, the value known before anything
+// is registered; an output (of another resource) is not, and is checked once it resolves.
+func KnownString(in pulumi.StringInput) (string, bool) {
+	s, ok := in.(pulumi.String)
+	return string(s), ok
 }
 
 // ValidateExtraEnv checks extra environment of the registry, its mirrors and GC's collector (who all

@@ -44,7 +44,7 @@ func mirrorOutputs(args *Args, mirrors []*mirror) pulumi.Map {
 			"username":          pulumi.String(username),
 			"deploymentName":    m.reg.DeploymentName,
 			"serviceName":       m.reg.ServiceName,
-			"storage":           pulumi.String(m.data.Backend.Description),
+			"storage":           m.data.Backend.Description,
 		}
 		caPath := ""
 		if trustCA {

@@ -14,16 +14,16 @@ import (
 )
 
 // stackOutputs is what a user needs to log in, trust the CA and push; the password only as a secret.
-func stackOutputs(args *Args, reg *registry.Registry, cert *tlscert.TLS, route *routeInfo,
+func stackOutputs(args *Args, namespace pulumi.StringOutput, reg *registry.Registry, cert *tlscert.TLS, route *routeInfo,
 	collector *gc.GC, data *storage.Storage, cache *redis.Redis) pulumi.Map {
 	host := args.Hostname
 	out := pulumi.Map{
 		"url":                   pulumi.String("https://" + host),
-		"routing":               pulumi.String(route.Description),
+		"routing":               route.Description,
 		"routeName":             route.Name,
 		"tlsSecretName":         cert.SecretName,
 		"hostname":              pulumi.String(host),
-		"namespace":             pulumi.String(args.Namespace),
+		"namespace":             namespace,
 		"username":              reg.Username,
 		"password":              pulumi.ToSecret(reg.Password),
 		"passwords":             pulumi.ToSecret(reg.Passwords),
@@ -36,7 +36,7 @@ func stackOutputs(args *Args, reg *registry.Registry, cert *tlscert.TLS, route *
 		"gcCronJobName":         collector.CronJobName,
 		"gcWatchdogCronJobName": collector.WatchdogCronJobName,
 		"gcLeaseName":           collector.LeaseName,
-		"storage":               pulumi.String(data.Backend.Description),
+		"storage":               data.Backend.Description,
 	}
 	if args.Storage.Filesystem != nil {
 		out["claimName"], out["volumeName"] = data.ClaimName, data.VolumeName
@@ -57,7 +57,7 @@ func DockerLoginCommand(host, username string) string {
 func TrustCACommands(host string, t tlscert.Source) string {
 	if t.Secret != nil && t.Secret.CACertPEM == "" {
 		return strings.Join([]string{
-			fmt.Sprintf("# The certificate comes from Secret %s (tls.secret) and no tls.secret.caCertPem was given:", t.Secret.Name),
+			"# The certificate comes from the Secret tls.secret names and no tls.secret.caCertPem was given:",
 			"# clients must already trust its issuer (a public CA, or your PKI's root installed as your PKI documents).",
 			"# Set tls.secret.caCertPem to that CA to get the commands that install it here.",
 		}, "\n")

@@ -86,7 +86,8 @@ func withHostPath(fs *storage.Filesystem, def string) *storage.Filesystem {
 
 // registryHostPath is the registry's hostPath directory, given or derived ("" unless hostPath).
 func registryHostPath(args *Args, n names) string {
-	if fs := withHostPath(args.Storage.Filesystem, DefaultHostPath(args.Namespace, n.registry)); fs != nil {
+	ns, _ := KnownString(args.Namespace) // Validate: known unless the hostPath directory is given
+	if fs := withHostPath(args.Storage.Filesystem, DefaultHostPath(ns, n.registry)); fs != nil {
 		return fs.HostPath
 	}
 	return ""
@@ -127,35 +128,46 @@ func NewRegistryStack(ctx *pulumi.Context, name string, args *Args, opts ...pulu
 // deploy registers every part under the component (child: its parent and alias options) and
 // returns the outputs.
 func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOption) (pulumi.Map, error) {
-	namespace := pulumi.String(args.Namespace).ToStringOutput()
+	// Known (Validate) with CreateNamespace and wherever a default is spelled with it.
+	nsName, nsKnown := KnownString(args.Namespace)
+	if !nsKnown {
+		nsName = "(from an output)"
+	}
+	namespace := args.Namespace.ToStringOutput().ApplyT(func(ns string) (string, error) {
+		if ns == "" {
+			// An empty namespace would put every object in the provider's default namespace.
+			return "", fmt.Errorf("Namespace: resolved to an empty name")
+		}
+		return ns, nil
+	}).(pulumi.StringOutput)
 	level := args.PodSecurityLevel()
 	if level != PodSecurityRestricted {
 		msg := fmt.Sprintf("namespace %s enforces Pod Security level %q, not restricted: "+
-			"storage.filesystem.chownHostPath runs a root init container (CHOWN only) in every registry and mirror pod", args.Namespace, level)
+			"storage.filesystem.chownHostPath runs a root init container (CHOWN only) in every registry and mirror pod", nsName, level)
 		if !args.CreateNamespace {
 			msg = fmt.Sprintf("storage.filesystem.chownHostPath runs a root init container (CHOWN only) in every registry and mirror pod: "+
-				"namespace %s must allow Pod Security level %q (a restricted namespace refuses these pods)", args.Namespace, level)
+				"namespace %s must allow Pod Security level %q (a restricted namespace refuses these pods)", nsName, level)
 		}
 		if err := ctx.Log.Warn(msg, nil); err != nil {
 			return nil, fmt.Errorf("log: %w", err)
 		}
 	}
 	if args.CreateNamespace {
-		ns, err := corev1.NewNamespace(ctx, args.Namespace, &corev1.NamespaceArgs{
+		ns, err := corev1.NewNamespace(ctx, nsName, &corev1.NamespaceArgs{
 			Metadata: &metav1.ObjectMetaArgs{
-				Name:   pulumi.String(args.Namespace),
+				Name:   pulumi.String(nsName),
 				Labels: kube.StringMap(NamespaceLabels(n.registry, level)),
 			},
 		}, child...)
 		if err != nil {
-			return nil, fmt.Errorf("namespace %q: %w", args.Namespace, err)
+			return nil, fmt.Errorf("namespace %q: %w", nsName, err)
 		}
 		namespace = ns.Metadata.Name().Elem()
 	}
 
 	data, err := storage.NewStorage(ctx, n.storage, &storage.StorageArgs{
 		Namespace:  namespace,
-		Filesystem: withHostPath(args.Storage.Filesystem, DefaultHostPath(args.Namespace, n.registry)),
+		Filesystem: withHostPath(args.Storage.Filesystem, registryHostPath(args, n)),
 		S3:         args.Storage.S3,
 	}, child...)
 	if err != nil {
@@ -190,7 +202,7 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		// The default query: in-flight requests of this registry's pods, as the ServiceMonitor's
 		// series name them (namespace and metrics Service, named after the component).
 		keda := *a.KEDA
-		keda.Query = fmt.Sprintf(`sum(registry_http_in_flight_requests{namespace=%q,service=%q})`, args.Namespace, monitoring.MetricsServiceName(n.registry))
+		keda.Query = fmt.Sprintf(`sum(registry_http_in_flight_requests{namespace=%q,service=%q})`, nsName, monitoring.MetricsServiceName(n.registry))
 		copied := *a
 		copied.KEDA = &keda
 		autoscaling = &copied
@@ -276,7 +288,7 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		return nil, err
 	}
 
-	out := stackOutputs(args, reg, cert, route, collector, data, cache)
+	out := stackOutputs(args, namespace, reg, cert, route, collector, data, cache)
 	for k, v := range mirrorOutputs(args, mirrors) {
 		out[k] = v
 	}
@@ -302,12 +314,11 @@ func newMonitoring(ctx *pulumi.Context, args *Args, n names, namespace pulumi.St
 		targets = append(targets, monitoring.Target{Instance: m.instance, PodSelector: registry.PodSelector(m.instance)})
 	}
 	mon := &monitoring.MonitoringArgs{
-		Namespace:     namespace,
-		NamespaceName: args.Namespace,
-		Targets:       targets,
-		Config:        args.Monitoring,
-		GCCronJob:     n.gc,
-		Cache:         cache,
+		Namespace: namespace,
+		Targets:   targets,
+		Config:    args.Monitoring,
+		GCCronJob: n.gc,
+		Cache:     cache,
 	}
 	if args.Autoscaling != nil {
 		mon.Autoscaler = registry.AutoscalerName(n.registry, args.Autoscaling)
@@ -400,7 +411,7 @@ func newMirrors(ctx *pulumi.Context, args *Args, n names, namespace pulumi.Strin
 // routeInfo is what the outputs say about the way in.
 type routeInfo struct {
 	// Description names the mode and its controller, e.g. "ingress (class traefik, controller traefik)".
-	Description string
+	Description pulumi.StringOutput
 	// Name is the Ingress or the HTTPRoute.
 	Name pulumi.StringOutput
 }
@@ -432,7 +443,7 @@ func newRoute(ctx *pulumi.Context, args *Args, n names, namespace pulumi.StringI
 		if err != nil {
 			return nil, err
 		}
-		return &routeInfo{fmt.Sprintf("ingress (class %s, controller %s)", r.Ingress.ClassName, r.Controller), ing.IngressName}, nil
+		return &routeInfo{pulumi.Sprintf("ingress (class %s, controller %s)", r.Ingress.ClassName, r.Controller), ing.IngressName}, nil
 	case r.Gateway != nil:
 		gw, err := gateway.NewGateway(ctx, n.registry, &gateway.GatewayArgs{
 			Namespace:     namespace,
@@ -446,16 +457,16 @@ func newRoute(ctx *pulumi.Context, args *Args, n names, namespace pulumi.StringI
 		if err != nil {
 			return nil, err
 		}
-		var desc string
+		var desc pulumi.StringOutput
 		if c := r.Gateway.Create; c != nil {
-			desc = fmt.Sprintf("gateway (created, class %s, listener port %d, controller %s)", c.ClassName, c.ListenerPort, r.Controller)
+			desc = pulumi.Sprintf("gateway (created, class %s, listener port %d, controller %s)", c.ClassName, c.ListenerPort, r.Controller)
 		} else {
 			e := r.Gateway.Existing
 			ctrl := string(r.Controller)
 			if r.Controller == routing.ControllerOfGatewayClass {
 				ctrl = "of its GatewayClass"
 			}
-			desc = fmt.Sprintf("gateway (existing %s/%s, listener %s, controller %s)", e.Namespace, e.Name, e.SectionName, ctrl)
+			desc = pulumi.Sprintf("gateway (existing %s/%s, listener %s, controller %s)", e.Namespace, e.Name, e.SectionName, ctrl)
 		}
 		return &routeInfo{desc, gw.RouteName}, nil
 	}

@@ -52,7 +52,7 @@ func twoStacks(ctx *pulumi.Context) error {
 	}
 	for _, s := range []struct{ name, host string }{{"registry", "registry.example.com"}, {"team-b", "team-b.example.com"}} {
 		args := stackconfig.DefaultArgs()
-		args.Namespace, args.CreateNamespace, args.Hostname = "shared", false, s.host
+		args.Namespace, args.CreateNamespace, args.Hostname = pulumi.String("shared"), false, s.host
 		args.Mirrors = []registrystack.Mirror{{Name: "hub", Upstream: "https://registry-1.docker.io", Hostname: "hub." + s.host, TTL: "168h",
 			Storage: storage.Store{Filesystem: &storage.Filesystem{Mode: storage.ModeDynamic, ClaimSize: "20Gi",
 				AccessMode: "ReadWriteOnce", StorageClassName: "standard"}}}}
@@ -144,7 +144,7 @@ func TestDefaultArgsAreValidAndMatchTheStackDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := stackconfig.Defaults()
-	if a.Namespace != d["namespace"] || a.Hostname != d["hostname"] || a.Registry.Image != d["registry.image"] ||
+	if ns, known := registrystack.KnownString(a.Namespace); !known || ns != d["namespace"] || a.Hostname != d["hostname"] || a.Registry.Image != d["registry.image"] ||
 		a.Cache == nil || a.Cache.Image != d["cache.image"] || a.GC.Schedule != d["gc.schedule"] || d["accounts"] != `["`+a.Accounts[0]+`"]` {
 		t.Errorf("DefaultArgs differ from the config defaults: %+v", a)
 	}
@@ -152,7 +152,7 @@ func TestDefaultArgsAreValidAndMatchTheStackDefaults(t *testing.T) {
 
 func TestValidateNamesEveryBrokenField(t *testing.T) {
 	a := stackconfig.DefaultArgs()
-	a.Namespace, a.Accounts, a.Registry.Replicas, a.Registry.LogLevel = "", nil, 0, ""
+	a.Namespace, a.Accounts, a.Registry.Replicas, a.Registry.LogLevel = pulumi.String(""), nil, 0, ""
 	a.Routing.Gateway = &routing.Gateway{}
 	a.Storage.Filesystem.ClaimSize = ""
 	a.Mirrors = []registrystack.Mirror{{Name: "hub"}, {Name: "hub"}}

@@ -3,6 +3,8 @@
 // args share them.
 package routing
 
+import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
 // Controller names the implementation behind an IngressClass or GatewayClass. The stack enforces
 // HTTPS-only routing and source ranges with controller-specific objects, so it must know which one
 // serves the route; "other" means the stack cannot enforce them itself.
@@ -50,9 +52,11 @@ type CreatedGateway struct {
 	ListenerPort int
 }
 
-// ExistingGateway is a Gateway the stack attaches to and never changes.
+// ExistingGateway is a Gateway the stack attaches to and never changes. Name and Namespace are
+// inputs, so that they can come from the program that makes the Gateway: the stack reads it once
+// they resolve.
 type ExistingGateway struct {
-	Name, Namespace string
+	Name, Namespace pulumi.StringInput
 	// SectionName is the listener the route binds to; the stack checks that it is HTTPS.
 	SectionName string
 }

@@ -3,6 +3,8 @@ package stackconfig
 import (
 	"fmt"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
 	"github.com/regstack/registry-stack/registrystack"
 )
 
@@ -21,7 +23,7 @@ func DefaultArgs() *registrystack.Args {
 // Args maps the validated stack config onto the component's args.
 func (cfg *Config) Args() *registrystack.Args {
 	args := &registrystack.Args{
-		Namespace:        cfg.Namespace,
+		Namespace:        pulumi.String(cfg.Namespace),
 		CreateNamespace:  cfg.CreateNamespace,
 		Hostname:         cfg.Hostname,
 		ExtraDNSNames:    cfg.ExtraDNSNames,

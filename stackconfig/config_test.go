@@ -10,6 +10,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
 	"github.com/regstack/registry-stack/internal/testutil"
 	"github.com/regstack/registry-stack/registrystack"
 	"github.com/regstack/registry-stack/routing"
@@ -404,7 +406,7 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Routing.Gateway.Create != nil || *c.Routing.Gateway.Existing != (routing.ExistingGateway{Name: "edge", Namespace: "images", SectionName: "https"}) {
+	if c.Routing.Gateway.Create != nil || *c.Routing.Gateway.Existing != (routing.ExistingGateway{Name: pulumi.String("edge"), Namespace: pulumi.String("images"), SectionName: "https"}) {
 		t.Errorf("existing gateway = %+v (namespace defaults to the stack's)", c.Routing.Gateway.Existing)
 	}
 
@@ -417,7 +419,7 @@ func TestRoutingAndTLSAreTyped(t *testing.T) {
 	}
 
 	c, err = parse(map[string]string{"tls.secret.name": "corp-tls"})
-	if err != nil || c.TLS.Generated != nil || *c.TLS.Secret != (tlscert.Secret{Name: "corp-tls"}) {
+	if err != nil || c.TLS.Generated != nil || *c.TLS.Secret != (tlscert.Secret{Name: pulumi.String("corp-tls")}) {
 		t.Errorf("secret TLS = %+v, %v", c.TLS, err)
 	}
 }

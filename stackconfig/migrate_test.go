@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
 // setPath applies one `pulumi config set --path` to a stack's top-level keys as the CLI does
@@ -110,9 +112,9 @@ func TestMigrationOfTheFlatLayout(t *testing.T) {
 		t.Fatalf("the migrated config is refused: %v", err)
 	}
 	s3 := c.Storage.S3
-	if s3 == nil || s3.Bucket != "images" || s3.Credentials == nil || s3.Credentials.SecretAccessKey != "very secret" || !s3.Redirect ||
-		c.Routing.Gateway == nil || c.Routing.Gateway.Existing.Name != "edge" || c.Routing.Controller != "traefik" ||
-		!slices.Equal(c.Routing.SourceRanges, []string{"10.0.0.0/8", "192.168.0.0/16"}) || c.TLS.Secret == nil || c.TLS.Secret.Name != "corp-tls" ||
+	if s3 == nil || s3.Bucket != pulumi.String("images") || s3.Credentials == nil || s3.Credentials.SecretAccessKey != "very secret" || !s3.Redirect ||
+		c.Routing.Gateway == nil || c.Routing.Gateway.Existing.Name != pulumi.String("edge") || c.Routing.Controller != "traefik" ||
+		!slices.Equal(c.Routing.SourceRanges, []string{"10.0.0.0/8", "192.168.0.0/16"}) || c.TLS.Secret == nil || c.TLS.Secret.Name != pulumi.String("corp-tls") ||
 		!slices.Equal(c.Accounts(), []string{"admin", "ci", "cluster-a"}) || c.RegistryEnv["NO_PROXY"] != ".svc" ||
 		c.GCSchedule != "@daily" || c.RedisMaxMemory != "32mb" || c.Replicas != 3 {
 		t.Errorf("migrated config differs: %+v", c)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
 // mirrorsJSON is the mirrors key as `pulumi config set --path` stores it.
@@ -71,7 +73,7 @@ func TestMirrorsAreTypedWithDefaultsAndAStoreOfTheirOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	s3 := c.Mirrors[0].Storage.S3
-	if s3 == nil || s3.RootDirectory != "/envs/prod/mirrors/quay" || s3.Bucket != "registry-images" || c.Storage.S3.RootDirectory != "/envs/prod" {
+	if s3 == nil || s3.RootDirectory != "/envs/prod/mirrors/quay" || s3.Bucket != pulumi.String("registry-images") || c.Storage.S3.RootDirectory != "/envs/prod" {
 		t.Errorf("mirror S3 store = %+v (registry root %q)", s3, c.Storage.S3.RootDirectory)
 	}
 }

@@ -260,10 +260,8 @@ func (c *Config) monitoring() *monitoring.Config {
 		}
 	}
 	if d := m.Dashboard; d != nil && d.Enabled {
-		out.Dashboard = &monitoring.Dashboard{Namespace: c.Namespace, Labels: labelsOr(d.Labels, DefaultDashboardLabel, defaultDashboardValue)}
-		if d.Namespace != "" {
-			out.Dashboard.Namespace = d.Namespace
-		}
+		// An empty namespace is the stack's.
+		out.Dashboard = &monitoring.Dashboard{Namespace: d.Namespace, Labels: labelsOr(d.Labels, DefaultDashboardLabel, defaultDashboardValue)}
 	}
 	return out
 }

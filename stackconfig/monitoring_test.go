@@ -58,8 +58,8 @@ func TestMonitoringDefaultsAndTypedValues(t *testing.T) {
 	if a := c.Monitoring.Alerts; a.ReadOnlyFor != time.Hour || a.GCMaxInterval != nil {
 		t.Errorf("alerts with gc.suspend = %+v; want the default readOnlyFor and no GC-not-run alert", a)
 	}
-	if d := c.Monitoring.Dashboard; d.Namespace != c.Namespace {
-		t.Errorf("dashboard namespace %q, want the stack's %q", d.Namespace, c.Namespace)
+	if d := c.Monitoring.Dashboard; d.Namespace != "" {
+		t.Errorf("dashboard namespace %q, want empty: the stack's, whatever it resolves to", d.Namespace)
 	}
 }
 

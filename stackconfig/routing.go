@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
 	"github.com/regstack/registry-stack/routing"
 	"github.com/regstack/registry-stack/tlscert"
 )
@@ -230,7 +232,7 @@ func (c *Config) routing() routing.Spec {
 			if ns == "" {
 				ns = c.Namespace
 			}
-			r.Gateway.Existing = &routing.ExistingGateway{Name: c.GatewayName, Namespace: ns, SectionName: c.GatewaySectionName}
+			r.Gateway.Existing = &routing.ExistingGateway{Name: pulumi.String(c.GatewayName), Namespace: pulumi.String(ns), SectionName: c.GatewaySectionName}
 		}
 	}
 	return r
@@ -239,7 +241,7 @@ func (c *Config) routing() routing.Spec {
 // tls builds the typed certificate source from validated keys.
 func (c *Config) tls() tlscert.Source {
 	if TLSSourceKind(c.TLSSource) == TLSSecret {
-		return tlscert.Source{Secret: &tlscert.Secret{Name: c.TLSSecretName, CACertPEM: c.TLSCACertPEM}}
+		return tlscert.Source{Secret: &tlscert.Secret{Name: pulumi.String(c.TLSSecretName), CACertPEM: c.TLSCACertPEM}}
 	}
 	return tlscert.Source{Generated: &tlscert.Generated{ValidityHours: c.CertValidityHours}}
 }

@@ -3,13 +3,13 @@ package stackconfig
 import (
 	"fmt"
 	"maps"
-	"net"
 	"net/url"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/regstack/registry-stack/storage"
@@ -31,8 +31,6 @@ var (
 	// s3StorageClasses are the classes distribution's s3 driver accepts (NONE: the endpoint has none).
 	s3StorageClasses = []string{"NONE", "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
 		"INTELLIGENT_TIERING", "OUTPOSTS", "GLACIER_IR", "EXPRESS_ONEZONE"}
-	// S3 general-purpose bucket names (AWS rules; other stores accept these too).
-	s3BucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	// AWS region names; distribution checks the name against its AWS list when no endpoint is set.
 	awsRegionPattern = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$`)
 	// Any endpoint's region (signature v4 signs it; S3-compatible stores mostly accept any).
@@ -44,9 +42,12 @@ var (
 func (c *Config) storage() storage.Store {
 	if c.StorageDriver == DriverS3 {
 		s := &storage.S3{
-			Bucket: c.S3Bucket, Region: c.S3Region, Endpoint: c.S3Endpoint, ForcePathStyle: c.S3ForcePathStyle,
+			Bucket: pulumi.String(c.S3Bucket), Region: c.S3Region, ForcePathStyle: c.S3ForcePathStyle, AllowHTTPEndpoint: c.S3AllowHTTPEndpoint,
 			RootDirectory: c.S3RootDirectory, CABundlePEM: c.S3CABundlePEM, Encrypt: c.S3Encrypt, KMSKeyID: c.S3KMSKeyID,
 			StorageClass: c.S3StorageClass, ChunkSize: c.S3ChunkSize, Redirect: c.StorageRedirect,
+		}
+		if c.S3Endpoint != "" {
+			s.Endpoint = pulumi.String(c.S3Endpoint)
 		}
 		if c.S3AccessKeyID != "" {
 			s.Credentials = &storage.S3Credentials{AccessKeyID: c.S3AccessKeyID, SecretAccessKey: c.S3SecretAccessKey}
@@ -125,28 +126,16 @@ func (v *validator) validateFilesystem(c *Config) {
 }
 
 func (v *validator) validateS3(c *Config) {
-	switch {
-	case c.S3Bucket == "":
-		v.bad("storage.s3.bucket", c.S3Bucket, "the name of an existing bucket (required with storage.s3; the stack never creates it)")
-	case !s3BucketPattern.MatchString(c.S3Bucket) || strings.Contains(c.S3Bucket, "..") || net.ParseIP(c.S3Bucket) != nil ||
-		strings.HasPrefix(c.S3Bucket, "xn--") || strings.HasSuffix(c.S3Bucket, "-s3alias"):
-		v.bad("storage.s3.bucket", c.S3Bucket, "an S3 bucket name: 3-63 lower-case letters, digits, . and -, starting and ending with a letter or digit, not an IP address")
+	// The rules are storage's: the component checks a bucket or endpoint from another resource
+	// with them once it resolves.
+	if why := storage.BucketProblem(c.S3Bucket); why != "" {
+		v.bad("storage.s3.bucket", c.S3Bucket, why)
 	}
 	var endpoint *url.URL
-	if c.S3Endpoint != "" {
-		u, err := url.Parse(c.S3Endpoint)
-		switch {
-		case err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
-			v.bad("storage.s3.endpoint", c.S3Endpoint, "empty for AWS S3, or the store's base URL such as https://s3.example.com or https://minio.storage:9000")
-		case u.Scheme == "http" && !c.S3AllowHTTPEndpoint:
-			v.bad("storage.s3.endpoint", c.S3Endpoint, "an https:// URL: over http the images (and, with storage.s3.redirect, "+
-				"the presigned URLs clients follow) travel in clear text; set storage.s3.allowHttpEndpoint=true only for a store "+
-				"reachable on a trusted network")
-		case u.Scheme != "http" && u.Scheme != "https":
-			v.bad("storage.s3.endpoint", c.S3Endpoint, "an https:// URL")
-		default:
-			endpoint = u
-		}
+	if why := storage.EndpointProblem(c.S3Endpoint, c.S3AllowHTTPEndpoint); why != "" {
+		v.bad("storage.s3.endpoint", c.S3Endpoint, why)
+	} else if c.S3Endpoint != "" {
+		endpoint, _ = url.Parse(c.S3Endpoint)
 	}
 	if c.S3AllowHTTPEndpoint && (endpoint == nil || endpoint.Scheme != "http") {
 		v.bad("storage.s3.allowHttpEndpoint", "true", "false unless storage.s3.endpoint is an http:// URL")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go/aws/endpoints"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/registrystack"
 )
@@ -38,7 +39,7 @@ func TestS3ConfigIsTyped(t *testing.T) {
 	if c.Storage.Filesystem != nil || s == nil {
 		t.Fatalf("storage = %+v, want only S3", c.Storage)
 	}
-	if s.Bucket != "registry-images" || s.Region != "us-east-1" || s.Endpoint != "https://s3.storage.svc:7070" || !s.ForcePathStyle ||
+	if s.Bucket != pulumi.String("registry-images") || s.Region != "us-east-1" || s.Endpoint != pulumi.String("https://s3.storage.svc:7070") || !s.ForcePathStyle ||
 		s.RootDirectory != "/envs/prod" || !s.Encrypt || s.KMSKeyID != "alias/registry" || s.StorageClass != "STANDARD_IA" ||
 		s.ChunkSize != 16<<20 || !s.Redirect || s.CABundlePEM == "" {
 		t.Errorf("S3 = %+v", *s)
@@ -57,8 +58,8 @@ func TestS3ConfigIsTyped(t *testing.T) {
 	if c.Storage.S3.Credentials != nil || c.Storage.S3.ServiceAccountAnnotations["eks.amazonaws.com/role-arn"] != "arn:aws:iam::123456789012:role/registry" {
 		t.Errorf("workload identity = %+v", *c.Storage.S3)
 	}
-	if c.Storage.S3.Endpoint != "" || c.Storage.S3.StorageClass != "STANDARD" {
-		t.Errorf("defaults: endpoint %q (want AWS), storage class %q (want STANDARD)", c.Storage.S3.Endpoint, c.Storage.S3.StorageClass)
+	if c.Storage.S3.Endpoint != nil || c.Storage.S3.StorageClass != "STANDARD" {
+		t.Errorf("defaults: endpoint %v (want AWS), storage class %q (want STANDARD)", c.Storage.S3.Endpoint, c.Storage.S3.StorageClass)
 	}
 }
 

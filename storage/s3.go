@@ -3,6 +3,9 @@ package storage
 import (
 	"fmt"
 	"maps"
+	"net"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -67,20 +70,17 @@ func S3SecretData(s3 *S3) map[string]string {
 	return data
 }
 
-// S3Parameters are the s3 driver's config.yml parameters: everything but the credentials, which
-// reach the driver through REGISTRY_STORAGE_S3_* variables from the Secret.
+// S3Parameters are the s3 driver's config.yml parameters but the bucket and the endpoint (inputs,
+// see S3Inputs) and the credentials, which reach the driver through REGISTRY_STORAGE_S3_*
+// variables from the Secret.
 func S3Parameters(s3 *S3) map[string]any {
 	p := map[string]any{
-		"bucket":         s3.Bucket,
 		"region":         s3.Region,
 		"forcepathstyle": s3.ForcePathStyle,
 		"encrypt":        s3.Encrypt,
 		"storageclass":   s3.StorageClass,
 		// Private objects only: nobody reads the bucket but the registry (and presigned URLs).
 		"objectacl": "private",
-	}
-	if s3.Endpoint != "" {
-		p["regionendpoint"] = s3.Endpoint
 	}
 	if s3.RootDirectory != "" {
 		p["rootdirectory"] = s3.RootDirectory
@@ -101,9 +101,12 @@ func S3Backend(s3 *S3, secretName pulumi.StringInput) *Backend {
 	b := &Backend{
 		Driver:                    "s3",
 		Parameters:                S3Parameters(s3),
+		Inputs:                    S3Inputs(s3),
 		Redirect:                  &redirect,
 		ServiceAccountAnnotations: s3.ServiceAccountAnnotations,
-		Description:               S3Description(s3),
+		Description: pulumi.All(s3.Bucket, endpointOf(s3)).ApplyT(func(v []any) string {
+			return S3Description(s3, v[0].(string), v[1].(string))
+		}).(pulumi.StringOutput),
 	}
 	fromSecret := func(env, key string) *corev1.EnvVarArgs {
 		return &corev1.EnvVarArgs{Name: pulumi.String(env), ValueFrom: &corev1.EnvVarSourceArgs{
@@ -127,11 +130,11 @@ func S3Backend(s3 *S3, secretName pulumi.StringInput) *Backend {
 	return b
 }
 
-// S3Description names the bucket, prefix and store.
-func S3Description(s3 *S3) string {
+// S3Description names the bucket, prefix and store (bucket and endpoint resolved).
+func S3Description(s3 *S3, bucket, endpoint string) string {
 	where := "AWS S3 " + s3.Region
-	if s3.Endpoint != "" {
-		where = s3.Endpoint
+	if endpoint != "" {
+		where = endpoint
 	}
 	prefix := s3.RootDirectory
 	if prefix == "" {
@@ -141,5 +144,70 @@ func S3Description(s3 *S3) string {
 	if s3.Redirect {
 		redirect = "on"
 	}
-	return fmt.Sprintf("s3 (bucket %s, prefix %s, %s, redirect %s)", s3.Bucket, prefix, where, redirect)
+	return fmt.Sprintf("s3 (bucket %s, prefix %s, %s, redirect %s)", bucket, prefix, where, redirect)
+}
+
+// endpointOf is the endpoint input ("" for AWS S3 when none is given).
+func endpointOf(s3 *S3) pulumi.StringInput {
+	if s3.Endpoint == nil {
+		return pulumi.String("")
+	}
+	return s3.Endpoint
+}
+
+// S3Inputs are the parameters that may come from other resources, each checked once it resolves:
+// a bucket or endpoint that is not what the driver can use fails the deployment, naming it.
+func S3Inputs(s3 *S3) pulumi.StringMap {
+	in := pulumi.StringMap{"bucket": s3.Bucket.ToStringOutput().ApplyT(func(b string) (string, error) {
+		if why := BucketProblem(b); why != "" {
+			return "", fmt.Errorf("storage: S3.Bucket %q is invalid; allowed: %s", b, why)
+		}
+		return b, nil
+	}).(pulumi.StringOutput)}
+	if s3.Endpoint != nil {
+		// An empty endpoint is AWS S3: the parameter is then omitted (regionendpoint "" is the same).
+		in["regionendpoint"] = s3.Endpoint.ToStringOutput().ApplyT(func(e string) (string, error) {
+			if why := EndpointProblem(e, s3.AllowHTTPEndpoint); why != "" {
+				return "", fmt.Errorf("storage: S3.Endpoint %q is invalid; allowed: %s", e, why)
+			}
+			return e, nil
+		}).(pulumi.StringOutput)
+	}
+	return in
+}
+
+var (
+	// S3 general-purpose bucket names (AWS rules; other stores accept these too).
+	s3BucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+)
+
+// BucketProblem says what a bucket name must be ("" when b is one).
+func BucketProblem(b string) string {
+	switch {
+	case b == "":
+		return "the name of an existing bucket (the stack never creates it)"
+	case !s3BucketPattern.MatchString(b) || strings.Contains(b, "..") || net.ParseIP(b) != nil ||
+		strings.HasPrefix(b, "xn--") || strings.HasSuffix(b, "-s3alias"):
+		return "an S3 bucket name: 3-63 lower-case letters, digits, . and -, starting and ending with a letter or digit, not an IP address"
+	}
+	return ""
+}
+
+// EndpointProblem says what an endpoint must be ("" when e is one; empty e is AWS S3): http only
+// with allowHTTP.
+func EndpointProblem(e string, allowHTTP bool) string {
+	if e == "" {
+		return ""
+	}
+	u, err := url.Parse(e)
+	switch {
+	case err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return "empty for AWS S3, or the store's base URL such as https://s3.example.com or https://minio.storage:9000"
+	case u.Scheme == "http" && !allowHTTP:
+		return "an https:// URL: over http the images (and, with redirect, the presigned URLs clients follow) travel in clear text; " +
+			"allow http only for a store reachable on a trusted network (storage.s3.allowHttpEndpoint)"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "an https:// URL"
+	}
+	return ""
 }

@@ -19,7 +19,7 @@ func s3Args(s3 *S3) *StorageArgs {
 
 // S3 mode creates no volume at all, only the Secret with the credentials and the CA bundle.
 func TestS3ModeRegistersOnlyItsSecret(t *testing.T) {
-	s3 := &S3{Bucket: "images", Region: "us-east-1", Endpoint: "https://s3.example.com",
+	s3 := &S3{Bucket: pulumi.String("images"), Region: "us-east-1", Endpoint: pulumi.String("https://s3.example.com"),
 		CABundlePEM: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n",
 		Credentials: &S3Credentials{AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "example-secret"}}
 	var b *Backend
@@ -65,7 +65,7 @@ func TestS3ModeRegistersOnlyItsSecret(t *testing.T) {
 
 // Without a key and a CA (a workload identity on AWS) there is nothing secret to store.
 func TestS3WithWorkloadIdentityHasNoSecret(t *testing.T) {
-	s3 := &S3{Bucket: "images", Region: "eu-west-1",
+	s3 := &S3{Bucket: pulumi.String("images"), Region: "eu-west-1",
 		ServiceAccountAnnotations: map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}
 	var b *Backend
 	m := testutil.MustRun(t, nil, func(ctx *pulumi.Context) error {
@@ -95,7 +95,7 @@ func TestPlacementPerBackend(t *testing.T) {
 		{"dynamic RWO", FilesystemBackend(pulumi.String("c"), &Filesystem{Mode: ModeDynamic, AccessMode: "ReadWriteOnce"}), true, ""},
 		{"dynamic RWX", FilesystemBackend(pulumi.String("c"), &Filesystem{Mode: ModeDynamic, AccessMode: "ReadWriteMany"}), false, ""},
 		{"dynamic, ChownHostPath ignored", FilesystemBackend(pulumi.String("c"), &Filesystem{Mode: ModeDynamic, AccessMode: "ReadWriteMany", ChownHostPath: true}), false, ""},
-		{"s3", S3Backend(&S3{Bucket: "b", Region: "r"}, nil), false, ""},
+		{"s3", S3Backend(&S3{Bucket: pulumi.String("b"), Region: "r"}, nil), false, ""},
 	} {
 		var names []string
 		for _, ic := range c.b.InitContainers("img", 1000) {

@@ -65,10 +65,16 @@ type Filesystem struct {
 // S3 keeps the images in an S3 bucket (AWS or any S3-compatible store). The stack never
 // creates, empties or deletes the bucket.
 type S3 struct {
-	Bucket string
+	// Bucket is an existing bucket's name. Bucket and Endpoint are inputs, so that they can come
+	// from the resources that make them (a bucket, an in-cluster store's Service); they are checked
+	// (BucketProblem, EndpointProblem) once they resolve.
+	Bucket pulumi.StringInput
 	Region string
-	// Endpoint is the store's URL (empty: AWS S3 of Region).
-	Endpoint string
+	// Endpoint is the store's base URL (nil or empty: AWS S3 of Region).
+	Endpoint pulumi.StringInput
+	// AllowHTTPEndpoint accepts an http:// Endpoint, for a store on a trusted network only: the
+	// images (and presigned URLs) then travel in clear text.
+	AllowHTTPEndpoint bool
 	// ForcePathStyle addresses the bucket as endpoint/bucket instead of bucket.endpoint.
 	ForcePathStyle bool
 	// RootDirectory is the key prefix of every object ("" = the bucket's root).
@@ -126,9 +132,12 @@ type Storage struct {
 // that use it know no driver, path or credential of their own.
 type Backend struct {
 	// Driver names distribution's storage driver; Parameters are its config.yml parameters,
-	// which never hold a credential (those arrive through Env, from a Secret).
+	// which never hold a credential (those arrive through Env, from a Secret). Inputs are the
+	// parameters known only once other resources resolve (the S3 bucket and endpoint, checked):
+	// WithInputs merges them when the config is rendered.
 	Driver     string
 	Parameters map[string]any
+	Inputs     pulumi.StringMap
 	// Redirect is storage.redirect for drivers that can redirect blob downloads (nil: no such
 	// setting for this driver): true sends clients to the store with presigned URLs.
 	Redirect *bool
@@ -147,13 +156,27 @@ type Backend struct {
 	// access to the store (IRSA, EKS Pod Identity, ...); empty: no identity needed.
 	ServiceAccountAnnotations map[string]string
 	// Description says where the images are, for the stack outputs.
-	Description string
+	Description pulumi.StringOutput
 
 	// hostPath is the node directory of hostPath mode (empty otherwise): the kubelet creates it
 	// root-owned, and fsGroup does not apply to it.
 	hostPath string
 	// fixOwnership: hand hostPath to the pods' user with a root init container (an opt-in).
 	fixOwnership bool
+}
+
+// WithInputs is b with the resolved values of its Inputs added to its Parameters, as the
+// registry's config.yml needs them.
+func (b *Backend) WithInputs(resolved map[string]string) *Backend {
+	out := *b
+	out.Parameters = make(map[string]any, len(b.Parameters)+len(resolved))
+	for k, v := range b.Parameters {
+		out.Parameters[k] = v
+	}
+	for k, v := range resolved {
+		out.Parameters[k] = v
+	}
+	return &out
 }
 
 // InitContainers are the containers a pod running image as uid needs before it can use the
@@ -180,8 +203,18 @@ func (a *StorageArgs) Validate() error {
 		return fmt.Errorf("storage: exactly one driver is required (Filesystem or S3)")
 	}
 	if a.S3 != nil {
-		if a.S3.Bucket == "" || a.S3.Region == "" {
+		if a.S3.Bucket == nil || a.S3.Bucket == pulumi.String("") || a.S3.Region == "" {
 			return fmt.Errorf("storage: S3 needs Bucket and Region")
+		}
+		if b, ok := a.S3.Bucket.(pulumi.String); ok {
+			if why := BucketProblem(string(b)); why != "" {
+				return fmt.Errorf("storage: S3.Bucket %q is invalid; allowed: %s", string(b), why)
+			}
+		}
+		if e, ok := a.S3.Endpoint.(pulumi.String); ok {
+			if why := EndpointProblem(string(e), a.S3.AllowHTTPEndpoint); why != "" {
+				return fmt.Errorf("storage: S3.Endpoint %q is invalid; allowed: %s", string(e), why)
+			}
 		}
 		return nil
 	}
@@ -350,7 +383,7 @@ func newFilesystem(ctx *pulumi.Context, name string, namespace pulumi.StringInpu
 // FilesystemBackend is the Backend of the filesystem driver on claimName, provisioned as fs says.
 func FilesystemBackend(claimName pulumi.StringInput, fs *Filesystem) *Backend {
 	b := &Backend{
-		Description: fmt.Sprintf("filesystem (claim, %s, %s)", fs.Mode, fs.AccessMode),
+		Description: pulumi.Sprintf("filesystem (claim, %s, %s)", fs.Mode, fs.AccessMode),
 		Driver:      "filesystem",
 		Parameters:  map[string]any{"rootdirectory": DataDir},
 		Volumes: corev1.VolumeArray{&corev1.VolumeArgs{

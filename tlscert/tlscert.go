@@ -39,7 +39,9 @@ type Generated struct {
 
 // Secret: a kubernetes.io/tls Secret that exists in the stack's namespace.
 type Secret struct {
-	Name string
+	// Name is an input, so that it can come from the resource that makes the Secret (a Secret the
+	// program creates, a cert-manager Certificate's secretName): the route then waits for it.
+	Name pulumi.StringInput
 	// CACertPEM is what clients should trust, as the user supplied it (may be empty).
 	CACertPEM string
 }
@@ -81,7 +83,7 @@ func (a *TLSArgs) validate() error {
 	if (a.Generated == nil) == (a.Secret == nil) {
 		return fmt.Errorf("tlscert: exactly one certificate source (Generated or Secret) must be set")
 	}
-	if a.Secret != nil && a.Secret.Name == "" {
+	if a.Secret != nil && (a.Secret.Name == nil || a.Secret.Name == pulumi.String("")) {
 		return fmt.Errorf("tlscert: Secret.Name is required")
 	}
 	return nil
@@ -112,7 +114,12 @@ func NewTLS(ctx *pulumi.Context, name string, args *TLSArgs, opts ...pulumi.Reso
 		}
 		comp.SecretName, comp.CACertPem, comp.NotAfter = secretName, caPem, notAfter
 	case args.Secret != nil:
-		comp.SecretName = pulumi.String(args.Secret.Name).ToStringOutput()
+		comp.SecretName = args.Secret.Name.ToStringOutput().ApplyT(func(n string) (string, error) {
+			if n == "" {
+				return "", fmt.Errorf("tlscert: Secret.Name resolved to an empty name")
+			}
+			return n, nil
+		}).(pulumi.StringOutput)
 		comp.CACertPem = pulumi.String(args.Secret.CACertPEM).ToStringOutput()
 		comp.NotAfter = pulumi.String("").ToStringOutput()
 	}

@@ -166,7 +166,7 @@ func TestGeneratedResourcesKeepTheirFormerURNs(t *testing.T) {
 func TestExistingSecretGeneratesNothing(t *testing.T) {
 	for _, ca := range []string{"", "-----BEGIN CERTIFICATE-----\ncorp-root\n-----END CERTIFICATE-----\n"} {
 		a := fullArgs()
-		a.Generated, a.Secret = nil, &Secret{Name: "corp-tls", CACertPEM: ca}
+		a.Generated, a.Secret = nil, &Secret{Name: pulumi.String("corp-tls"), CACertPEM: ca}
 		r := runTLS(t, "reg", a)
 		if n := len(r.m.Resources()); n != 1 {
 			t.Errorf("%d registrations, want only the component: %s", n, r.m.Dump(nil))
@@ -185,8 +185,9 @@ func TestRequiredArgs(t *testing.T) {
 		{"no names", func(a *TLSArgs) { a.DNSNames = nil }},
 		{"no namespace", func(a *TLSArgs) { a.Namespace = nil }},
 		{"no source", func(a *TLSArgs) { a.Generated = nil }},
-		{"two sources", func(a *TLSArgs) { a.Secret = &Secret{Name: "x"} }},
+		{"two sources", func(a *TLSArgs) { a.Secret = &Secret{Name: pulumi.String("x")} }},
 		{"secret without name", func(a *TLSArgs) { a.Generated, a.Secret = nil, &Secret{} }},
+		{"secret with an empty name", func(a *TLSArgs) { a.Generated, a.Secret = nil, &Secret{Name: pulumi.String("")} }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a := fullArgs()

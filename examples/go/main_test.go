@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/regstack/registry-stack/internal/testutil"
@@ -15,5 +16,13 @@ func TestTheExampleRuns(t *testing.T) {
 	}
 	if got := ing.String("spec", "rules", 0, "host"); got != "registry.example.com" {
 		t.Errorf("host %q", got)
+	}
+	// The namespace is the program's: the Ingress is in it and waits for it.
+	if n := len(m.OfType("kubernetes:core/v1:Namespace")); n != 1 {
+		t.Errorf("%d Namespaces, want only the program's", n)
+	}
+	ns := "urn:pulumi:" + testutil.Stack + "::" + testutil.Project + "::kubernetes:core/v1:Namespace::registry"
+	if got := ing.String("metadata", "namespace"); got != "registry" || !slices.Contains(ing.Dependencies, ns) {
+		t.Errorf("Ingress in namespace %q with dependencies %v, want the program's Namespace", got, ing.Dependencies)
 	}
 }

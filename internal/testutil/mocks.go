@@ -86,6 +86,8 @@ type Resource struct {
 	AliasParents  []string
 	AliasNoParent []bool
 	Inputs        resource.PropertyMap
+	// Dependencies are the URNs the resource depends on (through its inputs and dependsOn).
+	Dependencies []string
 }
 
 // Mocks implements pulumi.MockResourceMonitor and computes the outputs real providers would.
@@ -99,6 +101,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	r := Resource{Type: args.TypeToken, Name: args.Name, Custom: args.Custom, Provider: args.Provider, Inputs: args.Inputs}
 	if rpc := args.RegisterRPC; rpc != nil {
 		r.Parent, r.RetainOnDelete, r.Protect = rpc.GetParent(), rpc.GetRetainOnDelete(), rpc.GetProtect()
+		r.Dependencies = rpc.GetDependencies()
 		for _, a := range rpc.GetAliases() {
 			if spec := a.GetSpec(); spec != nil {
 				r.AliasParents = append(r.AliasParents, spec.GetParentUrn())
@@ -215,7 +218,7 @@ func (m *Mocks) summary() string {
 
 // Run runs program with the mock engine and the given stack config (paths without the project
 // prefix, values as `pulumi config set --path` stores them).
-func Run(t testing.TB, config map[string]string, program pulumi.RunFunc) (*Mocks, error) {
+func Run(t testing.TB, config map[string]string, program pulumi.RunFunc, opts ...pulumi.RunOption) (*Mocks, error) {
 	t.Helper()
 	top, secret := Nest(config)
 	full := make(map[string]string, len(top))
@@ -237,9 +240,13 @@ func Run(t testing.TB, config map[string]string, program pulumi.RunFunc) (*Mocks
 	}
 	t.Setenv(pulumi.EnvConfigSecretKeys, string(rawKeys))
 	m := &Mocks{}
-	err = pulumi.RunErr(program, pulumi.WithMocks(Project, Stack, m))
+	err = pulumi.RunErr(program, append([]pulumi.RunOption{pulumi.WithMocks(Project, Stack, m)}, opts...)...)
 	return m, err
 }
+
+// Preview runs the program as `pulumi preview` does: outputs of resources still to be created are
+// unknown there.
+func Preview(info *pulumi.RunInfo) { info.DryRun = true }
 
 // MustRun is Run that fails the test on a program error.
 func MustRun(t testing.TB, config map[string]string, program pulumi.RunFunc) *Mocks {
