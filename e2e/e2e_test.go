@@ -93,6 +93,8 @@ func TestE2E(t *testing.T) {
 			{Name: "gc_killed_read_only", Run: f.stepGCKilledReadOnly},
 			{Name: "gc_killed_collecting", Run: f.stepGCKilledCollecting},
 			{Name: "gc_pulumi_up_during_collector", Run: f.stepPulumiUpDuringGC},
+			// Retention (issue 24): a dry run, then the policies' deletions freed by the same GC run.
+			{Name: "retention_policies", Run: f.stepRetention},
 			// Autoscaling (issue 13): an HPA that scales while GC runs.
 			{Name: "autoscaling_hpa", Run: f.stepAutoscalingHPA},
 			// Every Pulumi language (issue 23): the YAML example through the component provider,

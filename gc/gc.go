@@ -151,6 +151,10 @@ type GCArgs struct {
 	// ExtraEnv is the registry's extra environment (registry.RegistryArgs.ExtraEnv): the collector
 	// reaches the same store, e.g. through the same HTTP proxy.
 	ExtraEnv []registry.EnvVar
+	// Optional: nil deletes no tag. Retention runs first in every GC run, while the registry is
+	// writable; the registry's config Secret must hold its loopback config
+	// (registry.RegistryArgs.LocalConfig).
+	Retention *Retention
 }
 
 // GC is the CronJob, its watchdog CronJob, the lease and their RBAC.
@@ -167,6 +171,11 @@ type GC struct {
 
 func (a *GCArgs) withDefaults() (*GCArgs, error) {
 	out := *a
+	if r := out.Retention; r != nil {
+		if errs := r.Validate("gc: Retention"); len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+	}
 	if out.Namespace == nil || out.DeploymentName == nil || out.ConfigSecretName == nil || out.Storage == nil ||
 		out.ContainerName == "" || len(out.RegistrySelector) == 0 || out.RegistryImage == "" || out.RegistryUID == 0 {
 		return nil, fmt.Errorf("gc: Namespace, DeploymentName, ContainerName, RegistrySelector, RegistryImage, " +
@@ -213,9 +222,12 @@ func NewGC(ctx *pulumi.Context, name string, args *GCArgs, opts ...pulumi.Resour
 		return nil, fmt.Errorf("gc: lease: %w", err)
 	}
 
-	scriptData, err := Scripts()
+	scriptData, err := Scripts(a.Retention != nil)
 	if err != nil {
 		return nil, err
+	}
+	if a.Retention != nil {
+		scriptData[PoliciesKey] = PoliciesFile(a.Retention)
 	}
 	scriptsMap, err := corev1.NewConfigMap(ctx, name, &corev1.ConfigMapArgs{
 		Metadata: meta(),
@@ -350,14 +362,18 @@ func PodSelector(name string) map[string]string {
 	return kube.Selector("registry-gc", name)
 }
 
-// Scripts returns the step scripts keyed by file name.
-func Scripts() (map[string]string, error) {
+// Scripts returns the step scripts keyed by file name; those of retention (retention*.sh) only
+// with retention.
+func Scripts(retention bool) (map[string]string, error) {
 	entries, err := scripts.ReadDir("scripts")
 	if err != nil {
 		return nil, fmt.Errorf("gc: read embedded scripts: %w", err)
 	}
 	out := make(map[string]string, len(entries))
 	for _, e := range entries {
+		if !retention && strings.HasPrefix(e.Name(), "retention") {
+			continue
+		}
 		b, err := scripts.ReadFile("scripts/" + e.Name())
 		if err != nil {
 			return nil, fmt.Errorf("gc: read embedded script %s: %w", e.Name(), err)
@@ -531,7 +547,15 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInp
 	// stopped after step 4. Kubernetes 1.29 or later.
 	keeper := p.kubectl("lease", "lease.sh", "keep")
 	keeper.RestartPolicy = pulumi.String("Always")
-	inits = append(inits, keeper, p.kubectl("enter-read-only", "maintenance.sh", "enter"))
+	finish := p.kubectl("restore-writes", "restore.sh")
+	if a.Retention != nil {
+		copyRegctl, steps := p.retentionSteps()
+		inits = append(append(inits, copyRegctl, keeper), steps...)
+		finish = p.kubectl("restore-writes", "retention-kubectl.sh", "finish")
+	} else {
+		inits = append(inits, keeper)
+	}
+	inits = append(inits, p.kubectl("enter-read-only", "maintenance.sh", "enter"))
 	collect := p.step("garbage-collect", a.RegistryImage, []string{"collect.sh"}, a.RegistryUID,
 		append(append(collectorEnv(), a.Storage.Env...), registry.ExtraEnvVars(a.ExtraEnv)...),
 		append(corev1.VolumeMountArray{mount("config", configDir, true)}, a.Storage.Mounts...)...)
@@ -556,7 +580,10 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInp
 			TopologyKey: "kubernetes.io/hostname", LabelSelector: &placement.LabelSelector{MatchLabels: a.RegistrySelector},
 		}}}}
 	}
-	return p.spec(serviceAccount, scriptsConfigMap, own, inits, p.kubectl("restore-writes", "restore.sh"), volumes...)
+	if a.Retention != nil {
+		volumes = append(volumes, &corev1.VolumeArgs{Name: pulumi.String("tools"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}})
+	}
+	return p.spec(serviceAccount, scriptsConfigMap, own, inits, finish, volumes...)
 }
 
 // WatchdogPodSpec is the watchdog pod: watchdog.sh check, the cache flush (skipped when there is

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -337,7 +338,81 @@ func TestLease(t *testing.T) {
 
 // pullSteps are the init containers that only pull an image (they run its --version) before the
 // registry goes read-only.
-var pullSteps = map[string]bool{"pull-registry-image": true, "pull-redis-image": true}
+var pullSteps = map[string]bool{"pull-registry-image": true, "pull-redis-image": true, "copy-regctl": true}
+
+// withRetention is a with a retention policy.
+func withRetention(a *GCArgs) *GCArgs {
+	a.Retention = &Retention{RegctlImage: "ghcr.io/regclient/regctl:v0.11.7-alpine", Policies: []RetentionPolicy{
+		{Repositories: []string{"ci/*"}, KeepNewest: 3, KeepTags: []string{"latest", `v[0-9]+\.[0-9]+\.[0-9]+`}}}}
+	return a
+}
+
+// With retention, regctl is pulled before anything happens; the lease is taken before retention
+// deletes anything, retention runs while the registry is writable (before enter-read-only), and
+// the last step reports its result.
+func TestRetentionRunsFirstUnderTheLease(t *testing.T) {
+	m := runGC(t, withRetention(gcArgs(true)))
+	inits, mains := containers(t, podSpec(t, m))
+	want := []string{"pull-registry-image", "pull-redis-image", "copy-regctl", "lease", "take-lease", "retention", "enter-read-only", "garbage-collect", "flush-cache"}
+	if got := names(inits); !slices.Equal(got, want) {
+		t.Errorf("init containers = %v, want %v", got, want)
+	}
+	if got := argv(mains[0]); !slices.Equal(got, []string{"sh", "/scripts/retention-kubectl.sh", "finish"}) {
+		t.Errorf("last step runs %q, want retention-kubectl.sh finish", got)
+	}
+	for _, c := range inits {
+		switch c["name"] {
+		case "copy-regctl":
+			if got := argv(c); c["image"] != "ghcr.io/regclient/regctl:v0.11.7-alpine" || !slices.Equal(got, []string{"cp", "/usr/local/bin/regctl", "/tools/regctl"}) {
+				t.Errorf("copy-regctl runs %q in %v", got, c["image"])
+			}
+		case "retention":
+			e := env(c)
+			if c["image"] != "registry:3.1.2" || e["LOCAL_CONFIG"] != "/etc/distribution/local.yml" || e["DRY_RUN"] != "false" || e["REGCTL"] != "/tools/regctl" {
+				t.Errorf("retention step: image %v env %v", c["image"], e)
+			}
+		}
+	}
+	cm := m.Get(t, "kubernetes:core/v1:ConfigMap", gcName)
+	if got, want := cm.String("data", PoliciesKey), "policy\t3\t0\tfalse\nrepo\tci/*\nkeep\tlatest\nkeep\tv[0-9]+\\.[0-9]+\\.[0-9]+\n"; got != want {
+		t.Errorf("policies file %q, want %q", got, want)
+	}
+	for _, script := range []string{"retention.sh", "retention-kubectl.sh"} {
+		if cm.String("data", script) == "" {
+			t.Errorf("the ConfigMap lacks %s", script)
+		}
+	}
+}
+
+func TestRetentionValidation(t *testing.T) {
+	r := &Retention{Policies: []RetentionPolicy{
+		{},
+		{Repositories: []string{"CI/*", "a b"}, KeepTags: []string{"(", "a\tb"}, KeepNewest: -1, KeepYoungerThan: -time.Hour},
+		{Repositories: []string{"tmp/**"}, DeleteAll: true},
+	}}
+	var got []string
+	for _, err := range r.Validate("retention") {
+		got = append(got, err.Error())
+	}
+	for _, want := range []string{
+		`retention.regctlImage: "" is invalid`,
+		`retention.policies[0].repositories: "[]" is invalid`,
+		`retention.policies[0].deleteAll: "false" is invalid; allowed: true when the policy keeps nothing`,
+		`retention.policies[1].repositories[0]: "CI/*" is invalid`,
+		`retention.policies[1].repositories[1]: "a b" is invalid`,
+		`retention.policies[1].keepTags[0]: "(" is invalid`,
+		`retention.policies[1].keepTags[1]: "a\tb" is invalid`,
+		`retention.policies[1].keepNewest: "-1" is invalid`,
+		`retention.policies[1].keepYoungerThan: "-1h0m0s" is invalid`,
+	} {
+		if !slices.ContainsFunc(got, func(e string) bool { return strings.HasPrefix(e, want) }) {
+			t.Errorf("no error %q in:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	if len(got) != 9 {
+		t.Errorf("%d errors, want 9 (policy 2 with deleteAll is valid):\n%s", len(got), strings.Join(got, "\n"))
+	}
+}
 
 func TestStepsRunInOrder(t *testing.T) {
 	for _, c := range []struct {
@@ -559,8 +634,12 @@ func scriptVars(t *testing.T, scripts map[string]string, name string) []string {
 	// Code only: a comment may name a variable the script never reads.
 	code := regexp.MustCompile(`(?m)^\s*#.*$`).ReplaceAllString(body, "")
 	seen := map[string]bool{}
-	for _, m := range regexp.MustCompile(`\$\{?([A-Z][A-Z0-9_]*)`).FindAllStringSubmatch(code, -1) {
-		seen[m[1]] = true
+	// ${VAR:-default} does not abort under set -u: only the others must be set.
+	for _, m := range regexp.MustCompile(`\$(\{)?([A-Z][A-Z0-9_]*)(:?-)?`).FindAllStringSubmatch(code, -1) {
+		if m[1] == "{" && m[3] != "" {
+			continue
+		}
+		seen[m[2]] = true
 	}
 	for other := range scripts {
 		if other != name && strings.Contains(code, "/"+other) {
@@ -573,7 +652,7 @@ func scriptVars(t *testing.T, scripts map[string]string, name string) []string {
 }
 
 func TestEveryStepGetsTheEnvironmentItsScriptReads(t *testing.T) {
-	scripts, err := Scripts()
+	scripts, err := Scripts(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +660,9 @@ func TestEveryStepGetsTheEnvironmentItsScriptReads(t *testing.T) {
 		t.Errorf("maintenance.sh reads %v: the lease.sh it sources is not followed", v)
 	}
 	checked := map[string]int{}
-	for pod, spec := range bothPods(t, runGC(t, gcArgs(true))) {
+	pods := bothPods(t, runGC(t, gcArgs(true)))
+	pods["gc with retention"] = podSpec(t, runGC(t, withRetention(gcArgs(true))))
+	for pod, spec := range pods {
 		inits, mains := containers(t, spec)
 		for _, c := range append(inits, mains...) {
 			name, script := c["name"].(string), ""
@@ -614,7 +695,7 @@ func TestEveryStepGetsTheEnvironmentItsScriptReads(t *testing.T) {
 			}
 		}
 	}
-	if want := map[string]int{gcName: 5, watchdogName: 3}; !maps.Equal(checked, want) {
+	if want := map[string]int{gcName: 5, watchdogName: 3, "gc with retention": 7}; !maps.Equal(checked, want) {
 		t.Errorf("checked %v script steps, want %v (lease, enter-read-only, garbage-collect, flush-cache, restore-writes; "+
 			"check, flush-cache, restore-writes)", checked, want)
 	}
@@ -799,12 +880,19 @@ func TestSelectorString(t *testing.T) {
 }
 
 func TestScripts(t *testing.T) {
-	scripts, err := Scripts()
+	without, err := Scripts(false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := slices.Sorted(maps.Keys(scripts)); !slices.Equal(got, []string{"collect.sh", "flush.sh", "lease.sh", "maintenance.sh", "restore.sh", "watchdog.sh"}) {
-		t.Errorf("Scripts() = %v, want the five step scripts and lease.sh", got)
+	if got := slices.Sorted(maps.Keys(without)); !slices.Equal(got, []string{"collect.sh", "flush.sh", "lease.sh", "maintenance.sh", "restore.sh", "watchdog.sh"}) {
+		t.Errorf("Scripts(false) = %v, want the five step scripts and lease.sh", got)
+	}
+	scripts, err := Scripts(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(scripts)); len(got) != 8 || !slices.Contains(got, "retention.sh") || !slices.Contains(got, "retention-kubectl.sh") {
+		t.Errorf("Scripts(true) = %v, want retention.sh and retention-kubectl.sh as well", got)
 	}
 	setU := regexp.MustCompile(`(?m)^set -[a-z]*u`)
 	for name, body := range scripts {
@@ -835,7 +923,7 @@ func TestScripts(t *testing.T) {
 }
 
 func TestConfigMapHoldsOnlyTheScripts(t *testing.T) {
-	scripts, err := Scripts()
+	scripts, err := Scripts(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1061,7 +1149,7 @@ func TestGCPodRunsBesideTheRegistry(t *testing.T) {
 
 // Monitoring reads the mode label the scripts set: the Go constants must be the scripts' own.
 func TestModeLabelIsTheScriptsOwn(t *testing.T) {
-	scripts, err := Scripts()
+	scripts, err := Scripts(false)
 	if err != nil {
 		t.Fatal(err)
 	}

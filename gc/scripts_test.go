@@ -185,7 +185,7 @@ func newSandbox(t *testing.T, sh shell) *sandbox {
 			t.Fatal(err)
 		}
 	}
-	scripts, err := Scripts()
+	scripts, err := Scripts(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +502,7 @@ func checkRecentEpoch(t *testing.T, s *sandbox, name string) {
 }
 
 func TestScriptsParse(t *testing.T) {
-	scripts, err := Scripts()
+	scripts, err := Scripts(true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,10 @@ const (
 	// DebugPortName names the debug port in the pod (metrics Services target it by name).
 	DebugPortName = "debug"
 	MetricsPath   = "/metrics"
+	// LocalConfigKey is the registry's config Secret's second config (RegistryArgs.LocalConfig):
+	// a registry on LocalAddr, the pod's loopback, for GC's retention step (gc.Retention).
+	LocalConfigKey = "local.yml"
+	LocalAddr      = "127.0.0.1:5000"
 )
 
 // ConfigInput is what the rendered config.yml depends on.
@@ -36,6 +40,10 @@ type ConfigInput struct {
 	Proxy *ProxyConfig
 	// Anonymous leaves out the auth section: pulls need no credentials (mirrors only).
 	Anonymous bool
+	// Local renders the loopback registry of LocalConfigKey: the same storage and cache, served on
+	// LocalAddr only, without an account, a debug server, health checks or upload purging (it
+	// runs for minutes, beside the registry's own replicas).
+	Local bool
 }
 
 // ProxyConfig is distribution's proxy section, with the upstream password in clear: the rendered
@@ -192,6 +200,16 @@ func RenderConfig(in ConfigInput) (string, error) {
 	}
 	if in.Anonymous && in.Proxy == nil {
 		return "", fmt.Errorf("render registry config: only a proxy may serve without auth")
+	}
+	if in.Local {
+		if in.Proxy != nil {
+			return "", fmt.Errorf("render registry config: a proxy has no loopback registry")
+		}
+		cfg.Auth = nil
+		cfg.HTTP.Addr = LocalAddr
+		cfg.HTTP.Debug = debugConfig{}
+		cfg.Health.StorageDriver.Enabled = false
+		cfg.Storage.Maintenance.UploadPurging = uploadPurging{Enabled: false}
 	}
 	if in.Proxy != nil {
 		if in.Proxy.RemoteURL == "" {

@@ -516,3 +516,32 @@ func TestRenderedRedisSectionReallyConfiguresRedis(t *testing.T) {
 		})
 	}
 }
+
+// Retention's loopback registry (gc.Retention) reaches the same store and cache as the registry,
+// on the pod's loopback only, with no account, debug server or upload purging.
+func TestLocalConfigIsTheSameStoreOnLoopbackOnly(t *testing.T) {
+	own, _ := parse(t, cacheInput)
+	in := cacheInput
+	in.Local = true
+	local, raw := parse(t, in)
+	if local.HTTP.Addr != LocalAddr || !strings.HasPrefix(LocalAddr, "127.0.0.1:") {
+		t.Errorf("local registry listens on %q, want the loopback %s", local.HTTP.Addr, LocalAddr)
+	}
+	if len(local.Auth) != 0 || local.HTTP.Debug.Addr != "" {
+		t.Errorf("local registry: auth %v, debug %q; want neither", local.Auth, local.HTTP.Debug.Addr)
+	}
+	if local.Storage.Type() != own.Storage.Type() || fmt.Sprint(local.Storage.Parameters()) != fmt.Sprint(own.Storage.Parameters()) {
+		t.Errorf("local storage %v %v, the registry's %v %v", local.Storage.Type(), local.Storage.Parameters(), own.Storage.Type(), own.Storage.Parameters())
+	}
+	if local.Redis.Options.Addrs[0] != own.Redis.Options.Addrs[0] || local.Redis.Options.Username != own.Redis.Options.Username {
+		t.Errorf("local registry's cache %v, the registry's %v: a deleted tag's descriptors must leave the shared cache", local.Redis.Options, own.Redis.Options)
+	}
+	if p := param(local.Storage["maintenance"], "uploadpurging", "enabled"); p != false {
+		t.Errorf("upload purging %v in the local registry, want off:\n%s", p, raw)
+	}
+	proxy := in
+	proxy.Proxy = &ProxyConfig{RemoteURL: "https://registry-1.docker.io", TTL: "168h"}
+	if _, err := RenderConfig(proxy); err == nil {
+		t.Error("a mirror rendered a loopback registry")
+	}
+}

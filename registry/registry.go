@@ -79,6 +79,9 @@ type RegistryArgs struct {
 	// Optional: environment variables added to the registry container (HTTP_PROXY, OTEL_* ...);
 	// see ValidateExtraEnv for the names refused.
 	ExtraEnv []EnvVar
+	// Optional: defaults to false. LocalConfig adds the loopback registry's config
+	// (LocalConfigKey) to the config Secret, for GC's retention step; the pods never read it.
+	LocalConfig bool
 }
 
 // PatchForceAnnotation makes pulumi-kubernetes apply the Deployment with force (server-side apply).
@@ -218,7 +221,7 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	if a.Proxy != nil && a.Proxy.Password != nil {
 		upstreamPassword = a.Proxy.Password.ToStringOutput()
 	}
-	rendered := pulumi.All(httpSecret.Result, redisAddr, redisPassword, upstreamPassword, a.Storage.Inputs.ToStringMapOutput()).ApplyT(func(v []any) (string, error) {
+	configs := pulumi.All(httpSecret.Result, redisAddr, redisPassword, upstreamPassword, a.Storage.Inputs.ToStringMapOutput()).ApplyT(func(v []any) ([]string, error) {
 		in := ConfigInput{
 			LogLevel:      a.LogLevel,
 			Storage:       a.Storage.WithInputs(v[4].(map[string]string)),
@@ -233,15 +236,22 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		if p := a.Proxy; p != nil {
 			in.Proxy = &ProxyConfig{RemoteURL: p.RemoteURL, Username: p.Username, Password: v[3].(string), TTL: p.TTL}
 		}
-		return RenderConfig(in)
-	}).(pulumi.StringOutput)
+		own, err := RenderConfig(in)
+		if err != nil || !a.LocalConfig {
+			return []string{own}, err
+		}
+		in.Local = true
+		local, err := RenderConfig(in)
+		return []string{own, local}, err
+	}).(pulumi.StringArrayOutput)
+	rendered := configs.Index(pulumi.Int(0))
 	htpasswdFile := pulumi.ToStringArrayOutput(entries).ApplyT(func(lines []string) string {
 		return strings.Join(lines, "\n") + "\n"
 	}).(pulumi.StringOutput)
 	configSecret, err := corev1.NewSecret(ctx, name+"-config", &corev1.SecretArgs{
 		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-config"), Namespace: a.Namespace, Labels: labels},
 		Type:       pulumi.String("Opaque"),
-		StringData: configData(a, rendered, htpasswdFile),
+		StringData: configData(a, configs, htpasswdFile),
 	}, parent)
 	if err != nil {
 		return nil, fmt.Errorf("registry: config secret: %w", err)
@@ -430,13 +440,16 @@ func accountPasswords(ctx *pulumi.Context, name string, accounts []string, paren
 func (a *RegistryArgs) anonymous() bool { return a.Proxy != nil && a.Proxy.Anonymous }
 
 // configData is the config Secret: config.yml, htpasswd and a mirror's upstream CA bundle.
-func configData(a *RegistryArgs, rendered, htpasswdFile pulumi.StringOutput) pulumi.StringMap {
+func configData(a *RegistryArgs, configs pulumi.StringArrayOutput, htpasswdFile pulumi.StringOutput) pulumi.StringMap {
 	data := pulumi.StringMap{
-		ConfigKey:   pulumi.ToSecret(rendered).(pulumi.StringOutput),
+		ConfigKey:   pulumi.ToSecret(configs.Index(pulumi.Int(0))).(pulumi.StringOutput),
 		HtpasswdKey: pulumi.ToSecret(htpasswdFile).(pulumi.StringOutput),
 	}
 	if a.Proxy != nil && a.Proxy.CABundlePEM != "" {
 		data[upstreamCAKey] = pulumi.String(a.Proxy.CABundlePEM)
+	}
+	if a.LocalConfig {
+		data[LocalConfigKey] = pulumi.ToSecret(configs.Index(pulumi.Int(1))).(pulumi.StringOutput)
 	}
 	return data
 }

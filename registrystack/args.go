@@ -49,6 +49,9 @@ type Args struct {
 	Cache *CacheArgs
 	// GC is the garbage collection CronJob and its watchdog.
 	GC GCArgs
+	// Retention deletes the tags its policies do not keep, first thing in every GC run; nil: no
+	// tag is ever deleted.
+	Retention *gc.Retention
 	// Mirrors are pull-through caches, each its own registry instance; empty: none.
 	Mirrors []Mirror
 	// Monitoring exposes metrics to a Prometheus; nil: off.
@@ -233,6 +236,9 @@ func (a *Args) Validate() error {
 	}
 	if a.GC.Schedule == "" || a.GC.KubectlImage == "" {
 		bad("GC", "Schedule and KubectlImage are required")
+	}
+	if r := a.Retention; r != nil {
+		errs = append(errs, r.Validate("Retention")...)
 	}
 	if p := a.Placement; p != nil {
 		for _, w := range []struct {

@@ -222,6 +222,8 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		Autoscaling:   autoscaling,
 		Placement:     args.Placement.registry(),
 		ExtraEnv:      r.Env,
+		// Retention's loopback registry reads its own config from the registry's config Secret.
+		LocalConfig: args.Retention != nil,
 	}
 	if cache != nil {
 		regArgs.CacheEnabled, regArgs.RedisAddr, regArgs.RedisUsername, regArgs.RedisPassword = true, cache.Address, redis.RegistryUser, cache.Password
@@ -273,6 +275,7 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		KubectlImage:     args.GC.KubectlImage,
 		Placement:        args.Placement.gc(),
 		ExtraEnv:         r.Env,
+		Retention:        args.Retention,
 	}
 	if cache != nil {
 		gcArgs.CacheEnabled = true

@@ -2,6 +2,7 @@
 package registrystack_test
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -211,5 +212,28 @@ func TestValidateWantsTraefiksEntryPoint(t *testing.T) {
 	a.Routing.Controller, a.Routing.Ingress.TraefikEntryPoint = routing.ControllerTraefik, ""
 	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "Routing.Ingress.TraefikEntryPoint") {
 		t.Errorf("traefik without an entry point: %v", err)
+	}
+}
+
+// Retention on: the registry's config Secret holds the loopback registry's config (secret, like
+// config.yml), the registry's pods do not roll for it, and the GC pod runs the retention steps.
+func TestRetentionWiresTheLocalConfigAndTheGCSteps(t *testing.T) {
+	off := runStacks(t, nil, nil, "registry")
+	on := runStacks(t, map[string]string{"retention": `{"policies":[{"repositories":["ci/*"],"keepNewest":5}]}`}, nil, "registry")
+	secret := on.Get(t, "kubernetes:core/v1:Secret", "registry-config")
+	if local := secret.String("stringData", registry.LocalConfigKey); !strings.Contains(local, registry.LocalAddr) || !secret.IsSecret("stringData", registry.LocalConfigKey) {
+		t.Errorf("local.yml = %q (secret %v)", local, secret.IsSecret("stringData", registry.LocalConfigKey))
+	}
+	if off.Get(t, "kubernetes:core/v1:Secret", "registry-config").String("stringData", registry.LocalConfigKey) != "" {
+		t.Error("local.yml without retention")
+	}
+	sum := func(m *testutil.Mocks) string {
+		return m.Get(t, "kubernetes:apps/v1:Deployment", "registry").String("spec", "template", "metadata", "annotations", "checksum/config")
+	}
+	if sum(on) == "" || sum(on) != sum(off) {
+		t.Errorf("pod checksum %q with retention, %q without: the registry's pods do not read local.yml", sum(on), sum(off))
+	}
+	if !strings.Contains(fmt.Sprint(on.Get(t, "kubernetes:batch/v1:CronJob", "registry-gc").Lookup("spec", "jobTemplate", "spec", "template", "spec", "initContainers")), "retention.sh") {
+		t.Error("the GC pod has no retention step")
 	}
 }

@@ -47,6 +47,7 @@ func (cfg *Config) Args() *registrystack.Args {
 		Monitoring:  cfg.Monitoring,
 		Autoscaling: cfg.Autoscaling,
 		Placement:   cfg.placementArgs(),
+		Retention:   cfg.retention(),
 	}
 	if cfg.CacheEnabled {
 		args.Cache = &registrystack.CacheArgs{

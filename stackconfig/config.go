@@ -134,6 +134,7 @@ type Config struct {
 
 	// PlacementRaw is the placement key as set (nil: unset).
 	PlacementRaw *rawPlacement
+	RetentionRaw *rawRetention
 	// RegistryEnv is registry.env: extra environment of the registry, mirrors and GC's collector.
 	RegistryEnv map[string]string
 }
@@ -301,6 +302,8 @@ var keys = []key{
 		"Metrics for a Prometheus, each instance's metrics Service (port 5001) reachable only from the scrapers: {scrapeNamespace (default monitoring), scrapePodLabels (default {app.kubernetes.io/name: prometheus}; {} admits every pod of the namespace), serviceMonitor {enabled, labels, interval (default 30s)}, alerts {enabled, labels, readOnlyFor (default 1h)} (a PrometheusRule), dashboard {enabled, namespace (default the stack's), labels (default {grafana_dashboard: \"1\"})}}. serviceMonitor and alerts need the Prometheus Operator CRDs. Empty: off. See README, Monitoring."},
 	{"autoscaling", "", object(func(c *Config) **rawAutoscaling { return &c.AutoscalingRaw }, autoscalingFields),
 		"The registry's replicas follow the load (replaces replicas, which must then be unset): {minReplicas (default 2), maxReplicas (default 6), cpuUtilization (default 70), memoryUtilization (default 0: none)} for a HorizontalPodAutoscaler, or {minReplicas, maxReplicas, keda {serverAddress, query (default in-flight requests of the registry), threshold (default 20)}} for a KEDA ScaledObject. Empty: fixed replicas. See README, Monitoring."},
+	{"retention", "", object(func(c *Config) **rawRetention { return &c.RetentionRaw }, retentionFields),
+		"Deletes, first thing in every GC run, the tags no policy keeps: {dryRun (default false: report only when true), regctlImage (default " + DefaultRegctlImage + "), policies: [{repositories (patterns, * also matches /), keepNewest (the N tags whose images were created last), keepTags (regular expressions, whole tag), keepYoungerThan (30d, 72h), deleteAll (default false: a repository where nothing would be kept is left alone)}]}; the first policy matching a repository decides, repositories no policy matches are untouched. Empty: no tag is ever deleted. See README, Retention."},
 	{"placement", "", object(func(c *Config) **rawPlacement { return &c.PlacementRaw }, placementFields),
 		"Where and how the pods run: {all, registry, mirrors, cache, gc}, each {nodeSelector, tolerations, affinity (added to the stack's own rules), priorityClassName, podAnnotations, podLabels (not app.kubernetes.io/*), imagePullSecrets} in Kubernetes' field names. all applies to every pod, a workload's entry overrides it field by field; gc also takes registry's scheduling fields. Empty: nothing added. See README, Placement."},
 }

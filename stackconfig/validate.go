@@ -87,6 +87,7 @@ func (c *Config) Validate() error {
 	v.validateMirrors(c)
 	v.validateMonitoring(c)
 	v.validateAutoscaling(c)
+	v.validateRetention(c)
 	v.validatePlacement(c)
 	v.validateRegistryEnv(c)
 

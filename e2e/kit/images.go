@@ -89,6 +89,12 @@ type OCIManifest struct {
 // RandomImage builds an image of `layers` layers, each a gzipped tar holding one file of layerBytes
 // random bytes (random data does not compress, so the upload really is that big).
 func RandomImage(repo, tag string, layers, layerBytes int) (*Image, error) {
+	return RandomImageAt(repo, tag, layers, layerBytes, time.Now())
+}
+
+// RandomImageAt is RandomImage whose config says it was created at created (what retention
+// policies date an image by).
+func RandomImageAt(repo, tag string, layers, layerBytes int, created time.Time) (*Image, error) {
 	im := &Image{Repo: repo, Tag: tag}
 	var diffIDs []string
 	for i := range layers {
@@ -102,7 +108,7 @@ func RandomImage(repo, tag string, layers, layerBytes int) (*Image, error) {
 	cfg, err := json.Marshal(map[string]any{
 		"architecture": "amd64",
 		"os":           "linux",
-		"created":      time.Now().UTC().Format(time.RFC3339),
+		"created":      created.UTC().Format(time.RFC3339),
 		"config":       map[string]any{"Labels": map[string]string{"org.opencontainers.image.title": "regstack-e2e " + repo + ":" + tag}},
 		"rootfs":       map[string]any{"type": "layers", "diff_ids": diffIDs},
 	})

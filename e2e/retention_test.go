@@ -1,0 +1,178 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regstack/registry-stack/e2e/kit"
+)
+
+// stepRetention pushes images with known creation times into three repositories, turns retention
+// on as a dry run (the GC run reports and deletes nothing), then for real: the GC run, with pushes
+// going on, leaves exactly the tags the policies keep, frees the blobs only deleted tags held (bytes
+// on the volume before and after), and every kept image and acknowledged push pulls byte for byte.
+// Retention stays on for the steps that follow.
+func (f *fixture) stepRetention(t *testing.T) {
+	need(t, f.Client != nil, "deployment")
+	ctx := context.Background()
+	app, tmp, other := f.repo("ret/app"), f.repo("ret/tmp"), f.repo("ret/other")
+	now := time.Now()
+	day := func(n int) time.Time { return now.AddDate(0, 0, -n) }
+	const layer = 512 << 10
+	images := map[string]*kit.Image{}
+	push := func(repo, tag string, created time.Time) {
+		im, err := kit.RandomImageAt(repo, tag, 1, layer, created)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Client.PushImage(ctx, im); err != nil {
+			t.Fatal(err)
+		}
+		images[repo+":"+tag] = im
+	}
+	push(app, "c1", day(10))
+	push(app, "c2", day(9))
+	push(app, "c3", day(8))
+	push(app, "c4", day(7))
+	push(app, "v1.0.0", day(20))
+	latest := *images[app+":c1"] // the same manifest as c1, which goes: latest keeps its image
+	latest.Tag = "latest"
+	if _, err := f.Client.PushImage(ctx, &latest); err != nil {
+		t.Fatal(err)
+	}
+	images[app+":latest"] = &latest
+	push(tmp, "t-old", day(5))
+	push(tmp, "t-new", day(1))
+	push(other, "o1", day(400))
+
+	policies := []map[string]any{
+		{"repositories": []string{app}, "keepNewest": 2, "keepTags": []string{"latest", `v[0-9]+\.[0-9]+\.[0-9]+`}},
+		{"repositories": []string{f.repo("ret/tmp*")}, "keepYoungerThan": "48h"},
+	}
+	setRetention := func(dryRun bool) {
+		raw, err := json.Marshal(map[string]any{"dryRun": dryRun, "policies": policies})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Pulumi.SetConfig(ctx, map[string]string{"retention": string(raw)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.TimedUp(ctx, fmt.Sprintf("pulumi up (retention, dryRun %t)", dryRun), "up-retention-"+strconv.FormatBool(dryRun)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tags := func() map[string][]string {
+		out := map[string][]string{}
+		for _, repo := range []string{app, tmp, other} {
+			got, err := f.Client.Tags(ctx, repo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			out[repo] = got
+		}
+		return out
+	}
+	before := tags()
+
+	setRetention(true)
+	res, err := f.runGC(ctx, t, "retention-dry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{app + ":c2: would delete", app + ":c1: would delete", tmp + ":t-old: would delete", "summary: dry run, would delete 3 tags"} {
+		if !strings.Contains(res.Logs, want) {
+			t.Errorf("dry run log lacks %q", want)
+		}
+	}
+	if after := tags(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the dry run changed tags: %v, was %v", after, before)
+	}
+	f.Report.Fact("retention dry run: %s", lineWith(res.Logs, "summary: dry run"))
+
+	setRetention(false)
+	du := func() int64 {
+		out, err := f.storeExec(ctx, "du -sk $ROOT/docker/registry/v2/blobs | cut -f1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+		if err != nil {
+			t.Fatalf("du: %q", out)
+		}
+		return n << 10
+	}
+	bytesBefore := du()
+	pushes := startPushLoop(ctx, f.Client, f.repo("during-retention"), 128<<10, time.Second)
+	defer pushes.stop()
+	res, err = f.runGC(ctx, t, "retention")
+	pushStats := pushes.stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bytesAfter := du()
+	want := map[string][]string{app: {"c3", "c4", "latest", "v1.0.0"}, tmp: {"t-new"}, other: {"o1"}}
+	got := tags()
+	for repo, w := range want {
+		if !slices.Equal(got[repo], w) {
+			t.Errorf("%s: tags %v, want %v", repo, got[repo], w)
+		}
+	}
+	f.Report.Fact("retention: tags left %v (were %v); %s", got, before, lineWith(res.Logs, "summary: deleted"))
+	deleted := append(images[app+":c2"].Blobs(), images[tmp+":t-old"].Blobs()...)
+	var kept []kit.Blob
+	for _, ref := range []string{"c1", "c3", "c4", "v1.0.0"} {
+		kept = append(kept, images[app+":"+ref].Blobs()...)
+	}
+	onDisk, err := f.blobsOnDisk(ctx, append(append([]kit.Blob{}, deleted...), kept...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range deleted {
+		if onDisk[b.Digest] {
+			t.Errorf("blob %s of a deleted tag is still stored after GC", b.Digest)
+		}
+	}
+	for _, b := range kept {
+		if !onDisk[b.Digest] {
+			t.Errorf("blob %s of a kept image is gone", b.Digest)
+		}
+	}
+	freed := bytesBefore - bytesAfter
+	msg := fmt.Sprintf("retention + GC freed %s of blobs (%s before, %s after; the two deleted images hold %s)",
+		kit.MiB(int(freed)), kit.MiB(int(bytesBefore)), kit.MiB(int(bytesAfter)), kit.MiB(images[app+":c2"].Size()+images[tmp+":t-old"].Size()))
+	t.Log(msg)
+	f.Report.Fact("%s", msg)
+	if freed < int64(2*layer) {
+		t.Errorf("%s: want at least the two deleted layers", msg)
+	}
+	if len(pushStats.Acked) == 0 {
+		t.Errorf("no push was acknowledged during the retention run: its race with pushes was not exercised")
+	}
+	pulls := []*kit.Image{images[app+":c3"], images[app+":c4"], images[app+":v1.0.0"], images[app+":latest"], images[tmp+":t-new"], images[other+":o1"]}
+	pulls = append(pulls, pushStats.Acked...)
+	for _, im := range pulls {
+		if _, err := f.Client.PullImage(ctx, im.Tag, im); err != nil {
+			t.Errorf("kept image %s: %v", im.Ref(), err)
+		}
+	}
+	f.survivors = append(f.survivors, pulls...)
+}
+
+// lineWith is the first line of logs containing s.
+func lineWith(logs, s string) string {
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, s) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return "(no line with " + s + ")"
+}
