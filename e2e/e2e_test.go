@@ -95,6 +95,8 @@ func TestE2E(t *testing.T) {
 			{Name: "gc_pulumi_up_during_collector", Run: f.stepPulumiUpDuringGC},
 			// Retention (issue 24): a dry run, then the policies' deletions freed by the same GC run.
 			{Name: "retention_policies", Run: f.stepRetention},
+			// Growing the claim where its class cannot expand (issue 24): refused, nothing lost.
+			{Name: "claim_growth_refused", Run: f.stepClaimGrowthRefused},
 			// Autoscaling (issue 13): an HPA that scales while GC runs.
 			{Name: "autoscaling_hpa", Run: f.stepAutoscalingHPA},
 			// Every Pulumi language (issue 23): the YAML example through the component provider,

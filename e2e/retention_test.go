@@ -99,8 +99,8 @@ func (f *fixture) stepRetention(t *testing.T) {
 	f.Report.Fact("retention dry run: %s", lineWith(res.Logs, "summary: dry run"))
 
 	setRetention(false)
-	du := func() int64 {
-		out, err := f.storeExec(ctx, "du -sk $ROOT/docker/registry/v2/blobs | cut -f1")
+	du := func(paths ...string) int64 {
+		out, err := f.storeExec(ctx, "du -ck "+strings.Join(paths, " ")+" | tail -n 1 | cut -f1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,16 @@ func (f *fixture) stepRetention(t *testing.T) {
 		}
 		return n << 10
 	}
-	bytesBefore := du()
+	// What only the deleted tags held: their images' blobs and manifests.
+	doomed := []*kit.Image{images[app+":c2"], images[tmp+":t-old"]}
+	var doomedFiles []string
+	for _, im := range doomed {
+		for _, b := range append(im.Blobs(), kit.Blob{Digest: im.Digest}) {
+			doomedFiles = append(doomedFiles, blobDataPath(b.Hex()))
+		}
+	}
+	doomedBytes := du(doomedFiles...)
+	volumeBefore := du("$ROOT/docker/registry/v2/blobs")
 	pushes := startPushLoop(ctx, f.Client, f.repo("during-retention"), 128<<10, time.Second)
 	defer pushes.stop()
 	res, err = f.runGC(ctx, t, "retention")
@@ -118,7 +127,7 @@ func (f *fixture) stepRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bytesAfter := du()
+	volumeAfter := du("$ROOT/docker/registry/v2/blobs")
 	want := map[string][]string{app: {"c3", "c4", "latest", "v1.0.0"}, tmp: {"t-new"}, other: {"o1"}}
 	got := tags()
 	for repo, w := range want {
@@ -127,10 +136,14 @@ func (f *fixture) stepRetention(t *testing.T) {
 		}
 	}
 	f.Report.Fact("retention: tags left %v (were %v); %s", got, before, lineWith(res.Logs, "summary: deleted"))
-	deleted := append(images[app+":c2"].Blobs(), images[tmp+":t-old"].Blobs()...)
+	var deleted []kit.Blob
+	for _, im := range doomed {
+		deleted = append(deleted, append(im.Blobs(), kit.Blob{Digest: im.Digest})...)
+	}
 	var kept []kit.Blob
 	for _, ref := range []string{"c1", "c3", "c4", "v1.0.0"} {
-		kept = append(kept, images[app+":"+ref].Blobs()...)
+		im := images[app+":"+ref]
+		kept = append(kept, append(im.Blobs(), kit.Blob{Digest: im.Digest})...)
 	}
 	onDisk, err := f.blobsOnDisk(ctx, append(append([]kit.Blob{}, deleted...), kept...))
 	if err != nil {
@@ -146,13 +159,17 @@ func (f *fixture) stepRetention(t *testing.T) {
 			t.Errorf("blob %s of a kept image is gone", b.Digest)
 		}
 	}
-	freed := bytesBefore - bytesAfter
-	msg := fmt.Sprintf("retention + GC freed %s of blobs (%s before, %s after; the two deleted images hold %s)",
-		kit.MiB(int(freed)), kit.MiB(int(bytesBefore)), kit.MiB(int(bytesAfter)), kit.MiB(images[app+":c2"].Size()+images[tmp+":t-old"].Size()))
+	pushed := 0
+	for _, im := range pushStats.Acked {
+		pushed += im.Size()
+	}
+	msg := fmt.Sprintf("retention + GC freed the %d files only the deleted tags held, %s on the volume (blobs: %s before, %s after, "+
+		"with %d images (%s) pushed during the run)", len(doomedFiles), kit.MiB(int(doomedBytes)), kit.MiB(int(volumeBefore)), kit.MiB(int(volumeAfter)),
+		len(pushStats.Acked), kit.MiB(pushed))
 	t.Log(msg)
 	f.Report.Fact("%s", msg)
-	if freed < int64(2*layer) {
-		t.Errorf("%s: want at least the two deleted layers", msg)
+	if doomedBytes < int64(2*layer) {
+		t.Errorf("%s: the deleted images held less than their two layers", msg)
 	}
 	if len(pushStats.Acked) == 0 {
 		t.Errorf("no push was acknowledged during the retention run: its race with pushes was not exercised")
@@ -175,4 +192,47 @@ func lineWith(logs, s string) string {
 		}
 	}
 	return "(no line with " + s + ")"
+}
+
+// stepClaimGrowthRefused raises storage.filesystem.pvcSize on the running stack. The sandbox's
+// local-path class cannot expand a volume: the update is refused with Kubernetes' reason, the claim
+// keeps its size and its images, and with pvcSize back the stack has no change left. (Where the
+// class allows expansion the claim grows in place: storage's TestClaimGrowsInPlaceWhereTheClassAllowsIt.)
+func (f *fixture) stepClaimGrowthRefused(t *testing.T) {
+	need(t, f.Client != nil && f.imgKeep != nil && f.Out.ClaimName != "", "deployment with an image on a claim")
+	ctx := context.Background()
+	size := func() string {
+		out, err := f.Kube.NS(ctx, "get", "pvc", f.Out.ClaimName, "-o", "jsonpath={.spec.resources.requests.storage}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	before := size()
+	old, err := f.Pulumi.Run(ctx, time.Minute, true, "config", "get", "--path", "storage.filesystem.pvcSize")
+	if err != nil {
+		t.Fatalf("pvcSize: %v", err)
+	}
+	old = strings.TrimSpace(old)
+	if err := f.Pulumi.SetConfig(ctx, map[string]string{"storage.filesystem.pvcSize": "3Gi"}); err != nil {
+		t.Fatal(err)
+	}
+	_, upErr := f.TimedUp(ctx, "pulumi up (pvcSize raised, class cannot expand)", "up-pvc-grow")
+	if err := f.Pulumi.SetConfig(ctx, map[string]string{"storage.filesystem.pvcSize": old}); err != nil {
+		t.Fatal(err)
+	}
+	const reason = "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+	if upErr == nil || !strings.Contains(upErr.Error(), reason) {
+		t.Fatalf("pvcSize %s → 3Gi on a class without allowVolumeExpansion: %v; want the API server's refusal (%q)", old, upErr, reason)
+	}
+	f.Report.Fact("pvcSize %s → 3Gi refused on the sandbox's local-path class: %q", old, reason)
+	if after := size(); after != before {
+		t.Errorf("claim size %s after the refused update, was %s", after, before)
+	}
+	if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
+		t.Errorf("image after the refused update: %v", err)
+	}
+	if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-after-pvc", "preview", "--expect-no-changes", "--diff"); err != nil {
+		t.Errorf("with pvcSize back to %s the stack still has changes: %v", old, err)
+	}
 }

@@ -18,6 +18,8 @@ type DashboardInput struct {
 	GCCronJob string
 	// Mirrors: some instances are pull-through caches (proxy panels).
 	Mirrors bool
+	// Claims hold the images (RulesInput.Claims): a volume panel when there are any.
+	Claims []string
 }
 
 // Panel is one dashboard graph: its title, unit and PromQL queries (legend → expression).
@@ -81,6 +83,12 @@ func Panels(in DashboardInput) []Panel {
 			{"succeeded", fmt.Sprintf(`sum((kube_job_status_succeeded{namespace=%q} > 0) * on (namespace, job_name) group_left () %s)`, in.Namespace, gcJobs)},
 			{"failed", fmt.Sprintf(`sum((kube_job_status_failed{namespace=%q} > 0) * on (namespace, job_name) group_left () %s)`, in.Namespace, gcJobs)},
 			{"hours since the last success", fmt.Sprintf(`(time() - kube_cronjob_status_last_successful_time{namespace=%q, cronjob=%q}) / 3600`, in.Namespace, in.GCCronJob)}}},
+	}
+	if len(in.Claims) > 0 {
+		claims := fmt.Sprintf(`namespace=%q, persistentvolumeclaim=~%q`, in.Namespace, strings.Join(in.Claims, "|"))
+		panels = append(panels, Panel{Title: "Image volumes: free space", Unit: "bytes", Queries: []Query{
+			{"{{persistentvolumeclaim}} free", fmt.Sprintf(`kubelet_volume_stats_available_bytes{%s}`, claims)},
+			{"{{persistentvolumeclaim}} capacity", fmt.Sprintf(`kubelet_volume_stats_capacity_bytes{%s}`, claims)}}})
 	}
 	if in.Mirrors {
 		panels = append(panels, Panel{Title: "Mirrors: hits and misses", Unit: "reqps", Queries: []Query{

@@ -68,7 +68,7 @@ func TestDashboardQueriesGolden(t *testing.T) {
 	in := fullInput()
 	services := "registry-metrics|registry-mirror-hub-metrics"
 	var rules []Rule
-	for i, p := range Panels(DashboardInput{Namespace: in.Namespace, Instances: in.Instances, GCCronJob: in.GCCronJob, Mirrors: true}) {
+	for i, p := range Panels(DashboardInput{Namespace: in.Namespace, Instances: in.Instances, GCCronJob: in.GCCronJob, Mirrors: true, Claims: in.Claims}) {
 		for j, q := range p.Queries {
 			expr := strings.NewReplacer(RateInterval, dashboardTestRange, "$service", services).Replace(q.Expr)
 			if strings.Contains(expr, "$") {

@@ -16,7 +16,7 @@ func QueriedExprs() []string {
 			exprs = append(exprs, r.Expr)
 		}
 	}
-	for _, p := range Panels(DashboardInput{Namespace: in.Namespace, Instances: in.Instances, GCCronJob: in.GCCronJob, Mirrors: true}) {
+	for _, p := range Panels(DashboardInput{Namespace: in.Namespace, Instances: in.Instances, GCCronJob: in.GCCronJob, Mirrors: true, Claims: in.Claims}) {
 		for _, q := range p.Queries {
 			exprs = append(exprs, q.Expr)
 		}
@@ -31,6 +31,7 @@ func fullInput() RulesInput {
 	return RulesInput{
 		Namespace: "registry", Instances: []string{"registry", "registry-mirror-hub"}, GCCronJob: "registry-gc",
 		ReadOnlyFor: time.Hour, GCMaxInterval: &gap, Cache: true, Autoscaler: "registry", CertWarnAt: &warn,
+		Claims: []string{"registry-data", "registry-mirror-hub-data"},
 	}
 }
 

@@ -98,6 +98,8 @@ type MonitoringArgs struct {
 	Cache bool
 	// Optional: the name of the registry's HorizontalPodAutoscaler (the at-max alert).
 	Autoscaler string
+	// Optional: the claims holding images (the volume alerts and panel; none with S3).
+	Claims []string
 	// Optional: the generated certificate's end of validity (RFC 3339; "" none) and how long
 	// before it the renewal alert fires.
 	CertNotAfter   pulumi.StringInput
@@ -190,6 +192,7 @@ func NewMonitoring(ctx *pulumi.Context, name string, args *MonitoringArgs, opts 
 			in := RulesInput{
 				Namespace: v[0].(string), Instances: instances, GCCronJob: args.GCCronJob,
 				ReadOnlyFor: al.ReadOnlyFor, GCMaxInterval: al.GCMaxInterval, Cache: args.Cache, Autoscaler: args.Autoscaler,
+				Claims: args.Claims,
 			}
 			if end != "" {
 				t, err := time.Parse(time.RFC3339, end)
@@ -216,7 +219,7 @@ func NewMonitoring(ctx *pulumi.Context, name string, args *MonitoringArgs, opts 
 
 	if d := cfg.Dashboard; d != nil {
 		board := args.Namespace.ToStringOutput().ApplyT(func(ns string) (string, error) {
-			return DashboardJSON(DashboardInput{Namespace: ns, Instances: instances, GCCronJob: args.GCCronJob, Mirrors: len(instances) > 1})
+			return DashboardJSON(DashboardInput{Namespace: ns, Instances: instances, GCCronJob: args.GCCronJob, Mirrors: len(instances) > 1, Claims: args.Claims})
 		}).(pulumi.StringOutput)
 		// Derived from the stack's namespace even when another is named: the ConfigMap then waits
 		// for a Namespace the stack creates.

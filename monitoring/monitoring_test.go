@@ -39,7 +39,7 @@ func fullArgs() *MonitoringArgs {
 			Alerts:         &Alerts{Labels: map[string]string{"release": "kps"}, ReadOnlyFor: time.Hour, GCMaxInterval: &gap},
 			Dashboard:      &Dashboard{Namespace: "grafana", Labels: map[string]string{"grafana_dashboard": "1"}},
 		},
-		GCCronJob: "registry-gc", Cache: true, Autoscaler: "registry",
+		GCCronJob: "registry-gc", Cache: true, Autoscaler: "registry", Claims: fullInput().Claims,
 		CertNotAfter: pulumi.String("2027-12-01T00:00:00Z"), CertWarnBefore: 438 * time.Hour,
 	}
 }

@@ -42,7 +42,13 @@ type RulesInput struct {
 	Autoscaler string
 	// CertWarnAt: when the generated certificate needs a `pulumi up` to renew it (nil: not generated).
 	CertWarnAt *time.Time
+	// Claims are the PersistentVolumeClaims holding images (the registry's and each filesystem
+	// mirror's; none with S3): the volume alerts watch them through the kubelet's volume stats.
+	Claims []string
 }
+
+// VolumeFreeRatio is the share of a claim's capacity below which RegistryVolumeFillingUp fires.
+const VolumeFreeRatio = 0.10
 
 // ModeTargetLabel is the series label the ServiceMonitor copies the GC's pod label gc.ModeLabel
 // to (podTargetLabels; the operator replaces what a label name may not hold with _).
@@ -132,7 +138,25 @@ func Rules(in RulesInput) []RuleGroup {
 			"No successful GC run for more than "+promDuration(limit),
 			"No GC run succeeded in the longest gap of gc.schedule plus alerts.readOnlyFor: the CronJob does not start (kubectl get cronjob "+in.GCCronJob+"; events), or each run fails (RegistryGCFailed)."))
 	}
-	return []RuleGroup{{Name: "registry-stack.registry", Rules: registryRules}, {Name: "registry-stack.gc", Rules: gcRules}}
+	groups := []RuleGroup{{Name: "registry-stack.registry", Rules: registryRules}, {Name: "registry-stack.gc", Rules: gcRules}}
+	if len(in.Claims) > 0 {
+		claims := fmt.Sprintf(`namespace=%q, persistentvolumeclaim=~%q`, ns, strings.Join(in.Claims, "|"))
+		free := fmt.Sprintf(`kubelet_volume_stats_available_bytes{%s}`, claims)
+		runbook := "Free space: retention policies delete old tags and the next GC frees their blobs (README, Retention; " +
+			"run GC now with kubectl create job --from=cronjob/" + in.GCCronJob + "); or grow the claim with storage.filesystem.pvcSize " +
+			"where its StorageClass allows expansion (README, Operations). A full volume fails every push with 500."
+		groups = append(groups, RuleGroup{Name: "registry-stack.storage", Rules: []Rule{
+			alert("RegistryVolumeFillingUp", "warning",
+				fmt.Sprintf(`%s / kubelet_volume_stats_capacity_bytes{%s} < %g`, free, claims, VolumeFreeRatio), "15m",
+				"Claim {{ $labels.persistentvolumeclaim }} has {{ $value | humanizePercentage }} free",
+				"Less than "+fmt.Sprint(VolumeFreeRatio*100)+"% of the image volume is free. "+runbook),
+			alert("RegistryVolumeFullInADay", "critical",
+				fmt.Sprintf(`predict_linear(%s[6h], 24 * 3600) < 0`, free), "1h",
+				"Claim {{ $labels.persistentvolumeclaim }} fills up within a day at the current rate",
+				"At the rate of the last 6 hours the image volume is full within 24 hours. "+runbook),
+		}})
+	}
+	return groups
 }
 
 // promDuration formats a whole-minute duration as Prometheus does ("1h", "90m").

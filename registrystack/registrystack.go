@@ -326,6 +326,16 @@ func newMonitoring(ctx *pulumi.Context, args *Args, n names, namespace pulumi.St
 	if args.Autoscaling != nil {
 		mon.Autoscaler = registry.AutoscalerName(n.registry, args.Autoscaling)
 	}
+	// The claims holding images, by name: the storage components name their claims after
+	// themselves.
+	if args.Storage.Filesystem != nil {
+		mon.Claims = append(mon.Claims, n.storage)
+	}
+	for _, m := range mirrors {
+		if m.cfg.Storage.Filesystem != nil {
+			mon.Claims = append(mon.Claims, m.instance+"-data")
+		}
+	}
 	if g := args.TLS.Generated; g != nil {
 		// Half of the early-renewal window (the last tenth of validity): a `pulumi up` was due.
 		mon.CertNotAfter, mon.CertWarnBefore = cert.NotAfter, tlscert.ValidityOrDefault(g.ValidityHours)/20

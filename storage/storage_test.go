@@ -284,3 +284,30 @@ func TestWritableCheckContainer(t *testing.T) {
 		t.Errorf("capabilities = %s, want only drop ALL", got)
 	}
 }
+
+// Growing the claim in place: a class that allows expansion passes it on to the Retain copy the
+// claim uses, and pvcSize reaches only the claim's request, which the provider updates in place
+// (pulumi-kubernetes replaces a claim only for accessModes, selector, storageClassName or
+// volumeName). A class without it (the sandbox's local-path) has the API server refuse the update.
+func TestClaimGrowsInPlaceWhereTheClassAllowsIt(t *testing.T) {
+	for _, c := range []struct {
+		class  string
+		expand bool
+	}{{"expandable", true}, {"fast", false}} {
+		for _, size := range []string{"10Gi", "20Gi"} {
+			m, _, _ := storageRun(t, "data", &StorageArgs{Namespace: pulumi.String("images"), Filesystem: &Filesystem{Mode: ModeDynamic,
+				StorageClassName: c.class, ClaimSize: size, AccessMode: "ReadWriteOnce"}})
+			class := m.Get(t, tStorageClass, "data-retain")
+			if got, _ := class.Lookup("allowVolumeExpansion").(bool); got != c.expand {
+				t.Errorf("class %s: the Retain copy's allowVolumeExpansion = %v, want the source's %v", c.class, got, c.expand)
+			}
+			pvc := m.Get(t, tPVC, "data")
+			if got := pvc.String("spec", "resources", "requests", "storage"); got != size {
+				t.Errorf("claim requests %q, want %s", got, size)
+			}
+			if got := pvc.String("spec", "storageClassName"); got != "images-data-retain" {
+				t.Errorf("claim class %q changes with the size", got)
+			}
+		}
+	}
+}

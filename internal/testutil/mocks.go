@@ -136,6 +136,9 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 			outs["provisioner"] = resource.NewStringProperty("mock.io/" + args.ID)
 			outs["reclaimPolicy"] = resource.NewStringProperty("Delete")
 			outs["volumeBindingMode"] = resource.NewStringProperty("WaitForFirstConsumer")
+			if args.ID == "expandable" {
+				outs["allowVolumeExpansion"] = resource.NewBoolProperty(true)
+			}
 		}
 	case "kubernetes:gateway.networking.k8s.io/v1:Gateway":
 		if args.ID != "" { // a read of an existing Gateway: one HTTPS and one plain-HTTP listener
