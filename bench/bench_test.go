@@ -76,6 +76,9 @@ func TestBench(t *testing.T) {
 	if cfg.Parts["gc"] {
 		parts = append(parts, kit.Step{Name: "gc", Run: b.benchGC})
 	}
+	if cfg.Parts["retention"] {
+		parts = append(parts, kit.Step{Name: "retention", Run: b.benchRetention})
+	}
 	if cfg.Parts["mirror"] {
 		parts = append(parts, kit.Step{Name: "mirror", Run: b.benchMirror})
 	}

@@ -15,23 +15,26 @@ import (
 // benchConfig holds the knobs of TestBench (BENCH_* variables). The defaults are the numbers of
 // issue 5; smaller values are for developing the harness and are flagged in the report.
 type benchConfig struct {
-	SizeMiB     int             `json:"sizeMiB"`     // BENCH_SIZE_MIB: image size of the data-path runs
-	Layers      int             `json:"layers"`      // BENCH_LAYERS: layers of that image
-	Parallel    int             `json:"parallel"`    // BENCH_PARALLEL: layers moved at once (docker: 5 up / 3 down)
-	Runs        int             `json:"runs"`        // BENCH_RUNS: data-path rounds
-	Heads       int             `json:"heads"`       // BENCH_HEADS: HEAD requests per variant
-	HeadBlobs   int             `json:"headBlobs"`   // BENCH_HEAD_BLOBS: distinct blobs the HEADs cycle over
-	DeployRuns  int             `json:"deployRuns"`  // BENCH_DEPLOY_RUNS: deploy cycles
-	GCSizes     []int           `json:"gcSizes"`     // BENCH_GC_SIZES: cumulative repository counts before each GC
-	GCWorkers   int             `json:"gcWorkers"`   // BENCH_GC_WORKERS: parallel pushes of the small images
-	ProbeMillis int             `json:"probeMillis"` // BENCH_PROBE_MS: interval of the write probe during GC
-	UnitRuns    int             `json:"unitRuns"`    // BENCH_UNIT_RUNS: timed `go test ./...` runs (warm cache)
-	Parts       map[string]bool `json:"parts"`       // BENCH_PARTS: comma list of unit,deploy,data,head,gc,mirror,s3
-	OutDir      string          `json:"-"`           // BENCH_OUT: results directory (default <repo>/results)
+	SizeMiB     int   `json:"sizeMiB"`     // BENCH_SIZE_MIB: image size of the data-path runs
+	Layers      int   `json:"layers"`      // BENCH_LAYERS: layers of that image
+	Parallel    int   `json:"parallel"`    // BENCH_PARALLEL: layers moved at once (docker: 5 up / 3 down)
+	Runs        int   `json:"runs"`        // BENCH_RUNS: data-path rounds
+	Heads       int   `json:"heads"`       // BENCH_HEADS: HEAD requests per variant
+	HeadBlobs   int   `json:"headBlobs"`   // BENCH_HEAD_BLOBS: distinct blobs the HEADs cycle over
+	DeployRuns  int   `json:"deployRuns"`  // BENCH_DEPLOY_RUNS: deploy cycles
+	GCSizes     []int `json:"gcSizes"`     // BENCH_GC_SIZES: cumulative repository counts before each GC
+	GCWorkers   int   `json:"gcWorkers"`   // BENCH_GC_WORKERS: parallel pushes of the small images
+	ProbeMillis int   `json:"probeMillis"` // BENCH_PROBE_MS: interval of the write probe during GC
+	// BENCH_RETENTION_REPOS x BENCH_RETENTION_TAGS: the retention part's tags (issue 24: 100 x 10).
+	RetentionRepos int             `json:"retentionRepos"`
+	RetentionTags  int             `json:"retentionTags"`
+	UnitRuns       int             `json:"unitRuns"` // BENCH_UNIT_RUNS: timed `go test ./...` runs (warm cache)
+	Parts          map[string]bool `json:"parts"`    // BENCH_PARTS: comma list of unit,deploy,data,head,gc,retention,mirror,s3
+	OutDir         string          `json:"-"`        // BENCH_OUT: results directory (default <repo>/results)
 }
 
 // benchParts are the measured parts in the order they run.
-var benchParts = []string{"unit", "deploy", "data", "head", "gc", "mirror", "s3"}
+var benchParts = []string{"unit", "deploy", "data", "head", "gc", "retention", "mirror", "s3"}
 
 func envInt(name string, def, min, max int) (int, error) {
 	v := strings.TrimSpace(os.Getenv(name))
@@ -63,6 +66,8 @@ func loadBenchConfig(repoRoot string) (*benchConfig, error) {
 		{"BENCH_GC_WORKERS", &c.GCWorkers, 8, 1, 64},
 		{"BENCH_PROBE_MS", &c.ProbeMillis, 200, 20, 5000},
 		{"BENCH_UNIT_RUNS", &c.UnitRuns, 3, 1, 20},
+		{"BENCH_RETENTION_REPOS", &c.RetentionRepos, 100, 10, 1000},
+		{"BENCH_RETENTION_TAGS", &c.RetentionTags, 10, 6, 100},
 	}
 	for _, i := range ints {
 		if *i.dst, err = envInt(i.name, i.def, i.min, i.max); err != nil {
@@ -112,6 +117,9 @@ func (c *benchConfig) belowIssue() []string {
 	}
 	if c.DeployRuns < 3 {
 		out = append(out, fmt.Sprintf("%d deploy runs < 3", c.DeployRuns))
+	}
+	if c.RetentionRepos*c.RetentionTags < 1000 {
+		out = append(out, fmt.Sprintf("%d retention tags < 1000", c.RetentionRepos*c.RetentionTags))
 	}
 	if c.Heads < 2000 {
 		out = append(out, fmt.Sprintf("%d HEADs per variant < 2000", c.Heads))

@@ -312,6 +312,25 @@ func (r *benchResults) markdown(failed bool) string {
 		w("\n")
 	}
 
+	if rt := r.Retention; rt != nil && rt.WithRetention.JobSeconds > 0 {
+		g, w2 := rt.GCOnly, rt.WithRetention
+		w("## 4b. Retention + GC\n\n")
+		w("%d repositories × %d tags (tiny images created a day apart, %.0f s to push), then a GC Job alone and a GC Job with a policy keeping the %d newest tags of each repository "+
+			"(deletes %d tags), each with the write probe of section 4.\n\n", rt.Repos, rt.Tags, rt.PushSeconds, rt.Keep, rt.Repos*(rt.Tags-rt.Keep))
+		w("| run | Job wall s | retention step s | garbage-collect s | write pause s | probes 405/202/other |\n|---|---|---|---|---|---|\n")
+		for _, l := range []struct {
+			name string
+			lv   gcLevel
+		}{{"GC alone", g}, {"retention + GC", w2}} {
+			w("| %s | **%.0f** | %.0f | %.0f | **%.1f** | %d/%d/%d |\n", l.name, l.lv.JobSeconds, l.lv.Steps["retention"], l.lv.Steps["garbage-collect"],
+				l.lv.Pause.WindowSeconds, l.lv.Pause.Refused, l.lv.Pause.Accepted, l.lv.Pause.Other)
+		}
+		if g.JobSeconds > 0 && g.Pause.WindowSeconds > 0 {
+			w("\nRatios (retention + GC / GC alone): Job wall %.2f×, write pause %.2f×.\n", w2.JobSeconds/g.JobSeconds, w2.Pause.WindowSeconds/g.Pause.WindowSeconds)
+		}
+		w("\n")
+	}
+
 	if u := r.Unit; u != nil && len(u.Runs) > 0 {
 		var wall, sum, mx []float64
 		tests, pkgs := 0, 0

@@ -24,6 +24,8 @@ type benchResults struct {
 	Data     *dataResult   `json:"data,omitempty"`
 	Head     *headResult   `json:"head,omitempty"`
 	GC       *gcResult     `json:"gc,omitempty"`
+	// Retention is GC alone and retention + GC on the same tags (issue 24).
+	Retention *retentionResult `json:"retention,omitempty"`
 	// S3 is the data path with storage.s3 (variants s3-*), same image size and rounds.
 	S3 *dataResult `json:"s3,omitempty"`
 	// Mirror is pulls through a mirror of the registry, cold and warm, beside direct pulls.
@@ -116,6 +118,15 @@ type headExtras struct {
 }
 
 // gcResult: one entry per repository count.
+type retentionResult struct {
+	Repos         int     `json:"repos"`
+	Tags          int     `json:"tags"` // per repository
+	Keep          int     `json:"keep"` // keepNewest of the policy
+	PushSeconds   float64 `json:"pushSeconds"`
+	GCOnly        gcLevel `json:"gcOnly"`
+	WithRetention gcLevel `json:"withRetention"`
+}
+
 type gcResult struct {
 	Levels []gcLevel `json:"levels"`
 }

@@ -47,6 +47,7 @@ func TestE2E(t *testing.T) {
 			{Name: "s3_objects_in_bucket", Run: f.stepObjectsInBucket},
 			{Name: "s3_gc_under_load", Run: f.onS3Only(f.stepGCUnderLoad)},
 			{Name: "s3_preview_after_gc", Run: f.onS3Only(f.stepPreviewAfterGC)},
+			{Name: "s3_retention_policies", Run: f.onS3Only(f.stepRetention)},
 			// Faults (issue 4): traffic through the Ingress beside each fault; each restores the deployment.
 			{Name: "replica_loss", Run: f.stepReplicaLoss},
 			{Name: "redis_down", Run: f.stepRedisDown},

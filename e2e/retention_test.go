@@ -196,7 +196,7 @@ func lineWith(logs, s string) string {
 
 // stepClaimGrowthRefused raises storage.filesystem.pvcSize on the running stack. The sandbox's
 // local-path class cannot expand a volume: the update is refused with Kubernetes' reason, the claim
-// keeps its size and its images, and with pvcSize back the stack has no change left. (Where the
+// keeps its size and its images, and with pvcSize back one `pulumi up` leaves no change. (Where the
 // class allows expansion the claim grows in place: storage's TestClaimGrowsInPlaceWhereTheClassAllowsIt.)
 func (f *fixture) stepClaimGrowthRefused(t *testing.T) {
 	need(t, f.Client != nil && f.imgKeep != nil && f.Out.ClaimName != "", "deployment with an image on a claim")
@@ -231,6 +231,14 @@ func (f *fixture) stepClaimGrowthRefused(t *testing.T) {
 	}
 	if _, err := f.Client.PullImage(ctx, f.imgKeep.Tag, f.imgKeep); err != nil {
 		t.Errorf("image after the refused update: %v", err)
+	}
+	// The refused update leaves the new size in the state as the claim's last inputs: one more
+	// `pulumi up` with pvcSize back records the size the claim has (a no-op on the cluster).
+	if _, err := f.TimedUp(ctx, "pulumi up (pvcSize back)", "up-pvc-back"); err != nil {
+		t.Fatalf("pulumi up with pvcSize back to %s: %v", old, err)
+	}
+	if after := size(); after != before {
+		t.Errorf("claim size %s after pvcSize went back, was %s", after, before)
 	}
 	if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-after-pvc", "preview", "--expect-no-changes", "--diff"); err != nil {
 		t.Errorf("with pvcSize back to %s the stack still has changes: %v", old, err)
