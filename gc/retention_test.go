@@ -20,7 +20,8 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory" // registers "inmemory"
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // also registers "filesystem"
 	"github.com/sirupsen/logrus"
 )
 
@@ -39,24 +40,57 @@ func regctlBinary(t *testing.T) string {
 	return out
 }
 
-// testRegistry is distribution (the registry the stack runs) in process, on inmemory storage.
+// testRegistry is distribution (the registry the stack runs) in process, on filesystem storage in
+// a temporary directory, which its garbage collector can sweep as GC's collector does.
 type testRegistry struct {
 	t    *testing.T
 	url  string
 	addr string
+	root string
 }
 
 func newTestRegistry(t *testing.T) *testRegistry {
 	t.Helper()
+	root := t.TempDir()
 	cfg := &configuration.Configuration{}
-	cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}, "delete": configuration.Parameters{"enabled": true}}
+	cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": root}, "delete": configuration.Parameters{"enabled": true}}
 	cfg.HTTP.Secret = "test"
 	cfg.Catalog.MaxEntries = 1000 // the parser's default
 	cfg.Log.AccessLog.Disabled = true
 	logrus.SetOutput(io.Discard) // distribution logs every request
 	srv := httptest.NewServer(handlers.NewApp(context.Background(), cfg))
 	t.Cleanup(srv.Close)
-	return &testRegistry{t: t, url: srv.URL, addr: strings.TrimPrefix(srv.URL, "http://")}
+	return &testRegistry{t: t, url: srv.URL, addr: strings.TrimPrefix(srv.URL, "http://"), root: root}
+}
+
+// collect runs distribution's garbage collector as collect.sh does (--delete-untagged).
+func (r *testRegistry) collect() {
+	r.t.Helper()
+	ctx := context.Background()
+	d := filesystem.New(filesystem.DriverParameters{RootDirectory: r.root, MaxThreads: 100})
+	ns, err := storage.NewRegistry(ctx, d, storage.EnableDelete)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := storage.MarkAndSweep(ctx, d, ns, storage.GCOpts{RemoveUntagged: true, Quiet: true}); err != nil {
+		r.t.Fatalf("garbage-collect: %v", err)
+	}
+}
+
+// status is the HTTP status of GET repo/manifests/ref.
+func (r *testRegistry) status(repo, ref string) int {
+	r.t.Helper()
+	req, err := http.NewRequest("GET", r.url+"/v2/"+repo+"/manifests/"+ref, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func digestOf(b []byte) string {
@@ -130,17 +164,20 @@ func (r *testRegistry) image(repo, tag string, created *time.Time, arch string) 
 	return r.manifest(repo, ref, "application/vnd.oci.image.manifest.v1+json", raw), raw
 }
 
-// index pushes a two-platform index of images created at created as repo:tag.
-func (r *testRegistry) index(repo, tag string, created time.Time) string {
+// index pushes a two-platform index of images created at created as repo:tag; it returns the
+// index's digest and its children's.
+func (r *testRegistry) index(repo, tag string, created time.Time) (string, []string) {
 	r.t.Helper()
 	var children []any
+	var digests []string
 	for _, arch := range []string{"amd64", "arm64"} {
 		d, raw := r.image(repo, "", &created, arch)
+		digests = append(digests, d)
 		children = append(children, map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": len(raw),
 			"platform": map[string]any{"os": "linux", "architecture": arch}})
 	}
 	raw, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children})
-	return r.manifest(repo, tag, "application/vnd.oci.image.index.v1+json", raw)
+	return r.manifest(repo, tag, "application/vnd.oci.image.index.v1+json", raw), digests
 }
 
 // tagAs points repo:tag at the manifest digest already pushed.
@@ -214,7 +251,8 @@ func TestRetentionLeavesExactlyTheTagsPoliciesKeep(t *testing.T) {
 	reg.image("ci/app", "v1.0.0", day(20), "amd64")
 	reg.tagAs("ci/app", "latest", c1) // the same image as c1, which goes: latest keeps it
 	reg.image("ci/app", "nodate", nil, "amd64")
-	reg.index("ci/app", "idx", *day(30))
+	_, goneChildren := reg.index("ci/app", "idx", *day(30))
+	_, keptChildren := reg.index("ci/app", "v2.0.0", *day(40)) // kept by name: its children stay
 	sig := func(d string) string { return "sha256-" + strings.TrimPrefix(d, "sha256:") + ".sig" }
 	for _, subject := range []string{c1, c2, c4} {
 		reg.image("ci/app", sig(subject), nil, "amd64") // a signature (no creation time of its own)
@@ -258,7 +296,7 @@ func TestRetentionLeavesExactlyTheTagsPoliciesKeep(t *testing.T) {
 	r.DryRun = false
 	status, log = runRetention(t, reg, regctl, r, now)
 	want := map[string][]string{
-		"ci/app":    {"c3", "c4", "latest", "nodate", sig(c1), sig(c4), "v1.0.0"},
+		"ci/app":    {"c3", "c4", "latest", "nodate", sig(c1), sig(c4), "v1.0.0", "v2.0.0"},
 		"ci/other":  {"old"},
 		"tmp/build": {"t-new"},
 		"guarded":   {"g1"},
@@ -271,8 +309,19 @@ func TestRetentionLeavesExactlyTheTagsPoliciesKeep(t *testing.T) {
 		}
 	}
 	t.Logf("retention log:\n%s", log)
-	// c1's image stays: latest points to it.
-	reg.do("GET", reg.url+"/v2/ci/app/manifests/"+c1, "", nil, http.StatusOK).Body.Close()
+	// Then GC, as the same run's collector: what only deleted tags held goes, every image a kept
+	// tag reaches stays (c1's under latest, the kept index's children).
+	reg.collect()
+	for _, d := range append([]string{c1, c4}, keptChildren...) {
+		if code := reg.status("ci/app", d); code != http.StatusOK {
+			t.Errorf("manifest %s of a kept tag: %d after GC, want 200", d, code)
+		}
+	}
+	for _, d := range append([]string{c2}, goneChildren...) {
+		if code := reg.status("ci/app", d); code != http.StatusNotFound {
+			t.Errorf("manifest %s only deleted tags held: %d after GC, want 404", d, code)
+		}
+	}
 	if !strings.Contains(log, "summary: deleted 5 tags") || !strings.HasPrefix(status, "guarded: its policy keeps none") {
 		t.Errorf("status %q, log:\n%s", status, log)
 	}
