@@ -224,6 +224,7 @@ func runRetention(t *testing.T, reg *testRegistry, regctl string, r *Retention, 
 		"PATH=" + bin + ":" + os.Getenv("PATH"), "HOME=" + home, "STATUS_DIR=" + statusDir, "POLICIES=" + policies,
 		"LOCAL_CONFIG=/dev/null", "LOCAL_ADDR=" + reg.addr, "REGCTL=" + regctl, fmt.Sprintf("DRY_RUN=%t", r.DryRun),
 		fmt.Sprintf("NOW=%d", now.Unix()),
+		"PAGE=2", // five repositories: three pages of the catalog
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -18,8 +18,8 @@
 # Always exits 0 and leaves its result in $STATUS_DIR/retention (0, or what failed), so that GC runs
 # whatever happens here; restore.sh reports it and fails the Job.
 #
-# Env: LOCAL_CONFIG, LOCAL_ADDR, POLICIES, REGCTL, DRY_RUN (true|false), STATUS_DIR; NOW (seconds
-# since 1970; default now: for tests).
+# Env: LOCAL_CONFIG, LOCAL_ADDR, POLICIES, REGCTL, DRY_RUN (true|false), STATUS_DIR; for tests NOW
+# (seconds since 1970; default now) and PAGE (catalog page size; default 1000).
 set -u
 
 log() { echo "$(date -u +%H:%M:%S) retention: $*"; }
@@ -51,7 +51,7 @@ registry serve "$LOCAL_CONFIG" >"$work/registry.log" 2>&1 </dev/null &
 reg_pid=$!
 rc registry set --tls disabled "$LOCAL_ADDR" >/dev/null 2>&1 || { problem "regctl cannot be configured"; finish; }
 tries=0
-until rc repo ls "$LOCAL_ADDR" >"$work/repos" 2>"$work/repos.err"; do
+until rc repo ls --limit 1 "$LOCAL_ADDR" >/dev/null 2>"$work/repos.err"; do
 	tries=$((tries + 1))
 	if [ "$tries" -ge 60 ] || ! kill -0 "$reg_pid" 2>/dev/null; then
 		cat "$work/registry.log" "$work/repos.err"
@@ -61,6 +61,21 @@ until rc repo ls "$LOCAL_ADDR" >"$work/repos" 2>"$work/repos.err"; do
 	sleep 1
 done
 
+# The catalog, a page at a time: the registry answers at most its catalog.maxentries (1000) per
+# request, and regctl does not follow the continuation itself.
+page=${PAGE:-1000}
+last=
+: >"$work/repos"
+while :; do
+	if [ -n "$last" ]; then
+		rc repo ls --limit "$page" --last "$last" "$LOCAL_ADDR" >"$work/page"
+	else
+		rc repo ls --limit "$page" "$LOCAL_ADDR" >"$work/page"
+	fi || { problem "repositories not listed"; finish; }
+	cat "$work/page" >>"$work/repos"
+	[ "$(wc -l <"$work/page")" -lt "$page" ] && break
+	last=$(tail -n 1 "$work/page")
+done
 log "repositories: $(wc -l <"$work/repos")"
 
 # policy_for REPO: sets keep_newest, keep_age, delete_all and writes the keep expressions to
