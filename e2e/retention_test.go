@@ -182,6 +182,16 @@ func (f *fixture) stepRetention(t *testing.T) {
 		}
 	}
 	f.survivors = append(f.survivors, pulls...)
+	for _, want := range []string{"summary: retention=0; collector: ", "eligible for deletion", "retention: freed: "} {
+		if !strings.Contains(res.Logs, want) && !(want == "retention: freed: " && f.onS3) {
+			t.Errorf("the GC Job's log lacks %q", want)
+		}
+	}
+	f.Report.Fact("GC Job's own account: %s; %s", lineWith(res.Logs, "summary: retention="), lineWith(res.Logs, "freed:"))
+	// Retention changed nothing the stack owns: a refreshing preview is clean.
+	if _, err := f.Pulumi.RunLong(ctx, kit.PreviewTimeout, "preview-refresh-retention", "preview", "--refresh", "--expect-no-changes", "--diff"); err != nil {
+		t.Errorf("preview --refresh after retention + GC: %v", err)
+	}
 }
 
 // lineWith is the first line of logs containing s.

@@ -509,7 +509,7 @@ func (p *podParts) flush() *corev1.ContainerArgs {
 
 // spec is a Job pod of the given containers with the scripts, status and tmp volumes plus extra,
 // its own affinity (nil: none) and the GC's placement added.
-func (p *podParts) spec(serviceAccount, scriptsConfigMap pulumi.StringInput, own *placement.Affinity, inits corev1.ContainerArray, main *corev1.ContainerArgs, extra ...corev1.VolumeInput) (*corev1.PodSpecArgs, error) {
+func (p *podParts) spec(serviceAccount, scriptsConfigMap pulumi.StringInput, own *placement.Affinity, inits, mains corev1.ContainerArray, extra ...corev1.VolumeInput) (*corev1.PodSpecArgs, error) {
 	volumes := corev1.VolumeArray{
 		&corev1.VolumeArgs{Name: pulumi.String("scripts"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
 			Name: scriptsConfigMap, DefaultMode: pulumi.Int(0o555),
@@ -526,7 +526,7 @@ func (p *podParts) spec(serviceAccount, scriptsConfigMap pulumi.StringInput, own
 		EnableServiceLinks: pulumi.Bool(false),
 		SecurityContext:    kube.PodSecurityContext(p.a.RegistryUID),
 		InitContainers:     inits,
-		Containers:         corev1.ContainerArray{main},
+		Containers:         mains,
 		Volumes:            volumes,
 	}
 	if err := placement.ApplyPodSpec(spec, own, p.a.Placement); err != nil {
@@ -547,11 +547,11 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInp
 	// stopped after step 4. Kubernetes 1.29 or later.
 	keeper := p.kubectl("lease", "lease.sh", "keep")
 	keeper.RestartPolicy = pulumi.String("Always")
-	finish := p.kubectl("restore-writes", "restore.sh")
+	mains := corev1.ContainerArray{p.kubectl("restore-writes", "restore.sh")}
 	if a.Retention != nil {
-		copyRegctl, steps := p.retentionSteps()
+		copyRegctl, steps, report := p.retentionSteps()
 		inits = append(append(inits, copyRegctl, keeper), steps...)
-		finish = p.kubectl("restore-writes", "retention-kubectl.sh", "finish")
+		mains = corev1.ContainerArray{p.kubectl("restore-writes", "retention-kubectl.sh", "finish"), report}
 	} else {
 		inits = append(inits, keeper)
 	}
@@ -583,7 +583,7 @@ func PodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.StringInp
 	if a.Retention != nil {
 		volumes = append(volumes, &corev1.VolumeArgs{Name: pulumi.String("tools"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}})
 	}
-	return p.spec(serviceAccount, scriptsConfigMap, own, inits, finish, volumes...)
+	return p.spec(serviceAccount, scriptsConfigMap, own, inits, mains, volumes...)
 }
 
 // WatchdogPodSpec is the watchdog pod: watchdog.sh check, the cache flush (skipped when there is
@@ -599,5 +599,5 @@ func WatchdogPodSpec(a *GCArgs, serviceAccount, scriptsConfigMap, lease pulumi.S
 	if a.CacheEnabled {
 		inits = append(inits, p.flush())
 	}
-	return p.spec(serviceAccount, scriptsConfigMap, nil, inits, p.kubectl("restore-writes", "watchdog.sh", "restore"))
+	return p.spec(serviceAccount, scriptsConfigMap, nil, inits, corev1.ContainerArray{p.kubectl("restore-writes", "watchdog.sh", "restore")})
 }

@@ -353,12 +353,18 @@ func withRetention(a *GCArgs) *GCArgs {
 func TestRetentionRunsFirstUnderTheLease(t *testing.T) {
 	m := runGC(t, withRetention(gcArgs(true)))
 	inits, mains := containers(t, podSpec(t, m))
-	want := []string{"pull-registry-image", "pull-redis-image", "copy-regctl", "lease", "take-lease", "retention", "enter-read-only", "garbage-collect", "flush-cache"}
+	want := []string{"pull-registry-image", "pull-redis-image", "copy-regctl", "lease", "take-lease", "retention", "release-lease", "enter-read-only", "garbage-collect", "flush-cache"}
 	if got := names(inits); !slices.Equal(got, want) {
 		t.Errorf("init containers = %v, want %v", got, want)
 	}
 	if got := argv(mains[0]); !slices.Equal(got, []string{"sh", "/scripts/retention-kubectl.sh", "finish"}) {
 		t.Errorf("last step runs %q, want retention-kubectl.sh finish", got)
+	}
+	// Beside it, in the registry's image with the storage: the measure once writes are back.
+	if len(mains) != 2 || !slices.Equal(argv(mains[1]), []string{"sh", "/scripts/retention.sh", "report"}) || mains[1]["image"] != "registry:3.1.2" {
+		t.Errorf("main containers %v, want restore-writes and report-freed", names(mains))
+	} else if e := env(mains[1]); e["DATA_DIR"] != "/var/lib/registry" {
+		t.Errorf("report-freed DATA_DIR = %q, want the filesystem store's mount", e["DATA_DIR"])
 	}
 	for _, c := range inits {
 		switch c["name"] {
@@ -695,7 +701,7 @@ func TestEveryStepGetsTheEnvironmentItsScriptReads(t *testing.T) {
 			}
 		}
 	}
-	if want := map[string]int{gcName: 5, watchdogName: 3, "gc with retention": 7}; !maps.Equal(checked, want) {
+	if want := map[string]int{gcName: 5, watchdogName: 3, "gc with retention": 9}; !maps.Equal(checked, want) {
 		t.Errorf("checked %v script steps, want %v (lease, enter-read-only, garbage-collect, flush-cache, restore-writes; "+
 			"check, flush-cache, restore-writes)", checked, want)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/registry"
+	"github.com/regstack/registry-stack/storage"
 )
 
 // Retention deletes, at the start of every GC run, the tags that no policy keeps; the same run's
@@ -138,8 +139,10 @@ const (
 
 // retentionSteps are the GC pod's retention containers: copyStep takes regctl out of its image (and so
 // pulls that before anything else happens); steps take the lease and run retention.sh in the
-// registry's image, as the registry's user with its storage, before the registry goes read-only.
-func (p *podParts) retentionSteps() (copyStep *corev1.ContainerArgs, steps corev1.ContainerArray) {
+// registry's image, as the registry's user with its storage, and give the lease back before the
+// registry goes read-only (enter takes it afresh); report measures the freed space beside the last
+// step.
+func (p *podParts) retentionSteps() (copyStep *corev1.ContainerArgs, steps corev1.ContainerArray, report *corev1.ContainerArgs) {
 	a, r := p.a, p.a.Retention
 	tools := mount("tools", toolsDir, false)
 	cp := pull("copy-regctl", r.RegctlImage, a.RegistryUID, "cp", "/usr/local/bin/regctl", toolsDir+"/regctl")
@@ -154,11 +157,24 @@ func (p *podParts) retentionSteps() (copyStep *corev1.ContainerArgs, steps corev
 		// regctl keeps its registry settings under $HOME; the root filesystem is read-only.
 		&corev1.EnvVarArgs{Name: pulumi.String("HOME"), Value: pulumi.String("/tmp")},
 		&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
+		&corev1.EnvVarArgs{Name: pulumi.String("DATA_DIR"), Value: pulumi.String(dataDir(a.Storage))},
 	}
 	run := p.step("retention", a.RegistryImage, []string{"retention.sh"}, a.RegistryUID,
 		append(append(env, a.Storage.Env...), registry.ExtraEnvVars(a.ExtraEnv)...),
 		append(corev1.VolumeMountArray{mount("config", configDir, true), tools}, a.Storage.Mounts...)...)
 	// A registry and regctl's listings of every repository.
 	run.Resources = kube.Resources("50m", "64Mi", "512Mi")
-	return cp, corev1.ContainerArray{p.kubectl("take-lease", "retention-kubectl.sh", "lease"), run}
+	// Beside the last step (a second main container): measures the volume once writes are back.
+	report = p.step("report-freed", a.RegistryImage, []string{"retention.sh", "report"}, a.RegistryUID, run.Env.(corev1.EnvVarArray),
+		append(corev1.VolumeMountArray{mount("config", configDir, true), tools}, a.Storage.Mounts...)...)
+	return cp, corev1.ContainerArray{p.kubectl("take-lease", "retention-kubectl.sh", "lease"), run,
+		p.kubectl("release-lease", "retention-kubectl.sh", "release")}, report
+}
+
+// dataDir is where a filesystem store is mounted ("" for other drivers: not measured).
+func dataDir(b *storage.Backend) string {
+	if b.Driver == "filesystem" {
+		return storage.DataDir
+	}
+	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -203,11 +204,11 @@ func (r *testRegistry) tags(repo string) []string {
 
 // runRetention runs retention.sh as the GC pod does, against reg in place of the pod's own
 // registry (a `registry` on PATH that only waits stands in for `registry serve`).
-func runRetention(t *testing.T, reg *testRegistry, regctl string, r *Retention, now time.Time) (status, log string) {
+func runRetention(t *testing.T, reg *testRegistry, regctl string, r *Retention, now time.Time, statusDir string) (status, log string) {
 	t.Helper()
 	dir := t.TempDir()
-	bin, statusDir, home := filepath.Join(dir, "bin"), filepath.Join(dir, "status"), filepath.Join(dir, "home")
-	for _, d := range []string{bin, statusDir, home} {
+	bin, home := filepath.Join(dir, "bin"), filepath.Join(dir, "home")
+	for _, d := range []string{bin, home} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -220,12 +221,7 @@ func runRetention(t *testing.T, reg *testRegistry, regctl string, r *Retention, 
 		t.Fatal(err)
 	}
 	cmd := exec.Command("sh", "scripts/retention.sh")
-	cmd.Env = []string{
-		"PATH=" + bin + ":" + os.Getenv("PATH"), "HOME=" + home, "STATUS_DIR=" + statusDir, "POLICIES=" + policies,
-		"LOCAL_CONFIG=/dev/null", "LOCAL_ADDR=" + reg.addr, "REGCTL=" + regctl, fmt.Sprintf("DRY_RUN=%t", r.DryRun),
-		fmt.Sprintf("NOW=%d", now.Unix()),
-		"PAGE=2", // five repositories: three pages of the catalog
-	}
+	cmd.Env = retentionEnv(reg, regctl, r, now, statusDir, policies, bin, home)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("retention.sh exited %v (it must always exit 0):\n%s", err, out)
@@ -235,6 +231,17 @@ func runRetention(t *testing.T, reg *testRegistry, regctl string, r *Retention, 
 		t.Fatalf("no status: %v\n%s", err, out)
 	}
 	return strings.TrimSpace(string(b)), string(out)
+}
+
+// retentionEnv is the retention step's environment in the test.
+func retentionEnv(reg *testRegistry, regctl string, r *Retention, now time.Time, statusDir, policies, bin, home string) []string {
+	return []string{
+		"PATH=" + bin + ":" + os.Getenv("PATH"), "HOME=" + home, "STATUS_DIR=" + statusDir, "POLICIES=" + policies,
+		"LOCAL_CONFIG=/dev/null", "LOCAL_ADDR=" + reg.addr, "REGCTL=" + regctl, fmt.Sprintf("DRY_RUN=%t", r.DryRun),
+		fmt.Sprintf("NOW=%d", now.Unix()),
+		"PAGE=2", // five repositories: three pages of the catalog
+		"DATA_DIR=" + reg.root,
+	}
 }
 
 // The policies run against the registry the stack runs (distribution, in process) with images of
@@ -278,7 +285,7 @@ func TestRetentionLeavesExactlyTheTagsPoliciesKeep(t *testing.T) {
 	}
 
 	r.DryRun = true
-	status, log := runRetention(t, reg, regctl, r, now)
+	status, log := runRetention(t, reg, regctl, r, now, t.TempDir())
 	for repo, tags := range before {
 		if got := reg.tags(repo); !slices.Equal(got, tags) {
 			t.Errorf("dry run changed %s: %v, was %v", repo, got, tags)
@@ -295,7 +302,8 @@ func TestRetentionLeavesExactlyTheTagsPoliciesKeep(t *testing.T) {
 	}
 
 	r.DryRun = false
-	status, log = runRetention(t, reg, regctl, r, now)
+	statusDir := t.TempDir()
+	status, log = runRetention(t, reg, regctl, r, now, statusDir)
 	want := map[string][]string{
 		"ci/app":    {"c3", "c4", "latest", "nodate", sig(c1), sig(c4), "v1.0.0", "v2.0.0"},
 		"ci/other":  {"old"},
@@ -323,6 +331,17 @@ func TestRetentionLeavesExactlyTheTagsPoliciesKeep(t *testing.T) {
 			t.Errorf("manifest %s only deleted tags held: %d after GC, want 404", d, code)
 		}
 	}
+	// Once the last step says writes are back, report logs what the run freed on the volume.
+	if err := os.WriteFile(filepath.Join(statusDir, "done"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	report := exec.Command("sh", "scripts/retention.sh", "report")
+	report.Env = retentionEnv(reg, regctl, r, now, statusDir, "/dev/null", "/nonexistent", t.TempDir())
+	out, err := report.CombinedOutput()
+	if err != nil || !regexp.MustCompile(`freed: [1-9][0-9]* KiB of blobs on the volume \([0-9]+ KiB before retention, [0-9]+ KiB after GC`).Match(out) {
+		t.Errorf("retention.sh report: %v\n%s", err, out)
+	}
+	t.Logf("report: %s", out)
 	if !strings.Contains(log, "summary: deleted 5 tags") || !strings.HasPrefix(status, "guarded: its policy keeps none") {
 		t.Errorf("status %q, log:\n%s", status, log)
 	}

@@ -2263,3 +2263,73 @@ func TestWatchdogRunsLikeKubernetes(t *testing.T) {
 		})
 	}
 }
+
+// --- retention-kubectl.sh -----------------------------------------------------------------------
+
+// lease takes the GC lease before retention deletes anything, and refuses to start while another
+// holds it.
+func TestRetentionLease(t *testing.T) {
+	s := newSandbox(t, shells(t)[0])
+	if code, out := s.script("retention-kubectl.sh", map[string]string{"FAKE_LEASE": "21||"}, "lease"); code != 0 {
+		t.Fatalf("lease on a free lease exited %d\n%s", code, out)
+	}
+	if lp := leasePatches(t, s); len(lp) != 1 {
+		t.Fatalf("%d lease patches, want the take", len(lp))
+	} else {
+		checkTake(t, lp[0], "21")
+	}
+	s = newSandbox(t, shells(t)[0])
+	code, out := s.script("retention-kubectl.sh", map[string]string{"FAKE_LEASE": held("22", otherPod, 3)}, "lease")
+	if code == 0 || !strings.Contains(out, otherPod) {
+		t.Errorf("lease held by %s: exit %d\n%s", otherPod, code, out)
+	}
+	if got := kubectlVerbs(s); !slices.Equal(got, []string{getLease}) {
+		t.Errorf("kubectl calls %q with the lease held, want only the read", got)
+	}
+	// release gives back a lease this pod holds, and never fails the run.
+	s = newSandbox(t, shells(t)[0])
+	if code, out := s.script("retention-kubectl.sh", nil, "release"); code != 0 || !strings.Contains(out, "released") {
+		t.Errorf("release exited %d\n%s", code, out)
+	}
+	s = newSandbox(t, shells(t)[0])
+	if code, out := s.script("retention-kubectl.sh", map[string]string{"FAKE_LEASE_PATCH_RCS": "1"}, "release"); code != 0 || !strings.Contains(out, "not released") {
+		t.Errorf("release of a lease another holds exited %d (want 0, enter decides)\n%s", code, out)
+	}
+}
+
+// finish restores writes like restore.sh, then fails the Job when retention failed (GC ran anyway),
+// quotes the collector's count, and tells report that writes are back.
+func TestRetentionFinish(t *testing.T) {
+	for _, c := range []struct {
+		name, retention string
+		wantOK          bool
+		say             string
+	}{
+		{"all fine", "0", true, "summary: retention=0; collector: 4 blobs and 2 manifests eligible for deletion"},
+		{"retention failed", "guarded: its policy keeps none of its 1 tags", false, "summary: retention=guarded: its policy keeps none"},
+		{"retention status missing", "", false, "summary: retention=missing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSandbox(t, shells(t)[0])
+			s.setStatus("gc", "0")
+			s.setStatus("flush", "0")
+			s.setStatus("gc.out", "registry-data\n4 blobs marked, 4 blobs and 2 manifests eligible for deletion")
+			if c.retention != "" {
+				s.setStatus("retention", c.retention)
+			}
+			code, out := s.script("retention-kubectl.sh", map[string]string{"CACHE_ENABLED": "true"}, "finish")
+			if ok := code == 0; ok != c.wantOK {
+				t.Errorf("finish exited %d, want success=%v\n%s", code, c.wantOK, out)
+			}
+			if !strings.Contains(out, c.say) || !strings.Contains(out, "read-write-restored=yes") {
+				t.Errorf("output lacks %q or the restore:\n%s", c.say, out)
+			}
+			if !s.hasStatus("done") {
+				t.Error("no done marker for retention.sh report")
+			}
+			if p := patches(t, s); len(p) != 1 {
+				t.Errorf("%d patches, want the leave patch: retention never keeps the registry read-only", len(p))
+			}
+		})
+	}
+}

@@ -16,9 +16,14 @@
 # is and the run is reported failed.
 #
 # Always exits 0 and leaves its result in $STATUS_DIR/retention (0, or what failed), so that GC runs
-# whatever happens here; restore.sh reports it and fails the Job.
+# whatever happens here; retention-kubectl.sh finish reports it and fails the Job.
 #
-# Env: LOCAL_CONFIG, LOCAL_ADDR, POLICIES, REGCTL, DRY_RUN (true|false), STATUS_DIR; for tests NOW
+# With the filesystem driver ($DATA_DIR set) it also records the size of the blobs before it starts;
+# `retention.sh report`, beside the last step, measures them again once writes are restored and logs
+# what the run freed (pushes in between count against it).
+#
+# Env: LOCAL_CONFIG, LOCAL_ADDR, POLICIES, REGCTL, DRY_RUN (true|false), STATUS_DIR, DATA_DIR (empty
+# unless the filesystem driver); for tests NOW
 # (seconds since 1970; default now) and PAGE (catalog page size; default 1000).
 set -u
 
@@ -38,11 +43,36 @@ finish() {
 	exit 0
 }
 
+# blobs_kib: the size of the blobs on the volume in KiB ("" without the filesystem driver).
+blobs_kib() {
+	[ -n "$DATA_DIR" ] && [ -d "$DATA_DIR/docker/registry/v2/blobs" ] && du -sk "$DATA_DIR/docker/registry/v2/blobs" | cut -f1
+}
+
+# report: waits (up to 30 minutes) until the last step has restored writes, then logs what the run
+# freed on the volume.
+report() {
+	waited=0
+	until [ -f "$STATUS_DIR/done" ] || [ "$waited" -ge 1800 ]; do
+		sleep 2
+		waited=$((waited + 2))
+	done
+	before=$(cat "$STATUS_DIR/blobs-before" 2>/dev/null)
+	after=$(blobs_kib)
+	if [ -z "$before" ] || [ -z "$after" ]; then
+		log "freed: not measured (not the filesystem driver, or no blobs yet)"
+	else
+		log "freed: $((before - after)) KiB of blobs on the volume ($before KiB before retention, $after KiB after GC; pushes in between count against it)"
+	fi
+	exit 0
+}
+[ "${1:-}" = report ] && report
+
 # rc runs regctl; never on the loops' input.
 rc() { "$REGCTL" "$@" </dev/null; }
 
 now=${NOW:-$(date -u +%s)}
 tab=$(printf '\t')
+blobs_kib >"$STATUS_DIR/blobs-before"
 work=$(mktemp -d)
 deleted_total=0
 kept_total=0
