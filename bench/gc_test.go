@@ -28,22 +28,7 @@ func (b *bench) benchGC(t *testing.T) {
 	b.res.GC = res
 	b.res.mu.Unlock()
 
-	pusher, err := b.newIngressClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prober, err := b.newIngressClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The probe repository holds a tagged image, like every other repository here.
-	seed, err := kit.RandomImage(probeRepo, "v1", 1, 256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pushSmall(ctx, pusher, seed); err != nil {
-		t.Fatal(err)
-	}
+	pusher, prober := b.gcClients(ctx, t)
 
 	have := 0
 	for _, n := range b.cfg.GCSizes {
@@ -78,6 +63,28 @@ func (b *bench) benchGC(t *testing.T) {
 			t.Fatalf("GC at %d repositories: %v", n, err)
 		}
 	}
+}
+
+// gcClients are the Ingress clients of a GC part, one pushing images and one probing writes,
+// with the probe repository seeded: it holds a tagged image, like every other repository here.
+func (b *bench) gcClients(ctx context.Context, t *testing.T) (pusher, prober *kit.RegistryClient) {
+	t.Helper()
+	pusher, err := b.newIngressClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prober, err = b.newIngressClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := kit.RandomImage(probeRepo, "v1", 1, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pushSmall(ctx, pusher, seed); err != nil {
+		t.Fatal(err)
+	}
+	return pusher, prober
 }
 
 // pushSmall pushes a small in-memory image with monolithic uploads (POST, then PUT with the body

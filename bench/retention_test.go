@@ -23,25 +23,11 @@ func (b *bench) benchRetention(t *testing.T) {
 	b.res.mu.Lock()
 	b.res.Retention = res
 	b.res.mu.Unlock()
-	pusher, err := b.newIngressClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prober, err := b.newIngressClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := kit.RandomImage(probeRepo, "v1", 1, 256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pushSmall(ctx, pusher, seed); err != nil {
-		t.Fatal(err)
-	}
+	pusher, prober := b.gcClients(ctx, t)
 	now := time.Now()
 	total := res.Repos * res.Tags
 	start := time.Now()
-	err = forEach(total, b.cfg.GCWorkers, func(i int) error {
+	err := forEach(total, b.cfg.GCWorkers, func(i int) error {
 		repo, tag := fmt.Sprintf("bench-ret/r%03d", i/res.Tags), fmt.Sprintf("t%02d", i%res.Tags)
 		im, err := kit.RandomImageAt(repo, tag, 1, 256, now.AddDate(0, 0, -(i%res.Tags)))
 		if err != nil {

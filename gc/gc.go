@@ -15,6 +15,10 @@
 // while the registry is read-only. A sidecar (lease.sh keep) renews the lease from step 1 to the
 // end and stops step 2 when it cannot.
 //
+// With Retention (retention.go) the pod first takes the lease, runs retention.sh (tags deleted
+// through a registry on the pod's loopback while the registry is writable) and gives the lease back
+// for step 1; the last step is then retention-kubectl.sh finish, with report-freed beside it.
+//
 // Whatever kills a GC pod, its lease expires LeaseSeconds after its last renewal, and its collector
 // was stopped before that (FenceSeconds). The watchdog CronJob (every minute) then finds the
 // registry read-only with an expired lease, empties the cache and restores writes: within
