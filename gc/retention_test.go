@@ -346,3 +346,15 @@ func TestRetentionLeavesExactlyTheTagsPoliciesKeep(t *testing.T) {
 		t.Errorf("status %q, log:\n%s", status, log)
 	}
 }
+
+// A retention.sh that cannot run its regctl still exits 0 and records the failure,
+// so GC runs and the Job reports it.
+func TestRetentionFailureNeverBlocksGC(t *testing.T) {
+	reg := newTestRegistry(t)
+	statusDir := t.TempDir()
+	r := &Retention{RegctlImage: "unused", Policies: []RetentionPolicy{{Repositories: []string{"*"}, KeepNewest: 1}}}
+	status, log := runRetention(t, reg, "/nonexistent/regctl", r, time.Now(), statusDir)
+	if status == "0" || status == "" {
+		t.Errorf("status %q without regctl, want a failure\n%s", status, log)
+	}
+}

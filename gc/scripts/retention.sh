@@ -23,8 +23,8 @@
 # what the run freed (pushes in between count against it).
 #
 # Env: LOCAL_CONFIG, LOCAL_ADDR, POLICIES, REGCTL, DRY_RUN (true|false), STATUS_DIR, DATA_DIR (empty
-# unless the filesystem driver); for tests NOW
-# (seconds since 1970; default now) and PAGE (catalog page size; default 1000).
+# unless the filesystem driver); for tests NOW (seconds since 1970; default now) and PAGE (catalog
+# page size; default 1000).
 set -u
 
 log() { echo "$(date -u +%H:%M:%S) retention: $*"; }
@@ -34,6 +34,7 @@ problem() {
 	failed="$failed; $*"
 }
 finish() {
+	trap - EXIT
 	[ -n "${reg_pid:-}" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
 	if [ -z "$failed" ]; then
 		echo 0 >"$STATUS_DIR/retention"
@@ -66,6 +67,9 @@ report() {
 	exit 0
 }
 [ "${1:-}" = report ] && report
+
+# Whatever stops this script early still records a failure and exits 0: GC runs anyway.
+trap 'problem "retention.sh stopped before its end"; finish' EXIT
 
 # rc runs regctl; never on the loops' input.
 rc() { "$REGCTL" "$@" </dev/null; }
