@@ -159,14 +159,13 @@ func (p *podParts) retentionSteps() (copyStep *corev1.ContainerArgs, steps corev
 		&corev1.EnvVarArgs{Name: pulumi.String("OTEL_TRACES_EXPORTER"), Value: pulumi.String("none")},
 		&corev1.EnvVarArgs{Name: pulumi.String("DATA_DIR"), Value: pulumi.String(dataDir(a.Storage))},
 	}
+	mounts := append(corev1.VolumeMountArray{mount("config", configDir, true), tools}, a.Storage.Mounts...)
 	run := p.step("retention", a.RegistryImage, []string{"retention.sh"}, a.RegistryUID,
-		append(append(env, a.Storage.Env...), registry.ExtraEnvVars(a.ExtraEnv)...),
-		append(corev1.VolumeMountArray{mount("config", configDir, true), tools}, a.Storage.Mounts...)...)
+		append(append(env, a.Storage.Env...), registry.ExtraEnvVars(a.ExtraEnv)...), mounts...)
 	// A registry and regctl's listings of every repository.
 	run.Resources = kube.Resources("50m", "64Mi", "512Mi")
 	// Beside the last step (a second main container): measures the volume once writes are back.
-	report = p.step("report-freed", a.RegistryImage, []string{"retention.sh", "report"}, a.RegistryUID, run.Env.(corev1.EnvVarArray),
-		append(corev1.VolumeMountArray{mount("config", configDir, true), tools}, a.Storage.Mounts...)...)
+	report = p.step("report-freed", a.RegistryImage, []string{"retention.sh", "report"}, a.RegistryUID, run.Env.(corev1.EnvVarArray), mounts...)
 	return cp, corev1.ContainerArray{p.kubectl("take-lease", "retention-kubectl.sh", "lease"), run,
 		p.kubectl("release-lease", "retention-kubectl.sh", "release")}, report
 }

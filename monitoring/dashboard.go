@@ -85,7 +85,7 @@ func Panels(in DashboardInput) []Panel {
 			{"hours since the last success", fmt.Sprintf(`(time() - kube_cronjob_status_last_successful_time{namespace=%q, cronjob=%q}) / 3600`, in.Namespace, in.GCCronJob)}}},
 	}
 	if len(in.Claims) > 0 {
-		claims := fmt.Sprintf(`namespace=%q, persistentvolumeclaim=~%q`, in.Namespace, strings.Join(in.Claims, "|"))
+		claims := claimSelector(in.Namespace, in.Claims)
 		panels = append(panels, Panel{Title: "Image volumes: free space", Unit: "bytes", Queries: []Query{
 			{"{{persistentvolumeclaim}} free", fmt.Sprintf(`kubelet_volume_stats_available_bytes{%s}`, claims)},
 			{"{{persistentvolumeclaim}} capacity", fmt.Sprintf(`kubelet_volume_stats_capacity_bytes{%s}`, claims)}}})

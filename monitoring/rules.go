@@ -47,6 +47,11 @@ type RulesInput struct {
 	Claims []string
 }
 
+// claimSelector selects the kubelet's volume stats of the claims in namespace (alerts and panel).
+func claimSelector(namespace string, claims []string) string {
+	return fmt.Sprintf(`namespace=%q, persistentvolumeclaim=~%q`, namespace, strings.Join(claims, "|"))
+}
+
 // VolumeFreeRatio is the share of a claim's capacity below which RegistryVolumeFillingUp fires.
 const VolumeFreeRatio = 0.10
 
@@ -140,7 +145,7 @@ func Rules(in RulesInput) []RuleGroup {
 	}
 	groups := []RuleGroup{{Name: "registry-stack.registry", Rules: registryRules}, {Name: "registry-stack.gc", Rules: gcRules}}
 	if len(in.Claims) > 0 {
-		claims := fmt.Sprintf(`namespace=%q, persistentvolumeclaim=~%q`, ns, strings.Join(in.Claims, "|"))
+		claims := claimSelector(ns, in.Claims)
 		free := fmt.Sprintf(`kubelet_volume_stats_available_bytes{%s}`, claims)
 		runbook := "Free space: retention policies delete old tags and the next GC frees their blobs (README, Retention; " +
 			"run GC now with kubectl create job --from=cronjob/" + in.GCCronJob + "); or grow the claim with storage.filesystem.pvcSize " +
