@@ -5,16 +5,16 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/regstack/registry-stack/auth"
 	"github.com/regstack/registry-stack/storage"
 )
 
 // Paths and ports inside the registry pod.
 const (
-	ConfigDir    = "/etc/distribution"
-	ConfigFile   = ConfigDir + "/config.yml"
-	HtpasswdFile = ConfigDir + "/htpasswd"
-	Port         = 5000
-	DebugPort    = 5001
+	ConfigDir  = "/etc/distribution"
+	ConfigFile = ConfigDir + "/config.yml"
+	Port       = 5000
+	DebugPort  = 5001
 	// DebugPortName names the debug port in the pod (metrics Services target it by name).
 	DebugPortName = "debug"
 	MetricsPath   = "/metrics"
@@ -38,8 +38,8 @@ type ConfigInput struct {
 	CacheEnabled bool
 	// Proxy makes the instance a pull-through cache of one upstream (nil: a registry of its own images).
 	Proxy *ProxyConfig
-	// Anonymous leaves out the auth section: pulls need no credentials (mirrors only).
-	Anonymous bool
+	// Auth is the auth mode's section; nil serves pulls without credentials (mirrors only).
+	Auth auth.Section
 	// Local renders the loopback registry of LocalConfigKey: the same storage and cache, served on
 	// LocalAddr only, without an account, a debug server, health checks or upload purging (it
 	// runs for minutes, beside the registry's own replicas).
@@ -65,7 +65,7 @@ type fileConfig struct {
 	Version string        `yaml:"version"`
 	Log     logConfig     `yaml:"log"`
 	Storage storageConfig `yaml:"storage"`
-	Auth    *authConfig   `yaml:"auth,omitempty"`
+	Auth    auth.Section  `yaml:"auth,omitempty"`
 	HTTP    httpConfig    `yaml:"http"`
 	Redis   *redisConfig  `yaml:"redis,omitempty"`
 	Proxy   *ProxyConfig  `yaml:"proxy,omitempty"`
@@ -104,15 +104,6 @@ type uploadPurging struct {
 	Age      string `yaml:"age"`
 	Interval string `yaml:"interval"`
 	DryRun   bool   `yaml:"dryrun"`
-}
-
-type authConfig struct {
-	Htpasswd htpasswdConfig `yaml:"htpasswd"`
-}
-
-type htpasswdConfig struct {
-	Realm string `yaml:"realm"`
-	Path  string `yaml:"path"`
 }
 
 type httpConfig struct {
@@ -195,10 +186,8 @@ func RenderConfig(in ConfigInput) (string, error) {
 		},
 		Health: healthConfig{StorageDriver: storageDriverHealth{Enabled: true, Interval: "10s", Threshold: 3}},
 	}
-	if !in.Anonymous {
-		cfg.Auth = &authConfig{Htpasswd: htpasswdConfig{Realm: "registry", Path: HtpasswdFile}}
-	}
-	if in.Anonymous && in.Proxy == nil {
+	cfg.Auth = in.Auth
+	if in.Auth == nil && in.Proxy == nil {
 		return "", fmt.Errorf("render registry config: only a proxy may serve without auth")
 	}
 	if in.Local {

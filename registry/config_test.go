@@ -19,6 +19,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
+	"github.com/regstack/registry-stack/auth"
 	"github.com/regstack/registry-stack/storage"
 )
 
@@ -33,6 +34,7 @@ var cacheInput = ConfigInput{
 	RedisUsername: "registry",
 	RedisPassword: "redis-pass",
 	CacheEnabled:  true,
+	Auth:          auth.HtpasswdSection(ConfigDir),
 }
 
 // parse renders in and parses it with the registry's own parser (distribution v3.1.2).
@@ -84,7 +86,7 @@ func TestRenderedConfigValuesReachTheRegistry(t *testing.T) {
 		{"storage.maintenance.uploadpurging.dryrun", param(cfg.Storage["maintenance"], "uploadpurging", "dryrun"), false},
 		{"auth type", cfg.Auth.Type(), "htpasswd"},
 		{"auth.htpasswd.realm", param(cfg.Auth["htpasswd"], "realm"), "registry"},
-		{"auth.htpasswd.path", param(cfg.Auth["htpasswd"], "path"), HtpasswdFile},
+		{"auth.htpasswd.path", param(cfg.Auth["htpasswd"], "path"), ConfigDir + "/htpasswd"},
 		{"http.addr", cfg.HTTP.Addr, ":5000"},
 		{"http.secret", cfg.HTTP.Secret, "shared-http-secret"},
 		{"http.draintimeout", cfg.HTTP.DrainTimeout, 25 * time.Second},

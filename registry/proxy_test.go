@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/regstack/registry-stack/auth"
 	"github.com/regstack/registry-stack/internal/testutil"
 )
 
@@ -53,13 +54,13 @@ func TestProxyConfigReachesTheRegistry(t *testing.T) {
 
 func TestAnonymousMirrorHasNoAuthAndOnlyAMirrorMayBeAnonymous(t *testing.T) {
 	in := proxyInput()
-	in.Anonymous = true
+	in.Auth = nil
 	cfg, raw := parse(t, in)
 	if cfg.Auth.Type() != "" || strings.Contains(raw, "htpasswd") {
 		t.Errorf("anonymous mirror has auth %q:\n%s", cfg.Auth.Type(), raw)
 	}
 	in = cacheInput
-	in.Anonymous = true
+	in.Auth = nil
 	if _, err := RenderConfig(in); err == nil {
 		t.Error("a registry of its own images rendered without auth")
 	}
@@ -109,7 +110,7 @@ func TestMirrorInstance(t *testing.T) {
 	if caMount == nil || caMount["subPath"] != upstreamCAKey || caMount["name"] != "config" {
 		t.Errorf("upstream CA mount = %v, want %s from the config Secret by subPath (Go skips the Secret volume's symlinks in a cert dir)", caMount, UpstreamCAFile)
 	}
-	checkHtpasswd(t, s.String("stringData", HtpasswdKey), map[string]string{"pull": "mock-password-registry-mirror-ghcr-password"})
+	checkHtpasswd(t, s.String("stringData", auth.HtpasswdKey), map[string]string{"pull": "mock-password-registry-mirror-ghcr-password"})
 }
 
 func TestMirrorCAChangeRollsThePod(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package registry runs CNCF distribution v3: config.yml and htpasswd in a Secret, a Deployment of
+// Package registry runs CNCF distribution v3: config.yml and its auth files in a Secret, a Deployment of
 // replicas that share storage, the Redis cache and one http.secret, a Service and a
 // PodDisruptionBudget.
 package registry
@@ -6,6 +6,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -18,7 +19,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/regstack/registry-stack/internal/htpasswd"
+	"github.com/regstack/registry-stack/auth"
 	"github.com/regstack/registry-stack/internal/kube"
 	"github.com/regstack/registry-stack/placement"
 	"github.com/regstack/registry-stack/storage"
@@ -29,9 +30,8 @@ const (
 	ContainerName = "registry"
 	// UID runs the registry; volumes must be writable by it.
 	UID = 1000
-	// ConfigKey and HtpasswdKey are the keys of the config Secret.
-	ConfigKey   = "config.yml"
-	HtpasswdKey = "htpasswd"
+	// ConfigKey is config.yml's key in the config Secret; the auth mode adds its own files.
+	ConfigKey = "config.yml"
 	// preStopSeconds + http.draintimeout (25 s) stay below the grace period.
 	preStopSeconds                = 8
 	terminationGracePeriodSeconds = 45
@@ -47,9 +47,11 @@ type RegistryArgs struct {
 	Image string
 	// Required (at least 1) unless Autoscaling is set; a proxy runs one.
 	Replicas int
-	// Required unless an anonymous proxy. htpasswd accounts, each with its own generated password; the
+	// Required unless an anonymous proxy. The accounts, each with its own generated password; the
 	// first is the primary account (Username/Password outputs).
 	Accounts []string
+	// Optional: the zero value is htpasswd. How the accounts are checked.
+	Auth auth.Spec
 	// Required: error, warn, info or debug.
 	LogLevel string
 	// Required: ClusterIP, NodePort or LoadBalancer.
@@ -117,9 +119,9 @@ type Registry struct {
 	DeploymentName pulumi.StringOutput `pulumi:"deploymentName"`
 	// ServiceName names the Service in front of the pods (port Port).
 	ServiceName pulumi.StringOutput `pulumi:"serviceName"`
-	// ConfigSecretName names the Secret with config.yml and htpasswd.
+	// ConfigSecretName names the Secret with config.yml and the auth mode's files.
 	ConfigSecretName pulumi.StringOutput `pulumi:"configSecretName"`
-	// Username is the primary htpasswd account.
+	// Username is the primary account.
 	Username pulumi.StringOutput `pulumi:"username"`
 	// Password is its generated password (secret).
 	Password pulumi.StringOutput `pulumi:"password"`
@@ -200,9 +202,16 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	labels := kube.StringMap(a.podLabels(name))
 	selector := kube.StringMap(PodSelector(name))
 
-	passwords, entries, err := accountPasswords(ctx, name, a.Accounts, parent)
+	accounts, err := auth.NewAccounts(ctx, name, a.Accounts, parent)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	// An anonymous proxy has no accounts and no auth section.
+	var mode *auth.Mode
+	if !a.anonymous() {
+		if mode, err = a.Auth.NewMode(ctx, name, auth.ModeArgs{ConfigDir: ConfigDir, Accounts: accounts}, parent); err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
 	}
 	// One secret for every replica: upload state is HMAC-signed with it, and an upload's requests
 	// land on different replicas.
@@ -231,7 +240,9 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 			RedisPassword: v[2].(string),
 			RedisDB:       a.RedisDB,
 			CacheEnabled:  a.CacheEnabled,
-			Anonymous:     a.anonymous(),
+		}
+		if mode != nil {
+			in.Auth = mode.Section
 		}
 		if p := a.Proxy; p != nil {
 			in.Proxy = &ProxyConfig{RemoteURL: p.RemoteURL, Username: p.Username, Password: v[3].(string), TTL: p.TTL}
@@ -245,13 +256,10 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		return []string{own, local}, err
 	}).(pulumi.StringArrayOutput)
 	rendered := configs.Index(pulumi.Int(0))
-	htpasswdFile := pulumi.ToStringArrayOutput(entries).ApplyT(func(lines []string) string {
-		return strings.Join(lines, "\n") + "\n"
-	}).(pulumi.StringOutput)
 	configSecret, err := corev1.NewSecret(ctx, name+"-config", &corev1.SecretArgs{
 		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-config"), Namespace: a.Namespace, Labels: labels},
 		Type:       pulumi.String("Opaque"),
-		StringData: configData(a, configs, htpasswdFile),
+		StringData: configData(a, configs, mode),
 	}, parent)
 	if err != nil {
 		return nil, fmt.Errorf("registry: config secret: %w", err)
@@ -274,7 +282,12 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 		serviceAccount = sa.Metadata.Name().Elem()
 	}
 
-	podInputs := pulumi.Sprintf("%s\n%s", rendered, htpasswdFile)
+	podInputs := rendered
+	if mode != nil {
+		for _, key := range slices.Sorted(maps.Keys(mode.Files)) {
+			podInputs = pulumi.Sprintf("%s\n%s", podInputs, mode.Files[key])
+		}
+	}
 	if a.Proxy != nil && a.Proxy.CABundlePEM != "" {
 		// Mounted by subPath, which never updates in place: a new bundle must restart the pod.
 		podInputs = pulumi.Sprintf("%s\n%s", podInputs, a.Proxy.CABundlePEM)
@@ -381,9 +394,9 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	comp.Username, comp.Password = pulumi.String("").ToStringOutput(), pulumi.String("").ToStringOutput()
 	if len(a.Accounts) > 0 {
 		comp.Username = pulumi.String(a.Accounts[0]).ToStringOutput()
-		comp.Password = passwords[a.Accounts[0]].ToStringOutput()
+		comp.Password = accounts.Passwords[a.Accounts[0]].ToStringOutput()
 	}
-	comp.Passwords = pulumi.ToSecret(passwords.ToStringMapOutput()).(pulumi.StringMapOutput)
+	comp.Passwords = pulumi.ToSecret(accounts.Passwords.ToStringMapOutput()).(pulumi.StringMapOutput)
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"deploymentName":   comp.DeploymentName,
 		"serviceName":      comp.ServiceName,
@@ -397,53 +410,17 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	return comp, nil
 }
 
-// accountPasswords generates one password per account and its htpasswd line; no accounts (an
-// anonymous mirror), nothing generated. The primary's resource keeps the name it had when the
-// stack had one account, so existing stacks keep their password.
-func accountPasswords(ctx *pulumi.Context, name string, accounts []string, parent pulumi.ResourceOption) (pulumi.StringMap, []pulumi.StringOutput, error) {
-	passwords := pulumi.StringMap{}
-	if len(accounts) == 0 {
-		return passwords, nil, nil
-	}
-	// The HMAC key of the htpasswd salts: a stack secret, in the state only (see internal/htpasswd).
-	saltKey, err := random.NewRandomPassword(ctx, name+"-htpasswd-salt", &random.RandomPasswordArgs{
-		Length: pulumi.Int(32), Special: pulumi.Bool(false),
-	}, parent)
-	if err != nil {
-		return nil, nil, fmt.Errorf("registry: htpasswd salt key: %w", err)
-	}
-	var entries []pulumi.StringOutput
-	for i, acct := range accounts {
-		resName := name + "-password"
-		if i > 0 {
-			resName += "-" + acct
-		}
-		// Special characters limited to ones that need no quoting in a shell or a docker login prompt.
-		pw, err := random.NewRandomPassword(ctx, resName, &random.RandomPasswordArgs{
-			Length: pulumi.Int(32), OverrideSpecial: pulumi.String("-_.~"), MinSpecial: pulumi.Int(2),
-			MinUpper: pulumi.Int(2), MinLower: pulumi.Int(2), MinNumeric: pulumi.Int(2),
-		}, parent)
-		if err != nil {
-			return nil, nil, fmt.Errorf("registry: password of account %s: %w", acct, err)
-		}
-		passwords[acct] = pw.Result
-		user := acct
-		// A low-cost bcrypt hash with a salt derived from the password (see internal/htpasswd):
-		// the registry checks it on every request, and the same password always gives the same line.
-		entries = append(entries, pulumi.All(pw.Result, saltKey.Result).ApplyT(func(v []any) (string, error) {
-			return htpasswd.Entry(user, v[0].(string), v[1].(string))
-		}).(pulumi.StringOutput))
-	}
-	return passwords, entries, nil
-}
-
 func (a *RegistryArgs) anonymous() bool { return a.Proxy != nil && a.Proxy.Anonymous }
 
-// configData is the config Secret: config.yml, htpasswd and a mirror's upstream CA bundle.
-func configData(a *RegistryArgs, configs pulumi.StringArrayOutput, htpasswdFile pulumi.StringOutput) pulumi.StringMap {
+// configData is the config Secret: config.yml, the auth mode's files and a mirror's upstream CA bundle.
+func configData(a *RegistryArgs, configs pulumi.StringArrayOutput, mode *auth.Mode) pulumi.StringMap {
 	data := pulumi.StringMap{
-		ConfigKey:   pulumi.ToSecret(configs.Index(pulumi.Int(0))).(pulumi.StringOutput),
-		HtpasswdKey: pulumi.ToSecret(htpasswdFile).(pulumi.StringOutput),
+		ConfigKey: pulumi.ToSecret(configs.Index(pulumi.Int(0))).(pulumi.StringOutput),
+	}
+	if mode != nil {
+		for key, content := range mode.Files {
+			data[key] = pulumi.ToSecret(content).(pulumi.StringOutput)
+		}
 	}
 	if a.Proxy != nil && a.Proxy.CABundlePEM != "" {
 		data[upstreamCAKey] = pulumi.String(a.Proxy.CABundlePEM)

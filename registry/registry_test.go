@@ -10,6 +10,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/regstack/registry-stack/auth"
 	"github.com/regstack/registry-stack/internal/htpasswd"
 	"github.com/regstack/registry-stack/internal/testutil"
 	"github.com/regstack/registry-stack/storage"
@@ -392,7 +393,7 @@ func TestDisruptionBudgetOnlyWithSeveralReplicas(t *testing.T) {
 func TestConfigSecret(t *testing.T) {
 	m := runRegistry(t, "registry", args())
 	s := m.Get(t, tSecret, "registry-config")
-	for _, key := range []string{ConfigKey, HtpasswdKey} {
+	for _, key := range []string{ConfigKey, auth.HtpasswdKey} {
 		if !s.IsSecret("stringData", key) {
 			t.Errorf("config Secret key %s is not marked secret", key)
 		}
@@ -403,7 +404,7 @@ func TestConfigSecret(t *testing.T) {
 			t.Errorf("config.yml lacks %q", want)
 		}
 	}
-	checkHtpasswd(t, s.String("stringData", HtpasswdKey), map[string]string{"admin": "mock-password-registry-password"})
+	checkHtpasswd(t, s.String("stringData", auth.HtpasswdKey), map[string]string{"admin": "mock-password-registry-password"})
 	// Secret material only in the Secret.
 	others := m.Dump(func(r testutil.Resource) bool { return strings.HasPrefix(r.Type, "kubernetes:") && r.Type != tSecret })
 	for _, secret := range []string{"mock-password-", "$2a$", "redis-pass"} {
@@ -579,7 +580,7 @@ func TestAccountsHaveTheirOwnPasswords(t *testing.T) {
 		for _, n := range []string{"registry-password", "registry-password-ci", "registry-password-cluster-eu"} {
 			m.Get(t, "random:index/randomPassword:RandomPassword", n)
 		}
-		file := m.Get(t, tSecret, "registry-config").String("stringData", HtpasswdKey)
+		file := m.Get(t, tSecret, "registry-config").String("stringData", auth.HtpasswdKey)
 		checkHtpasswd(t, file, map[string]string{
 			"admin": "mock-password-registry-password", "ci": "mock-password-registry-password-ci",
 			"cluster-eu": "mock-password-registry-password-cluster-eu",
