@@ -3,20 +3,30 @@
 // registry asks the mode it was given for its config section and the files that section reads,
 // and never knows which mode it runs.
 //
-//   - htpasswd (Spec's zero value): the registry checks a bcrypt file on every request.
+//   - htpasswd (Spec's zero value): the registry checks a bcrypt file on every request; every
+//     account may do everything.
+//   - token (Spec.Token): a token server (cesanta/docker_auth) checks the password once per token
+//     and grants what the account's rules allow; the registry checks the token's signature.
 package auth
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/regstack/registry-stack/internal/kube"
+	"github.com/regstack/registry-stack/placement"
 )
 
 // HtpasswdKey is the config Secret's key of the htpasswd file.
 const HtpasswdKey = "htpasswd"
 
 // Spec chooses the auth mode. The zero value is htpasswd.
-type Spec struct{}
+type Spec struct {
+	// Token: nil is htpasswd mode.
+	Token *Token
+}
 
 // Section is distribution's auth section of config.yml: one mode's parameters under its name.
 type Section map[string]map[string]any
@@ -28,6 +38,11 @@ type Mode struct {
 	// Files are added to the registry's config Secret by key (secret values), mounted beside
 	// config.yml; a change restarts the pods.
 	Files map[string]pulumi.StringOutput
+	// Route is a path of the registry's hostnames the route sends to another Service (the token
+	// server's realm); nil: none.
+	Route *kube.Path
+	// DependsOn are what the registry's Deployment waits for (the token server's).
+	DependsOn []pulumi.Resource
 }
 
 // ModeArgs is what every mode is built from.
@@ -36,6 +51,12 @@ type ModeArgs struct {
 	ConfigDir string
 	// Accounts are the instance's accounts and passwords.
 	Accounts *Accounts
+	// Namespace and Hostname (token mode): the token server's namespace; the registry's host,
+	// whose RealmPath the route sends to the token server.
+	Namespace pulumi.StringInput
+	Hostname  string
+	// Placement adds scheduling and pod metadata to a server's pods (the registry's); nil adds nothing.
+	Placement *placement.Spec
 }
 
 // NewMode builds the mode s chooses. Its resources (if any) are named from name.
@@ -43,5 +64,10 @@ func (s Spec) NewMode(ctx *pulumi.Context, name string, args ModeArgs, opts ...p
 	if args.Accounts == nil || len(args.Accounts.Names) == 0 {
 		return nil, fmt.Errorf("auth: %s: a mode needs at least one account", name)
 	}
+	if s.Token != nil {
+		return newTokenMode(ctx, name, s.Token, args, opts...)
+	}
 	return htpasswdMode(args), nil
 }
+
+func joinErrors(errs []error) error { return errors.Join(errs...) }

@@ -98,6 +98,10 @@ func TestE2E(t *testing.T) {
 			{Name: "retention_policies", Run: f.stepRetention},
 			// Growing the claim where its class cannot expand (issue 24): refused, nothing lost.
 			{Name: "claim_growth_refused", Run: f.stepClaimGrowthRefused},
+			// Token auth (issue 25): they run when the node has the docker_auth image.
+			{Name: "token_switch_and_rules", Run: f.stepTokenSwitch},
+			{Name: "token_key_rotation", Run: f.stepTokenKeyRotation},
+			{Name: "token_back_to_htpasswd", Run: f.stepTokenBackToHtpasswd},
 			// Autoscaling (issue 13): an HPA that scales while GC runs.
 			{Name: "autoscaling_hpa", Run: f.stepAutoscalingHPA},
 			// Every Pulumi language (issue 23): the YAML example through the component provider,

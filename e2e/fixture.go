@@ -30,6 +30,9 @@ type fixture struct {
 	// leaseName is the GC lease (stack output gcLeaseName), read when first needed.
 	leaseName string
 
+	// token is what the token auth steps share (nil: not in token mode).
+	token *tokenUnderTest
+
 	// upgrade is what the previous release left (gc track; nil: not deployed from it).
 	upgrade *upgradeState
 

@@ -175,7 +175,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 				Name: pulumi.String(r.Name), Namespace: args.Namespace, Labels: labels,
 				Annotations: pulumi.StringMap{waitForAnnotation: parentName.ApplyT(RouteWaitFor).(pulumi.StringOutput)},
 			},
-			OtherFields: kubernetes.UntypedArgs{"spec": RouteSpec(parentRef, r.Hostnames, filters, r.ServiceName, r.ServicePort)},
+			OtherFields: kubernetes.UntypedArgs{"spec": RouteSpec(parentRef, r, filters)},
 		}, parent, wait, pulumi.DependsOn(deps))
 		if err != nil {
 			return nil, fmt.Errorf("gateway: route %s: %w", r.Name, err)
@@ -331,23 +331,33 @@ func MiddlewareFilter(middleware string) map[string]any {
 	}
 }
 
-// RouteSpec sends every path of the hostnames to the registry Service.
-func RouteSpec(parentRef pulumi.Map, hostnames []string, filters []map[string]any, service pulumi.StringInput, port int) pulumi.Map {
-	rule := pulumi.Map{
-		"matches":     pulumi.Array{pulumi.Map{"path": pulumi.Map{"type": pulumi.String("PathPrefix"), "value": pulumi.String("/")}}},
-		"backendRefs": pulumi.Array{pulumi.Map{"name": service, "port": pulumi.Int(port)}},
-	}
-	if len(filters) > 0 {
-		var fs pulumi.Array
-		for _, f := range filters {
-			fs = append(fs, pulumi.ToMap(f))
+// RouteSpec sends every path of the route's hostnames to its Service and its own path prefixes
+// (the token realm) to theirs; the Gateway API picks the longest matching prefix. Every rule
+// carries the filters (source ranges).
+func RouteSpec(parentRef pulumi.Map, r kube.Route, filters []map[string]any) pulumi.Map {
+	rule := func(prefix string, service pulumi.StringInput, port int) pulumi.Map {
+		out := pulumi.Map{
+			"matches":     pulumi.Array{pulumi.Map{"path": pulumi.Map{"type": pulumi.String("PathPrefix"), "value": pulumi.String(prefix)}}},
+			"backendRefs": pulumi.Array{pulumi.Map{"name": service, "port": pulumi.Int(port)}},
 		}
-		rule["filters"] = fs
+		if len(filters) > 0 {
+			var fs pulumi.Array
+			for _, f := range filters {
+				fs = append(fs, pulumi.ToMap(f))
+			}
+			out["filters"] = fs
+		}
+		return out
 	}
+	var rules pulumi.Array
+	for _, p := range r.Paths {
+		rules = append(rules, rule(p.Prefix, p.ServiceName, p.ServicePort))
+	}
+	rules = append(rules, rule("/", r.ServiceName, r.ServicePort))
 	return pulumi.Map{
 		"parentRefs": pulumi.Array{parentRef},
-		"hostnames":  pulumi.ToStringArray(hostnames),
-		"rules":      pulumi.Array{rule},
+		"hostnames":  pulumi.ToStringArray(r.Hostnames),
+		"rules":      rules,
 	}
 }
 

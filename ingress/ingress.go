@@ -181,25 +181,33 @@ func Annotations(ctrl routing.Controller, traefikEntryPoint string, sourceRanges
 	return ann
 }
 
-// Spec routes every path of each of the route's DNS names to its Service over TLS. IP SANs are in
+// Spec routes every path of each of the route's DNS names to its Service over TLS, and the route's
+// own path prefixes to theirs. IP SANs are in
 // the certificate but not routed: an Ingress rule matches host names only.
 func Spec(className string, tlsSecretName pulumi.StringInput, r kube.Route) *networkingv1.IngressSpecArgs {
+	path := func(prefix string, service pulumi.StringInput, port int) *networkingv1.HTTPIngressPathArgs {
+		return &networkingv1.HTTPIngressPathArgs{
+			Path:     pulumi.String(prefix),
+			PathType: pulumi.String("Prefix"),
+			Backend: &networkingv1.IngressBackendArgs{
+				Service: &networkingv1.IngressServiceBackendArgs{
+					Name: service,
+					Port: &networkingv1.ServiceBackendPortArgs{Number: pulumi.Int(port)},
+				},
+			},
+		}
+	}
 	var rules networkingv1.IngressRuleArray
 	for _, host := range r.Hostnames {
+		// The longest matching prefix wins: the route's own paths (the token realm), then "/".
+		var paths networkingv1.HTTPIngressPathArray
+		for _, p := range r.Paths {
+			paths = append(paths, path(p.Prefix, p.ServiceName, p.ServicePort))
+		}
+		paths = append(paths, path("/", r.ServiceName, r.ServicePort))
 		rules = append(rules, &networkingv1.IngressRuleArgs{
 			Host: pulumi.String(host),
-			Http: &networkingv1.HTTPIngressRuleValueArgs{
-				Paths: networkingv1.HTTPIngressPathArray{&networkingv1.HTTPIngressPathArgs{
-					Path:     pulumi.String("/"),
-					PathType: pulumi.String("Prefix"),
-					Backend: &networkingv1.IngressBackendArgs{
-						Service: &networkingv1.IngressServiceBackendArgs{
-							Name: r.ServiceName,
-							Port: &networkingv1.ServiceBackendPortArgs{Number: pulumi.Int(r.ServicePort)},
-						},
-					},
-				}},
-			},
+			Http: &networkingv1.HTTPIngressRuleValueArgs{Paths: paths},
 		})
 	}
 	return &networkingv1.IngressSpecArgs{

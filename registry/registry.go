@@ -52,6 +52,8 @@ type RegistryArgs struct {
 	Accounts []string
 	// Optional: the zero value is htpasswd. How the accounts are checked.
 	Auth auth.Spec
+	// Required with Auth.Token: the DNS name clients use (the token realm's host).
+	Hostname string
 	// Required: error, warn, info or debug.
 	LogLevel string
 	// Required: ClusterIP, NodePort or LoadBalancer.
@@ -127,6 +129,9 @@ type Registry struct {
 	Password pulumi.StringOutput `pulumi:"password"`
 	// Passwords maps every account to its generated password (secret).
 	Passwords pulumi.StringMapOutput `pulumi:"passwords"`
+	// AuthRoute is a path of the registry's hostnames the route must send to the auth mode's
+	// server (token mode's realm); nil: none.
+	AuthRoute *kube.Path
 }
 
 func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
@@ -174,6 +179,13 @@ func (a *RegistryArgs) withDefaults() (*RegistryArgs, error) {
 		if p.Anonymous && len(out.Accounts) > 0 {
 			return nil, fmt.Errorf("registry: an anonymous proxy has no accounts, got %q", out.Accounts)
 		}
+		// A proxy only serves pulls: every account is pull-only without a token server.
+		if out.Auth.Token != nil {
+			return nil, fmt.Errorf("registry: a proxy uses htpasswd (its accounts can only pull), not token auth")
+		}
+	}
+	if out.Auth.Token != nil && out.Hostname == "" {
+		return nil, fmt.Errorf("registry: token auth needs Hostname (the token realm's host)")
 	}
 	if len(out.Accounts) == 0 && !out.anonymous() {
 		return nil, fmt.Errorf("registry: Accounts required (only an anonymous proxy has none)")
@@ -209,7 +221,8 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	// An anonymous proxy has no accounts and no auth section.
 	var mode *auth.Mode
 	if !a.anonymous() {
-		if mode, err = a.Auth.NewMode(ctx, name, auth.ModeArgs{ConfigDir: ConfigDir, Accounts: accounts}, parent); err != nil {
+		modeArgs := auth.ModeArgs{ConfigDir: ConfigDir, Accounts: accounts, Namespace: a.Namespace, Hostname: a.Hostname, Placement: a.Placement}
+		if mode, err = a.Auth.NewMode(ctx, name, modeArgs, parent); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
@@ -307,6 +320,10 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	if err != nil {
 		return nil, err
 	}
+	var modeDeps []pulumi.Resource
+	if mode != nil {
+		modeDeps = mode.DependsOn
+	}
 	podMeta := &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{kube.ChecksumAnnotation: checksum}}
 	if err := placement.ApplyPodMetadata(podMeta, a.Placement); err != nil {
 		return nil, fmt.Errorf("registry: pod template: %w", err)
@@ -332,9 +349,13 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 			},
 			Template: &corev1.PodTemplateSpecArgs{Metadata: podMeta, Spec: podSpec},
 		},
-	}, parent)
+	}, parent, pulumi.DependsOn(modeDeps))
 	if err != nil {
 		return nil, fmt.Errorf("registry: deployment: %w", err)
+	}
+
+	if mode != nil {
+		comp.AuthRoute = mode.Route
 	}
 
 	service, err := corev1.NewService(ctx, name, &corev1.ServiceArgs{

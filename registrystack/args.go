@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/regstack/registry-stack/auth"
 	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/placement"
 	"slices"
@@ -42,9 +43,12 @@ type Args struct {
 	Storage storage.Store
 	// Registry is the registry's own Deployment.
 	Registry RegistryArgs
-	// Accounts are the htpasswd accounts, the first one the admin the outputs name; each gets its
+	// Accounts are the registry's accounts, the first one the admin the outputs name; each gets its
 	// own generated password.
 	Accounts []string
+	// Auth is how the accounts are checked: the zero value is htpasswd (every account may do
+	// everything); Auth.Token runs a token server that grants each account what its rules allow.
+	Auth auth.Spec
 	// Cache keeps blob descriptors in Redis; nil: no Redis.
 	Cache *CacheArgs
 	// GC is the garbage collection CronJob and its watchdog.
@@ -239,6 +243,9 @@ func (a *Args) Validate() error {
 	}
 	if r := a.Retention; r != nil {
 		errs = append(errs, r.Validate("Retention")...)
+	}
+	if t := a.Auth.Token; t != nil {
+		errs = append(errs, t.Validate("Auth.Token", a.Accounts)...)
 	}
 	if p := a.Placement; p != nil {
 		for _, w := range []struct {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/regstack/registry-stack/auth"
 	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/redis"
 	"github.com/regstack/registry-stack/registry"
@@ -37,6 +38,9 @@ func stackOutputs(args *Args, namespace pulumi.StringOutput, reg *registry.Regis
 		"gcWatchdogCronJobName": collector.WatchdogCronJobName,
 		"gcLeaseName":           collector.LeaseName,
 		"storage":               data.Backend.Description,
+	}
+	if args.Auth.Token != nil {
+		out["tokenRealm"] = pulumi.String("https://" + host + auth.RealmPath)
 	}
 	if args.Storage.Filesystem != nil {
 		out["claimName"], out["volumeName"] = data.ClaimName, data.VolumeName
@@ -109,6 +113,7 @@ var OutputDescriptions = map[string]string{
 	"mirrorContainerdHosts": "containerd hosts.toml per mirrored upstream, by path (secret when it holds credentials).",
 	"mirrorSetupCommands":   "Commands that point docker, containerd and minikube at the mirrors.",
 	"mirrorPasswords":       "Each mirror's account password by mirror (secret).",
+	"tokenRealm":            "Where clients get tokens (token auth on).",
 }
 
 // AlwaysOutputs are the outputs every stack has, whatever its features.

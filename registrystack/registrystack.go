@@ -214,6 +214,8 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		Image:         r.Image,
 		Replicas:      r.Replicas,
 		Accounts:      args.Accounts,
+		Auth:          args.Auth,
+		Hostname:      args.Hostname,
 		LogLevel:      r.LogLevel,
 		ServiceType:   r.ServiceType,
 		CPURequest:    r.CPURequest,
@@ -253,6 +255,9 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		return nil, err
 	}
 	routes := []kube.Route{{Name: n.registry, Hostnames: args.DNSNames(), ServiceName: reg.ServiceName, ServicePort: registry.Port}}
+	if reg.AuthRoute != nil {
+		routes[0].Paths = []kube.Path{*reg.AuthRoute}
+	}
 	for _, m := range mirrors {
 		routes = append(routes, kube.Route{Name: m.instance, Hostnames: []string{m.cfg.Hostname}, ServiceName: m.reg.ServiceName, ServicePort: registry.Port})
 	}

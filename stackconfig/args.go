@@ -42,6 +42,7 @@ func (cfg *Config) Args() *registrystack.Args {
 			Env:           cfg.registryEnv(),
 		},
 		Accounts:    cfg.Accounts(),
+		Auth:        cfg.auth(),
 		GC:          registrystack.GCArgs{Schedule: cfg.GCSchedule, Suspend: cfg.GCSuspend, KubectlImage: cfg.GCKubectlImage},
 		Mirrors:     cfg.Mirrors,
 		Monitoring:  cfg.Monitoring,

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/regstack/registry-stack/auth"
 	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/monitoring"
 	"github.com/regstack/registry-stack/placement"
@@ -17,7 +18,7 @@ import (
 var opaque = map[reflect.Type]bool{
 	reflect.TypeOf(registrystack.Mirror{}): true, reflect.TypeOf(monitoring.Config{}): true,
 	reflect.TypeOf(registry.Autoscaling{}): true, reflect.TypeOf(placement.Spec{}): true,
-	reflect.TypeOf(gc.Retention{}): true,
+	reflect.TypeOf(gc.Retention{}): true, reflect.TypeOf(auth.Token{}): true,
 }
 
 // argLeaves maps the leaf fields of an Args value (Storage.S3.Bucket, ...) to their values: pointers
@@ -128,6 +129,7 @@ func TestConfigPathsAndArgsMirrorEachOther(t *testing.T) {
 		"mirrors":                              {"mirrors": `[{"name":"ghcr","upstream":"https://ghcr.io"}]`},
 		"monitoring":                           {"monitoring": `{"scrapeNamespace":"prom"}`},
 		"retention":                            {"retention": `{"policies":[{"repositories":["ci/*"],"keepNewest":5}]}`},
+		"auth":                                 {"auth": `{"token":{}}`},
 		"autoscaling":                          {"autoscaling": `{"maxReplicas":4}`, "replicas": defaultOf("replicas")},
 		"placement": {"mirrors": `[{"name":"ghcr","upstream":"https://ghcr.io"}]`, "placement": `{"all":{"priorityClassName":"infra"},` +
 			`"registry":{"priorityClassName":"r"},"mirrors":{"priorityClassName":"m"},"cache":{"priorityClassName":"c"},"gc":{"priorityClassName":"g"}}`},

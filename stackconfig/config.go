@@ -135,6 +135,7 @@ type Config struct {
 	// PlacementRaw is the placement key as set (nil: unset).
 	PlacementRaw *rawPlacement
 	RetentionRaw *rawRetention
+	AuthRaw      *rawAuth
 	// RegistryEnv is registry.env: extra environment of the registry, mirrors and GC's collector.
 	RegistryEnv map[string]string
 }
@@ -178,7 +179,9 @@ var keys = []key{
 	{"replicas", "2", integer(func(c *Config) *int { return &c.Replicas }),
 		"Registry replicas (1-20). They share storage, cache and http.secret."},
 	{"accounts", `["admin"]`, list(func(c *Config) *[]string { return &c.AccountNames }),
-		"htpasswd accounts, one per client (CI, each cluster, each developer), each with its own generated password (output passwords), rotatable alone. The first is the admin of the outputs username and password."},
+		"Accounts, one per client (CI, each cluster, each developer), each with its own generated password (output passwords), rotatable alone. The first is the admin of the outputs username and password; what the others may do is auth's."},
+
+	{"auth", "", object(func(c *Config) **rawAuth { return &c.AuthRaw }, authFields), authDoc},
 
 	{"routing.ingress.className", "nginx", str(func(c *Config) *string { return &c.IngressClassName }),
 		"IngressClass of the Ingress (nginx = minikube's ingress addon; traefik = minikube's traefik addon, k3s). routing.ingress is the default way in; set routing.gateway instead for a Gateway API HTTPRoute."},
@@ -737,5 +740,5 @@ func stringMap(field func(*Config) *map[string]string) setter {
 	}}
 }
 
-// Accounts are the htpasswd accounts, the admin first.
+// Accounts are the accounts, the admin first.
 func (c *Config) Accounts() []string { return slices.Clone(c.AccountNames) }

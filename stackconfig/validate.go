@@ -88,6 +88,7 @@ func (c *Config) Validate() error {
 	v.validateMonitoring(c)
 	v.validateAutoscaling(c)
 	v.validateRetention(c)
+	v.validateAuth(c)
 	v.validatePlacement(c)
 	v.validateRegistryEnv(c)
 

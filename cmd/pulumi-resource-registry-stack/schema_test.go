@@ -262,6 +262,7 @@ func TestOutputsAreDocumented(t *testing.T) {
 		"storage.filesystem.mode": "hostPath", "autoscaling": `{}`,
 		"monitoring": `{"serviceMonitor":{"enabled":true}}`,
 		"mirrors":    `[{"name":"ghcr","upstream":"https://ghcr.io"}]`,
+		"auth":       `{"token":{}}`,
 	})
 	if !slices.Equal(minimal, slices.Sorted(slices.Values(registrystack.AlwaysOutputs))) {
 		t.Errorf("outputs of a minimal stack %v, want AlwaysOutputs %v", minimal, registrystack.AlwaysOutputs)

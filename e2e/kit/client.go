@@ -116,6 +116,9 @@ type RegistryClient struct {
 	// onRetry, when set, is told about every failed attempt that is retried, so load loops can
 	// report failures hidden by retries.
 	onRetry func(op string, err error)
+	// tokens are bearer tokens (token auth) by user and repository, shared by copies of the
+	// client; nil: never kept (every request with a challenge fetches its own).
+	tokens *tokenCache
 }
 
 // NewRegistryClient returns a client for the registry at baseURL (https://<hostname>, or
@@ -125,13 +128,28 @@ func NewRegistryClient(hc *http.Client, baseURL, user, pass string) (*RegistryCl
 	if err != nil {
 		return nil, fmt.Errorf("registry url: %w", err)
 	}
-	return &RegistryClient{base: base, hc: hc, user: user, pass: pass, chunkSize: 512 << 10}, nil
+	return &RegistryClient{base: base, hc: hc, user: user, pass: pass, chunkSize: 512 << 10, tokens: newTokenCache()}, nil
+}
+
+// WithoutTokenCache returns a copy that fetches a new token for every challenged request, as a
+// client starting afresh would (key rotation: every pull then proves the current signing key).
+func (c *RegistryClient) WithoutTokenCache() *RegistryClient {
+	cc := *c
+	cc.tokens = nil
+	return &cc
 }
 
 // WithRetryHook returns a copy of the client that reports retried failures to hook.
 func (c *RegistryClient) WithRetryHook(hook func(op string, err error)) *RegistryClient {
 	cc := *c
 	cc.onRetry = hook
+	return &cc
+}
+
+// WithUser returns a copy of the client that sends user and pass; "" sends no credentials.
+func (c *RegistryClient) WithUser(user, pass string) *RegistryClient {
+	cc := *c
+	cc.user, cc.pass = user, pass
 	return &cc
 }
 
@@ -172,8 +190,40 @@ type Request struct {
 }
 
 // Send performs one request and returns the response with its body unread: the caller reads
-// (e.g. through a hash) and closes it.
+// (e.g. through a hash) and closes it. Against token auth it does what docker does: a 401 with a
+// Bearer challenge fetches a token for the challenged scope from the realm (with the request's
+// credentials, none for NoAuth) and sends the request again with it; a token the realm refuses
+// returns the realm's answer. A kept token for the repository goes with the first attempt, so a
+// streamed body (which cannot be sent twice) is sent once with it.
 func (c *RegistryClient) Send(ctx context.Context, r Request) (*http.Response, error) {
+	user, pass := c.user, c.pass
+	if r.User != "" {
+		user, pass = r.User, r.Pass
+	}
+	if r.NoAuth || user == "" {
+		user, pass, r.NoAuth = "", "", true
+	}
+	key := tokenKey(user, r.URL)
+	resp, err := c.sendOnce(ctx, r, user, pass, c.tokens.get(key))
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || (r.Stream != nil && r.Body == nil) {
+		return resp, err
+	}
+	challenge, ok := parseBearerChallenge(resp.Header.Get("Www-Authenticate"))
+	if !ok {
+		return resp, nil
+	}
+	token, refused, err := c.fetchToken(ctx, challenge, user, pass, r.NoAuth)
+	if err != nil || refused != nil {
+		resp.Body.Close()
+		return refused, err
+	}
+	resp.Body.Close()
+	c.tokens.put(key, token)
+	return c.sendOnce(ctx, r, user, pass, token)
+}
+
+// sendOnce sends r with the bearer token, or else basic auth unless NoAuth.
+func (c *RegistryClient) sendOnce(ctx context.Context, r Request, user, pass, token string) (*http.Response, error) {
 	body := r.Stream
 	if r.Body != nil {
 		body = bytes.NewReader(r.Body)
@@ -190,11 +240,10 @@ func (c *RegistryClient) Send(ctx context.Context, r Request) (*http.Response, e
 			req.Header.Add(k, v)
 		}
 	}
-	if !r.NoAuth {
-		user, pass := c.user, c.pass
-		if r.User != "" {
-			user, pass = r.User, r.Pass
-		}
+	switch {
+	case token != "":
+		req.Header.Set("Authorization", "Bearer "+token)
+	case !r.NoAuth:
 		req.SetBasicAuth(user, pass)
 	}
 	resp, err := c.hc.Do(req)

@@ -37,6 +37,8 @@ type Settings struct {
 	RegistryImage string
 	RedisImage    string
 	KubectlImage  string
+	// TokenServerImage is auth.token.image of the token steps (they skip when no node has it).
+	TokenServerImage string
 
 	// IngressAddr is host:port of the ingress controller's HTTPS entry point as seen from this
 	// machine. Empty means: start a kubectl port-forward to IngressService.
@@ -133,6 +135,7 @@ func loadSettings(ctx context.Context, track string) (*Settings, error) {
 		RegistryImage:      Env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
 		RedisImage:         Env("E2E_REDIS_IMAGE", "redis:8.0.2-alpine"),
 		KubectlImage:       Env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
+		TokenServerImage:   Env("E2E_TOKEN_SERVER_IMAGE", "cesanta/docker_auth:1.14.0"),
 		IngressAddr:        Env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
 		IngressService:     Env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
 		IngressPort:        Env("E2E_INGRESS_PORT", "443"),

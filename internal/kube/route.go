@@ -16,6 +16,17 @@ type Route struct {
 	// ServiceName and ServicePort are the backend.
 	ServiceName pulumi.StringInput
 	ServicePort int
+	// Paths are path prefixes of the same hostnames sent to other Services (the token server's
+	// realm); the longest prefix wins, the rest goes to ServiceName.
+	Paths []Path
+}
+
+// Path sends one path prefix of a route's hostnames to its own Service.
+type Path struct {
+	// Prefix is matched element by element (/auth matches /auth and /auth/x, never /authx).
+	Prefix      string
+	ServiceName pulumi.StringInput
+	ServicePort int
 }
 
 // ValidateRoutes checks the routes a route component was given: at least one, each complete,
