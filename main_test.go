@@ -610,6 +610,7 @@ func TestEveryPodMeetsTheNamespacesPodSecurityLevel(t *testing.T) {
 		{"default with mirrors", mirrorConfig(nil), "restricted"},
 		{"hostPath", map[string]string{"storage.filesystem.mode": "hostPath"}, "restricted"},
 		{"s3", map[string]string{"storage.s3.bucket": "images", "storage.s3.region": "eu-west-1"}, "restricted"},
+		{"token auth", map[string]string{"auth": `{"token":{}}`}, "restricted"},
 		{"hostPath chown with mirrors", mirrorConfig(map[string]string{"storage.filesystem.mode": "hostPath", "storage.filesystem.chownHostPath": "true"}), "baseline"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -28,8 +28,9 @@ type Spec struct {
 	Token *Token
 }
 
-// Section is distribution's auth section of config.yml: one mode's parameters under its name.
-type Section map[string]map[string]any
+// Section is distribution's auth section of config.yml: one mode's parameters under its name, a
+// struct whose YAML keeps its field order (a reordered file would roll every existing stack's pods).
+type Section map[string]any
 
 // Mode is what a registry instance takes from its auth mode.
 type Mode struct {

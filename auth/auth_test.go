@@ -41,7 +41,7 @@ func TestHtpasswdModeChecksEveryAccountsPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := section["htpasswd"]["path"]; got != "/etc/distribution/htpasswd" {
+	if got := section["htpasswd"].(htpasswdParams).Path; got != "/etc/distribution/htpasswd" {
 		t.Errorf("htpasswd path = %v", got)
 	}
 	lines := strings.Split(strings.TrimSpace(file), "\n")

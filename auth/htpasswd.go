@@ -19,5 +19,10 @@ func htpasswdMode(args ModeArgs) *Mode {
 
 // HtpasswdSection is the htpasswd mode's config section, its file in configDir.
 func HtpasswdSection(configDir string) Section {
-	return Section{"htpasswd": {"realm": "registry", "path": configDir + "/" + HtpasswdKey}}
+	return Section{"htpasswd": htpasswdParams{Realm: "registry", Path: configDir + "/" + HtpasswdKey}}
+}
+
+type htpasswdParams struct {
+	Realm string `yaml:"realm"`
+	Path  string `yaml:"path"`
 }

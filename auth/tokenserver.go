@@ -30,6 +30,14 @@ const (
 	signingCertHours = 10 * 365 * 24
 )
 
+// TokenParams are distribution's auth.token parameters.
+type TokenParams struct {
+	Realm          string `yaml:"realm"`
+	Service        string `yaml:"service"`
+	Issuer         string `yaml:"issuer"`
+	RootCertBundle string `yaml:"rootcertbundle"`
+}
+
 // TokenServer is cesanta/docker_auth: a Deployment, its Service, config Secret, PDB and
 // NetworkPolicy, and the signing keys.
 type TokenServer struct {
@@ -159,11 +167,11 @@ func newTokenMode(ctx *pulumi.Context, name string, t *Token, args ModeArgs, opt
 	}
 
 	mode := &Mode{
-		Section: Section{"token": {
-			"realm":          "https://" + args.Hostname + RealmPath,
-			"service":        args.Hostname,
-			"issuer":         Issuer(name),
-			"rootcertbundle": args.ConfigDir + "/" + TokenCAKey,
+		Section: Section{"token": TokenParams{
+			Realm:          "https://" + args.Hostname + RealmPath,
+			Service:        args.Hostname,
+			Issuer:         Issuer(name),
+			RootCertBundle: args.ConfigDir + "/" + TokenCAKey,
 		}},
 		Files: map[string]pulumi.StringOutput{TokenCAKey: bundle},
 		Route: &kube.Path{Prefix: RealmPath, ServiceName: service.Metadata.Name().Elem(), ServicePort: ServerPort},

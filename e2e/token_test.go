@@ -36,7 +36,7 @@ func (f *fixture) needTokenServerImage(ctx context.Context, t *testing.T) {
 			} `json:"status"`
 		} `json:"items"`
 	}
-	if err := f.Kube.GetJSON(ctx, false, &nodes, "get", "nodes"); err != nil {
+	if err := f.Kube.GetJSON(ctx, false, &nodes, "nodes"); err != nil {
 		t.Fatal(err)
 	}
 	want := f.Settings.TokenServerImage
@@ -261,7 +261,7 @@ func (f *fixture) checkTokenServerPods(ctx context.Context, t *testing.T) {
 			} `json:"spec"`
 		} `json:"items"`
 	}
-	if err := f.Kube.GetJSON(ctx, true, &pods, "get", "pods", "-l", "app.kubernetes.io/name=docker-auth"); err != nil {
+	if err := f.Kube.GetJSON(ctx, true, &pods, "pods", "-l", "app.kubernetes.io/name=docker-auth"); err != nil {
 		t.Fatal(err)
 	}
 	if len(pods.Items) < 2 {

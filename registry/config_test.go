@@ -547,3 +547,38 @@ func TestLocalConfigIsTheSameStoreOnLoopbackOnly(t *testing.T) {
 		t.Error("a mirror rendered a loopback registry")
 	}
 }
+
+// The token section reaches the registry's own parser with every parameter.
+func TestTokenAuthSectionReachesTheRegistry(t *testing.T) {
+	in := cacheInput
+	in.Auth = auth.Section{"token": auth.TokenParams{
+		Realm: "https://registry.example.com/auth", Service: "registry.example.com",
+		Issuer: "registry-stack/registry", RootCertBundle: ConfigDir + "/" + auth.TokenCAKey,
+	}}
+	cfg, raw := parse(t, in)
+	if cfg.Auth.Type() != "token" {
+		t.Fatalf("auth type %q:\n%s", cfg.Auth.Type(), raw)
+	}
+	for k, want := range map[string]string{"realm": "https://registry.example.com/auth", "service": "registry.example.com",
+		"issuer": "registry-stack/registry", "rootcertbundle": "/etc/distribution/token-ca.pem"} {
+		if got := param(cfg.Auth["token"], k); got != want {
+			t.Errorf("auth.token.%s = %v, want %q", k, got, want)
+		}
+	}
+	if strings.Contains(raw, "htpasswd") {
+		t.Errorf("token config mentions htpasswd:\n%s", raw)
+	}
+}
+
+// The htpasswd section keeps the order every existing stack's config.yml has (realm, then path):
+// a reordered file would change the config Secret and roll every registry on upgrade.
+func TestHtpasswdSectionKeepsItsOrder(t *testing.T) {
+	raw, err := RenderConfig(cacheInput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "auth:\n    htpasswd:\n        realm: registry\n        path: /etc/distribution/htpasswd\n"
+	if !strings.Contains(raw, want) {
+		t.Errorf("config.yml has no %q:\n%s", want, raw)
+	}
+}
