@@ -176,9 +176,15 @@ func newTokenMode(ctx *pulumi.Context, name string, t *Token, args ModeArgs, opt
 		Files: map[string]pulumi.StringOutput{TokenCAKey: bundle},
 		Route: &kube.Path{Prefix: RealmPath, ServiceName: service.Metadata.Name().Elem(), ServicePort: ServerPort},
 	}
+	// A new Secret (its name carries the content's hash) for every change, read only by the pods
+	// of the rollout it starts: docker_auth reloads a changed config file in place, restarting its
+	// listener under requests the route is still sending.
+	checksum := kube.Checksum(pulumi.Sprintf("%s\n%s\n%s", config, signingKey, signingCert))
+	secretName := pulumi.Sprintf("%s-%s", srvName, checksum.ApplyT(func(sum string) string { return sum[:10] }).(pulumi.StringOutput))
 	secret, err := corev1.NewSecret(ctx, srvName, &corev1.SecretArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(srvName), Namespace: args.Namespace, Labels: labels},
-		Type:     pulumi.String("Opaque"),
+		Metadata:  &metav1.ObjectMetaArgs{Name: secretName, Namespace: args.Namespace, Labels: labels},
+		Type:      pulumi.String("Opaque"),
+		Immutable: pulumi.Bool(true),
 		StringData: pulumi.StringMap{
 			"auth_config.yml": pulumi.ToSecret(config).(pulumi.StringOutput),
 			"signing.key":     pulumi.ToSecret(signingKey).(pulumi.StringOutput),
@@ -193,7 +199,7 @@ func newTokenMode(ctx *pulumi.Context, name string, t *Token, args ModeArgs, opt
 		return nil, err
 	}
 	podMeta := &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{
-		kube.ChecksumAnnotation: kube.Checksum(pulumi.Sprintf("%s\n%s\n%s", config, signingKey, signingCert)),
+		kube.ChecksumAnnotation: checksum,
 	}}
 	if err := placement.ApplyPodMetadata(podMeta, args.Placement); err != nil {
 		return nil, fmt.Errorf("auth: token server pod template: %w", err)
@@ -251,6 +257,11 @@ func ServerPodSpec(t *Token, configSecretName pulumi.StringInput, selector map[s
 				TcpSocket:           &corev1.TCPSocketActionArgs{Port: pulumi.String("http")},
 				InitialDelaySeconds: pulumi.Int(5), PeriodSeconds: pulumi.Int(10), FailureThreshold: pulumi.Int(6),
 			},
+			// Ingress controllers still send requests to a terminating pod until they see it go:
+			// keep serving a few seconds first (the image has no shell; the kubelet sleeps).
+			Lifecycle: &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{
+				Sleep: &corev1.SleepActionArgs{Seconds: pulumi.Int(5)},
+			}},
 			// Its bcrypt check of a login is the only real work.
 			Resources:       kube.Resources("20m", "32Mi", "128Mi"),
 			SecurityContext: kube.ContainerSecurityContext(),

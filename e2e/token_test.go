@@ -284,18 +284,21 @@ func (f *fixture) stepTokenKeyRotation(t *testing.T) {
 	need(t, f.token != nil, "token auth")
 	ctx := context.Background()
 	shared := f.token.before[0]
-	kid := func() string {
+	kid := func() (string, error) {
 		token, code, err := f.Client.Token(ctx, "repository:"+shared.Repo+":pull", "cluster-a", f.Out.Passwords["cluster-a"])
 		if err != nil || code != http.StatusOK {
-			t.Fatalf("token for cluster-a: %d %v", code, err)
+			return "", fmt.Errorf("token for cluster-a: %d %v", code, err)
 		}
 		claims, err := kit.ParseToken(token)
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
-		return claims.KeyID
+		return claims.KeyID, nil
 	}
-	oldKID := kid()
+	oldKID, err := kid()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	puller := f.clientAs("cluster-a").WithoutTokenCache()
 	var mu sync.Mutex
@@ -342,16 +345,19 @@ func (f *fixture) stepTokenKeyRotation(t *testing.T) {
 		t.Logf("up %s: %s", phase.label, kit.SummarizeOps(ops))
 		if phase.label == "sign" {
 			// docker_auth may take a moment to read its new key; the loop keeps pulling meanwhile.
-			if err := kit.Poll(ctx, 3*time.Minute, 2*time.Second, func() (bool, error) { return kid() != oldKID, nil }); err != nil {
+			if err := kit.Poll(ctx, 3*time.Minute, 2*time.Second, func() (bool, error) {
+				k, err := kid()
+				return err == nil && k != oldKID, nil
+			}); err != nil {
 				t.Fatalf("tokens are still signed by the old key (kid %s) after signWith next: %v", oldKID, err)
 			}
 		}
 	}
 	time.Sleep(2 * time.Second)
 	stopLoop()
-	newKID := kid()
-	if newKID == oldKID {
-		t.Errorf("key id %s unchanged by the rotation", oldKID)
+	newKID, err := kid()
+	if err != nil || newKID == oldKID {
+		t.Errorf("key id %s unchanged by the rotation (%v)", oldKID, err)
 	}
 	if pulls < 20 {
 		t.Errorf("only %d pulls during the rotation", pulls)

@@ -3,13 +3,18 @@ package registrystack
 import (
 	"errors"
 	"fmt"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"github.com/regstack/registry-stack/auth"
-	"github.com/regstack/registry-stack/gc"
-	"github.com/regstack/registry-stack/placement"
+	pathpkg "path"
 	"slices"
+	"strings"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/regstack/registry-stack/auth"
+	"github.com/regstack/registry-stack/clusterpull"
+	"github.com/regstack/registry-stack/gc"
 	"github.com/regstack/registry-stack/monitoring"
+	"github.com/regstack/registry-stack/placement"
 	"github.com/regstack/registry-stack/registry"
 	"github.com/regstack/registry-stack/routing"
 	"github.com/regstack/registry-stack/storage"
@@ -49,6 +54,8 @@ type Args struct {
 	// Auth is how the accounts are checked: the zero value is htpasswd (every account may do
 	// everything); Auth.Token runs a token server that grants each account what its rules allow.
 	Auth auth.Spec
+	// ClusterPull lets the cluster pull from the registry (pull Secrets, node agent); nil: nothing.
+	ClusterPull *ClusterPullArgs
 	// Cache keeps blob descriptors in Redis; nil: no Redis.
 	Cache *CacheArgs
 	// GC is the garbage collection CronJob and its watchdog.
@@ -65,6 +72,21 @@ type Args struct {
 	// Placement adds scheduling and pod metadata to the stack's pods; nil adds nothing.
 	Placement *PlacementArgs
 }
+
+// ClusterPullArgs let the cluster pull from its own registry.
+type ClusterPullArgs struct {
+	// Account is a pull-only account of token mode (no rule grants it push or delete) whose
+	// credentials go in a kubernetes.io/dockerconfigjson Secret in each of Namespaces (which must
+	// exist); both empty: no pull Secret.
+	Account    string
+	Namespaces []string
+	// NodeAgent installs the CA and containerd hosts.toml of the registry and the mirrors on every
+	// node; nil: nothing on the nodes. Its Namespace "" is <Namespace>-node-agent.
+	NodeAgent *clusterpull.Agent
+}
+
+// PullSecretName is the name of the pull Secrets of the component name.
+func PullSecretName(name string) string { return name + "-pull" }
 
 // PlacementArgs place each workload's pods. All applies to every pod; a workload's own entry
 // overrides it field by field (placement.Merge). GC (its Job and watchdog) also takes the
@@ -247,6 +269,9 @@ func (a *Args) Validate() error {
 	if t := a.Auth.Token; t != nil {
 		errs = append(errs, t.Validate("Auth.Token", a.Accounts)...)
 	}
+	for _, p := range ClusterPullProblems(a, "ClusterPull") {
+		errs = append(errs, p)
+	}
 	if p := a.Placement; p != nil {
 		for _, w := range []struct {
 			path string
@@ -267,6 +292,59 @@ func (a *Args) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("registrystack: invalid args: %w", errors.Join(errs...))
+}
+
+// ClusterPullProblems names each invalid value of a.ClusterPull by its path under path: the pull
+// account must be pull-only, which only token mode enforces; the namespaces DNS labels; the agent a
+// directory, an image and a namespace it can name.
+func ClusterPullProblems(a *Args, path string) []auth.Problem {
+	c := a.ClusterPull
+	if c == nil {
+		return nil
+	}
+	var out []auth.Problem
+	bad := func(at, value, allowed string) {
+		out = append(out, auth.Problem{Path: at, Value: value, Allowed: allowed})
+	}
+	if (c.Account == "") != (len(c.Namespaces) == 0) {
+		bad(path, fmt.Sprintf("account %q, namespaces %q", c.Account, c.Namespaces), "account and namespaces together (the account's pull Secret goes into the namespaces)")
+	}
+	if c.Account != "" {
+		switch {
+		case a.Auth.Token == nil:
+			bad(path+".account", c.Account, "an account of token auth (set auth.token): every htpasswd account may push and delete every repository, so its credentials in pull Secrets would let any namespace overwrite images")
+		case len(a.Accounts) > 0 && c.Account == a.Accounts[0]:
+			bad(path+".account", c.Account, "an account other than the first (the admin): a pull-only account of its own")
+		case !slices.Contains(a.Accounts, c.Account):
+			bad(path+".account", c.Account, "one of the accounts: "+strings.Join(a.Accounts, ", "))
+		default:
+			for i, p := range a.Auth.Token.Permissions {
+				if p.Account == c.Account && ((p.Access != "" && p.Access != "pull") || slices.ContainsFunc(p.Actions, func(x string) bool { return x != "pull" })) {
+					bad(path+".account", c.Account, fmt.Sprintf("a pull-only account; auth.token.permissions[%d] grants it more than pull", i))
+				}
+			}
+		}
+	}
+	for i, ns := range c.Namespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 || slices.Index(c.Namespaces, ns) != i {
+			bad(fmt.Sprintf("%s.namespaces[%d]", path, i), ns, "a namespace name (DNS label), each once")
+		}
+	}
+	if g := c.NodeAgent; g != nil {
+		if !pathpkg.IsAbs(g.ConfigPath) || pathpkg.Clean(g.ConfigPath) == "/" {
+			bad(path+".nodeAgent.configPath", g.ConfigPath, "containerd's config_path on the nodes, an absolute directory")
+		}
+		if g.Image == "" {
+			bad(path+".nodeAgent.image", "", "an image with sh (busybox)")
+		}
+		if _, known := KnownString(a.Namespace); g.Namespace == "" && !known {
+			bad(path+".nodeAgent.namespace", "", "a name: required when Namespace is an output (the default is <namespace>-node-agent)")
+		}
+		if errs := validation.IsDNS1123Label(g.Namespace); g.Namespace != "" && len(errs) > 0 {
+			bad(path+".nodeAgent.namespace", g.Namespace, "a namespace name (DNS label)")
+		}
+	}
+	return out
 }
 
 // KnownString is in's value when it is a plain pulumi.String, the value known before anything

@@ -3,6 +3,7 @@ package registrystack
 import (
 	"encoding/base64"
 	"fmt"
+	"github.com/regstack/registry-stack/clusterpull"
 	"path"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 const ContainerdCertsDir = "/etc/containerd/certs.d"
 
 // mirrorCAFile is the name the setup commands give the stack's CA in each certs.d directory.
-const mirrorCAFile = "registry-stack-ca.crt"
+const mirrorCAFile = clusterpull.CAFile
 
 // mirrorOutputs describe every mirror and give ready-to-use client configuration; anything that
 // holds a credential is a secret output. No mirror: no outputs.
@@ -24,8 +25,6 @@ func mirrorOutputs(args *Args, mirrors []*mirror) pulumi.Map {
 	trustCA := args.TLS.Secret == nil || args.TLS.Secret.CACertPEM != ""
 	info := pulumi.Map{}
 	passwords := pulumi.StringMap{}
-	var hostFiles []pulumi.StringOutput
-	var paths []string
 	anyAuth := false
 	for _, m := range mirrors {
 		c := m.cfg
@@ -46,27 +45,11 @@ func mirrorOutputs(args *Args, mirrors []*mirror) pulumi.Map {
 			"serviceName":       m.reg.ServiceName,
 			"storage":           m.data.Backend.Description,
 		}
-		caPath := ""
-		if trustCA {
-			caPath = path.Join(ContainerdCertsDir, c.UpstreamNamespace(), mirrorCAFile)
-		}
-		paths = append(paths, path.Join(ContainerdCertsDir, c.UpstreamNamespace(), "hosts.toml"))
-		mc, user := c, username
-		hostFiles = append(hostFiles, m.reg.Password.ApplyT(func(pw string) string {
-			return ContainerdHostsTOML(mc, user, pw, caPath)
-		}).(pulumi.StringOutput))
 	}
-	files := pulumi.ToStringArrayOutput(hostFiles).ApplyT(func(contents []string) map[string]string {
-		out := map[string]string{}
-		for i, p := range paths {
-			out[p] = contents[i]
-		}
-		return out
-	}).(pulumi.StringMapOutput)
-	var hosts pulumi.Output = files
+	var hosts pulumi.Output = mirrorHostFiles(mirrors, trustCA, ContainerdCertsDir, true)
 	if anyAuth {
 		// The files carry the mirrors' Basic credentials.
-		hosts = pulumi.ToSecret(files)
+		hosts = pulumi.ToSecret(hosts)
 	}
 	out := pulumi.Map{
 		"mirrors":               info,
@@ -77,6 +60,41 @@ func mirrorOutputs(args *Args, mirrors []*mirror) pulumi.Map {
 		out["mirrorPasswords"] = pulumi.ToSecret(passwords.ToStringMapOutput())
 	}
 	return out
+}
+
+// mirrorHostFiles are the mirrors' hosts.toml files for containerd's config_path certsDir, each
+// trusting the stack's CA beside it (trustCA): by full path, or by upstream directory when
+// fullPaths is false (the node agent's).
+func mirrorHostFiles(mirrors []*mirror, trustCA bool, certsDir string, fullPaths bool) pulumi.StringMapOutput {
+	var hostFiles []pulumi.StringOutput
+	var paths []string
+	for _, m := range mirrors {
+		c := m.cfg
+		username := ""
+		if !c.Anonymous {
+			username = MirrorAccount
+		}
+		caPath := ""
+		if trustCA {
+			caPath = path.Join(certsDir, c.UpstreamNamespace(), mirrorCAFile)
+		}
+		key := c.UpstreamNamespace()
+		if fullPaths {
+			key = path.Join(certsDir, key, "hosts.toml")
+		}
+		paths = append(paths, key)
+		mc, user := c, username
+		hostFiles = append(hostFiles, m.reg.Password.ApplyT(func(pw string) string {
+			return ContainerdHostsTOML(mc, user, pw, caPath)
+		}).(pulumi.StringOutput))
+	}
+	return pulumi.ToStringArrayOutput(hostFiles).ApplyT(func(contents []string) map[string]string {
+		out := map[string]string{}
+		for i, p := range paths {
+			out[p] = contents[i]
+		}
+		return out
+	}).(pulumi.StringMapOutput)
 }
 
 // ContainerdHostsTOML is the certs.d/<upstream>/hosts.toml that sends a node's pulls of the

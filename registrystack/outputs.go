@@ -114,6 +114,8 @@ var OutputDescriptions = map[string]string{
 	"mirrorSetupCommands":   "Commands that point docker, containerd and minikube at the mirrors.",
 	"mirrorPasswords":       "Each mirror's account password by mirror (secret).",
 	"tokenRealm":            "Where clients get tokens (token auth on).",
+	"pullSecretNames":       "The kubernetes.io/dockerconfigjson pull Secrets as namespace/name (clusterPull on).",
+	"nodeAgentNamespace":    "The node agent's namespace (clusterPull.nodeAgent on).",
 }
 
 // AlwaysOutputs are the outputs every stack has, whatever its features.

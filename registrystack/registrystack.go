@@ -7,6 +7,7 @@ package registrystack
 
 import (
 	"fmt"
+	"github.com/regstack/registry-stack/clusterpull"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -266,6 +267,7 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		return nil, err
 	}
 
+	var clusterPullOutputs pulumi.Map
 	gcArgs := &gc.GCArgs{
 		Namespace:        namespace,
 		Schedule:         args.GC.Schedule,
@@ -296,7 +298,21 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		return nil, err
 	}
 
+	if c := args.ClusterPull; c != nil {
+		pull, err := newClusterPull(ctx, args, n, nsName, reg, cert, mirrors, child)
+		if err != nil {
+			return nil, err
+		}
+		clusterPullOutputs = pulumi.Map{"pullSecretNames": pull.SecretNames}
+		if c.NodeAgent != nil {
+			clusterPullOutputs["nodeAgentNamespace"] = pull.AgentNamespace
+		}
+	}
+
 	out := stackOutputs(args, namespace, reg, cert, route, collector, data, cache)
+	for k, v := range clusterPullOutputs {
+		out[k] = v
+	}
 	for k, v := range mirrorOutputs(args, mirrors) {
 		out[k] = v
 	}
@@ -311,6 +327,35 @@ func deploy(ctx *pulumi.Context, args *Args, n names, child []pulumi.ResourceOpt
 		out["metricsServiceNames"] = mon.MetricsServiceNames
 	}
 	return out, nil
+}
+
+// newClusterPull registers the pull Secrets of args.ClusterPull's account and its node agent.
+func newClusterPull(ctx *pulumi.Context, args *Args, n names, nsName string, reg *registry.Registry, cert *tlscert.TLS,
+	mirrors []*mirror, child []pulumi.ResourceOption) (*clusterpull.ClusterPull, error) {
+	c := args.ClusterPull
+	in := &clusterpull.ClusterPullArgs{
+		Hostname:   args.Hostname,
+		Namespaces: c.Namespaces,
+		SecretName: PullSecretName(n.registry),
+		Placement:  args.Placement.mirrors(),
+	}
+	if c.Account != "" {
+		in.Username, in.Password = c.Account, pulumi.ToSecret(reg.Passwords.MapIndex(pulumi.String(c.Account))).(pulumi.StringOutput)
+	}
+	if g := c.NodeAgent; g != nil {
+		agent := *g
+		if agent.Namespace == "" {
+			agent.Namespace = nsName + "-node-agent"
+		}
+		in.Agent = &agent
+		if trustCA := args.TLS.Secret == nil || args.TLS.Secret.CACertPEM != ""; trustCA {
+			in.CACertPEM = cert.CACertPem
+		}
+		if len(mirrors) > 0 {
+			in.MirrorHosts = mirrorHostFiles(mirrors, in.CACertPEM != nil, agent.ConfigPath, false)
+		}
+	}
+	return clusterpull.NewClusterPull(ctx, n.registry+"-pull", in, child...)
 }
 
 // newMonitoring registers the metrics Services of the registry and each mirror and the monitoring

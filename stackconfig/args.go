@@ -43,6 +43,7 @@ func (cfg *Config) Args() *registrystack.Args {
 		},
 		Accounts:    cfg.Accounts(),
 		Auth:        cfg.auth(),
+		ClusterPull: cfg.clusterPull(),
 		GC:          registrystack.GCArgs{Schedule: cfg.GCSchedule, Suspend: cfg.GCSuspend, KubectlImage: cfg.GCKubectlImage},
 		Mirrors:     cfg.Mirrors,
 		Monitoring:  cfg.Monitoring,

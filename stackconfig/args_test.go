@@ -19,6 +19,7 @@ var opaque = map[reflect.Type]bool{
 	reflect.TypeOf(registrystack.Mirror{}): true, reflect.TypeOf(monitoring.Config{}): true,
 	reflect.TypeOf(registry.Autoscaling{}): true, reflect.TypeOf(placement.Spec{}): true,
 	reflect.TypeOf(gc.Retention{}): true, reflect.TypeOf(auth.Token{}): true,
+	reflect.TypeOf(registrystack.ClusterPullArgs{}): true,
 }
 
 // argLeaves maps the leaf fields of an Args value (Storage.S3.Bucket, ...) to their values: pointers
@@ -130,6 +131,7 @@ func TestConfigPathsAndArgsMirrorEachOther(t *testing.T) {
 		"monitoring":                           {"monitoring": `{"scrapeNamespace":"prom"}`},
 		"retention":                            {"retention": `{"policies":[{"repositories":["ci/*"],"keepNewest":5}]}`},
 		"auth":                                 {"auth": `{"token":{}}`},
+		"clusterPull":                          {"clusterPull": `{"nodeAgent":{}}`},
 		"autoscaling":                          {"autoscaling": `{"maxReplicas":4}`, "replicas": defaultOf("replicas")},
 		"placement": {"mirrors": `[{"name":"ghcr","upstream":"https://ghcr.io"}]`, "placement": `{"all":{"priorityClassName":"infra"},` +
 			`"registry":{"priorityClassName":"r"},"mirrors":{"priorityClassName":"m"},"cache":{"priorityClassName":"c"},"gc":{"priorityClassName":"g"}}`},

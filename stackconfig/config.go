@@ -136,6 +136,8 @@ type Config struct {
 	PlacementRaw *rawPlacement
 	RetentionRaw *rawRetention
 	AuthRaw      *rawAuth
+	// ClusterPullRaw is the clusterPull key.
+	ClusterPullRaw *rawClusterPull
 	// RegistryEnv is registry.env: extra environment of the registry, mirrors and GC's collector.
 	RegistryEnv map[string]string
 }
@@ -182,6 +184,7 @@ var keys = []key{
 		"Accounts, one per client (CI, each cluster, each developer), each with its own generated password (output passwords), rotatable alone. The first is the admin of the outputs username and password; what the others may do is auth's."},
 
 	{"auth", "", object(func(c *Config) **rawAuth { return &c.AuthRaw }, authFields), authDoc},
+	{"clusterPull", "", object(func(c *Config) **rawClusterPull { return &c.ClusterPullRaw }, clusterPullFields), clusterPullDoc},
 
 	{"routing.ingress.className", "nginx", str(func(c *Config) *string { return &c.IngressClassName }),
 		"IngressClass of the Ingress (nginx = minikube's ingress addon; traefik = minikube's traefik addon, k3s). routing.ingress is the default way in; set routing.gateway instead for a Gateway API HTTPRoute."},

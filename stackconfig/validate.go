@@ -89,6 +89,7 @@ func (c *Config) Validate() error {
 	v.validateAutoscaling(c)
 	v.validateRetention(c)
 	v.validateAuth(c)
+	v.validateClusterPull(c)
 	v.validatePlacement(c)
 	v.validateRegistryEnv(c)
 

@@ -260,9 +260,11 @@ func TestOutputsAreDocumented(t *testing.T) {
 	minimal := outputKeys(t, map[string]string{"storage.s3.bucket": "registry-images", "storage.s3.region": "us-east-1", "cache.enabled": "false"})
 	full := outputKeys(t, map[string]string{
 		"storage.filesystem.mode": "hostPath", "autoscaling": `{}`,
-		"monitoring": `{"serviceMonitor":{"enabled":true}}`,
-		"mirrors":    `[{"name":"ghcr","upstream":"https://ghcr.io"}]`,
-		"auth":       `{"token":{}}`,
+		"monitoring":  `{"serviceMonitor":{"enabled":true}}`,
+		"mirrors":     `[{"name":"ghcr","upstream":"https://ghcr.io"}]`,
+		"auth":        `{"token":{}}`,
+		"clusterPull": `{"account":"ci","namespaces":["apps"],"nodeAgent":{}}`,
+		"accounts":    `["admin","ci"]`,
 	})
 	if !slices.Equal(minimal, slices.Sorted(slices.Values(registrystack.AlwaysOutputs))) {
 		t.Errorf("outputs of a minimal stack %v, want AlwaysOutputs %v", minimal, registrystack.AlwaysOutputs)

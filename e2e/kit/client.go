@@ -203,14 +203,21 @@ func (c *RegistryClient) Send(ctx context.Context, r Request) (*http.Response, e
 	if r.NoAuth || user == "" {
 		user, pass, r.NoAuth = "", "", true
 	}
-	key := tokenKey(user, r.URL)
-	resp, err := c.sendOnce(ctx, r, user, pass, c.tokens.get(key))
+	key := tokenKey(user, pass, r.URL)
+	kept := c.tokens.get(key)
+	resp, err := c.sendOnce(ctx, r, user, pass, kept)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || (r.Stream != nil && r.Body == nil) {
 		return resp, err
 	}
 	challenge, ok := parseBearerChallenge(resp.Header.Get("Www-Authenticate"))
 	if !ok {
-		return resp, nil
+		if kept == "" {
+			return resp, nil
+		}
+		// Token auth is gone (htpasswd again): forget the token, send the credentials.
+		resp.Body.Close()
+		c.tokens.put(key, "")
+		return c.sendOnce(ctx, r, user, pass, "")
 	}
 	token, refused, err := c.fetchToken(ctx, challenge, user, pass, r.NoAuth)
 	if err != nil || refused != nil {

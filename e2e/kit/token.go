@@ -40,9 +40,11 @@ func (t *tokenCache) put(key, token string) {
 	t.m[key] = token
 }
 
-// tokenKey is the cache key of a request: its user and repository (the path between /v2/ and
-// /blobs/, /manifests/ or /tags/), or the path itself elsewhere.
-func tokenKey(user, rawURL string) string {
+// tokenKey is the cache key of a request: its credentials and repository (the path between /v2/
+// and /blobs/, /manifests/ or /tags/), or the path itself elsewhere. The password is part of it:
+// a wrong one must never be answered with a token the right one got.
+func tokenKey(user, pass, rawURL string) string {
+	user += "\x00" + pass
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return user + "\x00" + rawURL
