@@ -100,6 +100,7 @@ func TestE2E(t *testing.T) {
 			{Name: "claim_growth_refused", Run: f.stepClaimGrowthRefused},
 			// Token auth (issue 25): they run when the node has the docker_auth image.
 			{Name: "token_switch_and_rules", Run: f.stepTokenSwitch},
+			{Name: "cluster_pull_node_agent", Run: f.stepClusterPull},
 			{Name: "token_key_rotation", Run: f.stepTokenKeyRotation},
 			{Name: "token_back_to_htpasswd", Run: f.stepTokenBackToHtpasswd},
 			// Autoscaling (issue 13): an HPA that scales while GC runs.

@@ -39,6 +39,10 @@ type Settings struct {
 	KubectlImage  string
 	// TokenServerImage is auth.token.image of the token steps (they skip when no node has it).
 	TokenServerImage string
+	// NodeAgentImage and ContainerdConfigPath are clusterPull.nodeAgent's image and configPath
+	// (the sandbox node's containerd reads $SANDBOX_HOME/cluster/containerd/certs.d).
+	NodeAgentImage       string
+	ContainerdConfigPath string
 
 	// IngressAddr is host:port of the ingress controller's HTTPS entry point as seen from this
 	// machine. Empty means: start a kubectl port-forward to IngressService.
@@ -127,26 +131,28 @@ func loadSettings(ctx context.Context, track string) (*Settings, error) {
 		namespace = own(v)
 	}
 	s := &Settings{
-		Namespace:          namespace,
-		Hostname:           hostname,
-		IngressClass:       Env("E2E_INGRESS_CLASS", "traefik"),
-		StorageMode:        Env("E2E_STORAGE_MODE", "dynamic"),
-		StorageClass:       Env("E2E_STORAGE_CLASS", "standard"),
-		RegistryImage:      Env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
-		RedisImage:         Env("E2E_REDIS_IMAGE", "redis:8.0.2-alpine"),
-		KubectlImage:       Env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
-		TokenServerImage:   Env("E2E_TOKEN_SERVER_IMAGE", "cesanta/docker_auth:1.14.0"),
-		IngressAddr:        Env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
-		IngressService:     Env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
-		IngressPort:        Env("E2E_INGRESS_PORT", "443"),
-		IngressHTTPAddr:    Env("E2E_INGRESS_HTTP_ADDR", os.Getenv("INGRESS_HTTP_ADDR")),
-		UpgradeFrom:        Env("E2E_UPGRADE_FROM", PreviousRelease),
-		GatewayClass:       Env("E2E_GATEWAY_CLASS", "traefik"),
-		ClusterIngressHost: Env("E2E_CLUSTER_INGRESS_HOST", "traefik.ingress.svc.cluster.local"),
-		GatewayPort:        Env("E2E_GATEWAY_PORT", "8443"),
-		GatewayHTTPPort:    Env("E2E_GATEWAY_HTTP_PORT", "8000"),
-		Keep:               Env("E2E_KEEP", "") == "1",
-		Stack:              "e2e-" + suffix,
+		Namespace:            namespace,
+		Hostname:             hostname,
+		IngressClass:         Env("E2E_INGRESS_CLASS", "traefik"),
+		StorageMode:          Env("E2E_STORAGE_MODE", "dynamic"),
+		StorageClass:         Env("E2E_STORAGE_CLASS", "standard"),
+		RegistryImage:        Env("E2E_REGISTRY_IMAGE", "registry:3.1.2"),
+		RedisImage:           Env("E2E_REDIS_IMAGE", "redis:8.0.2-alpine"),
+		KubectlImage:         Env("E2E_KUBECTL_IMAGE", "registry.k8s.io/kubectl:v1.33.13"),
+		TokenServerImage:     Env("E2E_TOKEN_SERVER_IMAGE", "cesanta/docker_auth:1.14.0"),
+		NodeAgentImage:       Env("E2E_NODE_AGENT_IMAGE", "busybox:1.35.0"),
+		ContainerdConfigPath: Env("E2E_CONTAINERD_CONFIG_PATH", containerdConfigPath()),
+		IngressAddr:          Env("E2E_INGRESS_ADDR", os.Getenv("INGRESS_HTTPS_ADDR")),
+		IngressService:       Env("E2E_INGRESS_SERVICE", "ingress-nginx/ingress-nginx-controller"),
+		IngressPort:          Env("E2E_INGRESS_PORT", "443"),
+		IngressHTTPAddr:      Env("E2E_INGRESS_HTTP_ADDR", os.Getenv("INGRESS_HTTP_ADDR")),
+		UpgradeFrom:          Env("E2E_UPGRADE_FROM", PreviousRelease),
+		GatewayClass:         Env("E2E_GATEWAY_CLASS", "traefik"),
+		ClusterIngressHost:   Env("E2E_CLUSTER_INGRESS_HOST", "traefik.ingress.svc.cluster.local"),
+		GatewayPort:          Env("E2E_GATEWAY_PORT", "8443"),
+		GatewayHTTPPort:      Env("E2E_GATEWAY_HTTP_PORT", "8000"),
+		Keep:                 Env("E2E_KEEP", "") == "1",
+		Stack:                "e2e-" + suffix,
 	}
 	switch s.StorageMode {
 	case "hostPath", "dynamic":
@@ -254,3 +260,11 @@ const (
 
 // Accounts are the htpasswd accounts the suite deploys: the default username, then the other accounts.
 func (s *Settings) Accounts() []string { return []string{"admin", "ci", "cluster-a"} }
+
+// containerdConfigPath is the sandbox node's containerd config_path, or the common default.
+func containerdConfigPath() string {
+	if home := os.Getenv("SANDBOX_HOME"); home != "" {
+		return filepath.Join(home, "cluster", "containerd", "certs.d")
+	}
+	return "/etc/containerd/certs.d"
+}
