@@ -123,6 +123,18 @@ func (f *fixture) stepTokenSwitch(t *testing.T) {
 	if err := f.LoadOutputs(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The ingress controller serves the realm's new path a moment after `pulumi up` returns
+	// (nothing in the API says when); until then clients of the switched registry get no token.
+	start := time.Now()
+	var last string
+	if err := kit.Poll(ctx, time.Minute, 500*time.Millisecond, func() (bool, error) {
+		_, code, err := f.Client.Token(ctx, "", "admin", f.Out.Passwords["admin"])
+		last = fmt.Sprintf("%d %v", code, err)
+		return err == nil && code == http.StatusOK, nil
+	}); err != nil {
+		t.Fatalf("the token realm never answered after the switch (last: %s): %v", last, err)
+	}
+	f.Report.Fact("switch to token: the realm issued tokens %.1f s after pulumi up returned", time.Since(start).Seconds())
 	f.token = tok
 	for a, pw := range tok.passwords {
 		if f.Out.Passwords[a] != pw {

@@ -94,3 +94,44 @@ func TestTokenValidationNamesTheField(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// clusterPull: a dockerconfigjson Secret (secret) in each listed namespace; the agent in its own
+// privileged namespace, writing only containerd's config_path, with nothing else from the node.
+func TestClusterPullWritesPullSecretsAndTheAgent(t *testing.T) {
+	m := runStacks(t, map[string]string{"accounts": `["admin","nodes"]`, "auth": `{"token":{}}`,
+		"clusterPull": `{"account":"nodes","namespaces":["apps","web"],"nodeAgent":{"configPath":"/var/lib/rancher/k3s/agent/etc/containerd/certs.d"}}`}, nil, "registry")
+	for _, ns := range []string{"apps", "web"} {
+		s := m.Get(t, tSecret, "registry-pull-"+ns)
+		if s.String("type") != "kubernetes.io/dockerconfigjson" || s.String("metadata", "namespace") != ns || s.String("metadata", "name") != "registry-pull" {
+			t.Errorf("pull secret in %s: %s %s/%s", ns, s.String("type"), s.String("metadata", "namespace"), s.String("metadata", "name"))
+		}
+		if !s.IsSecret("stringData", ".dockerconfigjson") || !strings.Contains(s.String("stringData", ".dockerconfigjson"), `"username":"nodes"`) {
+			t.Errorf("pull secret in %s: %s (secret %v)", ns, s.String("stringData", ".dockerconfigjson"), s.IsSecret("stringData", ".dockerconfigjson"))
+		}
+	}
+	ns := m.Get(t, "kubernetes:core/v1:Namespace", "registry-pull-agent")
+	if ns.String("metadata", "name") != "registry-node-agent" || ns.String("metadata", "labels", "pod-security.kubernetes.io/enforce") != "privileged" {
+		t.Errorf("agent namespace %s enforce %q", ns.String("metadata", "name"), ns.String("metadata", "labels", "pod-security.kubernetes.io/enforce"))
+	}
+	ds := m.Get(t, "kubernetes:apps/v1:DaemonSet", "registry-pull-agent")
+	spec := ds.Lookup("spec", "template", "spec").(map[string]any)
+	vols := spec["volumes"].([]any)
+	hostPaths := 0
+	for _, v := range vols {
+		if hp, ok := v.(map[string]any)["hostPath"].(map[string]any); ok {
+			hostPaths++
+			if hp["path"] != "/var/lib/rancher/k3s/agent/etc/containerd/certs.d" {
+				t.Errorf("agent hostPath %v", hp["path"])
+			}
+		}
+	}
+	c := spec["containers"].([]any)[0].(map[string]any)["securityContext"].(map[string]any)
+	if hostPaths != 1 || spec["hostNetwork"] != nil || spec["hostPID"] != nil || c["privileged"] != nil || c["allowPrivilegeEscalation"] != false ||
+		c["readOnlyRootFilesystem"] != true {
+		t.Errorf("agent pod: %d hostPath volumes, securityContext %v", hostPaths, c)
+	}
+	files := m.Get(t, tSecret, "registry-pull-agent").String("stringData", "index")
+	if !strings.Contains(files, "registry.minikube.test/hosts.toml") || !strings.Contains(files, "registry.minikube.test/registry-stack-ca.crt") {
+		t.Errorf("agent index:\n%s", files)
+	}
+}

@@ -49,13 +49,14 @@ func (v *validator) validateAuth(c *Config) {
 	if lifetime == "" {
 		lifetime = defaultTokenLifetime
 	}
+	parsed := true
 	if d, err := time.ParseDuration(lifetime); err != nil || d <= 0 {
 		v.bad("auth.token.lifetime", t.Lifetime, "a duration from 1m to 24h (15m, 1h)")
-		return
+		parsed = false
 	}
 	for _, p := range c.auth().Token.Problems("auth.token", c.AccountNames) {
-		if p.Path == "auth.token.image" {
-			continue // checked above, with its default
+		if p.Path == "auth.token.image" || (p.Path == "auth.token.lifetime" && !parsed) {
+			continue // checked above, with its default or as written
 		}
 		v.bad(p.Path, p.Value, p.Allowed)
 	}
