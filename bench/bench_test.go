@@ -79,6 +79,9 @@ func TestBench(t *testing.T) {
 	if cfg.Parts["retention"] {
 		parts = append(parts, kit.Step{Name: "retention", Run: b.benchRetention})
 	}
+	if cfg.Parts["token"] {
+		parts = append(parts, kit.Step{Name: "token", Run: b.benchToken})
+	}
 	if cfg.Parts["mirror"] {
 		parts = append(parts, kit.Step{Name: "mirror", Run: b.benchMirror})
 	}

@@ -29,12 +29,12 @@ type benchConfig struct {
 	RetentionRepos int             `json:"retentionRepos"`
 	RetentionTags  int             `json:"retentionTags"`
 	UnitRuns       int             `json:"unitRuns"` // BENCH_UNIT_RUNS: timed `go test ./...` runs (warm cache)
-	Parts          map[string]bool `json:"parts"`    // BENCH_PARTS: comma list of unit,deploy,data,head,gc,retention,mirror,s3
+	Parts          map[string]bool `json:"parts"`    // BENCH_PARTS: comma list of unit,deploy,data,head,gc,retention,token,mirror,s3
 	OutDir         string          `json:"-"`        // BENCH_OUT: results directory (default <repo>/results)
 }
 
 // benchParts are the measured parts in the order they run.
-var benchParts = []string{"unit", "deploy", "data", "head", "gc", "retention", "mirror", "s3"}
+var benchParts = []string{"unit", "deploy", "data", "head", "gc", "retention", "token", "mirror", "s3"}
 
 func envInt(name string, def, min, max int) (int, error) {
 	v := strings.TrimSpace(os.Getenv(name))

@@ -331,6 +331,21 @@ func (r *benchResults) markdown(failed bool) string {
 		w("\n")
 	}
 
+	if tk := r.Token; tk != nil && len(tk.Samples["token/auth"]) > 0 {
+		w("## 4c. Token auth against htpasswd\n\n")
+		w("HEAD of an existing blob through the Ingress, %d per variant, interleaved in batches; then a %d-layer push and pull (%d KiB layers, %d rounds). The token client keeps its token, as docker does.\n\n",
+			tk.Heads, smallLayerCount, smallLayerBytes>>10, smallLayerRounds)
+		w("| mode | HEAD p50 ms with credentials | HEAD p50 ms without (401) | ratio | 20-layer push s (median) | pull s (median) |\n|---|---|---|---|---|---|\n")
+		for _, m := range []string{"htpasswd", "token"} {
+			a, n := percentile(tk.Samples[m+"/auth"], 50), percentile(tk.Samples[m+"/noauth"], 50)
+			w("| %s | %.2f | %.2f | **%.2f×** | %.2f | %.2f |\n", m, a, n, a/n, median(tk.SmallLayers[m+"/push"]), median(tk.SmallLayers[m+"/pull"]))
+		}
+		ht, tt := median(tk.SmallLayers["htpasswd/push"]), median(tk.SmallLayers["token/push"])
+		hp, tp := median(tk.SmallLayers["htpasswd/pull"]), median(tk.SmallLayers["token/pull"])
+		w("\nToken / htpasswd: authenticated HEAD p50 %.2f×, push %.2f×, pull %.2f×. Switch up + rollout: to token %.0f s, back %.0f s.\n\n",
+			percentile(tk.Samples["token/auth"], 50)/percentile(tk.Samples["htpasswd/auth"], 50), tt/ht, tp/hp, tk.SwitchSeconds["token"], tk.SwitchSeconds["htpasswd"])
+	}
+
 	if u := r.Unit; u != nil && len(u.Runs) > 0 {
 		var wall, sum, mx []float64
 		tests, pkgs := 0, 0

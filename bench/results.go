@@ -26,6 +26,8 @@ type benchResults struct {
 	GC       *gcResult     `json:"gc,omitempty"`
 	// Retention is GC alone and retention + GC on the same tags (issue 24).
 	Retention *retentionResult `json:"retention,omitempty"`
+	// Token is htpasswd against token auth on the same deployment (issue 25).
+	Token *tokenResult `json:"token,omitempty"`
 	// S3 is the data path with storage.s3 (variants s3-*), same image size and rounds.
 	S3 *dataResult `json:"s3,omitempty"`
 	// Mirror is pulls through a mirror of the registry, cold and warm, beside direct pulls.
@@ -117,7 +119,16 @@ type headExtras struct {
 	RedisKeys int `json:"redisKeys"`
 }
 
-// gcResult: one entry per repository count.
+// tokenResult: HEAD latencies (ms) by mode/auth|noauth, 20-layer push and pull seconds by
+// mode/push|pull, and each switch's up + rollout seconds.
+type tokenResult struct {
+	Heads         int                  `json:"heads"`
+	Samples       map[string][]float64 `json:"samples"`
+	SmallLayers   map[string][]float64 `json:"smallLayersSeconds"`
+	SwitchSeconds map[string]float64   `json:"switchSeconds"`
+}
+
+// retentionResult: GC alone and with a keepNewest policy.
 type retentionResult struct {
 	Repos         int     `json:"repos"`
 	Tags          int     `json:"tags"` // per repository

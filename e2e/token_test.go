@@ -27,27 +27,13 @@ type tokenUnderTest struct {
 // proxy does not serve its source, so a fresh machine cannot build it (README, Tests).
 func (f *fixture) needTokenServerImage(ctx context.Context, t *testing.T) {
 	t.Helper()
-	var nodes struct {
-		Items []struct {
-			Status struct {
-				Images []struct {
-					Names []string `json:"names"`
-				} `json:"images"`
-			} `json:"status"`
-		} `json:"items"`
-	}
-	if err := f.Kube.GetJSON(ctx, false, &nodes, "nodes"); err != nil {
+	want := f.Settings.TokenServerImage
+	ok, err := f.Kube.NodeHasImage(ctx, want)
+	if err != nil {
 		t.Fatal(err)
 	}
-	want := f.Settings.TokenServerImage
-	for _, n := range nodes.Items {
-		for _, im := range n.Status.Images {
-			for _, name := range im.Names {
-				if name == want || name == "docker.io/"+want {
-					return
-				}
-			}
-		}
+	if ok {
+		return
 	}
 	f.Report.Fact("token auth steps SKIPPED: no node has the image %s (not served by the module proxy; build cesanta/docker_auth from its public source and import it, README, Tests)", want)
 	t.Skipf("SKIPPED: no node has the token server image %s; build cesanta/docker_auth from its public source and import it into the cluster (README, Tests)", want)

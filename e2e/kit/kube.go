@@ -429,3 +429,31 @@ func Poll(ctx context.Context, timeout, interval time.Duration, check func() (bo
 		}
 	}
 }
+
+// NodeHasImage reports whether some node lists image (with or without its docker.io/ prefix)
+// among the images it holds. A node lists at most 50 (kubelet's nodeStatusMaxImages), the
+// largest first: a miss on a node with more is a false "no", never a false "yes".
+func (k *Kube) NodeHasImage(ctx context.Context, image string) (bool, error) {
+	var nodes struct {
+		Items []struct {
+			Status struct {
+				Images []struct {
+					Names []string `json:"names"`
+				} `json:"images"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := k.GetJSON(ctx, false, &nodes, "nodes"); err != nil {
+		return false, err
+	}
+	for _, n := range nodes.Items {
+		for _, im := range n.Status.Images {
+			for _, name := range im.Names {
+				if name == image || name == "docker.io/"+image || name == "docker.io/library/"+image {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
+}
