@@ -15,7 +15,7 @@ import (
 func TestComponentsDoNotImportStackconfig(t *testing.T) {
 	const stackconfig = "github.com/regstack/registry-stack/stackconfig"
 	for _, pkg := range []string{"registrystack", "routing", "placement", "storage", "tlscert", "redis", "registry", "gc", "ingress",
-		"gateway", "monitoring", "auth", "internal/kube", "internal/traefik", "internal/htpasswd", "internal/testutil"} {
+		"gateway", "monitoring", "auth", "clusterpull", "internal/kube", "internal/traefik", "internal/htpasswd", "internal/testutil"} {
 		files, err := filepath.Glob(filepath.Join(pkg, "*.go"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("%s: no Go files (%v)", pkg, err)

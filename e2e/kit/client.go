@@ -187,6 +187,9 @@ type Request struct {
 	Expect      []int
 	NoAuth      bool
 	User, Pass  string
+	// Raw sends the request once as it is: no token is fetched on a Bearer challenge (the bench's
+	// bare 401 round trip).
+	Raw bool
 }
 
 // Send performs one request and returns the response with its body unread: the caller reads
@@ -206,7 +209,7 @@ func (c *RegistryClient) Send(ctx context.Context, r Request) (*http.Response, e
 	key := tokenKey(user, pass, r.URL)
 	kept := c.tokens.get(key)
 	resp, err := c.sendOnce(ctx, r, user, pass, kept)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || (r.Stream != nil && r.Body == nil) {
+	if err != nil || r.Raw || resp.StatusCode != http.StatusUnauthorized || (r.Stream != nil && r.Body == nil) {
 		return resp, err
 	}
 	challenge, ok := parseBearerChallenge(resp.Header.Get("Www-Authenticate"))
