@@ -31,6 +31,39 @@ type Token struct {
 	Permissions []Permission
 	// AnonymousPull are repositories anyone may pull without an account; empty: none.
 	AnonymousPull []string
+	// ExtraConfig is YAML of docker_auth's own settings added to the rendered configuration: its
+	// other authentication backends (ldap_auth, oidc_auth, github_auth, gitlab_auth, google_auth,
+	// ext_auth ...) and authorizers. It may hold credentials (a bind password, a client secret):
+	// the stack keeps it secret. The keys the stack renders (ReservedKeys) are refused. With it,
+	// Permissions may name the users of those backends, and the token server may open connections
+	// (its NetworkPolicy allows egress). "": static accounts only.
+	ExtraConfig string
+}
+
+// ReservedKeys are docker_auth's settings the stack renders itself.
+var ReservedKeys = []string{"server", "token", "users", "acl"}
+
+// extraConfig parses ExtraConfig: one YAML mapping without the reserved keys.
+func (t *Token) extraConfig() (map[string]any, error) {
+	if strings.TrimSpace(t.ExtraConfig) == "" {
+		return nil, nil
+	}
+	dec := yaml.NewDecoder(strings.NewReader(t.ExtraConfig))
+	var out map[string]any
+	if err := dec.Decode(&out); err != nil {
+		// The parser's message can quote the input, a secret: not passed on.
+		return nil, fmt.Errorf("not a YAML mapping of docker_auth settings")
+	}
+	var more any
+	if err := dec.Decode(&more); err == nil {
+		return nil, fmt.Errorf("more than one YAML document (docker_auth reads the first only)")
+	}
+	for _, k := range ReservedKeys {
+		if _, ok := out[k]; ok {
+			return nil, fmt.Errorf("sets %q, which the stack renders (reserved: %s)", k, strings.Join(ReservedKeys, ", "))
+		}
+	}
+	return out, nil
 }
 
 // Permission grants one account actions on repositories.
@@ -107,8 +140,10 @@ func (t *Token) Problems(path string, accounts []string) []Problem {
 		switch {
 		case len(accounts) > 0 && p.Account == accounts[0]:
 			bad(at+".account", p.Account, "an account other than the first, which is always admin")
+		case t.ExtraConfig != "" && strings.TrimSpace(p.Account) != "" && !strings.ContainsAny(p.Account, " \t\n"):
+			// A user of a backend of ExtraConfig (LDAP, OIDC ...): the stack cannot list them.
 		case !slices.Contains(accounts, p.Account):
-			bad(at+".account", p.Account, "one of the accounts: "+strings.Join(accounts, ", "))
+			bad(at+".account", p.Account, "one of the accounts: "+strings.Join(accounts, ", ")+" (or, with extraConfig, a user of its backends)")
 		}
 		for j, r := range p.Repositories {
 			if !repositoryPattern.MatchString(r) {
@@ -126,6 +161,9 @@ func (t *Token) Problems(path string, accounts []string) []Problem {
 				bad(fmt.Sprintf("%s.actions[%d]", at, j), a, "pull, push or delete, each once")
 			}
 		}
+	}
+	if _, err := t.extraConfig(); err != nil {
+		bad(path+".extraConfig", "(secret)", "one YAML mapping of docker_auth settings other than "+strings.Join(ReservedKeys, ", ")+": "+err.Error())
 	}
 	for i, r := range t.AnonymousPull {
 		if !repositoryPattern.MatchString(r) {
@@ -253,6 +291,10 @@ func (t *Token) ServerConfig(in ServerConfigInput) (string, error) {
 		// docker_auth lets a request without credentials in as the user "" only if it exists.
 		users[""] = map[string]string{}
 	}
+	extra, err := t.extraConfig()
+	if err != nil {
+		return "", fmt.Errorf("auth: token server: extraConfig: %w", err)
+	}
 	cfg := map[string]any{
 		"server": map[string]any{"addr": fmt.Sprintf(":%d", ServerPort)},
 		"token": map[string]any{
@@ -264,6 +306,9 @@ func (t *Token) ServerConfig(in ServerConfigInput) (string, error) {
 		},
 		"users": users,
 		"acl":   t.acl(accounts),
+	}
+	for k, v := range extra {
+		cfg[k] = v
 	}
 	out, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -233,3 +233,55 @@ func TestTokenProblemsNameEveryBadValue(t *testing.T) {
 		t.Errorf("a valid token mode has problems: %v", p)
 	}
 }
+
+// extraConfig: docker_auth's other backends go into the rendered file beside the stack's keys;
+// the stack's own keys, several documents or no mapping are refused without quoting the (secret)
+// value; with it, permissions may name that backend's users.
+func TestExtraConfigAddsBackendsAndKeepsTheStacksKeys(t *testing.T) {
+	tok := teamToken()
+	tok.ExtraConfig = "ldap_auth:\n  addr: ldap.example.com:636\n  tls: always\n  bind_password_file: /x\n"
+	tok.Permissions = append(tok.Permissions, Permission{Account: "alice", Repositories: []string{"alice/*"}, Access: "push"})
+	if p := tok.Problems("auth.token", teamAccounts); len(p) > 0 {
+		t.Fatalf("problems: %v", p)
+	}
+	raw, err := tok.ServerConfig(ServerConfigInput{Issuer: "i", Lines: []string{"admin:$2y$04$a", "ci:$2y$04$b", "nodes:$2y$04$c", "ops:$2y$04$d", "release:$2y$04$e"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	ldap, _ := cfg["ldap_auth"].(map[string]any)
+	if ldap["addr"] != "ldap.example.com:636" || cfg["acl"] == nil || cfg["users"] == nil || cfg["token"] == nil {
+		t.Errorf("rendered:\n%s", raw)
+	}
+	if got := decide(t, tok.acl(teamAccounts), "alice", "repository", "alice/app", []string{"pull", "push"}); !slices.Equal(got, []string{"pull", "push"}) {
+		t.Errorf("alice on alice/app: %v", got)
+	}
+	if got := policyTypes(tok); !slices.Equal(got, []string{"Ingress"}) {
+		t.Errorf("policy types with backends: %v, want egress open", got)
+	}
+	if got := policyTypes(teamToken()); !slices.Equal(got, []string{"Ingress", "Egress"}) {
+		t.Errorf("policy types with static users only: %v", got)
+	}
+	for extra, want := range map[string]string{
+		"acl: []\nldap_auth: {}\n":        `sets "acl"`,
+		"users:\n  eve: {}\n":             `sets "users"`,
+		"ldap_auth: {}\n---\ntoken: {}\n": "more than one YAML document",
+		"- just a list":                   "not a YAML mapping",
+		"bind_password: [hunter2":         "not a YAML mapping",
+	} {
+		bad := teamToken()
+		bad.ExtraConfig = extra
+		ps := bad.Problems("auth.token", teamAccounts)
+		if len(ps) != 1 || ps[0].Path != "auth.token.extraConfig" || !strings.Contains(ps[0].Allowed, want) || strings.Contains(ps[0].Error(), "hunter2") {
+			t.Errorf("%q: problems %v, want one at auth.token.extraConfig saying %q without the value", extra, ps, want)
+		}
+	}
+	noExtra := teamToken()
+	noExtra.Permissions = append(noExtra.Permissions, Permission{Account: "alice", Access: "pull"})
+	if ps := noExtra.Problems("auth.token", teamAccounts); len(ps) != 1 || ps[0].Path != "auth.token.permissions[4].account" {
+		t.Errorf("an unknown account without extraConfig: %v", ps)
+	}
+}

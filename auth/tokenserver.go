@@ -141,14 +141,14 @@ func newTokenMode(ctx *pulumi.Context, name string, t *Token, args ModeArgs, opt
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(srvName), Namespace: args.Namespace, Labels: labels},
 		Spec: &networkingv1.NetworkPolicySpecArgs{
 			PodSelector: &metav1.LabelSelectorArgs{MatchLabels: selector},
-			PolicyTypes: pulumi.ToStringArray([]string{"Ingress", "Egress"}),
+			PolicyTypes: pulumi.ToStringArray(policyTypes(t)),
 			Ingress: networkingv1.NetworkPolicyIngressRuleArray{&networkingv1.NetworkPolicyIngressRuleArgs{
 				Ports: networkingv1.NetworkPolicyPortArray{&networkingv1.NetworkPolicyPortArgs{
 					Protocol: pulumi.String("TCP"), Port: pulumi.Int(ServerPort),
 				}},
 			}},
-			// Static users need nothing outside the pod; LDAP or OIDC through docker_auth's own
-			// settings need their egress added by the user (README, Accounts).
+			// Static users need nothing outside the pod: no egress at all. ExtraConfig's backends
+			// (LDAP, OIDC ...) need theirs, so then egress is not restricted.
 			Egress: networkingv1.NetworkPolicyEgressRuleArray{},
 		},
 	}, parent); err != nil {
@@ -230,6 +230,15 @@ func newTokenMode(ctx *pulumi.Context, name string, t *Token, args ModeArgs, opt
 		return nil, fmt.Errorf("auth: register outputs: %w", err)
 	}
 	return mode, nil
+}
+
+// policyTypes are the token server's NetworkPolicy's: egress denied unless ExtraConfig's backends
+// need to reach out.
+func policyTypes(t *Token) []string {
+	if t.ExtraConfig != "" {
+		return []string{"Ingress"}
+	}
+	return []string{"Ingress", "Egress"}
 }
 
 // ServerPodSpec is the token server's pod: docker_auth reading its config Secret, restricted, its

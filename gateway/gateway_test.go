@@ -330,3 +330,28 @@ func TestExistingGatewayOfOtherClassRefusesRanges(t *testing.T) {
 		t.Errorf("route parent = %q", got)
 	}
 }
+
+// A route's own path (the token realm) is a rule of its own before "/", to its own Service, and
+// carries the same source-range filter: the realm is no way around the ranges.
+func TestRoutePathsGetTheirOwnRuleWithTheFilters(t *testing.T) {
+	a := createdArgs()
+	a.Routes[0].Paths = []kube.Path{{Prefix: "/auth", ServiceName: pulumi.String("reg-auth"), ServicePort: 5001}}
+	m, err := runGateway(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.Get(t, tRoute, "reg")
+	for i, want := range []struct {
+		prefix, service string
+	}{{"/auth", "reg-auth"}, {"/", "registry-svc"}} {
+		if got := r.String("spec", "rules", i, "matches", 0, "path", "value"); got != want.prefix {
+			t.Errorf("rule %d matches %q, want %q", i, got, want.prefix)
+		}
+		if got := r.String("spec", "rules", i, "backendRefs", 0, "name"); got != want.service {
+			t.Errorf("rule %d goes to %q, want %q", i, got, want.service)
+		}
+		if r.Lookup("spec", "rules", i, "filters") == nil {
+			t.Errorf("rule %d has no source-range filter", i)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 
+	"github.com/regstack/registry-stack/auth"
 	"github.com/regstack/registry-stack/registry"
 	"github.com/regstack/registry-stack/storage"
 )
@@ -1477,7 +1478,8 @@ func TestEnterPatchMakesTheRegistryReadOnly(t *testing.T) {
 	}
 	name, value := e["name"].(string), e["value"].(string)
 	raw, err := registry.RenderConfig(registry.ConfigInput{LogLevel: "info",
-		Storage: storage.FilesystemBackend(nil, &storage.Filesystem{Mode: storage.ModeHostPath}), HTTPSecret: "s", RedisAddr: "redis:6379", RedisPassword: "p", CacheEnabled: true})
+		Storage: storage.FilesystemBackend(nil, &storage.Filesystem{Mode: storage.ModeHostPath}), HTTPSecret: "s", RedisAddr: "redis:6379", RedisPassword: "p", CacheEnabled: true,
+		Auth: auth.HtpasswdSection(registry.ConfigDir)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,6 +132,7 @@ func TestConfigPathsAndArgsMirrorEachOther(t *testing.T) {
 		"retention":                            {"retention": `{"policies":[{"repositories":["ci/*"],"keepNewest":5}]}`},
 		"auth":                                 {"auth": `{"token":{}}`},
 		"clusterPull":                          {"clusterPull": `{"nodeAgent":{}}`},
+		"tokenServerExtraConfig":               {"auth": `{"token":{}}`, "tokenServerExtraConfig": "ldap_auth: {}"},
 		"autoscaling":                          {"autoscaling": `{"maxReplicas":4}`, "replicas": defaultOf("replicas")},
 		"placement": {"mirrors": `[{"name":"ghcr","upstream":"https://ghcr.io"}]`, "placement": `{"all":{"priorityClassName":"infra"},` +
 			`"registry":{"priorityClassName":"r"},"mirrors":{"priorityClassName":"m"},"cache":{"priorityClassName":"c"},"gc":{"priorityClassName":"g"}}`},

@@ -39,6 +39,9 @@ type rawAuth struct {
 // validateAuth checks the auth key; each problem names auth.<field>.
 func (v *validator) validateAuth(c *Config) {
 	if c.AuthRaw == nil || c.AuthRaw.Token == nil {
+		if c.TokenServerExtraConfig != "" {
+			v.bad("tokenServerExtraConfig", "(secret)", "only with auth.token (the token server's settings)")
+		}
 		return
 	}
 	t := c.AuthRaw.Token
@@ -68,7 +71,8 @@ func (c *Config) auth() auth.Spec {
 		return auth.Spec{}
 	}
 	r := c.AuthRaw.Token
-	t := &auth.Token{Image: r.Image, Replicas: intOr(r.Replicas, defaultTokenReplicas), SigningKeys: r.SigningKeys, SignWith: r.SignWith, AnonymousPull: r.AnonymousPull}
+	t := &auth.Token{Image: r.Image, Replicas: intOr(r.Replicas, defaultTokenReplicas), SigningKeys: r.SigningKeys, SignWith: r.SignWith,
+		AnonymousPull: r.AnonymousPull, ExtraConfig: c.TokenServerExtraConfig}
 	if t.Image == "" {
 		t.Image = DefaultTokenServerImage
 	}

@@ -72,3 +72,28 @@ func TestAuthAndClusterPullRefusals(t *testing.T) {
 		t.Errorf("a pull-only account of token mode with the agent: %v", err)
 	}
 }
+
+func TestTokenServerExtraConfigIsASecretOfTokenMode(t *testing.T) {
+	extra := "ldap_auth:\n  addr: ldap.example.com:636\n"
+	c, err := parse(map[string]string{"auth": `{"token":{}}`, "tokenServerExtraConfig": extra})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Args().Auth.Token.ExtraConfig; got != strings.TrimSpace(extra) {
+		t.Errorf("ExtraConfig = %q", got)
+	}
+	if _, err := parse(map[string]string{"tokenServerExtraConfig": extra}); err == nil || !strings.Contains(err.Error(), `config "tokenServerExtraConfig": "(secret)" is invalid; allowed: only with auth.token`) {
+		t.Errorf("without token mode: %v", err)
+	}
+	if _, err := parse(map[string]string{"auth": `{"token":{}}`, "tokenServerExtraConfig": "acl: []\n"}); err == nil ||
+		!strings.Contains(err.Error(), `config "auth.token.extraConfig"`) || !strings.Contains(err.Error(), `sets "acl"`) {
+		t.Errorf("a reserved key: %v", err)
+	}
+	_, err = Parse(func(k string) (string, bool) {
+		v, ok := map[string]string{"auth": `{"token":{}}`, "tokenServerExtraConfig": extra}[k]
+		return v, ok
+	}, func(string) bool { return false })
+	if err == nil || !strings.Contains(err.Error(), `"tokenServerExtraConfig": a plaintext value is refused`) || strings.Contains(err.Error(), "ldap.example.com") {
+		t.Errorf("plaintext: %v", err)
+	}
+}

@@ -94,21 +94,23 @@ type Config struct {
 
 	// Raw storage fields; Storage above is what components use. StorageDriver follows from the
 	// variant set (storage.filesystem or storage.s3).
-	StorageDriver               string
-	StorageRedirect             bool
-	S3Bucket                    string
-	S3Region                    string
-	S3Endpoint                  string
-	S3AllowHTTPEndpoint         bool
-	S3ForcePathStyle            bool
-	S3RootDirectory             string
-	S3CABundlePEM               string
-	S3Encrypt                   bool
-	S3KMSKeyID                  string
-	S3StorageClass              string
-	S3ChunkSize                 int
-	S3AccessKeyID               string
-	S3SecretAccessKey           string
+	StorageDriver       string
+	StorageRedirect     bool
+	S3Bucket            string
+	S3Region            string
+	S3Endpoint          string
+	S3AllowHTTPEndpoint bool
+	S3ForcePathStyle    bool
+	S3RootDirectory     string
+	S3CABundlePEM       string
+	S3Encrypt           bool
+	S3KMSKeyID          string
+	S3StorageClass      string
+	S3ChunkSize         int
+	S3AccessKeyID       string
+	S3SecretAccessKey   string
+	// TokenServerExtraConfig is auth.token's docker_auth settings of its own (a secret key).
+	TokenServerExtraConfig      string
 	S3ServiceAccountAnnotations map[string]string
 
 	RedisImage         string
@@ -156,7 +158,7 @@ type key struct {
 // top-level key of its own: Pulumi records secrecy per top-level key (a structured key is secret as
 // a whole when any field of it is), so a credential beside other fields could be stored in plaintext
 // unnoticed once one of them was set with --secret.
-var secretPaths = map[string]bool{"s3AccessKeyId": true, "s3SecretAccessKey": true}
+var secretPaths = map[string]bool{"s3AccessKeyId": true, "s3SecretAccessKey": true, "tokenServerExtraConfig": true}
 
 // IsSecretKey tells whether the config path (without the project prefix) must be set with --secret.
 func IsSecretKey(path string) bool { return secretPaths[path] }
@@ -184,6 +186,9 @@ var keys = []key{
 		"Accounts, one per client (CI, each cluster, each developer), each with its own generated password (output passwords), rotatable alone. The first is the admin of the outputs username and password; what the others may do is auth's."},
 
 	{"auth", "", object(func(c *Config) **rawAuth { return &c.AuthRaw }, authFields), authDoc},
+	// A top-level key of its own (see secretPaths): it may hold an LDAP bind password or an OIDC client secret.
+	{"tokenServerExtraConfig", "", str(func(c *Config) *string { return &c.TokenServerExtraConfig }),
+		"With auth.token, YAML of docker_auth's own settings added to the token server's config: its other backends (ldap_auth, oidc_auth, github_auth, gitlab_auth, google_auth, ext_auth ...); not server, token, users or acl, which the stack renders. Set with `pulumi config set --secret tokenServerExtraConfig < file.yml` (plaintext refused). With it, auth.token.permissions may name those backends' users, and the token server may open connections. See README, Accounts."},
 	{"clusterPull", "", object(func(c *Config) **rawClusterPull { return &c.ClusterPullRaw }, clusterPullFields), clusterPullDoc},
 
 	{"routing.ingress.className", "nginx", str(func(c *Config) *string { return &c.IngressClassName }),

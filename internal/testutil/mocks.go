@@ -21,7 +21,7 @@ const MockCertNotAfter = "2027-12-01T00:00:00Z"
 // SecretConfigKeys are the config paths Run stores as `pulumi config set --secret --path` would: the
 // credential paths stackconfig refuses in plaintext (its tests keep the two lists equal; this
 // package cannot import stackconfig, whose packages' tests use it).
-var SecretConfigKeys = []string{"s3AccessKeyId", "s3SecretAccessKey"}
+var SecretConfigKeys = []string{"s3AccessKeyId", "s3SecretAccessKey", "tokenServerExtraConfig"}
 
 // Nest turns config values given by path (storage.s3.bucket) into top-level keys as the engine
 // passes them to a program, a structured one as JSON; secret tells which keys hold a path of
