@@ -125,7 +125,7 @@ func (t *Token) Problems(path string, accounts []string) []Problem {
 		bad(path+".lifetime", t.Lifetime.String(), "whole seconds from 1m to 24h")
 	}
 	if len(t.SigningKeys) == 0 {
-		bad(path+".signingKeys", "[]", "at least one key name; the last one signs")
+		bad(path+".signingKeys", "[]", "at least one key name; the registry trusts each, signWith (default the first) signs")
 	}
 	for i, k := range t.SigningKeys {
 		if !keyName.MatchString(k) || slices.Index(t.SigningKeys, k) != i {
@@ -216,7 +216,7 @@ type aclMatch struct {
 
 // acl is docker_auth's ACL for the accounts (the admin first): the admin may do everything; each
 // permission's repositories in order; an account without permissions may pull every repository;
-// anonymous pulls where granted. Everything else is refused.
+// anyone (anonymous or not) pulls AnonymousPull. Everything else is refused.
 func (t *Token) acl(accounts []string) []aclEntry {
 	acct := func(a string) *string { return &a }
 	acl := []aclEntry{{Match: aclMatch{Account: acct(accounts[0])}, Actions: []string{"*"}, Comment: "the first account is admin"}}
@@ -227,7 +227,7 @@ func (t *Token) acl(accounts []string) []aclEntry {
 		if p.Access != "" {
 			actions = Presets[p.Access]
 		}
-		if p.Access == "admin" && len(p.Repositories) == 0 {
+		if p.Access == "admin" && (len(p.Repositories) == 0 || slices.Contains(p.Repositories, "*")) {
 			// Every repository and the catalog.
 			acl = append(acl, aclEntry{Match: aclMatch{Account: acct(p.Account)}, Actions: []string{"*"}, Comment: "admin preset"})
 			continue
@@ -245,8 +245,10 @@ func (t *Token) acl(accounts []string) []aclEntry {
 			acl = append(acl, aclEntry{Match: aclMatch{Account: acct(a), Type: "repository"}, Actions: []string{"pull"}, Comment: "no rules: pull"})
 		}
 	}
+	// What anyone may pull, an account too when its own rules do not reach it: clients send the
+	// credentials they have, and logging in must never take access away.
 	for _, r := range t.AnonymousPull {
-		acl = append(acl, aclEntry{Match: aclMatch{Account: acct(""), Type: "repository", Name: patternRegexp(r)}, Actions: []string{"pull"}, Comment: "anonymous pull"})
+		acl = append(acl, aclEntry{Match: aclMatch{Type: "repository", Name: patternRegexp(r)}, Actions: []string{"pull"}, Comment: "anyone may pull"})
 	}
 	return acl
 }
@@ -271,7 +273,7 @@ type ServerConfigInput struct {
 }
 
 // ServerConfig renders docker_auth's auth_config.yml: plain HTTP on ServerPort, tokens signed
-// with the last signing key, the accounts as static users, the ACL. The legacy key id is off:
+// with SignWith's key (mounted as serverKeyFile), the accounts as static users, the ACL. The legacy key id is off:
 // distribution v3 matches a token's kid against the RFC 7638 thumbprints of its trusted keys.
 func (t *Token) ServerConfig(in ServerConfigInput) (string, error) {
 	users := map[string]map[string]string{}

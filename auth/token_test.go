@@ -90,11 +90,12 @@ func TestACLGrantsWhatTheRulesSayAndNothingElse(t *testing.T) {
 		{"ops", "repository", "tools", []string{"pull", "delete"}},
 		{"ops", "repository", "toolsx", nil}, // whole name; no rule matches: nothing
 		{"ops", "repository", "shared/app", nil},
+		{"ops", "repository", "public/app", []string{"pull"}}, // granted to anyone: logging in takes nothing away
 		{"release", "repository", "x/y", all},
 		{"release", "registry", "catalog", all},
 		{"", "repository", "public/app", []string{"pull"}},
 		{"", "repository", "shared/app", nil},
-		{"stranger", "repository", "public/app", nil},
+		{"stranger", "repository", "shared/app", nil},
 	} {
 		got := decide(t, acl, c.account, c.typ, c.name, all)
 		if !slices.Equal(got, c.want) {
@@ -169,7 +170,11 @@ func TestServerConfigHasTheUsersTokenSettingsAndACLInOrder(t *testing.T) {
 	}
 	var order []string
 	for _, e := range cfg.ACL {
-		order = append(order, *e.Match.Account+" "+e.Match.Name+" "+strings.Join(e.Actions, ","))
+		account := "*"
+		if e.Match.Account != nil {
+			account = *e.Match.Account
+		}
+		order = append(order, account+" "+e.Match.Name+" "+strings.Join(e.Actions, ","))
 	}
 	want := []string{
 		"admin  *",
@@ -179,7 +184,7 @@ func TestServerConfigHasTheUsersTokenSettingsAndACLInOrder(t *testing.T) {
 		"ops /^tools$/ pull,delete",
 		"release  *",
 		"nodes  pull",
-		" /^public/.*$/ pull",
+		"* /^public/.*$/ pull",
 	}
 	if !slices.Equal(order, want) {
 		t.Errorf("acl order:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
@@ -283,5 +288,12 @@ func TestExtraConfigAddsBackendsAndKeepsTheStacksKeys(t *testing.T) {
 	noExtra.Permissions = append(noExtra.Permissions, Permission{Account: "alice", Access: "pull"})
 	if ps := noExtra.Problems("auth.token", teamAccounts); len(ps) != 1 || ps[0].Path != "auth.token.permissions[4].account" {
 		t.Errorf("an unknown account without extraConfig: %v", ps)
+	}
+}
+
+func TestAdminPresetOnEveryRepositoryListsTheCatalog(t *testing.T) {
+	tok := &Token{Permissions: []Permission{{Account: "release", Repositories: []string{"*"}, Access: "admin"}}}
+	if got := decide(t, tok.acl([]string{"admin", "release"}), "release", "registry", "catalog", []string{"*"}); !slices.Equal(got, []string{"*"}) {
+		t.Errorf("release on the catalog: %v", got)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/regstack/registry-stack/internal/kube"
-	"github.com/regstack/registry-stack/placement"
 )
 
 // CAFile is the name of the registry's CA in each host's directory under config_path.
@@ -50,8 +49,6 @@ type ClusterPullArgs struct {
 	// Optional: more hosts.toml files (the mirrors'), by upstream host directory, rendered with
 	// the agent's ConfigPath; secret when they hold credentials.
 	MirrorHosts pulumi.StringMapInput
-	// Optional: placement of the agent's pods (tolerations to reach every node).
-	Placement *placement.Spec
 }
 
 // Agent is the node agent.
@@ -127,11 +124,20 @@ func RegistryHostsTOML(host, caPath string) string {
 // node, then waits; on SIGTERM it removes those still as it wrote them (a file another pod of the
 // agent wrote since is left alone). A DaemonSet removed for good takes its files with it; a
 // rolling update of the agent leaves each node without them for the seconds between its pods.
+// Its Secret never changes under a running pod (a new one per content), so a pod removes exactly
+// the files it installed. A failed copy stops the pod (set -e), which then restarts and shows.
 const agentScript = `set -eu
 root=/host-certs
 while read -r key rel; do
-  mkdir -p "$root/${rel%/*}"
-  cp "/files/$key" "$root/$rel.tmp" && mv "$root/$rel.tmp" "$root/$rel"
+  dest="$root/$rel"
+  # A hosts.toml someone else wrote (it lacks the stack's marker) is left alone, and said so.
+  if [ "${rel##*/}" = hosts.toml ] && [ -e "$dest" ] && ! grep -q '(registry-stack)' "$dest"; then
+    echo "node-agent: $rel exists and is not registry-stack's: left as it is"
+    continue
+  fi
+  mkdir -p "${dest%/*}"
+  cp "/files/$key" "$dest.tmp"
+  mv "$dest.tmp" "$dest"
   echo "node-agent: installed $rel"
 done < /files/index
 cleanup() {
@@ -230,14 +236,6 @@ func newAgent(ctx *pulumi.Context, name string, args *ClusterPullArgs, g *Agent,
 	files := pulumi.All(caPEM, mirrors).ApplyT(func(v []any) map[string]string {
 		return agentSecretData(AgentFiles(args.Hostname, g.ConfigPath, v[0].(string), v[1].(map[string]string)))
 	}).(pulumi.StringMapOutput)
-	secret, err := corev1.NewSecret(ctx, name+"-agent", &corev1.SecretArgs{
-		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-node-agent"), Namespace: ns.Metadata.Name().Elem(), Labels: labels},
-		Type:       pulumi.String("Opaque"),
-		StringData: pulumi.ToSecret(files).(pulumi.StringMapOutput),
-	}, parent)
-	if err != nil {
-		return fmt.Errorf("clusterpull: agent files: %w", err)
-	}
 	checksum := kube.Checksum(files.ApplyT(func(m map[string]string) string {
 		var b strings.Builder
 		for _, k := range slices.Sorted(maps.Keys(m)) {
@@ -245,16 +243,25 @@ func newAgent(ctx *pulumi.Context, name string, args *ClusterPullArgs, g *Agent,
 		}
 		return b.String()
 	}).(pulumi.StringOutput))
-	spec, err := AgentPodSpec(g, secret.Metadata.Name().Elem(), args.Placement)
+	// A new, immutable Secret per content: the kubelet would otherwise update a running pod's
+	// files, and its cleanup would then no longer know what it installed.
+	secretName := pulumi.Sprintf("%s-node-agent-%s", name, checksum.ApplyT(func(sum string) string { return sum[:10] }).(pulumi.StringOutput))
+	secret, err := corev1.NewSecret(ctx, name+"-agent", &corev1.SecretArgs{
+		Metadata:   &metav1.ObjectMetaArgs{Name: secretName, Namespace: ns.Metadata.Name().Elem(), Labels: labels},
+		Type:       pulumi.String("Opaque"),
+		Immutable:  pulumi.Bool(true),
+		StringData: pulumi.ToSecret(files).(pulumi.StringMapOutput),
+	}, parent)
+	if err != nil {
+		return fmt.Errorf("clusterpull: agent files: %w", err)
+	}
+	spec, err := AgentPodSpec(g, secret.Metadata.Name().Elem())
 	if err != nil {
 		return err
 	}
 	selector := kube.StringMap(kube.Selector("registry-node-agent", name))
 	podLabels := kube.StringMap(kube.Labels("registry-node-agent", name, "node-agent"))
 	podMeta := &metav1.ObjectMetaArgs{Labels: podLabels, Annotations: pulumi.StringMap{kube.ChecksumAnnotation: checksum}}
-	if err := placement.ApplyPodMetadata(podMeta, args.Placement); err != nil {
-		return fmt.Errorf("clusterpull: agent pod template: %w", err)
-	}
 	if _, err := appsv1.NewDaemonSet(ctx, name+"-agent", &appsv1.DaemonSetArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name + "-node-agent"), Namespace: ns.Metadata.Name().Elem(), Labels: labels},
 		Spec: &appsv1.DaemonSetSpecArgs{
@@ -293,8 +300,9 @@ func AgentFiles(host, configPath, caPEM string, mirrorHosts map[string]string) m
 
 // AgentPodSpec is the agent's pod: root (the node's containerd directory is root's) without any
 // capability, privilege escalation or writable root filesystem; the only host access is the
-// config_path directory.
-func AgentPodSpec(g *Agent, secretName pulumi.StringInput, place *placement.Spec) (*corev1.PodSpecArgs, error) {
+// config_path directory. It runs on every node (any taint tolerated) and takes no placement: a
+// node it skips could not pull from the registry.
+func AgentPodSpec(g *Agent, secretName pulumi.StringInput) (*corev1.PodSpecArgs, error) {
 	spec := &corev1.PodSpecArgs{
 		AutomountServiceAccountToken: pulumi.Bool(false),
 		// A node where the registry's pods cannot run still pulls from it.
@@ -321,14 +329,12 @@ func AgentPodSpec(g *Agent, secretName pulumi.StringInput, place *placement.Spec
 			},
 		}},
 		Volumes: corev1.VolumeArray{
-			&corev1.VolumeArgs{Name: pulumi.String("files"), Secret: &corev1.SecretVolumeSourceArgs{SecretName: secretName, DefaultMode: pulumi.Int(0o444)}},
+			// Root-only files: a mirror's hosts.toml holds its account's credentials.
+			&corev1.VolumeArgs{Name: pulumi.String("files"), Secret: &corev1.SecretVolumeSourceArgs{SecretName: secretName, DefaultMode: pulumi.Int(0o400)}},
 			&corev1.VolumeArgs{Name: pulumi.String("certs"), HostPath: &corev1.HostPathVolumeSourceArgs{
 				Path: pulumi.String(g.ConfigPath), Type: pulumi.String("DirectoryOrCreate"),
 			}},
 		},
-	}
-	if err := placement.ApplyPodSpec(spec, nil, place); err != nil {
-		return nil, fmt.Errorf("clusterpull: agent pod spec: %w", err)
 	}
 	return spec, nil
 }

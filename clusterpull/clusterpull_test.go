@@ -69,7 +69,15 @@ func TestAgentScriptInstallsAndRemovesItsFiles(t *testing.T) {
 	if err := os.MkdirAll(files, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	data := agentSecretData(map[string]string{"reg.example.com/hosts.toml": "H", "reg.example.com/ca.crt": "C", "docker.io:5000/hosts.toml": "M"})
+	data := agentSecretData(map[string]string{"reg.example.com/hosts.toml": "H", "reg.example.com/ca.crt": "C", "docker.io:5000/hosts.toml": "M",
+		"ghcr.io/hosts.toml": "# (registry-stack)\nours"})
+	// The admin's own hosts.toml for ghcr.io (no registry-stack marker) is never overwritten.
+	if err := os.MkdirAll(filepath.Join(root, "ghcr.io"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "ghcr.io/hosts.toml"), []byte("the admin's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for k, v := range data {
 		if err := os.WriteFile(filepath.Join(files, k), []byte(v), 0o644); err != nil {
 			t.Fatal(err)
@@ -100,6 +108,9 @@ func TestAgentScriptInstallsAndRemovesItsFiles(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, "reg.example.com/hosts.toml")); string(b) != "H" {
 		t.Errorf("installed hosts.toml = %q", b)
 	}
+	if b, _ := os.ReadFile(filepath.Join(root, "ghcr.io/hosts.toml")); string(b) != "the admin's" || !strings.Contains(out.String(), "ghcr.io/hosts.toml exists and is not registry-stack's") {
+		t.Errorf("the admin's hosts.toml = %q\n%s", b, out)
+	}
 	// Another pod of the agent rewrote the CA: it stays.
 	if err := os.WriteFile(filepath.Join(root, "reg.example.com/ca.crt"), []byte("newer"), 0o644); err != nil {
 		t.Fatal(err)
@@ -111,7 +122,8 @@ func TestAgentScriptInstallsAndRemovesItsFiles(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("agent exited with %v: %s", err, out)
 	}
-	for p, want := range map[string]bool{"reg.example.com/hosts.toml": false, "docker.io:5000/hosts.toml": false, "docker.io:5000": false, "reg.example.com/ca.crt": true} {
+	for p, want := range map[string]bool{"reg.example.com/hosts.toml": false, "docker.io:5000/hosts.toml": false, "docker.io:5000": false, "reg.example.com/ca.crt": true,
+		"ghcr.io/hosts.toml": true} {
 		if got := exists(filepath.Join(root, p)); got != want {
 			t.Errorf("after SIGTERM %s exists = %v, want %v\n%s", p, got, want, out)
 		}

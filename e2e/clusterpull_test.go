@@ -74,9 +74,14 @@ func (f *fixture) stepClusterPull(t *testing.T) {
 		}
 		t.Logf("up %s: %s", label, kit.SummarizeOps(ops))
 	}
+	installed := []string{filepath.Join(certs, host, "hosts.toml"), filepath.Join(certs, host, "registry-stack-ca.crt")}
+	for _, p := range installed {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s is there before the agent runs (%v): the check would prove nothing", p, err)
+		}
+	}
 	setPull("agent-on", true)
 
-	installed := []string{filepath.Join(certs, host, "hosts.toml"), filepath.Join(certs, host, "registry-stack-ca.crt")}
 	if err := kit.Poll(ctx, 2*time.Minute, time.Second, func() (bool, error) {
 		for _, p := range installed {
 			if _, err := os.Stat(p); err != nil {

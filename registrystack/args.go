@@ -325,9 +325,10 @@ func ClusterPullProblems(a *Args, path string) []auth.Problem {
 			}
 		}
 	}
+	stackNS, nsKnown := KnownString(a.Namespace)
 	for i, ns := range c.Namespaces {
-		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 || slices.Index(c.Namespaces, ns) != i {
-			bad(fmt.Sprintf("%s.namespaces[%d]", path, i), ns, "a namespace name (DNS label), each once")
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 || slices.Index(c.Namespaces, ns) != i || (nsKnown && ns == stackNS) {
+			bad(fmt.Sprintf("%s.namespaces[%d]", path, i), ns, "a namespace name (DNS label), each once, not the stack's own")
 		}
 	}
 	if g := c.NodeAgent; g != nil {
@@ -337,11 +338,17 @@ func ClusterPullProblems(a *Args, path string) []auth.Problem {
 		if g.Image == "" {
 			bad(path+".nodeAgent.image", "", "an image with sh (busybox)")
 		}
-		if _, known := KnownString(a.Namespace); g.Namespace == "" && !known {
-			bad(path+".nodeAgent.namespace", "", "a name: required when Namespace is an output (the default is <namespace>-node-agent)")
+		agentNS := g.Namespace
+		if agentNS == "" && nsKnown {
+			agentNS = stackNS + "-node-agent"
 		}
-		if errs := validation.IsDNS1123Label(g.Namespace); g.Namespace != "" && len(errs) > 0 {
-			bad(path+".nodeAgent.namespace", g.Namespace, "a namespace name (DNS label)")
+		switch {
+		case agentNS == "":
+			bad(path+".nodeAgent.namespace", "", "a name: required when Namespace is an output (the default is <namespace>-node-agent)")
+		case len(validation.IsDNS1123Label(agentNS)) > 0:
+			bad(path+".nodeAgent.namespace", agentNS, "a namespace name (DNS label, at most 63 characters; the default is <namespace>-node-agent)")
+		case (nsKnown && agentNS == stackNS) || slices.Contains(c.Namespaces, agentNS):
+			bad(path+".nodeAgent.namespace", agentNS, "a namespace of its own (the stack creates it, Pod Security privileged), not the stack's or a listed one")
 		}
 	}
 	return out

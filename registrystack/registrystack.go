@@ -337,7 +337,6 @@ func newClusterPull(ctx *pulumi.Context, args *Args, n names, nsName string, reg
 		Hostname:   args.Hostname,
 		Namespaces: c.Namespaces,
 		SecretName: PullSecretName(n.registry),
-		Placement:  args.Placement.mirrors(),
 	}
 	if c.Account != "" {
 		in.Username, in.Password = c.Account, pulumi.ToSecret(reg.Passwords.MapIndex(pulumi.String(c.Account))).(pulumi.StringOutput)

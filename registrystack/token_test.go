@@ -98,7 +98,9 @@ func TestTokenValidationNamesTheField(t *testing.T) {
 // clusterPull: a dockerconfigjson Secret (secret) in each listed namespace; the agent in its own
 // privileged namespace, writing only containerd's config_path, with nothing else from the node.
 func TestClusterPullWritesPullSecretsAndTheAgent(t *testing.T) {
+	// Placement with tolerations and a node selector: the agent takes none of it (it must reach every node).
 	m := runStacks(t, map[string]string{"accounts": `["admin","nodes"]`, "auth": `{"token":{}}`,
+		"placement":   `{"all":{"nodeSelector":{"pool":"infra"},"tolerations":[{"key":"infra","operator":"Exists","effect":"NoSchedule"}]}}`,
 		"clusterPull": `{"account":"nodes","namespaces":["apps","web"],"nodeAgent":{"configPath":"/var/lib/rancher/k3s/agent/etc/containerd/certs.d"}}`}, nil, "registry")
 	for _, ns := range []string{"apps", "web"} {
 		s := m.Get(t, tSecret, "registry-pull-"+ns)
@@ -124,6 +126,9 @@ func TestClusterPullWritesPullSecretsAndTheAgent(t *testing.T) {
 				t.Errorf("agent hostPath %v", hp["path"])
 			}
 		}
+	}
+	if spec["nodeSelector"] != nil || len(spec["tolerations"].([]any)) != 1 {
+		t.Errorf("the agent took placement: nodeSelector %v, tolerations %v", spec["nodeSelector"], spec["tolerations"])
 	}
 	c := spec["containers"].([]any)[0].(map[string]any)["securityContext"].(map[string]any)
 	if hostPaths != 1 || spec["hostNetwork"] != nil || spec["hostPID"] != nil || c["privileged"] != nil || c["allowPrivilegeEscalation"] != false ||
