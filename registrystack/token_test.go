@@ -1,6 +1,7 @@
 package registrystack_test
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -135,8 +136,19 @@ func TestClusterPullWritesPullSecretsAndTheAgent(t *testing.T) {
 		c["readOnlyRootFilesystem"] != true {
 		t.Errorf("agent pod: %d hostPath volumes, securityContext %v", hostPaths, c)
 	}
-	files := m.Get(t, tSecret, "registry-pull-agent").String("stringData", "index")
+	agentSecret := m.Get(t, tSecret, "registry-pull-agent")
+	// Immutable and named by its content: a running agent pod's files never change under it.
+	if name := agentSecret.String("metadata", "name"); !strings.HasPrefix(name, "registry-pull-node-agent-") || len(name) != len("registry-pull-node-agent-")+10 ||
+		agentSecret.Lookup("immutable") != true {
+		t.Errorf("agent Secret %q immutable=%v, want a content-named immutable Secret", name, agentSecret.Lookup("immutable"))
+	}
+	if got := agentSecret.String("metadata", "name"); !strings.Contains(jsonOf(spec["volumes"]), got) {
+		t.Errorf("the agent pod does not mount %s", got)
+	}
+	files := agentSecret.String("stringData", "index")
 	if !strings.Contains(files, "registry.minikube.test/hosts.toml") || !strings.Contains(files, "registry.minikube.test/registry-stack-ca.crt") {
 		t.Errorf("agent index:\n%s", files)
 	}
 }
+
+func jsonOf(v any) string { b, _ := json.Marshal(v); return string(b) }
