@@ -264,12 +264,6 @@ func TestExtraConfigAddsBackendsAndKeepsTheStacksKeys(t *testing.T) {
 	if got := decide(t, tok.acl(teamAccounts), "alice", "repository", "alice/app", []string{"pull", "push"}); !slices.Equal(got, []string{"pull", "push"}) {
 		t.Errorf("alice on alice/app: %v", got)
 	}
-	if got := policyTypes(tok); !slices.Equal(got, []string{"Ingress"}) {
-		t.Errorf("policy types with backends: %v, want egress open", got)
-	}
-	if got := policyTypes(teamToken()); !slices.Equal(got, []string{"Ingress", "Egress"}) {
-		t.Errorf("policy types with static users only: %v", got)
-	}
 	for extra, want := range map[string]string{
 		"acl: []\nldap_auth: {}\n":        `sets "acl"`,
 		"users:\n  eve: {}\n":             `sets "users"`,

@@ -139,28 +139,16 @@ func newTokenMode(ctx *pulumi.Context, name string, t *Token, args ModeArgs, opt
 	// Where NetworkPolicy is enforced, only the token port is reachable (from the route).
 	if _, err := networkingv1.NewNetworkPolicy(ctx, srvName, &networkingv1.NetworkPolicyArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(srvName), Namespace: args.Namespace, Labels: labels},
-		Spec: &networkingv1.NetworkPolicySpecArgs{
-			PodSelector: &metav1.LabelSelectorArgs{MatchLabels: selector},
-			PolicyTypes: pulumi.ToStringArray(policyTypes(t)),
-			Ingress: networkingv1.NetworkPolicyIngressRuleArray{&networkingv1.NetworkPolicyIngressRuleArgs{
-				Ports: networkingv1.NetworkPolicyPortArray{&networkingv1.NetworkPolicyPortArgs{
-					Protocol: pulumi.String("TCP"), Port: pulumi.Int(ServerPort),
-				}},
-			}},
-			// Static users need nothing outside the pod: no egress at all. ExtraConfig's backends
-			// (LDAP, OIDC ...) need theirs, so then egress is not restricted.
-			Egress: networkingv1.NetworkPolicyEgressRuleArray{},
-		},
+		// Static users need nothing outside the pod: no egress at all. ExtraConfig's backends
+		// (LDAP, OIDC ...) need theirs, so then egress is not restricted.
+		Spec: kube.PortOnlyPolicy(selector, ServerPort, t.ExtraConfig == ""),
 	}, parent); err != nil {
 		return nil, fmt.Errorf("auth: token server network policy: %w", err)
 	}
 	if t.Replicas > 1 {
 		if _, err := policyv1.NewPodDisruptionBudget(ctx, srvName, &policyv1.PodDisruptionBudgetArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(srvName), Namespace: args.Namespace, Labels: labels},
-			Spec: &policyv1.PodDisruptionBudgetSpecArgs{
-				MaxUnavailable: pulumi.Int(1),
-				Selector:       &metav1.LabelSelectorArgs{MatchLabels: selector},
-			},
+			Spec:     kube.OneAtATime(selector),
 		}, parent); err != nil {
 			return nil, fmt.Errorf("auth: token server pod disruption budget: %w", err)
 		}
@@ -230,15 +218,6 @@ func newTokenMode(ctx *pulumi.Context, name string, t *Token, args ModeArgs, opt
 		return nil, fmt.Errorf("auth: register outputs: %w", err)
 	}
 	return mode, nil
-}
-
-// policyTypes are the token server's NetworkPolicy's: egress denied unless ExtraConfig's backends
-// need to reach out.
-func policyTypes(t *Token) []string {
-	if t.ExtraConfig != "" {
-		return []string{"Ingress"}
-	}
-	return []string{"Ingress", "Egress"}
 }
 
 // ServerPodSpec is the token server's pod: docker_auth reading its config Secret, restricted, its

@@ -5,7 +5,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -49,22 +48,7 @@ func (b *bench) benchToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		head := func(bl kit.Blob, auth bool) (time.Duration, error) {
-			r := kit.Request{Method: http.MethodHead, URL: c.URL("/v2/" + im.Repo + "/blobs/" + bl.Digest), Expect: []int{http.StatusOK}}
-			if !auth {
-				// The bare 401 round trip, without the anonymous token a client would try next.
-				r.NoAuth, r.Raw, r.Expect = true, true, []int{http.StatusUnauthorized}
-			}
-			start := time.Now()
-			resp, err := c.Send(ctx, r)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode != r.Expect[0] {
-					err = fmt.Errorf("HEAD answered %d, want %d", resp.StatusCode, r.Expect[0])
-				}
-			}
-			return time.Since(start), err
-		}
+		head := func(bl kit.Blob, auth bool) (time.Duration, error) { return timeHead(ctx, c, im.Repo, bl, auth) }
 		// Warm-up: connections, and in token mode the token the client then keeps.
 		for _, bl := range im.Layers {
 			if _, err := head(bl, true); err != nil {

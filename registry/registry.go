@@ -377,15 +377,7 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	// expvar and metrics without auth (the monitoring package's policy admits the scrapers alone).
 	if _, err := networkingv1.NewNetworkPolicy(ctx, name, &networkingv1.NetworkPolicyArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
-		Spec: &networkingv1.NetworkPolicySpecArgs{
-			PodSelector: &metav1.LabelSelectorArgs{MatchLabels: selector},
-			PolicyTypes: pulumi.ToStringArray([]string{"Ingress"}),
-			Ingress: networkingv1.NetworkPolicyIngressRuleArray{&networkingv1.NetworkPolicyIngressRuleArgs{
-				Ports: networkingv1.NetworkPolicyPortArray{&networkingv1.NetworkPolicyPortArgs{
-					Protocol: pulumi.String("TCP"), Port: pulumi.Int(Port),
-				}},
-			}},
-		},
+		Spec:     kube.PortOnlyPolicy(selector, Port, false),
 	}, parent); err != nil {
 		return nil, fmt.Errorf("registry: network policy: %w", err)
 	}
@@ -400,10 +392,7 @@ func NewRegistry(ctx *pulumi.Context, name string, args *RegistryArgs, opts ...p
 	if a.Replicas > 1 || (a.Autoscaling != nil && a.Autoscaling.MaxReplicas > 1) {
 		if _, err := policyv1.NewPodDisruptionBudget(ctx, name, &policyv1.PodDisruptionBudgetArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: a.Namespace, Labels: labels},
-			Spec: &policyv1.PodDisruptionBudgetSpecArgs{
-				MaxUnavailable: pulumi.Int(1),
-				Selector:       &metav1.LabelSelectorArgs{MatchLabels: selector},
-			},
+			Spec:     kube.OneAtATime(selector),
 		}, parent); err != nil {
 			return nil, fmt.Errorf("registry: pod disruption budget: %w", err)
 		}

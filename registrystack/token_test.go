@@ -152,3 +152,18 @@ func TestClusterPullWritesPullSecretsAndTheAgent(t *testing.T) {
 }
 
 func jsonOf(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// The token server may open no connection with static accounts only; with extraConfig's backends
+// (LDAP, OIDC ...) it must reach them.
+func TestTokenServerEgressOnlyForExtraBackends(t *testing.T) {
+	for extra, want := range map[string]string{"": `["Ingress","Egress"]`, "ldap_auth: {}": `["Ingress"]`} {
+		config := map[string]string{"auth": `{"token":{}}`}
+		if extra != "" {
+			config["tokenServerExtraConfig"] = extra
+		}
+		m := runStacks(t, config, nil, "registry")
+		if got := jsonOf(m.Get(t, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "registry-auth").Lookup("spec", "policyTypes")); got != want {
+			t.Errorf("extraConfig %q: policyTypes %s, want %s", extra, got, want)
+		}
+	}
+}

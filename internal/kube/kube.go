@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -92,3 +95,30 @@ const ChecksumAnnotation = "checksum/config"
 // StackLabelPrefix prefixes the labels the stack's own scripts put on pods (GC's read-only mode
 // label): a user's value would be overwritten, then deleted when GC restores writes.
 const StackLabelPrefix = "registry-stack.io/"
+
+// PortOnlyPolicy is a NetworkPolicy spec that admits traffic to the selected pods on one TCP port
+// only; denyEgress also lets them open no connection at all.
+func PortOnlyPolicy(selector pulumi.StringMap, port int, denyEgress bool) *networkingv1.NetworkPolicySpecArgs {
+	types := []string{"Ingress"}
+	if denyEgress {
+		types = append(types, "Egress")
+	}
+	return &networkingv1.NetworkPolicySpecArgs{
+		PodSelector: &metav1.LabelSelectorArgs{MatchLabels: selector},
+		PolicyTypes: pulumi.ToStringArray(types),
+		Ingress: networkingv1.NetworkPolicyIngressRuleArray{&networkingv1.NetworkPolicyIngressRuleArgs{
+			Ports: networkingv1.NetworkPolicyPortArray{&networkingv1.NetworkPolicyPortArgs{
+				Protocol: pulumi.String("TCP"), Port: pulumi.Int(port),
+			}},
+		}},
+	}
+}
+
+// OneAtATime is a PodDisruptionBudget spec that lets one selected pod be evicted at a time: a
+// drain never blocks, and never takes two replicas at once.
+func OneAtATime(selector pulumi.StringMap) *policyv1.PodDisruptionBudgetSpecArgs {
+	return &policyv1.PodDisruptionBudgetSpecArgs{
+		MaxUnavailable: pulumi.Int(1),
+		Selector:       &metav1.LabelSelectorArgs{MatchLabels: selector},
+	}
+}
