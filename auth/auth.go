@@ -10,7 +10,6 @@
 package auth
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -70,5 +69,3 @@ func (s Spec) NewMode(ctx *pulumi.Context, name string, args ModeArgs, opts ...p
 	}
 	return htpasswdMode(args), nil
 }
-
-func joinErrors(errs []error) error { return errors.Join(errs...) }

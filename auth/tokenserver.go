@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -72,7 +73,7 @@ func newTokenMode(ctx *pulumi.Context, name string, t *Token, args ModeArgs, opt
 		return nil, fmt.Errorf("auth: %s: token mode needs Namespace and Hostname", name)
 	}
 	if errs := t.Validate("Token", args.Accounts.Names); len(errs) > 0 {
-		return nil, fmt.Errorf("auth: %s: %w", name, joinErrors(errs))
+		return nil, fmt.Errorf("auth: %s: %w", name, errors.Join(errs...))
 	}
 	srvName := name + "-auth"
 	comp := &TokenServer{}
